@@ -1,0 +1,1 @@
+//! Live call driver. (being written)

@@ -1,0 +1,252 @@
+//! The typed configuration: one TOML file, every key optional, unknown keys rejected.
+//!
+//! Defaults are embedded in the binary, so `hotline serve` runs with no file at all. Errors name
+//! the file, line and key (the `toml` crate reports the span; we add the path).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::language::Language;
+
+/// A config file that could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: key `{key}`: {message}")]
+    Invalid { path: String, key: String, message: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The call's language when a flow or caller does not choose one.
+    pub language: Language,
+    pub session: SessionConfig,
+    pub asr: AsrConfig,
+    pub tts: TtsConfig,
+    pub dialogue: DialogueConfig,
+    pub server: ServerConfig,
+    pub replay: ReplayConfig,
+}
+
+/// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// VAD probability at or above which a frame counts as speech.
+    pub vad_threshold: f32,
+    /// Voiced time needed before speech counts as started.
+    pub speech_start_ms: u64,
+    /// Silence after speech that ends the caller's turn (the endpoint).
+    pub endpoint_silence_ms: u64,
+    /// A turn longer than this is ended even without silence.
+    pub max_utterance_ms: u64,
+    /// Audio kept from before the speech onset.
+    pub preroll_ms: u64,
+    /// Caller speech needed, while the bot talks, to stop the bot (barge-in).
+    pub barge_in_min_speech_ms: u64,
+    /// Barge-in is ignored during the first part of each bot prompt (echo on phone lines).
+    pub barge_in_grace_ms: u64,
+    /// How often a partial transcript is requested while the caller speaks.
+    pub partial_interval_ms: u64,
+    /// Silence after the bot finishes before the dialogue hears "no input".
+    pub no_input_timeout_ms: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            vad_threshold: 0.5,
+            speech_start_ms: 100,
+            endpoint_silence_ms: 600,
+            max_utterance_ms: 15_000,
+            preroll_ms: 200,
+            barge_in_min_speech_ms: 160,
+            barge_in_grace_ms: 0,
+            partial_interval_ms: 1_000,
+            no_input_timeout_ms: 8_000,
+        }
+    }
+}
+
+/// Which recognizer to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AsrEngineKind {
+    /// whisper when its model file exists, else Sphinx.
+    #[default]
+    Auto,
+    Whisper,
+    Sphinx,
+}
+
+/// Speech recognition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsrConfig {
+    pub engine: AsrEngineKind,
+    /// The whisper ggml model file.
+    pub model: PathBuf,
+    /// whisper threads per worker.
+    pub threads: usize,
+    /// Shrink whisper's encoder context to the audio's length (faster on short turns).
+    pub trim_audio_ctx: bool,
+    /// Recognizer workers (each loads its own model).
+    pub workers: usize,
+    /// PocketSphinx acoustic model folder.
+    pub sphinx_hmm: PathBuf,
+    /// PocketSphinx language model.
+    pub sphinx_lm: PathBuf,
+    /// PocketSphinx pronunciation dictionary.
+    pub sphinx_dict: PathBuf,
+}
+
+impl Default for AsrConfig {
+    fn default() -> Self {
+        Self {
+            engine: AsrEngineKind::Auto,
+            model: PathBuf::from("models/ggml-base.en-q5_1.bin"),
+            threads: 2,
+            trim_audio_ctx: true,
+            workers: 1,
+            sphinx_hmm: PathBuf::from("/usr/share/pocketsphinx/model/en-us/en-us"),
+            sphinx_lm: PathBuf::from("/usr/share/pocketsphinx/model/en-us/en-us.lm.bin"),
+            sphinx_dict: PathBuf::from("/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict"),
+        }
+    }
+}
+
+/// Speech synthesis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtsConfig {
+    /// espeak-ng voice for English.
+    pub voice_en: String,
+    /// espeak-ng voice for Mandarin.
+    pub voice_zh: String,
+    /// Speaking rate, words per minute.
+    pub rate_wpm: u32,
+    /// Synthesized sentences kept in memory.
+    pub cache_entries: usize,
+    /// Where recorded prompt files live.
+    pub prompts_dir: PathBuf,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        Self {
+            voice_en: "en-us".into(),
+            voice_zh: "cmn".into(),
+            rate_wpm: 175,
+            cache_entries: 512,
+            prompts_dir: PathBuf::from("assets/prompts"),
+        }
+    }
+}
+
+/// The dialogue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialogueConfig {
+    /// The minimal dialogue's greeting, FAQ and phrases.
+    pub basic: PathBuf,
+}
+
+impl Default for DialogueConfig {
+    fn default() -> Self {
+        Self { basic: PathBuf::from("assets/basic_dialogue.toml") }
+    }
+}
+
+/// The server's shared settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where each call's record (events, recording, transcript) is written.
+    pub records_dir: PathBuf,
+    /// The most calls at once, across all transports.
+    pub max_calls: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { records_dir: PathBuf::from("records"), max_calls: 32 }
+    }
+}
+
+/// `hotline replay`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplayConfig {
+    /// The pause after each bot reply before the next caller WAV plays.
+    pub pause_after_reply_ms: u64,
+    /// How long replay waits for the bot after the last caller turn.
+    pub tail_ms: u64,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self { pause_after_reply_ms: 800, tail_ms: 10_000 }
+    }
+}
+
+impl Config {
+    /// Loads a config file; keys it does not give keep their defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            path: origin.to_string(),
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        if !(0.0..=1.0).contains(&self.session.vad_threshold) {
+            return Err(invalid("session.vad_threshold", "must be between 0 and 1"));
+        }
+        if self.session.endpoint_silence_ms < 100 {
+            return Err(invalid("session.endpoint_silence_ms", "must be at least 100"));
+        }
+        if self.asr.workers == 0 {
+            return Err(invalid("asr.workers", "must be at least 1"));
+        }
+        if self.asr.threads == 0 {
+            return Err(invalid("asr.threads", "must be at least 1"));
+        }
+        if self.server.max_calls == 0 {
+            return Err(invalid("server.max_calls", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Renders a TOML error as "line N: message".
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}

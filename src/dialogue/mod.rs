@@ -1,0 +1,81 @@
+//! The dialogue: what the bot says and does in answer to the caller.
+//!
+//! A [`Dialogue`] is one call's conversation state. It is driven by [`CallerInput`]s and answers
+//! each with a [`BotTurn`]. It runs in a worker, off the media path, so it may block (webhooks).
+//! [`basic::BasicDialogue`] is the minimal greeting/FAQ/goodbye/agent dialogue; richer engines
+//! implement the same trait.
+
+pub mod basic;
+
+use crate::asr::Grammar;
+use crate::language::Language;
+
+/// What the caller did, as the dialogue sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallerInput {
+    /// The call was answered; the dialogue greets.
+    Start,
+    /// The caller said something (the final transcript; may be empty if nothing was understood).
+    Speech { text: String },
+    /// The caller pressed a key.
+    Dtmf { digit: char },
+    /// The caller said nothing for the no-input timeout after the bot finished.
+    NoInput,
+}
+
+/// One thing for the bot to say: text for TTS, or a recorded prompt file with its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    /// The words, for TTS, records and transcripts.
+    pub text: String,
+    /// A recorded prompt (WAV, relative to `assets/prompts/` or absolute) played instead of TTS.
+    pub audio_file: Option<String>,
+}
+
+impl Prompt {
+    /// A prompt spoken by TTS.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { text: text.into(), audio_file: None }
+    }
+}
+
+/// What the call does after the bot has finished speaking.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Hand the call to a human line or agent.
+    Transfer { target: String, reason: String },
+    /// End the call.
+    Hangup { reason: String },
+}
+
+/// A matched intent with its confidence (0..1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntentMatch {
+    pub name: String,
+    pub confidence: f32,
+}
+
+/// The bot's answer to one caller input.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BotTurn {
+    /// The intent matched, if any.
+    pub intent: Option<IntentMatch>,
+    /// Slots filled by this input: (name, value).
+    pub slots: Vec<(String, String)>,
+    /// What to say, in order.
+    pub say: Vec<Prompt>,
+    /// What to do after speaking.
+    pub action: Option<Action>,
+    /// A grammar that constrains the recognizer for the caller's next answer.
+    pub expect: Option<Grammar>,
+    /// The language to speak and hear from now on, if it changes.
+    pub language: Option<Language>,
+    /// Caller words the bot could not answer, logged as a knowledge gap.
+    pub knowledge_gap: Option<String>,
+}
+
+/// One call's conversation.
+pub trait Dialogue: Send {
+    /// Answers one caller input.
+    fn handle(&mut self, input: &CallerInput) -> BotTurn;
+}

@@ -1,0 +1,14 @@
+//! hotline: a voice call-center bot server.
+//!
+//! The crate is organised around one sans-IO state machine per call ([`session::CallSession`]),
+//! fed by transport edges (SIP/RTP in the `hotline-sip` crate, WebRTC, WAV replay, the local
+//! microphone) and served by engine worker pools (ASR, TTS, dialogue). See ARCHITECTURE.md.
+
+pub mod asr;
+pub mod audio;
+pub mod call;
+pub mod config;
+pub mod dialogue;
+pub mod language;
+pub mod session;
+pub mod tts;

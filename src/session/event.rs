@@ -1,0 +1,112 @@
+//! Call events: the single record of what happened in a call.
+//!
+//! Every event serializes as one JSON object with `t_ms` (call time, from the call's start) and
+//! `type`. `events.jsonl`, the live event stream, transcripts, analytics and tests all read these.
+//! Existing types keep their meaning; new ones may be added.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one caller turn within a call. A new caller utterance, a DTMF key or a barge-in
+/// starts a new turn; results tagged with an older turn are stale and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct TurnId(pub u32);
+
+/// One event with its call time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallEvent {
+    /// Milliseconds since the call started.
+    pub t_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Serialized with `type` in snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The call began. Transports fill in what they know.
+    CallStart {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transport: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        codec: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
+    },
+    /// The caller started speaking.
+    SpeechStart { turn: TurnId },
+    /// The caller stopped speaking (the endpoint was reached).
+    SpeechEnd { turn: TurnId },
+    /// What the recognizer heard.
+    Transcript {
+        turn: TurnId,
+        text: String,
+        #[serde(rename = "final")]
+        is_final: bool,
+    },
+    /// The intent the dialogue matched.
+    Intent { turn: TurnId, name: String, confidence: f32 },
+    /// A slot the dialogue filled.
+    Slot { turn: TurnId, name: String, value: String },
+    /// What the bot says.
+    BotReply { turn: TurnId, text: String },
+    /// The bot's audio began to play to the caller.
+    BotAudioStart { turn: TurnId },
+    /// The bot's audio stopped: `done` or `barge_in`.
+    BotAudioEnd { turn: TurnId, reason: String },
+    /// A DTMF key from the caller.
+    Dtmf { digit: String },
+    /// The call is handed to a human.
+    Transfer { target: String, reason: String },
+    /// The latency breakdown of one bot turn, measured on the call clock.
+    TurnLatency {
+        turn: TurnId,
+        /// From the caller's last voiced frame to the endpoint decision.
+        endpoint_ms: u64,
+        /// From the endpoint to the final transcript.
+        asr_ms: u64,
+        /// From the final transcript to the dialogue's reply.
+        dialogue_ms: u64,
+        /// From the reply to the first synthesized audio.
+        tts_ms: u64,
+        /// From the caller's last voiced frame to the first bot audio sent to the caller.
+        total_ms: u64,
+    },
+    /// Something the bot could not answer, for the knowledge base to learn from.
+    KnowledgeGap { turn: TurnId, text: String },
+    /// A recoverable error in an engine; the call goes on.
+    Error { code: String, message: String },
+    /// The call ended.
+    Hangup { reason: String },
+}
+
+impl EventKind {
+    /// The `type` string of this event.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::CallStart { .. } => "call_start",
+            EventKind::SpeechStart { .. } => "speech_start",
+            EventKind::SpeechEnd { .. } => "speech_end",
+            EventKind::Transcript { .. } => "transcript",
+            EventKind::Intent { .. } => "intent",
+            EventKind::Slot { .. } => "slot",
+            EventKind::BotReply { .. } => "bot_reply",
+            EventKind::BotAudioStart { .. } => "bot_audio_start",
+            EventKind::BotAudioEnd { .. } => "bot_audio_end",
+            EventKind::Dtmf { .. } => "dtmf",
+            EventKind::Transfer { .. } => "transfer",
+            EventKind::TurnLatency { .. } => "turn_latency",
+            EventKind::KnowledgeGap { .. } => "knowledge_gap",
+            EventKind::Error { .. } => "error",
+            EventKind::Hangup { .. } => "hangup",
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The per-call session. (being written)
+pub mod event;

@@ -1,0 +1,1 @@
+//! Speech synthesis behind one trait, on its own worker. (being written)
