@@ -7,6 +7,9 @@
 
 pub mod basic;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::asr::Grammar;
 use crate::language::Language;
 
@@ -16,7 +19,12 @@ pub enum CallerInput {
     /// The call was answered; the dialogue greets.
     Start,
     /// The caller said something (the final transcript; may be empty if nothing was understood).
-    Speech { text: String },
+    Speech {
+        text: String,
+        /// The utterance's loudness against the caller's own earlier turns, in dB (0 for the
+        /// first turn); a high value means shouting.
+        level_vs_baseline_db: f32,
+    },
     /// The caller pressed a key.
     Dtmf { digit: char },
     /// The caller said nothing for the no-input timeout after the bot finished.
@@ -78,4 +86,38 @@ pub struct BotTurn {
 pub trait Dialogue: Send {
     /// Answers one caller input.
     fn handle(&mut self, input: &CallerInput) -> BotTurn;
+}
+
+/// What a dialogue knows about its call when it starts.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The call's language.
+    pub language: Language,
+    /// The flow the caller chose (web phone) or the transport routed to; `None` for the default.
+    pub flow: Option<String>,
+    /// Caller context: SIP headers (`from`, `to`, ...), web phone parameters.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Makes one [`Dialogue`] per call. Shared by all calls; implementations hold the loaded
+/// flows and knowledge bases.
+pub trait DialogueFactory: Send + Sync {
+    /// A new conversation for one call.
+    fn new_dialogue(&self, ctx: &CallContext) -> Box<dyn Dialogue>;
+    /// The flows a caller can choose from (name, language), for the web phone.
+    fn flows(&self) -> Vec<(String, Language)>;
+}
+
+/// A dialogue engine that could not load.
+#[derive(Debug, thiserror::Error)]
+pub enum DialogueError {
+    #[error("{0}")]
+    Load(String),
+}
+
+/// Builds the configured dialogue engine.
+pub fn factory_from_config(
+    config: &crate::config::Config,
+) -> Result<Arc<dyn DialogueFactory>, DialogueError> {
+    Ok(Arc::new(basic::BasicFactory::load(&config.dialogue.basic, config.language)?))
 }
