@@ -1,1 +1,13 @@
-//! hotline-sip: the phone edge (SIP, SDP, RTP/RTCP, jitter buffer, DTMF). It knows nothing about bots.
+//! hotline-sip: the phone edge. SIP signalling, SDP offer/answer, RTP/RTCP, the jitter buffer
+//! and DTMF. It knows nothing about bots: it answers calls and hands the application decoded PCM
+//! frames, DTMF keys and hang-ups, and takes PCM frames, hang-ups and transfers back.
+//!
+//! The call logic is sans-IO: [`sdp`], [`rtp`], [`jitter`], [`dtmf`], [`dialog::SipSession`] and
+//! [`media::MediaSession`] are plain structs fed with bytes and times. The IO layer
+//! ([`driver`]) is thin: sockets, timers and channels.
+
+pub mod codec;
+pub mod dtmf;
+pub mod jitter;
+pub mod rtp;
+pub mod sdp;

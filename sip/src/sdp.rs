@@ -1,0 +1,496 @@
+//! SDP (RFC 4566) parsing and the offer/answer choice (RFC 3264) for one audio stream.
+//!
+//! Owns: reading a peer's offer, choosing one audio codec by our configured preference order,
+//! noticing telephone-event (RFC 4733) and the stream direction, and writing our answer.
+//! Invariants: parsing never panics on any input; an answer always names exactly one audio codec
+//! plus telephone-event when the peer offered it; an offer with no common codec is an error (488).
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// An audio codec hotline can speak on a phone line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// G.711 µ-law, 8 kHz.
+    Pcmu,
+    /// G.711 A-law, 8 kHz.
+    Pcma,
+    /// G.722, 16 kHz audio on an 8 kHz RTP clock.
+    G722,
+    /// Opus, 48 kHz RTP clock.
+    Opus,
+}
+
+impl Codec {
+    /// The encoding name used in `a=rtpmap` and in call records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::Opus => "opus",
+        }
+    }
+
+    /// Parses a configured or rtpmap name, case-insensitively.
+    pub fn from_name(name: &str) -> Option<Codec> {
+        match name.to_ascii_lowercase().as_str() {
+            "pcmu" => Some(Codec::Pcmu),
+            "pcma" => Some(Codec::Pcma),
+            "g722" => Some(Codec::G722),
+            "opus" => Some(Codec::Opus),
+            _ => None,
+        }
+    }
+
+    /// The static payload type, where the codec has one.
+    pub fn static_payload_type(self) -> Option<u8> {
+        match self {
+            Codec::Pcmu => Some(0),
+            Codec::Pcma => Some(8),
+            Codec::G722 => Some(9),
+            Codec::Opus => None,
+        }
+    }
+
+    /// The RTP clock rate (G.722 famously says 8000 though it carries 16 kHz audio).
+    pub fn rtp_clock_hz(self) -> u32 {
+        match self {
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8_000,
+            Codec::Opus => 48_000,
+        }
+    }
+
+    /// The rate of the PCM the codec decodes to and encodes from.
+    pub fn pcm_rate_hz(self) -> u32 {
+        match self {
+            Codec::Pcmu | Codec::Pcma => 8_000,
+            Codec::G722 => 16_000,
+            Codec::Opus => 48_000,
+        }
+    }
+
+    /// The channel count written in rtpmap.
+    fn rtpmap_suffix(self) -> &'static str {
+        match self {
+            Codec::Opus => "/2",
+            _ => "",
+        }
+    }
+}
+
+/// Which way media flows, from the writer's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// The direction we answer with: the mirror of the offer's.
+    pub fn answer_to(self) -> Direction {
+        match self {
+            Direction::SendRecv => Direction::SendRecv,
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            Direction::Inactive => Direction::Inactive,
+        }
+    }
+
+    /// Whether the writer of this direction wants to hear us.
+    pub fn peer_receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+}
+
+/// One payload type offered in an `m=audio` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadFormat {
+    pub payload_type: u8,
+    /// Encoding name as written (e.g. `PCMU`, `telephone-event`); empty when not given.
+    pub encoding: String,
+    pub clock_hz: u32,
+}
+
+/// What we use from a session description: the audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDescription {
+    /// The connection address for audio (media-level `c=` over session-level).
+    pub connection: IpAddr,
+    /// The audio port; 0 means the stream is refused.
+    pub audio_port: u16,
+    /// Payload types in the peer's order.
+    pub formats: Vec<PayloadFormat>,
+    pub direction: Direction,
+    /// `a=ptime`, when given.
+    pub ptime_ms: Option<u32>,
+}
+
+/// Why a session description was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SdpError {
+    #[error("SDP: body is not UTF-8")]
+    NotText,
+    #[error("SDP: line {line}: {message}")]
+    Malformed { line: usize, message: String },
+    #[error("SDP: no connection address (c=)")]
+    NoConnection,
+    #[error("SDP: no audio stream (m=audio)")]
+    NoAudio,
+    #[error("SDP: no codec in common")]
+    NoCommonCodec,
+}
+
+impl SessionDescription {
+    /// Parses SDP text, keeping the first `m=audio` stream.
+    pub fn parse(body: &[u8]) -> Result<Self, SdpError> {
+        let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
+        let mut session_connection: Option<IpAddr> = None;
+        let mut media_connection: Option<IpAddr> = None;
+        let mut audio: Option<(u16, Vec<u8>)> = None;
+        let mut in_audio = false;
+        let mut seen_audio = false;
+        let mut rtpmaps: Vec<(u8, String, u32)> = Vec::new();
+        let mut direction = Direction::SendRecv;
+        let mut ptime_ms = None;
+        let mut saw_version = false;
+        for (index, raw) in text.lines().enumerate() {
+            let line_no = index + 1;
+            let line = raw.trim_end_matches('\r');
+            if line.is_empty() {
+                continue;
+            }
+            let malformed = |message: &str| SdpError::Malformed {
+                line: line_no,
+                message: message.to_string(),
+            };
+            let bytes = line.as_bytes();
+            if bytes.len() < 2 || bytes[1] != b'=' {
+                return Err(malformed("expected `<type>=<value>`"));
+            }
+            let value = &line[2..];
+            match bytes[0] {
+                b'v' => {
+                    if value.trim() != "0" {
+                        return Err(malformed("unsupported version"));
+                    }
+                    saw_version = true;
+                }
+                b'c' => {
+                    let address =
+                        parse_connection(value).ok_or_else(|| malformed("bad c= line"))?;
+                    if in_audio {
+                        media_connection = Some(address);
+                    } else if !seen_audio {
+                        session_connection = Some(address);
+                    }
+                }
+                b'm' => {
+                    let mut parts = value.split_whitespace();
+                    let media = parts.next().ok_or_else(|| malformed("empty m= line"))?;
+                    let port_text = parts
+                        .next()
+                        .ok_or_else(|| malformed("m= line without port"))?;
+                    let port_text = port_text.split('/').next().unwrap_or(port_text);
+                    let port: u16 = port_text.parse().map_err(|_| malformed("bad m= port"))?;
+                    let proto = parts
+                        .next()
+                        .ok_or_else(|| malformed("m= line without protocol"))?;
+                    in_audio = false;
+                    if media == "audio" && audio.is_none() {
+                        if !proto.starts_with("RTP/") {
+                            return Err(malformed("audio transport is not RTP"));
+                        }
+                        let mut pts = Vec::new();
+                        for pt in parts {
+                            let pt: u8 = pt.parse().map_err(|_| malformed("bad payload type"))?;
+                            if pt > 127 {
+                                return Err(malformed("payload type above 127"));
+                            }
+                            pts.push(pt);
+                        }
+                        if pts.is_empty() {
+                            return Err(malformed("m=audio without payload types"));
+                        }
+                        audio = Some((port, pts));
+                        in_audio = true;
+                        seen_audio = true;
+                    } else {
+                        seen_audio = seen_audio || media == "audio";
+                    }
+                }
+                b'a' if in_audio || !seen_audio => {
+                    if let Some(map) = value.strip_prefix("rtpmap:") {
+                        if in_audio {
+                            rtpmaps.push(parse_rtpmap(map).ok_or_else(|| malformed("bad rtpmap"))?);
+                        }
+                    } else if let Some(ptime) = value.strip_prefix("ptime:") {
+                        ptime_ms = ptime.trim().parse().ok();
+                    } else {
+                        match value.trim() {
+                            "sendrecv" => direction = Direction::SendRecv,
+                            "sendonly" => direction = Direction::SendOnly,
+                            "recvonly" => direction = Direction::RecvOnly,
+                            "inactive" => direction = Direction::Inactive,
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !saw_version {
+            return Err(SdpError::Malformed {
+                line: 1,
+                message: "missing v=0".into(),
+            });
+        }
+        let (audio_port, pts) = audio.ok_or(SdpError::NoAudio)?;
+        let connection = media_connection
+            .or(session_connection)
+            .ok_or(SdpError::NoConnection)?;
+        // RFC 3264 hold: c=0.0.0.0 means the same as sendonly/inactive toward us.
+        let direction = if connection.is_unspecified() && direction == Direction::SendRecv {
+            Direction::SendOnly
+        } else {
+            direction
+        };
+        let formats = pts
+            .into_iter()
+            .map(|pt| match rtpmaps.iter().find(|(p, _, _)| *p == pt) {
+                Some((_, name, clock)) => PayloadFormat {
+                    payload_type: pt,
+                    encoding: name.clone(),
+                    clock_hz: *clock,
+                },
+                None => static_format(pt),
+            })
+            .collect();
+        Ok(SessionDescription {
+            connection,
+            audio_port,
+            formats,
+            direction,
+            ptime_ms,
+        })
+    }
+}
+
+fn parse_connection(value: &str) -> Option<IpAddr> {
+    let mut parts = value.split_whitespace();
+    if parts.next()? != "IN" {
+        return None;
+    }
+    let family = parts.next()?;
+    let address = parts.next()?;
+    let address = address.split('/').next()?;
+    let ip: IpAddr = address.parse().ok()?;
+    match (family, ip) {
+        ("IP4", IpAddr::V4(_)) | ("IP6", IpAddr::V6(_)) => Some(ip),
+        _ => None,
+    }
+}
+
+fn parse_rtpmap(value: &str) -> Option<(u8, String, u32)> {
+    let (pt, rest) = value.trim().split_once(char::is_whitespace)?;
+    let pt: u8 = pt.parse().ok()?;
+    let mut parts = rest.trim().split('/');
+    let name = parts.next()?.to_string();
+    let clock: u32 = parts.next()?.parse().ok()?;
+    if name.is_empty() || clock == 0 {
+        return None;
+    }
+    Some((pt, name, clock))
+}
+
+fn static_format(pt: u8) -> PayloadFormat {
+    let (encoding, clock_hz) = match pt {
+        0 => ("PCMU", 8_000),
+        8 => ("PCMA", 8_000),
+        9 => ("G722", 8_000),
+        _ => ("", 0),
+    };
+    PayloadFormat {
+        payload_type: pt,
+        encoding: encoding.to_string(),
+        clock_hz,
+    }
+}
+
+/// The outcome of offer/answer: what both sides will use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub codec: Codec,
+    /// The payload type the peer uses for the codec.
+    pub payload_type: u8,
+    /// The telephone-event payload type, when the peer offered one at 8 kHz (or the codec clock).
+    pub telephone_event_pt: Option<u8>,
+    /// Our direction in the answer.
+    pub direction: Direction,
+    /// The peer's RTP address from the offer.
+    pub remote_ip: IpAddr,
+    pub remote_port: u16,
+}
+
+/// Chooses a codec: the first in `preference` that the peer offered.
+pub fn negotiate(offer: &SessionDescription, preference: &[Codec]) -> Result<Negotiated, SdpError> {
+    if offer.audio_port == 0 {
+        return Err(SdpError::NoCommonCodec);
+    }
+    for codec in preference {
+        let found = offer.formats.iter().find(|f| {
+            if f.encoding.is_empty() {
+                Some(f.payload_type) == codec.static_payload_type()
+            } else {
+                f.encoding.eq_ignore_ascii_case(codec.name()) && f.clock_hz == codec.rtp_clock_hz()
+            }
+        });
+        if let Some(format) = found {
+            let clock = codec.rtp_clock_hz();
+            let telephone_event_pt = offer
+                .formats
+                .iter()
+                .find(|f| f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock_hz == clock)
+                .map(|f| f.payload_type);
+            return Ok(Negotiated {
+                codec: *codec,
+                payload_type: format.payload_type,
+                telephone_event_pt,
+                direction: offer.direction.answer_to(),
+                remote_ip: offer.connection,
+                remote_port: offer.audio_port,
+            });
+        }
+    }
+    Err(SdpError::NoCommonCodec)
+}
+
+/// Writes our answer (or offer) SDP for one audio stream.
+pub fn write_answer(
+    negotiated: &Negotiated,
+    local_ip: IpAddr,
+    local_rtp_port: u16,
+    session_id: u64,
+    session_version: u64,
+) -> String {
+    let family = if local_ip.is_ipv4() { "IP4" } else { "IP6" };
+    let codec = negotiated.codec;
+    let mut pts = negotiated.payload_type.to_string();
+    if let Some(te) = negotiated.telephone_event_pt {
+        let _ = write!(pts, " {te}");
+    }
+    let mut sdp = String::with_capacity(320);
+    let _ = write!(
+        sdp,
+        "v=0\r\no=hotline {session_id} {session_version} IN {family} {local_ip}\r\ns=hotline\r\n\
+         c=IN {family} {local_ip}\r\nt=0 0\r\nm=audio {local_rtp_port} RTP/AVP {pts}\r\n\
+         a=rtpmap:{} {}/{}{}\r\n",
+        negotiated.payload_type,
+        codec.name(),
+        codec.rtp_clock_hz(),
+        codec.rtpmap_suffix()
+    );
+    if let Some(te) = negotiated.telephone_event_pt {
+        let _ = write!(
+            sdp,
+            "a=rtpmap:{te} telephone-event/{}\r\na=fmtp:{te} 0-16\r\n",
+            codec.rtp_clock_hz()
+        );
+    }
+    let _ = write!(
+        sdp,
+        "a=ptime:20\r\na={}\r\n",
+        negotiated.direction.attribute()
+    );
+    sdp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+
+    #[test]
+    fn preference_order_chooses_the_codec() {
+        let offer = SessionDescription::parse(OFFER.as_bytes()).unwrap();
+        let n = negotiate(&offer, &[Codec::Pcmu, Codec::Pcma]).unwrap();
+        assert_eq!(n.codec, Codec::Pcmu);
+        assert_eq!(n.payload_type, 0);
+        assert_eq!(n.telephone_event_pt, Some(101));
+        assert_eq!(n.remote_port, 4000);
+        let n = negotiate(&offer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
+        assert_eq!(n.codec, Codec::Pcma);
+    }
+
+    #[test]
+    fn no_common_codec_is_refused() {
+        let offer = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            negotiate(&offer, &[Codec::Pcmu]),
+            Err(SdpError::NoCommonCodec)
+        );
+    }
+
+    #[test]
+    fn dynamic_opus_is_found_by_name() {
+        let offer = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 111 0\r\na=rtpmap:111 opus/48000/2\r\n",
+        )
+        .unwrap();
+        let n = negotiate(&offer, &[Codec::Opus, Codec::Pcmu]).unwrap();
+        assert_eq!((n.codec, n.payload_type), (Codec::Opus, 111));
+        let answer = write_answer(&n, "127.0.0.1".parse().unwrap(), 7000, 1, 1);
+        assert!(answer.contains("a=rtpmap:111 opus/48000/2\r\n"), "{answer}");
+    }
+
+    #[test]
+    fn hold_is_seen_from_direction_and_zero_address() {
+        let held = SessionDescription::parse(b"v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 5 RTP/AVP 0\r\n")
+            .unwrap();
+        assert_eq!(held.direction, Direction::SendOnly);
+        assert_eq!(held.direction.answer_to(), Direction::RecvOnly);
+        let held = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5 RTP/AVP 0\r\na=inactive\r\n",
+        )
+        .unwrap();
+        assert_eq!(held.direction, Direction::Inactive);
+    }
+
+    #[test]
+    fn bad_sdp_gets_an_error_not_a_panic() {
+        for body in [
+            &b""[..],
+            b"garbage",
+            b"v=0\r\nm=audio 5 RTP/AVP 0\r\n",
+            b"v=0\r\nc=IN IP4 1.1.1.1\r\n",
+            b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 99999 RTP/AVP 0\r\n",
+            b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5 RTP/AVP 300\r\n",
+            b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5 RTP/AVP\r\n",
+            b"v=0\r\nc=IN IP4 999.1.1.1\r\nm=audio 5 RTP/AVP 0\r\n",
+            b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5 RTP/AVP 0\r\na=rtpmap:0 PCMU/0\r\n",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                SessionDescription::parse(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
