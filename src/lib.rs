@@ -10,5 +10,6 @@ pub mod call;
 pub mod config;
 pub mod dialogue;
 pub mod language;
+pub mod models;
 pub mod session;
 pub mod tts;

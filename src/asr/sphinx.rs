@@ -1,0 +1,374 @@
+//! The PocketSphinx recognizer: Debian's PocketSphinx 0.8+5prealpha, offline, English only.
+//!
+//! Owns one decoder (acoustic model, pronunciation dictionary, the general n-gram language
+//! model as the default search) plus one named FSG search per [`Grammar`] it has been asked
+//! for. Loading the full language model takes about 4 s, so a recognizer is built once per
+//! worker and kept.
+//!
+//! Invariants:
+//! - All `unsafe` lives in the private [`ffi`] and [`Decoder`] below; [`SphinxRecognizer`] is
+//!   safe code over `Decoder`.
+//! - A decoder is used by one thread at a time: it is `Send` (moved to its worker) but not
+//!   `Sync`.
+//! - PocketSphinx's logging is switched off once, process-wide, before the first decoder is
+//!   built (its log target is global state; swapping it per decoder, as `-logfn` does, would
+//!   race with a decoder logging on another thread). Decoders are built one at a time.
+//! - Grammar searches are compiled once and cached by grammar; the LM search is `_default`.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::path::Path;
+use std::sync::{Mutex, Once};
+
+use super::{AsrError, AsrOptions, Grammar, Recognized, Recognizer};
+use crate::language::Language;
+
+const ENGINE: &str = "sphinx";
+/// The search PocketSphinx builds from `-lm` at start-up.
+const LM_SEARCH: &str = "_default";
+
+/// The C API of PocketSphinx 0.8+5prealpha and SphinxBase (see `pocketsphinx.h`,
+/// `ps_search.h`, `sphinxbase/cmd_ln.h`, `err.h`, `logmath.h`, `ckd_alloc.h`).
+mod ffi {
+    use std::os::raw::{c_char, c_int, c_void};
+
+    /// `ps_decoder_t`.
+    #[repr(C)]
+    pub struct PsDecoder {
+        _opaque: [u8; 0],
+    }
+    /// `cmd_ln_t`.
+    #[repr(C)]
+    pub struct CmdLn {
+        _opaque: [u8; 0],
+    }
+    /// `arg_t`.
+    #[repr(C)]
+    pub struct Arg {
+        _opaque: [u8; 0],
+    }
+    /// `logmath_t`.
+    #[repr(C)]
+    pub struct LogMath {
+        _opaque: [u8; 0],
+    }
+
+    extern "C" {
+        pub fn ps_args() -> *const Arg;
+        pub fn cmd_ln_init(inout: *mut CmdLn, defn: *const Arg, strict: i32, ...) -> *mut CmdLn;
+        pub fn cmd_ln_free_r(cmdln: *mut CmdLn) -> c_int;
+        pub fn ps_init(config: *mut CmdLn) -> *mut PsDecoder;
+        pub fn ps_free(ps: *mut PsDecoder) -> c_int;
+        pub fn ps_start_utt(ps: *mut PsDecoder) -> c_int;
+        pub fn ps_process_raw(
+            ps: *mut PsDecoder,
+            data: *const i16,
+            n_samples: usize,
+            no_search: c_int,
+            full_utt: c_int,
+        ) -> c_int;
+        pub fn ps_end_utt(ps: *mut PsDecoder) -> c_int;
+        pub fn ps_get_hyp(ps: *mut PsDecoder, out_best_score: *mut i32) -> *const c_char;
+        pub fn ps_get_prob(ps: *mut PsDecoder) -> i32;
+        pub fn ps_get_logmath(ps: *mut PsDecoder) -> *mut LogMath;
+        pub fn ps_set_jsgf_string(
+            ps: *mut PsDecoder,
+            name: *const c_char,
+            jsgf_string: *const c_char,
+        ) -> c_int;
+        pub fn ps_set_search(ps: *mut PsDecoder, name: *const c_char) -> c_int;
+        pub fn ps_lookup_word(ps: *mut PsDecoder, word: *const c_char) -> *mut c_char;
+        pub fn logmath_exp(lmath: *mut LogMath, logb_p: c_int) -> f64;
+        pub fn ckd_free(ptr: *mut c_void);
+        /// `FILE *stream`; NULL disables logging.
+        pub fn err_set_logfp(stream: *mut c_void);
+    }
+}
+
+/// Serialises decoder construction (SphinxBase keeps some global state).
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+static SILENCE_LOG: Once = Once::new();
+
+/// The best hypothesis of one utterance.
+struct Hypothesis {
+    text: String,
+    /// Posterior probability in 0..=1.
+    probability: Option<f32>,
+}
+
+/// A PocketSphinx decoder and its configuration, freed together.
+struct Decoder {
+    ps: *mut ffi::PsDecoder,
+    config: *mut ffi::CmdLn,
+}
+
+// SAFETY: a decoder has no thread affinity; PocketSphinx only requires that one decoder is not
+// used from two threads at once, which `&mut self` on every call and the absence of `Sync`
+// guarantee.
+unsafe impl Send for Decoder {}
+
+fn c_string(what: &str, s: &str) -> Result<CString, AsrError> {
+    CString::new(s).map_err(|_| AsrError::Grammar(format!("{what} contains a NUL byte")))
+}
+
+fn path_c_string(what: &'static str, path: &Path) -> Result<CString, AsrError> {
+    CString::new(path.display().to_string()).map_err(|_| AsrError::ModelLoad {
+        what,
+        path: path.display().to_string(),
+        reason: "the path contains a NUL byte".into(),
+    })
+}
+
+impl Decoder {
+    fn new(hmm: &Path, lm: &Path, dict: &Path) -> Result<Self, AsrError> {
+        let hmm_c = path_c_string("PocketSphinx acoustic model", hmm)?;
+        let lm_c = path_c_string("PocketSphinx language model", lm)?;
+        let dict_c = path_c_string("PocketSphinx dictionary", dict)?;
+        let _guard = INIT_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        SILENCE_LOG.call_once(|| {
+            // SAFETY: NULL is the documented way to disable logging; called once, before any
+            // decoder exists.
+            unsafe { ffi::err_set_logfp(std::ptr::null_mut()) }
+        });
+        // SAFETY: `ps_args()` returns a static table; every vararg is a NUL-terminated string
+        // that outlives the call, and the list ends with a NULL pointer as cmd_ln_init requires.
+        let config = unsafe {
+            ffi::cmd_ln_init(
+                std::ptr::null_mut(),
+                ffi::ps_args(),
+                1,
+                c"-hmm".as_ptr(),
+                hmm_c.as_ptr(),
+                c"-lm".as_ptr(),
+                lm_c.as_ptr(),
+                c"-dict".as_ptr(),
+                dict_c.as_ptr(),
+                std::ptr::null::<std::os::raw::c_char>(),
+            )
+        };
+        if config.is_null() {
+            return Err(AsrError::ModelLoad {
+                what: "PocketSphinx configuration",
+                path: hmm.display().to_string(),
+                reason: "cmd_ln_init rejected the arguments".into(),
+            });
+        }
+        // SAFETY: `config` is a valid configuration; ps_init takes its own reference.
+        let ps = unsafe { ffi::ps_init(config) };
+        if ps.is_null() {
+            // SAFETY: `config` is ours and not used again.
+            unsafe { ffi::cmd_ln_free_r(config) };
+            return Err(AsrError::ModelLoad {
+                what: "PocketSphinx models",
+                path: format!("{}, {}, {}", hmm.display(), lm.display(), dict.display()),
+                reason: "ps_init failed (wrong or damaged model files)".into(),
+            });
+        }
+        Ok(Self { ps, config })
+    }
+
+    /// Whether `word` is in the pronunciation dictionary.
+    fn knows_word(&mut self, word: &str) -> bool {
+        let Ok(word) = CString::new(word) else {
+            return false;
+        };
+        // SAFETY: `self.ps` is valid; `word` is NUL-terminated; the returned string is
+        // allocated by SphinxBase and freed here with its own allocator.
+        unsafe {
+            let phones = ffi::ps_lookup_word(self.ps, word.as_ptr());
+            if phones.is_null() {
+                false
+            } else {
+                ffi::ckd_free(phones.cast());
+                true
+            }
+        }
+    }
+
+    /// Compiles a JSGF grammar into the search `name`; false if PocketSphinx rejects it.
+    fn add_jsgf(&mut self, name: &CStr, jsgf: &CStr) -> bool {
+        // SAFETY: valid decoder and NUL-terminated strings; PocketSphinx copies what it keeps.
+        unsafe { ffi::ps_set_jsgf_string(self.ps, name.as_ptr(), jsgf.as_ptr()) == 0 }
+    }
+
+    /// Makes `name` the active search; false if there is no such search.
+    fn use_search(&mut self, name: &CStr) -> bool {
+        // SAFETY: valid decoder and NUL-terminated name.
+        unsafe { ffi::ps_set_search(self.ps, name.as_ptr()) == 0 }
+    }
+
+    /// Decodes one whole utterance with the active search.
+    fn decode(&mut self, pcm: &[i16]) -> Result<Hypothesis, String> {
+        // SAFETY: `self.ps` is valid for the decoder's life; `pcm` is a live slice whose
+        // length is passed alongside; the hypothesis string belongs to the decoder and is
+        // copied before the next call into it.
+        unsafe {
+            if ffi::ps_start_utt(self.ps) < 0 {
+                return Err("ps_start_utt failed".into());
+            }
+            let searched = ffi::ps_process_raw(self.ps, pcm.as_ptr(), pcm.len(), 0, 1);
+            let ended = ffi::ps_end_utt(self.ps);
+            if searched < 0 {
+                return Err("ps_process_raw failed".into());
+            }
+            if ended < 0 {
+                return Err("ps_end_utt failed".into());
+            }
+            let mut score = 0i32;
+            let hyp = ffi::ps_get_hyp(self.ps, &mut score);
+            if hyp.is_null() {
+                return Ok(Hypothesis {
+                    text: String::new(),
+                    probability: None,
+                });
+            }
+            let text = CStr::from_ptr(hyp).to_string_lossy().trim().to_string();
+            let logmath = ffi::ps_get_logmath(self.ps);
+            let probability = if logmath.is_null() || text.is_empty() {
+                None
+            } else {
+                let p = ffi::logmath_exp(logmath, ffi::ps_get_prob(self.ps)) as f32;
+                (p.is_finite() && (0.0..=1.0).contains(&p)).then_some(p)
+            };
+            Ok(Hypothesis { text, probability })
+        }
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        // SAFETY: both pointers came from ps_init / cmd_ln_init and are freed exactly once.
+        unsafe {
+            ffi::ps_free(self.ps);
+            ffi::cmd_ln_free_r(self.config);
+        }
+    }
+}
+
+/// PocketSphinx with the general language model, plus grammar searches on demand.
+pub struct SphinxRecognizer {
+    decoder: Decoder,
+    /// Search name per grammar already compiled.
+    searches: HashMap<Grammar, CString>,
+    /// The search in use, to skip needless switches.
+    active: CString,
+}
+
+impl std::fmt::Debug for SphinxRecognizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SphinxRecognizer")
+            .field("grammars", &self.searches.len())
+            .finish()
+    }
+}
+
+impl SphinxRecognizer {
+    /// Loads the acoustic model folder, the n-gram language model and the dictionary
+    /// (Debian's `pocketsphinx-en-us`: see [`crate::config::AsrConfig`] defaults). Takes a
+    /// few seconds with the full English LM.
+    pub fn new(hmm: &Path, lm: &Path, dict: &Path) -> Result<Self, AsrError> {
+        for (what, path, is_dir) in [
+            ("PocketSphinx acoustic model folder", hmm, true),
+            ("PocketSphinx language model", lm, false),
+            ("PocketSphinx dictionary", dict, false),
+        ] {
+            let there = if is_dir {
+                path.is_dir()
+            } else {
+                path.is_file()
+            };
+            if !there {
+                return Err(AsrError::ModelMissing {
+                    what,
+                    path: format!("{} (Debian package pocketsphinx-en-us)", path.display()),
+                });
+            }
+        }
+        let decoder = Decoder::new(hmm, lm, dict)?;
+        Ok(Self {
+            decoder,
+            searches: HashMap::new(),
+            active: CString::from(c"_default"),
+        })
+    }
+
+    /// The search for a grammar, compiled on first use.
+    fn search_for(&mut self, grammar: &Grammar) -> Result<CString, AsrError> {
+        if let Some(name) = self.searches.get(grammar) {
+            return Ok(name.clone());
+        }
+        let unknown: Vec<String> = grammar
+            .words()?
+            .into_iter()
+            .filter(|w| !self.decoder.knows_word(w))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(AsrError::Grammar(format!(
+                "not in the PocketSphinx dictionary: {}",
+                unknown.join(", ")
+            )));
+        }
+        let jsgf = grammar.to_jsgf()?;
+        let name = c_string("search name", &format!("grammar{}", self.searches.len()))?;
+        let source = c_string("the JSGF grammar", &jsgf)?;
+        if !self.decoder.add_jsgf(&name, &source) {
+            return Err(AsrError::Grammar(
+                "PocketSphinx rejected the JSGF grammar (syntax error, no public rule, or a word \
+                 missing from the dictionary)"
+                    .into(),
+            ));
+        }
+        self.searches.insert(grammar.clone(), name.clone());
+        Ok(name)
+    }
+
+    fn activate(&mut self, name: &CStr) -> Result<(), AsrError> {
+        if self.active.as_c_str() == name {
+            return Ok(());
+        }
+        if !self.decoder.use_search(name) {
+            return Err(AsrError::Engine {
+                engine: ENGINE,
+                reason: format!("cannot switch to search {}", name.to_string_lossy()),
+            });
+        }
+        self.active = name.to_owned();
+        Ok(())
+    }
+}
+
+impl Recognizer for SphinxRecognizer {
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn transcribe(&mut self, pcm: &[i16], opts: &AsrOptions) -> Result<Recognized, AsrError> {
+        if opts.language != Language::En {
+            return Err(AsrError::UnsupportedLanguage {
+                engine: ENGINE,
+                language: opts.language,
+            });
+        }
+        let search = match &opts.grammar {
+            Some(grammar) => self.search_for(grammar)?,
+            None => c_string("search name", LM_SEARCH)?,
+        };
+        self.activate(&search)?;
+        if pcm.is_empty() {
+            return Ok(Recognized::default());
+        }
+        let hyp = self
+            .decoder
+            .decode(pcm)
+            .map_err(|reason| AsrError::Engine {
+                engine: ENGINE,
+                reason,
+            })?;
+        Ok(Recognized {
+            text: hyp.text,
+            confidence: hyp.probability,
+        })
+    }
+}
