@@ -7,9 +7,13 @@
 pub mod asr;
 pub mod audio;
 pub mod call;
+pub mod chat;
 pub mod config;
 pub mod dialogue;
 pub mod language;
 pub mod models;
+pub mod replay;
+pub mod serve;
 pub mod session;
+pub mod talk;
 pub mod tts;

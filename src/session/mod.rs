@@ -1,2 +1,586 @@
-//! The per-call session. (being written)
+//! `CallSession`: one call's turn-taking state machine, sans-IO.
+//!
+//! The session owns VAD, endpointing, turn ids, barge-in, the bot's playout queue and the
+//! no-input timer. It never reads a clock, a socket or a thread: every input carries the call
+//! time (`now`, a [`Duration`] since the call started), and everything it wants done comes out
+//! of [`CallSession::poll_output`] as a [`SessionOutput`] (an event to record, a request for
+//! ASR, the dialogue or TTS). The same code runs live, in `hotline replay` on a virtual clock,
+//! and in benchmarks.
+//!
+//! Invariants:
+//! - Audio is exchanged one 20 ms [`Frame`] at a time: each [`CallSession::handle_audio`]
+//!   returns the bot's frame for that tick (or `None` when the bot is quiet).
+//! - Engine results carry the [`TurnId`] they were asked for; a result for any turn other than
+//!   the current one is stale and dropped. A new caller utterance, a DTMF key or a barge-in
+//!   starts a new turn.
+//! - After [`SessionOutput::Hangup`] the session ignores all input.
+
 pub mod event;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::asr::Grammar;
+use crate::audio::vad::Vad;
+use crate::audio::{Frame, FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE_HZ};
+use crate::config::SessionConfig;
+use crate::dialogue::{Action, BotTurn, CallerInput, Prompt};
+use crate::language::Language;
+pub use event::{CallEvent, EventKind, TurnId};
+
+/// Samples in one millisecond at the pipeline rate.
+const SAMPLES_PER_MS: usize = (SAMPLE_RATE_HZ / 1000) as usize;
+/// The longest window sent for a partial transcript.
+const PARTIAL_WINDOW_MS: usize = 8_000;
+
+/// Something the session wants done. The driver performs it and feeds the result back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionOutput {
+    /// Record this event.
+    Event(CallEvent),
+    /// Recognize this audio; answer with [`CallSession::handle_transcript`].
+    Recognize {
+        turn: TurnId,
+        pcm: Vec<i16>,
+        is_final: bool,
+        grammar: Option<Grammar>,
+        language: Language,
+    },
+    /// Ask the dialogue; answer with [`CallSession::handle_bot_turn`].
+    Converse { turn: TurnId, input: CallerInput },
+    /// Synthesize these prompts; feed audio with [`CallSession::handle_bot_audio`].
+    Speak { turn: TurnId, prompts: Vec<Prompt>, language: Language },
+    /// Hand the call over (the transport does it; the session ends with a hangup after).
+    Transfer { target: String, reason: String },
+    /// The call is over; the transport hangs up.
+    Hangup { reason: String },
+}
+
+/// Where the caller is in speaking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Speech {
+    /// Quiet; `voiced` counts consecutive voiced frames toward an onset.
+    Quiet { voiced: u32 },
+    /// Speaking since `started`; the last voiced frame was at `last_voice`.
+    Speaking { started: Duration, last_voice: Duration },
+}
+
+/// Timestamps of one turn's pipeline, for the latency breakdown.
+#[derive(Debug, Clone, Copy, Default)]
+struct TurnClock {
+    last_voice: Option<Duration>,
+    endpoint: Option<Duration>,
+    transcript: Option<Duration>,
+    reply: Option<Duration>,
+    first_audio: Option<Duration>,
+    reported: bool,
+}
+
+/// The bot's side: queued audio and what happens when it ends.
+#[derive(Debug, Default)]
+struct Playout {
+    /// Samples waiting to be played.
+    queue: VecDeque<i16>,
+    /// The turn whose audio is queued or awaited.
+    turn: Option<TurnId>,
+    /// All audio for `turn` has arrived.
+    complete: bool,
+    /// A frame of `turn` has been played.
+    started: bool,
+    /// When the first frame was played.
+    started_at: Duration,
+    /// What to do once the audio has played.
+    then: Option<Action>,
+}
+
+/// One call's turn-taking state machine. See the module docs.
+pub struct CallSession {
+    config: SessionConfig,
+    language: Language,
+    vad: Vad,
+    speech: Speech,
+    /// The current turn.
+    turn: TurnId,
+    /// Recent caller audio kept for the pre-roll.
+    preroll: VecDeque<i16>,
+    /// The current utterance.
+    utterance: Vec<i16>,
+    /// Utterance length at the last partial request.
+    partial_at_samples: usize,
+    partial_in_flight: bool,
+    /// The final transcript of a turn the caller continued before the bot answered.
+    carried_text: Option<String>,
+    /// The current turn's final transcript, until the bot's reply supersedes it.
+    pending_text: Option<String>,
+    /// Voiced frames heard while the bot talks (toward a barge-in).
+    barge_voiced: u32,
+    /// The dialogue's grammar for the next answer.
+    expect: Option<Grammar>,
+    playout: Playout,
+    clock: TurnClock,
+    /// When the no-input timer fires, if armed.
+    no_input_at: Option<Duration>,
+    /// Loudness of earlier utterances (dB), for shouting detection.
+    baseline_db: Option<f32>,
+    utterance_energy: f64,
+    utterance_frames: u32,
+    outputs: VecDeque<SessionOutput>,
+    ended: bool,
+}
+
+impl CallSession {
+    /// A session for one call in `language`.
+    pub fn new(config: SessionConfig, language: Language) -> Self {
+        Self {
+            config,
+            language,
+            vad: Vad::new(),
+            speech: Speech::Quiet { voiced: 0 },
+            turn: TurnId(0),
+            preroll: VecDeque::new(),
+            utterance: Vec::new(),
+            partial_at_samples: 0,
+            partial_in_flight: false,
+            carried_text: None,
+            pending_text: None,
+            barge_voiced: 0,
+            expect: None,
+            playout: Playout::default(),
+            clock: TurnClock::default(),
+            no_input_at: None,
+            baseline_db: None,
+            utterance_energy: 0.0,
+            utterance_frames: 0,
+            outputs: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// Starts the call: records `call_start` and asks the dialogue for its greeting.
+    pub fn start(&mut self, call_start: EventKind, now: Duration) {
+        self.emit(now, call_start);
+        self.outputs.push_back(SessionOutput::Converse { turn: self.turn, input: CallerInput::Start });
+    }
+
+    /// The current turn.
+    pub fn turn(&self) -> TurnId {
+        self.turn
+    }
+
+    /// The call's language (the dialogue may change it).
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// Whether the call is over.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the bot is speaking or has audio on the way.
+    pub fn bot_active(&self) -> bool {
+        self.playout.turn.is_some()
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<SessionOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`CallSession::handle_timeout`] must next be called, if a timer is armed.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.ended {
+            return None;
+        }
+        self.no_input_at
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if self.ended {
+            return;
+        }
+        if let Some(at) = self.no_input_at {
+            if now >= at && matches!(self.speech, Speech::Quiet { .. }) && !self.bot_active() {
+                self.no_input_at = None;
+                self.new_turn();
+                self.outputs.push_back(SessionOutput::Converse { turn: self.turn, input: CallerInput::NoInput });
+            }
+        }
+    }
+
+    /// Takes one 20 ms caller frame and returns the bot's frame for the same tick.
+    pub fn handle_audio(&mut self, frame: &Frame, now: Duration) -> Option<Frame> {
+        if self.ended {
+            return None;
+        }
+        self.handle_timeout(now);
+        let voiced = self.vad.score(frame) >= self.config.vad_threshold;
+        self.track_speech(frame, voiced, now);
+        self.track_barge_in(voiced, now);
+        self.next_bot_frame(now)
+    }
+
+    /// Takes a DTMF key: it interrupts the bot and goes to the dialogue as its own turn.
+    pub fn handle_dtmf(&mut self, digit: char, now: Duration) {
+        if self.ended {
+            return;
+        }
+        self.emit(now, EventKind::Dtmf { digit: digit.to_string() });
+        self.stop_bot(now, "barge_in");
+        self.new_turn();
+        self.no_input_at = None;
+        self.outputs.push_back(SessionOutput::Converse { turn: self.turn, input: CallerInput::Dtmf { digit } });
+    }
+
+    /// Takes a recognizer result for `turn`. Stale results are dropped.
+    pub fn handle_transcript(&mut self, turn: TurnId, is_final: bool, text: &str, now: Duration) {
+        if self.ended || turn != self.turn {
+            return;
+        }
+        let text = text.trim();
+        if !is_final {
+            self.partial_in_flight = false;
+            if !text.is_empty() && self.pending_text.is_none() {
+                self.emit(now, EventKind::Transcript { turn, text: text.to_string(), is_final: false });
+            }
+            return;
+        }
+        if self.pending_text.is_some() {
+            return; // one final per turn
+        }
+        self.clock.transcript = Some(now);
+        let full = match self.carried_text.take() {
+            Some(before) if !text.is_empty() => format!("{before} {text}"),
+            Some(before) => before,
+            None => text.to_string(),
+        };
+        self.emit(now, EventKind::Transcript { turn, text: full.clone(), is_final: true });
+        self.pending_text = Some(full.clone());
+        let level_vs_baseline_db = self.take_loudness();
+        self.outputs.push_back(SessionOutput::Converse {
+            turn,
+            input: CallerInput::Speech { text: full, level_vs_baseline_db },
+        });
+    }
+
+    /// Takes an engine failure for `turn`; the call goes on.
+    pub fn handle_engine_error(&mut self, turn: TurnId, code: &str, message: &str, now: Duration) {
+        if self.ended {
+            return;
+        }
+        self.emit(now, EventKind::Error { code: code.to_string(), message: message.to_string() });
+        if turn == self.turn && code.starts_with("asr.") {
+            // Treat a failed final recognition as "heard nothing" so the dialogue can reprompt.
+            self.handle_transcript(turn, true, "", now);
+        }
+    }
+
+    /// Takes the dialogue's answer for `turn`. Stale answers are dropped.
+    pub fn handle_bot_turn(&mut self, turn: TurnId, bot: BotTurn, now: Duration) {
+        if self.ended || turn != self.turn {
+            return;
+        }
+        self.clock.reply = Some(now);
+        self.pending_text = None;
+        if let Some(intent) = &bot.intent {
+            self.emit(now, EventKind::Intent { turn, name: intent.name.clone(), confidence: intent.confidence });
+        }
+        for (name, value) in &bot.slots {
+            self.emit(now, EventKind::Slot { turn, name: name.clone(), value: value.clone() });
+        }
+        if let Some(text) = &bot.knowledge_gap {
+            self.emit(now, EventKind::KnowledgeGap { turn, text: text.clone() });
+        }
+        if let Some(language) = bot.language {
+            self.language = language;
+        }
+        self.expect = bot.expect;
+        let prompts: Vec<Prompt> = bot.say.into_iter().filter(|p| !p.text.trim().is_empty() || p.audio_file.is_some()).collect();
+        for prompt in &prompts {
+            self.emit(now, EventKind::BotReply { turn, text: prompt.text.clone() });
+        }
+        // A new reply replaces whatever the bot was saying.
+        self.stop_bot(now, "barge_in");
+        if prompts.is_empty() {
+            if let Some(action) = bot.action {
+                self.perform(action, now);
+            } else {
+                self.arm_no_input(now);
+            }
+            return;
+        }
+        self.playout = Playout { turn: Some(turn), then: bot.action, ..Playout::default() };
+        self.no_input_at = None;
+        self.outputs.push_back(SessionOutput::Speak { turn, prompts, language: self.language });
+    }
+
+    /// Takes synthesized audio (16 kHz mono) for `turn`; `last` marks the end of its reply.
+    pub fn handle_bot_audio(&mut self, turn: TurnId, pcm: &[i16], last: bool, now: Duration) {
+        if self.ended || self.playout.turn != Some(turn) {
+            return;
+        }
+        if self.clock.first_audio.is_none() && !pcm.is_empty() {
+            self.clock.first_audio = Some(now);
+        }
+        self.playout.queue.extend(pcm.iter().copied());
+        if last {
+            self.playout.complete = true;
+        }
+    }
+
+    /// The caller (or the transport) ended the call.
+    pub fn handle_hangup(&mut self, reason: &str, now: Duration) {
+        if self.ended {
+            return;
+        }
+        self.stop_bot(now, "hangup");
+        self.finish(reason, now);
+    }
+
+    // ---- caller side ----
+
+    fn track_speech(&mut self, frame: &Frame, voiced: bool, now: Duration) {
+        let frame_ms = FRAME_DURATION.as_millis() as u64;
+        match self.speech {
+            Speech::Quiet { voiced: n } => {
+                self.push_preroll(frame);
+                let n = if voiced { n + 1 } else { 0 };
+                if u64::from(n) * frame_ms >= self.config.speech_start_ms.max(frame_ms) {
+                    self.begin_utterance(now, n);
+                } else {
+                    self.speech = Speech::Quiet { voiced: n };
+                }
+            }
+            Speech::Speaking { started, last_voice } => {
+                self.utterance.extend_from_slice(frame.samples());
+                let last_voice = if voiced { now } else { last_voice };
+                if voiced {
+                    self.utterance_energy += f64::from(frame.rms()).powi(2);
+                    self.utterance_frames += 1;
+                }
+                self.speech = Speech::Speaking { started, last_voice };
+                let silence = now.saturating_sub(last_voice);
+                let length = now.saturating_sub(started);
+                if silence >= Duration::from_millis(self.config.endpoint_silence_ms)
+                    || length >= Duration::from_millis(self.config.max_utterance_ms)
+                {
+                    self.end_utterance(last_voice, now);
+                } else if voiced {
+                    self.maybe_partial();
+                }
+            }
+        }
+    }
+
+    fn push_preroll(&mut self, frame: &Frame) {
+        self.preroll.extend(frame.samples().iter().copied());
+        let keep = self.config.preroll_ms as usize * SAMPLES_PER_MS + FRAME_SAMPLES;
+        while self.preroll.len() > keep {
+            self.preroll.pop_front();
+        }
+    }
+
+    fn begin_utterance(&mut self, now: Duration, voiced_frames: u32) {
+        // A caller who goes on speaking before the bot answered continues the same request.
+        if let Some(text) = self.pending_text.take() {
+            self.carried_text = Some(match self.carried_text.take() {
+                Some(before) => format!("{before} {text}"),
+                None => text,
+            });
+        }
+        self.new_turn();
+        let onset = now.saturating_sub(FRAME_DURATION * voiced_frames.saturating_sub(1));
+        self.speech = Speech::Speaking { started: onset, last_voice: now };
+        self.utterance.clear();
+        self.utterance.extend(self.preroll.drain(..));
+        self.partial_at_samples = self.utterance.len();
+        self.utterance_energy = 0.0;
+        self.utterance_frames = 0;
+        self.no_input_at = None;
+        self.emit(now, EventKind::SpeechStart { turn: self.turn });
+    }
+
+    fn maybe_partial(&mut self) {
+        let interval = self.config.partial_interval_ms as usize * SAMPLES_PER_MS;
+        if interval == 0 || self.partial_in_flight || self.utterance.len() < self.partial_at_samples + interval {
+            return;
+        }
+        self.partial_at_samples = self.utterance.len();
+        self.partial_in_flight = true;
+        let window = PARTIAL_WINDOW_MS * SAMPLES_PER_MS;
+        let start = self.utterance.len().saturating_sub(window);
+        self.outputs.push_back(SessionOutput::Recognize {
+            turn: self.turn,
+            pcm: self.utterance[start..].to_vec(),
+            is_final: false,
+            grammar: self.expect.clone(),
+            language: self.language,
+        });
+    }
+
+    fn end_utterance(&mut self, last_voice: Duration, now: Duration) {
+        self.speech = Speech::Quiet { voiced: 0 };
+        // Keep a little audio after the last voiced frame; drop the rest of the silence.
+        let trailing_ms = now.saturating_sub(last_voice).as_millis() as usize;
+        let keep_after_ms = 200usize;
+        let cut = trailing_ms.saturating_sub(keep_after_ms) * SAMPLES_PER_MS;
+        let len = self.utterance.len().saturating_sub(cut);
+        self.utterance.truncate(len);
+        self.clock = TurnClock { last_voice: Some(last_voice), endpoint: Some(now), ..TurnClock::default() };
+        self.emit(now, EventKind::SpeechEnd { turn: self.turn });
+        self.partial_in_flight = false;
+        self.outputs.push_back(SessionOutput::Recognize {
+            turn: self.turn,
+            pcm: std::mem::take(&mut self.utterance),
+            is_final: true,
+            grammar: self.expect.clone(),
+            language: self.language,
+        });
+    }
+
+    fn take_loudness(&mut self) -> f32 {
+        if self.utterance_frames == 0 {
+            return 0.0;
+        }
+        let rms = (self.utterance_energy / f64::from(self.utterance_frames)).sqrt().max(1.0);
+        let db = (20.0 * rms.log10()) as f32;
+        self.utterance_frames = 0;
+        self.utterance_energy = 0.0;
+        match self.baseline_db {
+            None => {
+                self.baseline_db = Some(db);
+                0.0
+            }
+            Some(base) => {
+                self.baseline_db = Some(0.7 * base + 0.3 * db);
+                db - base
+            }
+        }
+    }
+
+    fn new_turn(&mut self) {
+        self.turn = TurnId(self.turn.0 + 1);
+        self.partial_in_flight = false;
+    }
+
+    // ---- bot side ----
+
+    fn track_barge_in(&mut self, voiced: bool, now: Duration) {
+        if !self.playout.started {
+            self.barge_voiced = 0;
+            return;
+        }
+        let into_prompt = now.saturating_sub(self.playout.started_at);
+        if !voiced || into_prompt < Duration::from_millis(self.config.barge_in_grace_ms) {
+            self.barge_voiced = 0;
+            return;
+        }
+        self.barge_voiced += 1;
+        let frame_ms = FRAME_DURATION.as_millis() as u64;
+        if u64::from(self.barge_voiced) * frame_ms >= self.config.barge_in_min_speech_ms.max(frame_ms) {
+            self.stop_bot(now, "barge_in");
+        }
+    }
+
+    fn next_bot_frame(&mut self, now: Duration) -> Option<Frame> {
+        let turn = self.playout.turn?;
+        if self.playout.queue.is_empty() {
+            if self.playout.complete {
+                self.finish_playout(now);
+            }
+            return None;
+        }
+        if !self.playout.started {
+            self.playout.started = true;
+            self.playout.started_at = now;
+            self.emit(now, EventKind::BotAudioStart { turn });
+            self.report_latency(turn, now);
+        }
+        let n = self.playout.queue.len().min(FRAME_SAMPLES);
+        let samples: Vec<i16> = self.playout.queue.drain(..n).collect();
+        let frame = Frame::from_slice(&samples);
+        if self.playout.queue.is_empty() && self.playout.complete {
+            self.finish_playout(now + FRAME_DURATION);
+        }
+        Some(frame)
+    }
+
+    fn report_latency(&mut self, turn: TurnId, now: Duration) {
+        let c = self.clock;
+        if c.reported {
+            return;
+        }
+        let (Some(last_voice), Some(endpoint)) = (c.last_voice, c.endpoint) else {
+            return; // greeting, DTMF or no-input turns have no caller speech to measure from
+        };
+        let transcript = c.transcript.unwrap_or(endpoint);
+        let reply = c.reply.unwrap_or(transcript);
+        let first_audio = c.first_audio.unwrap_or(now);
+        let ms = |d: Duration| d.as_millis() as u64;
+        self.clock.reported = true;
+        self.emit(
+            now,
+            EventKind::TurnLatency {
+                turn,
+                endpoint_ms: ms(endpoint.saturating_sub(last_voice)),
+                asr_ms: ms(transcript.saturating_sub(endpoint)),
+                dialogue_ms: ms(reply.saturating_sub(transcript)),
+                tts_ms: ms(first_audio.saturating_sub(reply)),
+                total_ms: ms(now.saturating_sub(last_voice)),
+            },
+        );
+    }
+
+    fn finish_playout(&mut self, now: Duration) {
+        let Some(turn) = self.playout.turn else { return };
+        let then = self.playout.then.take();
+        if self.playout.started {
+            self.emit(now, EventKind::BotAudioEnd { turn, reason: "done".into() });
+        }
+        self.playout = Playout::default();
+        match then {
+            Some(action) => self.perform(action, now),
+            None => self.arm_no_input(now),
+        }
+    }
+
+    /// Stops the bot's audio now, dropping what is queued and what is still being made.
+    fn stop_bot(&mut self, now: Duration, reason: &str) {
+        if let Some(turn) = self.playout.turn {
+            if self.playout.started {
+                self.emit(now, EventKind::BotAudioEnd { turn, reason: reason.to_string() });
+            }
+        }
+        self.playout = Playout::default();
+        self.barge_voiced = 0;
+    }
+
+    fn arm_no_input(&mut self, now: Duration) {
+        if self.config.no_input_timeout_ms > 0 {
+            self.no_input_at = Some(now + Duration::from_millis(self.config.no_input_timeout_ms));
+        }
+    }
+
+    fn perform(&mut self, action: Action, now: Duration) {
+        match action {
+            Action::Transfer { target, reason } => {
+                self.emit(now, EventKind::Transfer { target: target.clone(), reason: reason.clone() });
+                self.outputs.push_back(SessionOutput::Transfer { target, reason });
+                self.finish("transfer", now);
+            }
+            Action::Hangup { reason } => self.finish(&reason, now),
+        }
+    }
+
+    fn finish(&mut self, reason: &str, now: Duration) {
+        self.emit(now, EventKind::Hangup { reason: reason.to_string() });
+        self.outputs.push_back(SessionOutput::Hangup { reason: reason.to_string() });
+        self.ended = true;
+        self.no_input_at = None;
+    }
+
+    fn emit(&mut self, now: Duration, kind: EventKind) {
+        self.outputs.push_back(SessionOutput::Event(CallEvent { t_ms: now.as_millis() as u64, kind }));
+    }
+}

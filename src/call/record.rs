@@ -1,0 +1,108 @@
+//! A call's record: `events.jsonl`, `recording.wav` (stereo: caller left, bot right, aligned as
+//! the caller heard it) and `transcript.txt` (both sides, with times).
+//!
+//! Events are appended to `events.jsonl` as they happen, so a crash loses at most the audio.
+//! The recording and the transcript are written when the call ends.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::audio::wav::{write_wav, Pcm};
+use crate::audio::{Frame, SAMPLE_RATE_HZ};
+use crate::session::{CallEvent, EventKind};
+
+/// A record that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Wav { path: String, message: String },
+}
+
+/// Writes one call's record into a folder.
+pub struct CallRecord {
+    dir: PathBuf,
+    events_file: BufWriter<File>,
+    events: Vec<CallEvent>,
+    /// Interleaved stereo samples: caller, bot.
+    stereo: Vec<i16>,
+}
+
+impl CallRecord {
+    /// Creates the folder and `events.jsonl`.
+    pub fn create(dir: &Path) -> Result<Self, RecordError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| RecordError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let events_path = dir.join("events.jsonl");
+        let file = File::create(&events_path).map_err(io(&events_path))?;
+        Ok(Self { dir: dir.to_path_buf(), events_file: BufWriter::new(file), events: Vec::new(), stereo: Vec::new() })
+    }
+
+    /// The record's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> &[CallEvent] {
+        &self.events
+    }
+
+    /// Appends an event.
+    pub fn event(&mut self, event: &CallEvent) -> Result<(), RecordError> {
+        let line = serde_json::to_string(event).expect("events always serialize");
+        let path = self.dir.join("events.jsonl");
+        writeln!(self.events_file, "{line}")
+            .and_then(|_| self.events_file.flush())
+            .map_err(|source| RecordError::Io { path: path.display().to_string(), source })?;
+        self.events.push(event.clone());
+        Ok(())
+    }
+
+    /// Appends one 20 ms tick: what the caller sent and what the bot sent back.
+    pub fn audio(&mut self, caller: &Frame, bot: Option<&Frame>) {
+        let silence = Frame::silence();
+        let bot = bot.unwrap_or(&silence);
+        for (c, b) in caller.samples().iter().zip(bot.samples().iter()) {
+            self.stereo.push(*c);
+            self.stereo.push(*b);
+        }
+    }
+
+    /// Writes `recording.wav` and `transcript.txt`.
+    pub fn finish(mut self) -> Result<PathBuf, RecordError> {
+        let _ = self.events_file.flush();
+        let wav_path = self.dir.join("recording.wav");
+        let pcm = Pcm { sample_rate_hz: SAMPLE_RATE_HZ, channels: 2, samples: std::mem::take(&mut self.stereo) };
+        write_wav(&wav_path, &pcm)
+            .map_err(|e| RecordError::Wav { path: wav_path.display().to_string(), message: e.to_string() })?;
+        let transcript_path = self.dir.join("transcript.txt");
+        std::fs::write(&transcript_path, transcript_text(&self.events))
+            .map_err(|source| RecordError::Io { path: transcript_path.display().to_string(), source })?;
+        Ok(self.dir)
+    }
+}
+
+/// Both sides of the conversation, one line each, with call times.
+pub fn transcript_text(events: &[CallEvent]) -> String {
+    let mut out = String::new();
+    for event in events {
+        let stamp = format!("[{:02}:{:02}.{:01}]", event.t_ms / 60_000, (event.t_ms / 1000) % 60, (event.t_ms % 1000) / 100);
+        let line = match &event.kind {
+            EventKind::Transcript { text, is_final: true, .. } => format!("{stamp} caller: {text}"),
+            EventKind::BotReply { text, .. } => format!("{stamp} bot: {text}"),
+            EventKind::Dtmf { digit } => format!("{stamp} caller pressed {digit}"),
+            EventKind::Transfer { target, reason } => format!("{stamp} -- transferred to {target} ({reason})"),
+            EventKind::Hangup { reason } => format!("{stamp} -- call ended ({reason})"),
+            _ => continue,
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
