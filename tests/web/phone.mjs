@@ -1,0 +1,127 @@
+// Drives the hotline web phone in headless Chromium, with a WAV file as the microphone.
+//
+// usage: node phone.mjs --url URL --wav FILE --out RESULT.json [--screenshot PNG]
+//                       [--mode call|close-tab] [--expect-final] [--timeout-ms N]
+//
+// mode `call` (default): click Call, wait until connected, wait for a final caller transcript
+// and a bot reply, take a screenshot, click hang up and wait for the page to go idle.
+// mode `close-tab`: click Call, wait until connected, then close the tab abruptly.
+// Playwright gives the browser a fresh temporary profile (the --user-data-dir of DESIGN.md).
+// The result JSON records what the page saw; the Rust test makes the assertions.
+import { chromium } from "playwright-core";
+import { writeFileSync } from "node:fs";
+
+function args() {
+  const out = { mode: "call", timeoutMs: 60000 };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i];
+    const next = () => argv[++i];
+    if (key === "--url") out.url = next();
+    else if (key === "--wav") out.wav = next();
+    else if (key === "--out") out.out = next();
+    else if (key === "--screenshot") out.screenshot = next();
+    else if (key === "--mode") out.mode = next();
+    else if (key === "--timeout-ms") out.timeoutMs = Number(next());
+    else throw new Error(`unknown argument ${key}`);
+  }
+  for (const k of ["url", "wav", "out"]) if (!out[k]) throw new Error(`--${k} is required`);
+  return out;
+}
+
+const opts = args();
+const result = { mode: opts.mode, steps: [], console: [] };
+const step = (name, extra) => { result.steps.push({ name, at_ms: Date.now() - started, ...extra }); };
+const started = Date.now();
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${opts.wav}`, "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+  ],
+});
+
+async function snapshot(page) {
+  return page.evaluate(() => ({
+    state: window.hotline.state,
+    callId: window.hotline.callId,
+    connectMs: window.hotline.connectMs,
+    answerMs: window.hotline.answerMs,
+    maxBotLevel: window.hotline.maxBotLevel,
+    maxMicLevel: window.hotline.maxMicLevel,
+    endReason: window.hotline.endReason,
+    latenciesMs: window.hotline.latenciesMs,
+    events: window.hotline.events,
+    callerBubbles: [...document.querySelectorAll(".msg.caller .bubble")].map((e) => e.textContent),
+    botBubbles: [...document.querySelectorAll(".msg.bot .bubble")].map((e) => e.textContent),
+    stateText: document.getElementById("call-state").textContent,
+  }));
+}
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 760 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.on("console", (m) => result.console.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message}`));
+  await page.goto(opts.url, { waitUntil: "load" });
+  result.title = await page.title();
+  step("loaded");
+  await page.click("#call-btn");
+  step("clicked");
+  await page.waitForFunction(() => window.hotline.state === "connected" || window.hotline.state === "failed",
+    null, { timeout: opts.timeoutMs });
+  step("connect_settled", { state: await page.evaluate(() => window.hotline.state) });
+  result.connected = (await page.evaluate(() => window.hotline.state)) === "connected";
+  result.callId = await page.evaluate(() => window.hotline.callId);
+
+  if (result.connected && opts.mode === "close-tab") {
+    // Let media flow a moment, then vanish without hanging up.
+    await page.waitForTimeout(1500);
+    result.beforeClose = await snapshot(page);
+    await context.close();
+    step("tab_closed");
+  } else if (result.connected) {
+    // A final caller transcript, then the bot's answer to it.
+    try {
+      await page.waitForFunction(() => {
+        const ev = window.hotline.events;
+        const i = ev.findIndex((e) => e.type === "transcript" && e.final && e.text);
+        return i >= 0 && ev.slice(i).some((e) => e.type === "bot_reply");
+      }, null, { timeout: opts.timeoutMs });
+      step("heard_and_answered");
+    } catch (e) {
+      step("no_answer", { error: String(e) });
+    }
+    // The bot's audio, measured in the page.
+    try {
+      await page.waitForFunction(() => window.hotline.maxBotLevel > 0.01, null, { timeout: 15000 });
+    } catch (_) { /* reported through maxBotLevel */ }
+    // Wait for the turn's latency badge so the screenshot shows it.
+    await page.waitForFunction(() => window.hotline.latenciesMs.length > 0, null, { timeout: 8000 }).catch(() => {});
+    await page.waitForTimeout(300);
+    if (opts.screenshot) await page.screenshot({ path: opts.screenshot });
+    result.midCall = await snapshot(page);
+    step("mid_call");
+    if (result.midCall.state === "connected") {
+      await page.click("#hangup-btn");
+      step("hangup_clicked");
+    }
+    await page.waitForFunction(() => ["ended", "idle"].includes(window.hotline.state)
+      && window.hotline.events.some((e) => e.type === "call_ended"), null, { timeout: 15000 })
+      .catch((e) => step("hangup_wait_failed", { error: String(e) }));
+    result.end = await snapshot(page);
+    step("ended");
+    await context.close();
+  } else {
+    result.failed = await snapshot(page);
+  }
+} catch (e) {
+  result.error = String(e && e.stack || e);
+} finally {
+  await browser.close().catch(() => {});
+  writeFileSync(opts.out, JSON.stringify(result, null, 2));
+}
