@@ -32,6 +32,7 @@ pub struct Config {
     pub dialogue: DialogueConfig,
     pub server: ServerConfig,
     pub replay: ReplayConfig,
+    pub web: crate::web::WebConfig,
 }
 
 /// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).
@@ -149,17 +150,47 @@ impl Default for TtsConfig {
     }
 }
 
+/// Which dialogue engine runs calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DialogueEngineKind {
+    /// The flow engine: flows, intents, slots, knowledge base, webhooks, escalation.
+    #[default]
+    Flow,
+    /// The minimal greeting/FAQ/goodbye/agent dialogue.
+    Basic,
+}
+
 /// The dialogue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DialogueConfig {
-    /// The minimal dialogue's greeting, FAQ and phrases.
+    pub engine: DialogueEngineKind,
+    /// The minimal dialogue's greeting, FAQ and phrases (`engine = "basic"`).
     pub basic: PathBuf,
+    /// Where flow files (`*.toml`) live; changed files are reloaded for new calls.
+    pub flows_dir: PathBuf,
+    /// Where the knowledge-base files that flows name live.
+    pub kb_dir: PathBuf,
+    /// The flow a call runs when neither the caller nor the transport chooses one.
+    pub default_flow: String,
+    /// If set, unanswered caller questions (knowledge gaps) are also appended here as JSON lines.
+    pub gaps_file: Option<PathBuf>,
+    /// The optional LLM (off by default).
+    pub llm: crate::dialogue::llm::LlmConfig,
 }
 
 impl Default for DialogueConfig {
     fn default() -> Self {
-        Self { basic: PathBuf::from("assets/basic_dialogue.toml") }
+        Self {
+            engine: DialogueEngineKind::Flow,
+            basic: PathBuf::from("assets/basic_dialogue.toml"),
+            flows_dir: PathBuf::from("assets/flows"),
+            kb_dir: PathBuf::from("assets/kb"),
+            default_flow: "telecom_en".into(),
+            gaps_file: None,
+            llm: crate::dialogue::llm::LlmConfig::default(),
+        }
     }
 }
 

@@ -37,6 +37,15 @@ enum Command {
     },
     /// Talk to the bot through this machine's microphone and speaker.
     Talk,
+    /// Drive the dialogue engine in text (no audio): caller lines on stdin, replies on stdout.
+    Chat {
+        /// The flow to run (default: `dialogue.default_flow`).
+        #[arg(long)]
+        flow: Option<String>,
+        /// Print the call's JSON event lines (as in events.jsonl) instead of plain replies.
+        #[arg(long)]
+        events: bool,
+    },
     /// Manage whisper models.
     Models {
         #[command(subcommand)]
@@ -86,6 +95,11 @@ fn main() -> Result<()> {
             let engines: Arc<Engines> = Engines::load(config).context("starting the engines")?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(hotline::talk::talk(engines))?;
+        }
+        Command::Chat { flow, events } => {
+            let stdin = std::io::stdin();
+            let stdout = std::io::stdout();
+            hotline::chat::run_chat(&config, flow.as_deref(), events, stdin.lock(), stdout.lock())?;
         }
         Command::Models { command } => match command {
             ModelsCommand::List => bail!("not available yet"),

@@ -2,10 +2,26 @@
 //!
 //! A [`Dialogue`] is one call's conversation state. It is driven by [`CallerInput`]s and answers
 //! each with a [`BotTurn`]. It runs in a worker, off the media path, so it may block (webhooks).
-//! [`basic::BasicDialogue`] is the minimal greeting/FAQ/goodbye/agent dialogue; richer engines
-//! implement the same trait.
+//! [`basic::BasicDialogue`] is the minimal greeting/FAQ/goodbye/agent dialogue; the flow engine
+//! ([`engine::FlowDialogue`], flows as data in `assets/flows/`) is the default and implements the
+//! same trait. Its parts: [`flow`] (the schema and its validation), [`nlu`] (intents), [`slots`],
+//! [`kb`] (FAQ retrieval), [`webhook`], [`escalation`], [`llm`] (optional), [`template`],
+//! [`text`] (normalization) and [`demo`] (the demo business systems hotline serves itself).
 
 pub mod basic;
+pub mod demo;
+pub mod engine;
+pub mod escalation;
+pub mod flow;
+pub mod kb;
+pub mod llm;
+pub mod nlu;
+pub mod slots;
+pub mod template;
+pub mod text;
+pub mod webhook;
+
+pub use demo::demo_router;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,7 +59,10 @@ pub struct Prompt {
 impl Prompt {
     /// A prompt spoken by TTS.
     pub fn text(text: impl Into<String>) -> Self {
-        Self { text: text.into(), audio_file: None }
+        Self {
+            text: text.into(),
+            audio_file: None,
+        }
     }
 }
 
@@ -86,6 +105,22 @@ pub struct BotTurn {
 pub trait Dialogue: Send {
     /// Answers one caller input.
     fn handle(&mut self, input: &CallerInput) -> BotTurn;
+
+    /// Answers one caller input, giving each prompt to `on_prompt` as soon as it is ready (an
+    /// LLM answer streams sentence by sentence), so that speech can start before the turn is
+    /// complete. The returned turn still lists every prompt, for the record; a caller that
+    /// spoke them from `on_prompt` must not speak them again.
+    fn handle_streaming(
+        &mut self,
+        input: &CallerInput,
+        on_prompt: &mut dyn FnMut(&Prompt),
+    ) -> BotTurn {
+        let turn = self.handle(input);
+        for prompt in &turn.say {
+            on_prompt(prompt);
+        }
+        turn
+    }
 }
 
 /// What a dialogue knows about its call when it starts.
@@ -119,5 +154,13 @@ pub enum DialogueError {
 pub fn factory_from_config(
     config: &crate::config::Config,
 ) -> Result<Arc<dyn DialogueFactory>, DialogueError> {
-    Ok(Arc::new(basic::BasicFactory::load(&config.dialogue.basic, config.language)?))
+    match config.dialogue.engine {
+        crate::config::DialogueEngineKind::Flow => {
+            Ok(Arc::new(engine::FlowFactory::load(&config.dialogue)?))
+        }
+        crate::config::DialogueEngineKind::Basic => Ok(Arc::new(basic::BasicFactory::load(
+            &config.dialogue.basic,
+            config.language,
+        )?)),
+    }
 }
