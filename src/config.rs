@@ -33,6 +33,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub replay: ReplayConfig,
     pub web: crate::web::WebConfig,
+    pub web: crate::web::WebConfig,
 }
 
 /// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).
@@ -265,6 +266,9 @@ impl Config {
         }
         if self.server.max_calls == 0 {
             return Err(invalid("server.max_calls", "must be at least 1"));
+        }
+        if let Err(e) = self.web.validate() {
+            return Err(invalid(&format!("web.{}", e.key), &e.message));
         }
         Ok(())
     }

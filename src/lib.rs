@@ -17,3 +17,4 @@ pub mod serve;
 pub mod session;
 pub mod talk;
 pub mod tts;
+pub mod web;

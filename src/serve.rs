@@ -18,6 +18,7 @@ pub async fn serve(engines: Arc<Engines>) {
     let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     let _ = &stop_rx;
     // Transports: each line starts one.
+    tasks.spawn(crate::web::run(engines.clone(), stop_rx.clone()));
     let _ = &mut tasks;
     tracing::info!(
         asr = engines.asr.engine_name(),
