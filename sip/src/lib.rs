@@ -6,8 +6,12 @@
 //! [`media::MediaSession`] are plain structs fed with bytes and times. The IO layer
 //! ([`driver`]) is thin: sockets, timers and channels.
 
+pub mod auth;
 pub mod codec;
+pub mod dialog;
 pub mod dtmf;
 pub mod jitter;
+pub mod media;
+pub mod message;
 pub mod rtp;
 pub mod sdp;

@@ -1,0 +1,770 @@
+//! Sans-IO tests of the SIP user agent server on virtual time.
+
+use super::*;
+use crate::sdp::Direction;
+
+fn config() -> EndpointConfig {
+    EndpointConfig {
+        advertised_ip: "203.0.113.5".parse().unwrap(),
+        sip_port: 5060,
+        user_agent: "hotline-test".into(),
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        allow_from: vec![],
+        inbound_auth: None,
+        session_expires_s: 1800,
+        registration: None,
+    }
+}
+
+fn peer() -> Peer {
+    Peer {
+        transport: TransportKind::Udp,
+        addr: "127.0.0.1:5070".parse().unwrap(),
+        connection: None,
+    }
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn request(
+    method: &str,
+    call_id: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    branch: &str,
+    extra: &str,
+    body: &str,
+) -> Vec<u8> {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let content_type = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_string()
+    };
+    format!(
+        "{method} sip:bot@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\n\
+         From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bot@127.0.0.1>{to_tag}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\nContact: <sip:alice@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n{extra}{content_type}\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn invite(call_id: &str) -> Vec<u8> {
+    request("INVITE", call_id, 1, None, "z9hG4bK-inv", "", SDP)
+}
+
+fn drain(s: &mut SipSession) -> Vec<String> {
+    std::iter::from_fn(|| s.poll_transmit())
+        .map(|t| String::from_utf8(t.data).unwrap())
+        .collect()
+}
+
+fn codes(messages: &[String]) -> Vec<u16> {
+    messages
+        .iter()
+        .filter_map(|m| m.strip_prefix("SIP/2.0 "))
+        .map(|m| m[..3].parse().unwrap())
+        .collect()
+}
+
+fn events(s: &mut SipSession) -> Vec<SipEvent> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn to_tag(response: &str) -> String {
+    let message = SipMessage::parse(response.as_bytes()).unwrap();
+    message.tag("To").unwrap()
+}
+
+/// Runs INVITE, accept and ACK; returns our To tag.
+fn established(s: &mut SipSession, call_id: &str) -> String {
+    s.handle_input(0, peer(), &invite(call_id));
+    let id = SipCallId(call_id.into());
+    s.accept(0, &id, 7000);
+    let out = drain(s);
+    let tag = to_tag(out.last().unwrap());
+    s.handle_input(
+        10,
+        peer(),
+        &request("ACK", call_id, 1, Some(&tag), "z9hG4bK-ack", "", ""),
+    );
+    events(s);
+    tag
+}
+
+#[test]
+fn invite_is_answered_with_trying_ringing_and_sdp() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    assert_eq!(codes(&drain(&mut s)), vec![100]);
+    let ev = events(&mut s);
+    let SipEvent::IncomingCall(call) = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(call.from, "sip:alice@127.0.0.1");
+    assert_eq!(call.negotiated.codec, Codec::Pcmu);
+    assert_eq!(call.negotiated.telephone_event_pt, Some(101));
+    s.accept(0, &call.id, 7000);
+    let out = drain(&mut s);
+    assert_eq!(codes(&out), vec![180, 200]);
+    let ok = &out[1];
+    assert!(ok.contains("m=audio 7000 RTP/AVP 0 101\r\n"), "{ok}");
+    assert!(
+        ok.contains("c=IN IP4 203.0.113.5"),
+        "advertised address in SDP: {ok}"
+    );
+    assert!(
+        ok.contains("Contact: <sip:hotline@203.0.113.5:5060>"),
+        "{ok}"
+    );
+    assert_eq!(to_tag(&out[0]), to_tag(ok));
+}
+
+#[test]
+fn ok_is_retransmitted_until_ack_then_the_call_survives() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    s.accept(0, &SipCallId("c1".into()), 7000);
+    let tag = to_tag(drain(&mut s).last().unwrap());
+    let mut resent = Vec::new();
+    for t in [500u64, 1500, 3500] {
+        s.handle_timeout(t);
+        resent.extend(codes(&drain(&mut s)));
+    }
+    assert_eq!(resent, vec![200, 200, 200]);
+    s.handle_input(
+        3600,
+        peer(),
+        &request("ACK", "c1", 1, Some(&tag), "z9hG4bK-ack", "", ""),
+    );
+    s.handle_timeout(20_000);
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.active_calls(), 1);
+}
+
+#[test]
+fn missing_ack_ends_the_call_with_bye() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    s.accept(0, &SipCallId("c1".into()), 7000);
+    drain(&mut s);
+    events(&mut s);
+    let mut t = 0;
+    while t <= TIMER_B_MS {
+        t += 500;
+        s.handle_timeout(t);
+    }
+    let out = drain(&mut s);
+    assert!(out.iter().any(|m| m.starts_with("BYE ")));
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::CallEnded {
+            id: SipCallId("c1".into()),
+            reason: "sip.no_ack".into()
+        }]
+    );
+}
+
+#[test]
+fn bye_from_the_caller_ends_the_call_once() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let tag = established(&mut s, "c1");
+    let bye = request("BYE", "c1", 2, Some(&tag), "z9hG4bK-bye", "", "");
+    s.handle_input(100, peer(), &bye);
+    s.handle_input(600, peer(), &bye);
+    assert_eq!(codes(&drain(&mut s)), vec![200, 200]);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::CallEnded {
+            id: SipCallId("c1".into()),
+            reason: "caller.hangup".into()
+        }]
+    );
+    s.handle_input(
+        700,
+        peer(),
+        &request("BYE", "nope", 2, Some("x"), "z9hG4bK-b2", "", ""),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![481]);
+}
+
+#[test]
+fn our_hangup_sends_bye_retransmitted_until_answered() {
+    let mut s = SipSession::new(config(), 1, 0);
+    established(&mut s, "c1");
+    s.hangup(100, &SipCallId("c1".into()), "bot.goodbye");
+    let out = drain(&mut s);
+    assert!(
+        out[0].starts_with("BYE sip:alice@127.0.0.1:5070 SIP/2.0\r\n"),
+        "{}",
+        out[0]
+    );
+    assert!(out[0].contains("From: <sip:bot@127.0.0.1>;tag="));
+    assert!(out[0].contains("To: <sip:alice@127.0.0.1>;tag=a1"));
+    s.handle_timeout(600);
+    assert!(drain(&mut s)[0].starts_with("BYE "));
+    let bye = SipMessage::parse(out[0].as_bytes()).unwrap();
+    let ok = MessageWriter::response(200)
+        .echo(&bye, None)
+        .body(None, b"");
+    s.handle_input(700, peer(), &ok);
+    s.handle_timeout(5_000);
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::CallEnded {
+            id: SipCallId("c1".into()),
+            reason: "bot.goodbye".into()
+        }]
+    );
+}
+
+#[test]
+fn cancel_before_answer_gets_487() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    drain(&mut s);
+    events(&mut s);
+    s.handle_input(
+        50,
+        peer(),
+        &request("CANCEL", "c1", 1, None, "z9hG4bK-inv", "", ""),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![200, 487]);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::CallEnded {
+            id: SipCallId("c1".into()),
+            reason: "caller.cancel".into()
+        }]
+    );
+    // A late accept does nothing; the ACK for the 487 is absorbed.
+    s.accept(60, &SipCallId("c1".into()), 7000);
+    s.handle_input(
+        70,
+        peer(),
+        &request("ACK", "c1", 1, Some("x"), "z9hG4bK-inv", "", ""),
+    );
+    assert!(drain(&mut s).is_empty());
+    s.handle_input(
+        80,
+        peer(),
+        &request("CANCEL", "c2", 1, None, "z9hG4bK-zz", "", ""),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![481]);
+}
+
+#[test]
+fn capacity_rejection_carries_retry_after() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    drain(&mut s);
+    s.reject(0, &SipCallId("c1".into()), 486, Some(30));
+    let out = drain(&mut s);
+    assert_eq!(codes(&out), vec![486]);
+    assert!(out[0].contains("Retry-After: 30\r\n"));
+    s.handle_timeout(500);
+    assert_eq!(
+        codes(&drain(&mut s)),
+        vec![486],
+        "retransmitted over UDP until ACK"
+    );
+    s.handle_input(
+        600,
+        peer(),
+        &request("ACK", "c1", 1, Some("x"), "z9hG4bK-inv", "", ""),
+    );
+    s.handle_timeout(5_000);
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn options_unknown_and_unserved_methods() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(
+        0,
+        peer(),
+        &request("OPTIONS", "o1", 1, None, "z9hG4bK-o", "", ""),
+    );
+    let out = drain(&mut s);
+    assert_eq!(codes(&out), vec![200]);
+    assert!(out[0].contains("Allow: INVITE"));
+    s.handle_input(
+        0,
+        peer(),
+        &request("REGISTER", "r1", 1, None, "z9hG4bK-r", "", ""),
+    );
+    s.handle_input(
+        0,
+        peer(),
+        &request("FROBNICATE", "f1", 1, None, "z9hG4bK-f", "", ""),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![405, 501]);
+}
+
+#[test]
+fn no_common_codec_and_bad_sdp_get_488() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let g729 = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 6000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    s.handle_input(
+        0,
+        peer(),
+        &request("INVITE", "c1", 1, None, "z9hG4bK-1", "", g729),
+    );
+    s.handle_input(
+        0,
+        peer(),
+        &request(
+            "INVITE",
+            "c2",
+            1,
+            None,
+            "z9hG4bK-2",
+            "",
+            "v=0\r\nthis is not sdp\r\n",
+        ),
+    );
+    s.handle_input(
+        0,
+        peer(),
+        &request(
+            "INVITE",
+            "c3",
+            1,
+            None,
+            "z9hG4bK-3",
+            "",
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 99999 RTP/AVP 0\r\n",
+        ),
+    );
+    let out = drain(&mut s);
+    assert_eq!(codes(&out), vec![100, 488, 100, 488, 100, 488]);
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.active_calls(), 0);
+}
+
+#[test]
+fn info_dtmf_reaches_the_application() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let tag = established(&mut s, "c1");
+    let info = request("INFO", "c1", 2, Some(&tag), "z9hG4bK-i", "", "")
+        .into_iter()
+        .collect::<Vec<u8>>();
+    let text = String::from_utf8(info).unwrap().replace("Content-Length: 0\r\n\r\n", "Content-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=7\r\nDuration=160\r\n");
+    s.handle_input(100, peer(), text.as_bytes());
+    assert_eq!(codes(&drain(&mut s)), vec![200]);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::Dtmf {
+            id: SipCallId("c1".into()),
+            digit: '7'
+        }]
+    );
+}
+
+#[test]
+fn reinvite_holds_and_unholds() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let tag = established(&mut s, "c1");
+    let hold = SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.1") + "a=sendonly\r\n";
+    s.handle_input(
+        100,
+        peer(),
+        &request("INVITE", "c1", 2, Some(&tag), "z9hG4bK-h", "", &hold),
+    );
+    let out = drain(&mut s);
+    assert_eq!(codes(&out), vec![200]);
+    assert!(out[0].contains("a=recvonly"), "{}", out[0]);
+    assert!(
+        out[0].contains("o=hotline ") && out[0].contains(" 2 IN IP4"),
+        "SDP version moves on: {}",
+        out[0]
+    );
+    let ev = events(&mut s);
+    let SipEvent::MediaUpdated { negotiated, .. } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(negotiated.direction, Direction::RecvOnly);
+    s.handle_input(
+        110,
+        peer(),
+        &request("ACK", "c1", 2, Some(&tag), "z9hG4bK-a2", "", ""),
+    );
+    // Unhold with a codec change to PCMA only.
+    let pcma = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 6002 RTP/AVP 8\r\n";
+    s.handle_input(
+        200,
+        peer(),
+        &request("INVITE", "c1", 3, Some(&tag), "z9hG4bK-u", "", pcma),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![200]);
+    let ev = events(&mut s);
+    let SipEvent::MediaUpdated { negotiated, .. } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        (
+            negotiated.codec,
+            negotiated.direction,
+            negotiated.remote_port
+        ),
+        (Codec::Pcma, Direction::SendRecv, 6002)
+    );
+    s.handle_input(
+        210,
+        peer(),
+        &request("ACK", "c1", 3, Some(&tag), "z9hG4bK-a3", "", ""),
+    );
+    // A bad re-offer is refused and the call goes on.
+    s.handle_input(
+        300,
+        peer(),
+        &request(
+            "INVITE",
+            "c1",
+            4,
+            Some(&tag),
+            "z9hG4bK-b",
+            "",
+            "v=0\r\nm=audio x\r\n",
+        ),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![488]);
+    assert_eq!(s.active_calls(), 1);
+}
+
+#[test]
+fn session_timer_expiry_hangs_up() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let invite = request(
+        "INVITE",
+        "c1",
+        1,
+        None,
+        "z9hG4bK-inv",
+        "Supported: timer\r\nSession-Expires: 120\r\n",
+        SDP,
+    );
+    s.handle_input(0, peer(), &invite);
+    s.accept(0, &SipCallId("c1".into()), 7000);
+    let out = drain(&mut s);
+    assert!(
+        out[2].contains("Session-Expires: 120;refresher=uac"),
+        "{}",
+        out[2]
+    );
+    let tag = to_tag(&out[2]);
+    s.handle_input(
+        10,
+        peer(),
+        &request("ACK", "c1", 1, Some(&tag), "z9hG4bK-ack", "", ""),
+    );
+    events(&mut s);
+    s.handle_input(
+        60_000,
+        peer(),
+        &request("UPDATE", "c1", 2, Some(&tag), "z9hG4bK-up", "", ""),
+    );
+    s.handle_timeout(150_000);
+    assert!(
+        events(&mut s).is_empty(),
+        "the UPDATE refreshed the session"
+    );
+    s.handle_timeout(181_000);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::CallEnded {
+            id: SipCallId("c1".into()),
+            reason: "sip.session_expired".into()
+        }]
+    );
+    let small = request(
+        "INVITE",
+        "c2",
+        1,
+        None,
+        "z9hG4bK-2",
+        "Session-Expires: 30\r\n",
+        SDP,
+    );
+    s.handle_input(0, peer(), &small);
+    assert!(codes(&drain(&mut s)).contains(&422));
+}
+
+#[test]
+fn untrusted_callers_are_challenged_or_refused() {
+    let mut cfg = config();
+    cfg.allow_from = vec!["10.0.0.0/8".parse().unwrap()];
+    let mut s = SipSession::new(cfg.clone(), 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    assert_eq!(codes(&drain(&mut s)), vec![403]);
+    let trusted = Peer {
+        addr: "10.1.2.3:5060".parse().unwrap(),
+        ..peer()
+    };
+    s.handle_input(0, trusted, &invite("c2"));
+    assert_eq!(codes(&drain(&mut s)), vec![100]);
+
+    cfg.inbound_auth = Some(InboundAuth {
+        realm: "hotline".into(),
+        username: "trunk".into(),
+        password: "pw".into(),
+    });
+    let mut s = SipSession::new(cfg, 1, 0);
+    s.handle_input(0, peer(), &invite("c3"));
+    let out = drain(&mut s);
+    assert_eq!(codes(&out), vec![401]);
+    let challenge = SipMessage::parse(out[0].as_bytes()).unwrap();
+    let params = DigestParams::parse(challenge.header("WWW-Authenticate").unwrap()).unwrap();
+    let answer = auth::authorization(
+        &params,
+        "trunk",
+        "pw",
+        "INVITE",
+        "sip:bot@127.0.0.1:5060",
+        "cn",
+    )
+    .unwrap();
+    let retry = request(
+        "INVITE",
+        "c4",
+        2,
+        None,
+        "z9hG4bK-2",
+        &format!("Authorization: {answer}\r\n"),
+        SDP,
+    );
+    s.handle_input(10, peer(), &retry);
+    assert_eq!(codes(&drain(&mut s)), vec![100]);
+    let wrong = auth::authorization(
+        &params,
+        "trunk",
+        "guess",
+        "INVITE",
+        "sip:bot@127.0.0.1:5060",
+        "cn",
+    )
+    .unwrap();
+    let retry = request(
+        "INVITE",
+        "c5",
+        2,
+        None,
+        "z9hG4bK-3",
+        &format!("Authorization: {wrong}\r\n"),
+        SDP,
+    );
+    s.handle_input(10, peer(), &retry);
+    assert_eq!(codes(&drain(&mut s)), vec![401]);
+}
+
+#[test]
+fn registration_answers_the_challenge_refreshes_and_backs_off() {
+    let mut cfg = config();
+    cfg.registration = Some(RegistrationConfig {
+        registrar: "127.0.0.1:5090".parse().unwrap(),
+        domain: "pbx.example".into(),
+        username: "1001".into(),
+        password: "pw".into(),
+        expires_s: 300,
+    });
+    let mut s = SipSession::new(cfg, 1, 0);
+    s.handle_timeout(0);
+    let out = drain(&mut s);
+    assert!(
+        out[0].starts_with("REGISTER sip:pbx.example SIP/2.0\r\n"),
+        "{}",
+        out[0]
+    );
+    let register = SipMessage::parse(out[0].as_bytes()).unwrap();
+    let challenge = MessageWriter::response(401)
+        .echo(&register, Some("r"))
+        .header(
+            "WWW-Authenticate",
+            "Digest realm=\"pbx\", nonce=\"abc\", qop=\"auth\"",
+        )
+        .body(None, b"");
+    s.handle_input(10, peer(), &challenge);
+    let out = drain(&mut s);
+    let again = SipMessage::parse(out[0].as_bytes()).unwrap();
+    let credentials = again.header("Authorization").unwrap();
+    let p = DigestParams::parse(credentials).unwrap();
+    let expected = auth::digest_response(
+        "1001",
+        "pbx",
+        "pw",
+        "REGISTER",
+        "sip:pbx.example",
+        "abc",
+        Some((p.get("cnonce").unwrap(), "00000001")),
+    );
+    assert_eq!(p.get("response"), Some(expected.as_str()));
+    assert_eq!(again.cseq().unwrap().0, register.cseq().unwrap().0 + 1);
+    let ok = MessageWriter::response(200)
+        .echo(&again, Some("r"))
+        .header("Contact", "<sip:hotline@203.0.113.5:5060>;expires=120")
+        .body(None, b"");
+    s.handle_input(20, peer(), &ok);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::Registration {
+            registered: true,
+            detail: "registered for 120 s".into()
+        }]
+    );
+    // Refresh before expiry (at 80 % of 120 s).
+    s.handle_timeout(95_000);
+    assert!(drain(&mut s).is_empty());
+    s.handle_timeout(97_000);
+    assert!(drain(&mut s)[0].starts_with("REGISTER "));
+}
+
+#[test]
+fn registration_failure_backs_off() {
+    let mut cfg = config();
+    cfg.registration = Some(RegistrationConfig {
+        registrar: "127.0.0.1:5090".parse().unwrap(),
+        domain: String::new(),
+        username: "1001".into(),
+        password: "pw".into(),
+        expires_s: 300,
+    });
+    let mut s = SipSession::new(cfg, 1, 0);
+    s.handle_timeout(0);
+    let register = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    s.handle_input(
+        10,
+        peer(),
+        &MessageWriter::response(403)
+            .echo(&register, Some("r"))
+            .body(None, b""),
+    );
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[0], SipEvent::Registration { registered: false, detail } if detail.contains("refused.403") && detail.contains("5 s"))
+    );
+    s.handle_timeout(4_000);
+    assert!(drain(&mut s).is_empty());
+    s.handle_timeout(5_010);
+    let register = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    s.handle_input(
+        5_020,
+        peer(),
+        &MessageWriter::response(503)
+            .echo(&register, Some("r"))
+            .body(None, b""),
+    );
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[0], SipEvent::Registration { registered: false, detail } if detail.contains("10 s"))
+    );
+}
+
+#[test]
+fn malformed_requests_get_protocol_answers_and_calls_are_unaffected() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let tag = established(&mut s, "live");
+    let cases: Vec<(Vec<u8>, Option<u16>)> = vec![
+        (
+            request("OPTIONS", "m1", 1, None, "z9hG4bK-m1", "", "")
+                .iter()
+                .copied()
+                .collect::<Vec<u8>>()
+                .into_iter()
+                .map(|b| b)
+                .collect(),
+            Some(200),
+        ),
+        // CSeq method mismatch.
+        (
+            String::from_utf8(request("OPTIONS", "m2", 1, None, "z9hG4bK-m2", "", ""))
+                .unwrap()
+                .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE")
+                .into_bytes(),
+            Some(400),
+        ),
+        // Content-Length larger than the body.
+        (
+            String::from_utf8(request("OPTIONS", "m3", 1, None, "z9hG4bK-m3", "", ""))
+                .unwrap()
+                .replace("Content-Length: 0", "Content-Length: 500")
+                .into_bytes(),
+            Some(400),
+        ),
+        // Non-numeric Content-Length.
+        (
+            String::from_utf8(request("OPTIONS", "m4", 1, None, "z9hG4bK-m4", "", ""))
+                .unwrap()
+                .replace("Content-Length: 0", "Content-Length: lots")
+                .into_bytes(),
+            Some(400),
+        ),
+        // Max-Forwards exhausted.
+        (
+            String::from_utf8(request("INVITE", "m5", 1, None, "z9hG4bK-m5", "", SDP))
+                .unwrap()
+                .replace("Max-Forwards: 70", "Max-Forwards: 0")
+                .into_bytes(),
+            Some(483),
+        ),
+        // Unknown URI scheme.
+        (
+            String::from_utf8(request("OPTIONS", "m6", 1, None, "z9hG4bK-m6", "", ""))
+                .unwrap()
+                .replace("OPTIONS sip:bot@127.0.0.1:5060", "OPTIONS nobody:bot")
+                .into_bytes(),
+            Some(416),
+        ),
+        // Unsupported extension required.
+        (
+            request(
+                "INVITE",
+                "m7",
+                1,
+                None,
+                "z9hG4bK-m7",
+                "Require: nothingweknow\r\n",
+                SDP,
+            ),
+            Some(420),
+        ),
+        // No Call-ID.
+        (
+            String::from_utf8(request("OPTIONS", "m8", 1, None, "z9hG4bK-m8", "", ""))
+                .unwrap()
+                .replace("Call-ID: m8\r\n", "")
+                .into_bytes(),
+            Some(400),
+        ),
+        // No Via: nothing can be answered.
+        (
+            String::from_utf8(request("OPTIONS", "m9", 1, None, "z9hG4bK-m9", "", ""))
+                .unwrap()
+                .replace("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-m9\r\n", "")
+                .into_bytes(),
+            None,
+        ),
+        (b"\x00\x01\x02garbage\r\n\r\n".to_vec(), None),
+        (b"INVITE\r\n\r\n".to_vec(), None),
+        (vec![b'A'; 70_000], None),
+    ];
+    for (data, expected) in cases {
+        s.handle_input(100, peer(), &data);
+        let got = codes(&drain(&mut s));
+        assert_eq!(
+            got,
+            expected.into_iter().collect::<Vec<_>>(),
+            "{}",
+            String::from_utf8_lossy(&data[..data.len().min(120)])
+        );
+    }
+    assert_eq!(s.active_calls(), 1);
+    s.handle_input(
+        200,
+        peer(),
+        &request("BYE", "live", 2, Some(&tag), "z9hG4bK-bye", "", ""),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![200]);
+}

@@ -1,0 +1,491 @@
+//! One call's media: RTP in through the jitter buffer to PCM frames, PCM frames out as paced
+//! RTP, DTMF from telephone-events or in-band tones, RTCP reports, and symmetric RTP.
+//!
+//! Owns: the sending SSRC, sequence number and timestamp (continuous for the whole call, across
+//! bot prompts, silence and re-INVITEs), the latched remote address, and the receive side.
+//! Sans-IO: the driver calls [`MediaSession::tick`] every 20 ms of a monotonic clock and passes
+//! every datagram to [`MediaSession::handle_rtp`]; nothing here reads a clock or a socket.
+//! Invariants: each tick yields exactly one caller frame and at most one RTP packet; garbage
+//! datagrams are counted and dropped without touching the call.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::codec::{CodecError, VoiceCodec};
+use crate::dtmf::{TelephoneEventReceiver, ToneDetector};
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::rtp::{self, ReceiveStats, RtpPacket, SendStats, Ssrc};
+use crate::sdp::Negotiated;
+
+/// The packetisation interval we send and tick at.
+pub const PTIME_MS: u32 = 20;
+
+/// Something the caller's media did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A DTMF key, from a telephone-event or an in-band tone.
+    Dtmf(char),
+    /// No RTP arrived for the configured timeout while the caller should be sending.
+    Timeout,
+    /// The remote address changed (symmetric RTP latched onto the packets' source).
+    Latched(SocketAddr),
+}
+
+/// One tick's result.
+#[derive(Debug)]
+pub struct TickOutput {
+    /// The caller's next 20 ms at the codec's PCM rate.
+    pub caller_pcm: Vec<i16>,
+    pub playout: Playout,
+    /// The RTP packet to send now, and where.
+    pub rtp: Option<(SocketAddr, Vec<u8>)>,
+}
+
+/// Counters for records, tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub rtp_received: u64,
+    pub rtp_sent: u64,
+    pub dropped_garbage: u64,
+    pub dropped_foreign: u64,
+    pub rtcp_received: u64,
+    pub jitter: JitterStats,
+}
+
+/// The sans-IO media state of one call.
+#[derive(Debug)]
+pub struct MediaSession {
+    negotiated: Negotiated,
+    codec: VoiceCodec,
+    jitter: JitterBuffer,
+    remote: SocketAddr,
+    latched: bool,
+    ssrc: Ssrc,
+    sequence: u16,
+    timestamp: u32,
+    first_packet: bool,
+    sent: SendStats,
+    received: ReceiveStats,
+    telephone_events: TelephoneEventReceiver,
+    tones: Option<ToneDetector>,
+    outbound: VecDeque<Vec<i16>>,
+    events: VecDeque<MediaEvent>,
+    last_rtp_ms: u64,
+    rtp_timeout_ms: u64,
+    timed_out: bool,
+    next_rtcp_ms: u64,
+    cname: String,
+    stats: MediaStats,
+    scratch: Vec<u8>,
+}
+
+impl MediaSession {
+    /// Starts media for a negotiated stream. `ssrc` and `initial_sequence`/`initial_timestamp`
+    /// are the caller's random choices (RFC 3550 wants them random).
+    pub fn new(
+        negotiated: Negotiated,
+        ssrc: Ssrc,
+        initial_sequence: u16,
+        initial_timestamp: u32,
+        rtp_timeout_ms: u64,
+        now_ms: u64,
+    ) -> Result<Self, CodecError> {
+        let codec = VoiceCodec::new(negotiated.codec)?;
+        let tones = negotiated
+            .telephone_event_pt
+            .is_none()
+            .then(|| ToneDetector::new(negotiated.codec.pcm_rate_hz()));
+        let jitter = JitterBuffer::new(JitterConfig::phone(
+            negotiated.codec.pcm_rate_hz(),
+            negotiated.codec.rtp_clock_hz(),
+        ));
+        Ok(Self {
+            remote: SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
+            negotiated,
+            codec,
+            jitter,
+            latched: false,
+            ssrc,
+            sequence: initial_sequence,
+            timestamp: initial_timestamp,
+            first_packet: true,
+            sent: SendStats::default(),
+            received: ReceiveStats::default(),
+            telephone_events: TelephoneEventReceiver::default(),
+            tones,
+            outbound: VecDeque::new(),
+            events: VecDeque::new(),
+            last_rtp_ms: now_ms,
+            rtp_timeout_ms,
+            timed_out: false,
+            next_rtcp_ms: now_ms + 5_000,
+            cname: format!("hotline-{:08x}", ssrc.0),
+            stats: MediaStats::default(),
+            scratch: Vec::with_capacity(512),
+        })
+    }
+
+    /// PCM samples in one 20 ms frame at the codec's rate.
+    pub fn frame_samples(&self) -> usize {
+        (self.negotiated.codec.pcm_rate_hz() * PTIME_MS / 1000) as usize
+    }
+
+    /// The negotiated stream.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
+    /// Where RTP goes now.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Our SSRC.
+    pub fn ssrc(&self) -> Ssrc {
+        self.ssrc
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> MediaStats {
+        MediaStats {
+            jitter: self.jitter.stats(),
+            ..self.stats
+        }
+    }
+
+    /// Applies a re-INVITE's outcome. The SSRC, sequence and timestamp carry on; a codec change
+    /// resets the receive side.
+    pub fn update(&mut self, negotiated: Negotiated) -> Result<(), CodecError> {
+        let address = SocketAddr::new(negotiated.remote_ip, negotiated.remote_port);
+        if negotiated.codec != self.negotiated.codec {
+            self.codec = VoiceCodec::new(negotiated.codec)?;
+            self.jitter = JitterBuffer::new(JitterConfig::phone(
+                negotiated.codec.pcm_rate_hz(),
+                negotiated.codec.rtp_clock_hz(),
+            ));
+            self.outbound.clear();
+        }
+        self.tones = negotiated
+            .telephone_event_pt
+            .is_none()
+            .then(|| ToneDetector::new(negotiated.codec.pcm_rate_hz()));
+        if address != self.remote && !address.ip().is_unspecified() {
+            self.remote = address;
+            self.latched = false;
+        }
+        self.negotiated = negotiated;
+        Ok(())
+    }
+
+    /// Queues one frame of outbound PCM (at the codec's rate) to be sent on a coming tick.
+    pub fn queue_audio(&mut self, pcm: Vec<i16>) {
+        // Keep at most a second queued: a stalled producer must not grow memory.
+        if self.outbound.len() >= 50 {
+            self.outbound.pop_front();
+        }
+        self.outbound.push_back(pcm);
+    }
+
+    /// Drops queued outbound audio (a barge-in flush).
+    pub fn flush_audio(&mut self) {
+        self.outbound.clear();
+    }
+
+    /// Takes the next media event.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Handles one datagram from the RTP port.
+    pub fn handle_rtp(&mut self, from: SocketAddr, data: &[u8], now_ms: u64) {
+        if rtp::is_rtcp(data) {
+            self.handle_rtcp(data, now_ms);
+            return;
+        }
+        let Ok(packet) = RtpPacket::parse(data) else {
+            self.stats.dropped_garbage += 1;
+            return;
+        };
+        let is_audio = packet.payload_type == self.negotiated.payload_type;
+        let is_event = Some(packet.payload_type) == self.negotiated.telephone_event_pt;
+        if !is_audio && !is_event {
+            self.stats.dropped_garbage += 1;
+            return;
+        }
+        // Symmetric RTP: answer to where the caller's media comes from.
+        if from != self.remote {
+            if self.latched && now_ms.saturating_sub(self.last_rtp_ms) < 2_000 {
+                self.stats.dropped_foreign += 1;
+                return;
+            }
+            self.remote = from;
+            self.events.push_back(MediaEvent::Latched(from));
+        }
+        self.latched = true;
+        self.last_rtp_ms = now_ms;
+        self.timed_out = false;
+        self.stats.rtp_received += 1;
+        let clock = self.negotiated.codec.rtp_clock_hz() as u64;
+        if let Some(ext) = self.jitter.extend_timestamp(packet.timestamp) {
+            self.received.on_packet(
+                packet.ssrc,
+                packet.sequence as u64 + (ext & !0xffff),
+                packet.timestamp,
+                now_ms * clock / 1000,
+            );
+        }
+        if is_event {
+            if let Some(digit) = self
+                .telephone_events
+                .on_packet(packet.timestamp, packet.payload)
+            {
+                self.events.push_back(MediaEvent::Dtmf(digit));
+            }
+            return;
+        }
+        let mut pcm = Vec::with_capacity(self.frame_samples());
+        self.codec.decode(packet.payload, &mut pcm);
+        self.jitter.push(packet.ssrc, packet.timestamp, pcm, now_ms);
+    }
+
+    /// Handles one RTCP datagram (from the RTCP port or muxed on the RTP port).
+    pub fn handle_rtcp(&mut self, data: &[u8], now_ms: u64) {
+        let summary = rtp::read_rtcp(data);
+        if summary == rtp::RtcpSummary::default() {
+            self.stats.dropped_garbage += 1;
+            return;
+        }
+        self.stats.rtcp_received += 1;
+        if let Some(ntp) = summary.sender_report_ntp_middle {
+            self.received.on_sender_report(ntp, now_ms);
+        }
+    }
+
+    /// One 20 ms step: the caller's next frame out, and our next packet.
+    pub fn tick(&mut self, now_ms: u64) -> TickOutput {
+        let n = self.frame_samples();
+        let mut caller_pcm = vec![0i16; n];
+        let playout = self.jitter.pop(&mut caller_pcm);
+        if let Some(detector) = self.tones.as_mut() {
+            if let Some(digit) = detector.on_block(&caller_pcm) {
+                self.events.push_back(MediaEvent::Dtmf(digit));
+            }
+        }
+        let caller_sends = matches!(
+            self.negotiated.direction,
+            crate::sdp::Direction::SendRecv | crate::sdp::Direction::RecvOnly
+        );
+        if caller_sends
+            && !self.timed_out
+            && now_ms.saturating_sub(self.last_rtp_ms) > self.rtp_timeout_ms
+        {
+            self.timed_out = true;
+            self.events.push_back(MediaEvent::Timeout);
+        }
+        let mut pcm = self.outbound.pop_front().unwrap_or_default();
+        pcm.resize(n, 0);
+        let rtp = self.negotiated.direction.peer_receives_from_us().then(|| {
+            let mut payload = Vec::with_capacity(n);
+            self.codec.encode(&pcm, &mut payload);
+            let packet = RtpPacket {
+                marker: self.first_packet,
+                payload_type: self.negotiated.payload_type,
+                sequence: self.sequence,
+                timestamp: self.timestamp,
+                ssrc: self.ssrc,
+                payload: &payload,
+            };
+            let mut out = Vec::with_capacity(12 + payload.len());
+            packet.write(&mut out);
+            self.first_packet = false;
+            self.sequence = self.sequence.wrapping_add(1);
+            self.sent.packets = self.sent.packets.wrapping_add(1);
+            self.sent.octets = self.sent.octets.wrapping_add(payload.len() as u32);
+            self.sent.last_rtp_timestamp = self.timestamp;
+            self.stats.rtp_sent += 1;
+            (self.remote, out)
+        });
+        // The timeline advances whether or not we send (hold keeps continuity too).
+        self.timestamp = self
+            .timestamp
+            .wrapping_add(self.negotiated.codec.rtp_clock_hz() * PTIME_MS / 1000);
+        TickOutput {
+            caller_pcm,
+            playout,
+            rtp,
+        }
+    }
+
+    /// An RTCP report when one is due (every 5 s); `ntp` is the wall-clock NTP timestamp.
+    pub fn poll_rtcp(&mut self, now_ms: u64, ntp: u64) -> Option<(SocketAddr, Vec<u8>)> {
+        if now_ms < self.next_rtcp_ms {
+            return None;
+        }
+        self.next_rtcp_ms = now_ms + 5_000;
+        rtp::write_report(
+            self.ssrc,
+            &self.sent,
+            &mut self.received,
+            ntp,
+            now_ms,
+            &self.cname,
+            &mut self.scratch,
+        );
+        let rtcp_addr = SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1));
+        Some((rtcp_addr, self.scratch.clone()))
+    }
+}
+
+impl crate::sdp::Direction {
+    /// Whether we send media in this (our) direction.
+    pub fn peer_receives_from_us(self) -> bool {
+        matches!(
+            self,
+            crate::sdp::Direction::SendRecv | crate::sdp::Direction::SendOnly
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::linear_to_ulaw;
+    use crate::sdp::{Codec, Direction};
+
+    fn negotiated(te: Option<u8>) -> Negotiated {
+        Negotiated {
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: te,
+            direction: Direction::SendRecv,
+            remote_ip: "127.0.0.1".parse().unwrap(),
+            remote_port: 4000,
+        }
+    }
+
+    fn packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        RtpPacket {
+            marker: false,
+            payload_type: pt,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: Ssrc(77),
+            payload,
+        }
+        .write(&mut out);
+        out
+    }
+
+    #[test]
+    fn audio_flows_both_ways_with_continuous_timestamps() {
+        let mut media =
+            MediaSession::new(negotiated(Some(101)), Ssrc(1), 100, 1000, 30_000, 0).unwrap();
+        let caller: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        let voice = vec![linear_to_ulaw(5000); 160];
+        for i in 0..5u16 {
+            media.handle_rtp(caller, &packet(0, i, i as u32 * 160, &voice), i as u64 * 20);
+        }
+        assert_eq!(media.poll_event(), Some(MediaEvent::Latched(caller)));
+        media.queue_audio(vec![3000; 160]);
+        let mut stamps = Vec::new();
+        let mut heard = 0;
+        for i in 0..6u64 {
+            let out = media.tick(100 + i * 20);
+            if out.playout == Playout::Audio {
+                heard += 1;
+                assert!(out.caller_pcm.iter().all(|&s| s > 4000));
+            }
+            let (to, bytes) = out.rtp.unwrap();
+            assert_eq!(to, caller, "symmetric RTP");
+            let p = RtpPacket::parse(&bytes).unwrap();
+            assert_eq!(p.ssrc, Ssrc(1));
+            assert_eq!(p.sequence, 100 + i as u16);
+            stamps.push(p.timestamp);
+            if i == 0 {
+                assert!(p.marker);
+                assert!(p.payload.iter().all(|&b| b == linear_to_ulaw(3000)));
+            } else {
+                assert!(p.payload.iter().all(|&b| b == 0xff), "comfort silence");
+            }
+        }
+        assert!(heard >= 4);
+        assert_eq!(stamps, (0..6).map(|i| 1000 + i * 160).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn garbage_and_foreign_packets_are_dropped() {
+        let mut media = MediaSession::new(negotiated(None), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        let caller: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        let intruder: SocketAddr = "127.0.0.1:6666".parse().unwrap();
+        media.handle_rtp(caller, &packet(0, 1, 160, &[0xff; 160]), 0);
+        for junk in [
+            &b"hello"[..],
+            &[0u8; 40],
+            &[0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1],
+            &[0xbf; 12],
+        ] {
+            media.handle_rtp(caller, junk, 10);
+        }
+        media.handle_rtp(intruder, &packet(0, 2, 320, &[0; 160]), 20);
+        let stats = media.stats();
+        assert_eq!(stats.rtp_received, 1);
+        assert_eq!(stats.dropped_garbage, 4);
+        assert_eq!(stats.dropped_foreign, 1);
+        assert_eq!(media.remote(), caller);
+    }
+
+    #[test]
+    fn telephone_events_become_dtmf_and_inband_is_off() {
+        let mut media = MediaSession::new(negotiated(Some(101)), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        let caller: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        for (seq, end) in [(1u16, 0u8), (2, 0), (3, 0x80), (4, 0x80), (5, 0x80)] {
+            media.handle_rtp(
+                caller,
+                &packet(101, seq, 8000, &[9, end | 10, 0, 160]),
+                seq as u64 * 20,
+            );
+        }
+        let digits: Vec<MediaEvent> = std::iter::from_fn(|| media.poll_event())
+            .filter(|e| matches!(e, MediaEvent::Dtmf(_)))
+            .collect();
+        assert_eq!(digits, vec![MediaEvent::Dtmf('9')]);
+    }
+
+    #[test]
+    fn silence_from_the_caller_times_out_once() {
+        let mut media = MediaSession::new(negotiated(Some(101)), Ssrc(1), 0, 0, 1_000, 0).unwrap();
+        for i in 0..100u64 {
+            media.tick(i * 20);
+        }
+        let timeouts = std::iter::from_fn(|| media.poll_event())
+            .filter(|e| *e == MediaEvent::Timeout)
+            .count();
+        assert_eq!(timeouts, 1);
+    }
+
+    #[test]
+    fn hold_stops_sending_but_keeps_the_timeline() {
+        let mut media = MediaSession::new(negotiated(None), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        assert!(media.tick(0).rtp.is_some());
+        let mut held = negotiated(None);
+        held.direction = Direction::Inactive;
+        media.update(held).unwrap();
+        assert!(media.tick(20).rtp.is_none());
+        media.update(negotiated(None)).unwrap();
+        let (_, bytes) = media.tick(40).rtp.unwrap();
+        let p = RtpPacket::parse(&bytes).unwrap();
+        assert_eq!((p.sequence, p.timestamp), (1, 320));
+    }
+
+    #[test]
+    fn rtcp_reports_are_sent_every_five_seconds() {
+        let mut media = MediaSession::new(negotiated(None), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        assert!(media.poll_rtcp(1_000, 0).is_none());
+        media.tick(0);
+        let (to, report) = media.poll_rtcp(5_000, 1).unwrap();
+        assert_eq!(to.port(), 4001);
+        assert_eq!(report[1], 200, "a sender report once we have sent");
+        assert!(media.poll_rtcp(6_000, 1).is_none());
+    }
+}
