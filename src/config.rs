@@ -33,7 +33,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub replay: ReplayConfig,
     pub web: crate::web::WebConfig,
-    pub web: crate::web::WebConfig,
+    pub sip: crate::phone::SipConfig,
 }
 
 /// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).
@@ -269,6 +269,9 @@ impl Config {
         }
         if let Err(e) = self.web.validate() {
             return Err(invalid(&format!("web.{}", e.key), &e.message));
+        }
+        if let Err(e) = self.sip.validate() {
+            return Err(invalid(&format!("sip.{}", e.key), &e.message));
         }
         Ok(())
     }

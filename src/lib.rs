@@ -12,6 +12,7 @@ pub mod config;
 pub mod dialogue;
 pub mod language;
 pub mod models;
+pub mod phone;
 pub mod replay;
 pub mod serve;
 pub mod session;

@@ -19,6 +19,7 @@ pub async fn serve(engines: Arc<Engines>) {
     let _ = &stop_rx;
     // Transports: each line starts one.
     tasks.spawn(crate::web::run(engines.clone(), stop_rx.clone()));
+    tasks.spawn(crate::phone::run(engines.clone(), stop_rx.clone()));
     let _ = &mut tasks;
     tracing::info!(
         asr = engines.asr.engine_name(),

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod codec;
 pub mod dialog;
+pub mod driver;
 pub mod dtmf;
 pub mod jitter;
 pub mod media;

@@ -1,0 +1,590 @@
+//! The IO around the sans-IO parts: SIP sockets (UDP and TCP), per-call RTP/RTCP sockets, the
+//! 20 ms media clock, and the channels to the application.
+//!
+//! Owns: the sockets and tasks. One signalling task runs [`SipSession`]; each answered call gets
+//! a media task that runs its [`MediaSession`] on a monotonic 20 ms interval. The application
+//! sees a [`PhoneCall`] per call: decoded PCM frames, DTMF and hang-ups come out, PCM frames,
+//! hang-ups and transfers go in.
+//! Invariants: a call's media task ends exactly once and reports [`PhoneEvent::Hangup`] to the
+//! application exactly once; a slow application loses frames rather than stalling the media
+//! clock; RTP and RTCP ports come from the configured range in even/odd pairs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::dialog::{
+    EndpointConfig, IncomingCall, Peer, SipCallId, SipEvent, SipSession, TransportKind,
+};
+use crate::media::{MediaEvent, MediaSession};
+use crate::message::StreamFramer;
+use crate::rtp::Ssrc;
+use crate::sdp::Negotiated;
+
+/// The phone edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneError {
+    #[error("cannot bind SIP {transport} on {addr}: {source}")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("bad RTP port range {min}..={max}")]
+    PortRange { min: u16, max: u16 },
+}
+
+/// Everything the phone edge needs.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// The address SIP and RTP sockets bind.
+    pub bind_ip: IpAddr,
+    /// The SIP port (UDP and TCP); 0 picks a free one (tests).
+    pub sip_port: u16,
+    /// Serve SIP over TCP too.
+    pub tcp: bool,
+    /// The RTP port range, inclusive; RTP takes even ports, RTCP the odd one above.
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Hang up after this long without RTP from a caller who should be sending.
+    pub rtp_timeout_ms: u64,
+    /// Retry-After (seconds) sent with 486 when the application is at capacity.
+    pub busy_retry_after_s: u32,
+    /// The SIP endpoint (its `sip_port` is filled in from the bound socket when 0).
+    pub endpoint: EndpointConfig,
+}
+
+/// What the application hears from one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneEvent {
+    /// The caller's next 20 ms, decoded at [`PhoneCall::pcm_rate_hz`]; one per tick.
+    Audio(Vec<i16>),
+    /// A DTMF key (RFC 4733, SIP INFO or in-band).
+    Dtmf(char),
+    /// A transfer did not happen; the call is still ours.
+    TransferFailed { reason: String },
+    /// The call is over (the caller hung up, timed out, or our hang-up completed).
+    Hangup { reason: String },
+}
+
+/// What the application tells one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneCommand {
+    /// One frame of PCM at [`PhoneCall::pcm_rate_hz`], to be sent on a coming tick.
+    Audio(Vec<i16>),
+    /// Drop queued outbound audio (barge-in).
+    Flush,
+    /// End the call with a reason code.
+    Hangup { reason: String },
+    /// Hand the call to a SIP URI or number.
+    Transfer { target: String },
+}
+
+/// One answered call, as the application sees it.
+#[derive(Debug)]
+pub struct PhoneCall {
+    pub id: SipCallId,
+    pub transport: TransportKind,
+    pub from: String,
+    pub to: String,
+    /// The codec name (PCMU, PCMA, ...).
+    pub codec: String,
+    /// The rate of the PCM in [`PhoneEvent::Audio`] and [`PhoneCommand::Audio`].
+    pub pcm_rate_hz: u32,
+    /// The INVITE's headers, in order.
+    pub headers: Vec<(String, String)>,
+    pub events: mpsc::Receiver<PhoneEvent>,
+    pub commands: mpsc::Sender<PhoneCommand>,
+}
+
+/// Why the application refuses a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// At capacity: 486 Busy Here with Retry-After.
+    Busy,
+    /// Anything else: 503 Service Unavailable.
+    Unavailable,
+}
+
+/// The application's side: takes each new call, or refuses it. Called on the signalling task,
+/// so it must not block.
+pub trait CallAcceptor: Send + Sync + 'static {
+    fn accept(&self, call: PhoneCall) -> Result<(), Refusal>;
+}
+
+/// Messages from media tasks to the signalling task.
+#[derive(Debug)]
+enum DriverMessage {
+    Hangup { id: SipCallId, reason: String },
+    Transfer { id: SipCallId, target: String },
+}
+
+/// Messages from the signalling task to a media task.
+#[derive(Debug)]
+enum MediaControl {
+    Update(Negotiated),
+    Dtmf(char),
+    TransferFailed(String),
+    Ended(String),
+}
+
+/// The bound phone edge, ready to run.
+pub struct PhoneServer {
+    config: PhoneConfig,
+    udp: Arc<UdpSocket>,
+    tcp: Option<TcpListener>,
+}
+
+impl PhoneServer {
+    /// Binds the SIP sockets.
+    pub async fn bind(mut config: PhoneConfig) -> Result<Self, PhoneError> {
+        if config.rtp_port_min > config.rtp_port_max || config.rtp_port_max == u16::MAX {
+            return Err(PhoneError::PortRange {
+                min: config.rtp_port_min,
+                max: config.rtp_port_max,
+            });
+        }
+        let addr = SocketAddr::new(config.bind_ip, config.sip_port);
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| PhoneError::Bind {
+                transport: "UDP",
+                addr,
+                source,
+            })?;
+        let local = udp.local_addr().map_err(|source| PhoneError::Bind {
+            transport: "UDP",
+            addr,
+            source,
+        })?;
+        let tcp = if config.tcp {
+            let tcp_addr = SocketAddr::new(config.bind_ip, local.port());
+            Some(
+                TcpListener::bind(tcp_addr)
+                    .await
+                    .map_err(|source| PhoneError::Bind {
+                        transport: "TCP",
+                        addr: tcp_addr,
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        config.sip_port = local.port();
+        config.endpoint.sip_port = local.port();
+        Ok(Self {
+            config,
+            udp: Arc::new(udp),
+            tcp,
+        })
+    }
+
+    /// The bound SIP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.config.bind_ip, self.config.sip_port)
+    }
+
+    /// Serves until `shutdown` completes; then hangs up every call and returns.
+    pub async fn run(self, acceptor: Arc<dyn CallAcceptor>, shutdown: impl Future<Output = ()>) {
+        let started = Instant::now();
+        let now_ms = move || started.elapsed().as_millis() as u64;
+        let seed = rand::random::<u64>();
+        let mut session = SipSession::new(self.config.endpoint.clone(), seed, now_ms());
+        let (driver_tx, mut driver_rx) = mpsc::unbounded_channel::<DriverMessage>();
+        let (tcp_in_tx, mut tcp_in_rx) = mpsc::unbounded_channel::<(Peer, Vec<u8>)>();
+        let mut tcp_writers: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+        let mut next_connection = 1u64;
+        let mut calls: HashMap<SipCallId, mpsc::UnboundedSender<MediaControl>> = HashMap::new();
+        let mut ports =
+            PortAllocator::new(self.config.rtp_port_min, self.config.rtp_port_max, seed);
+        let mut buffer = vec![0u8; 65_536];
+        tokio::pin!(shutdown);
+        loop {
+            let wake = session
+                .poll_timeout()
+                .map(|t| t.saturating_sub(now_ms()))
+                .unwrap_or(60_000);
+            tokio::select! {
+                _ = &mut shutdown => break,
+                received = self.udp.recv_from(&mut buffer) => {
+                    if let Ok((len, from)) = received {
+                        let peer = Peer { transport: TransportKind::Udp, addr: from, connection: None };
+                        session.handle_input(now_ms(), peer, &buffer[..len]);
+                    }
+                }
+                accepted = accept_tcp(self.tcp.as_ref()) => {
+                    if let Ok((stream, from)) = accepted {
+                        let id = next_connection;
+                        next_connection += 1;
+                        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+                        tcp_writers.insert(id, writer_tx);
+                        let peer = Peer { transport: TransportKind::Tcp, addr: from, connection: Some(id) };
+                        tokio::spawn(tcp_connection(stream, peer, tcp_in_tx.clone(), writer_rx));
+                    }
+                }
+                Some((peer, data)) = tcp_in_rx.recv() => {
+                    if data.is_empty() {
+                        if let Some(id) = peer.connection { tcp_writers.remove(&id); }
+                    } else {
+                        session.handle_input(now_ms(), peer, &data);
+                    }
+                }
+                Some(message) = driver_rx.recv() => match message {
+                    DriverMessage::Hangup { id, reason } => session.hangup(now_ms(), &id, &reason),
+                    DriverMessage::Transfer { id, target } => session.transfer(now_ms(), &id, &target),
+                },
+                _ = tokio::time::sleep(Duration::from_millis(wake)) => session.handle_timeout(now_ms()),
+            }
+            // Events first: accepting a call queues its answer.
+            while let Some(event) = session.poll_event() {
+                match event {
+                    SipEvent::IncomingCall(incoming) => {
+                        let id = incoming.id.clone();
+                        match self
+                            .start_call(
+                                incoming,
+                                &mut ports,
+                                acceptor.as_ref(),
+                                driver_tx.clone(),
+                                now_ms(),
+                            )
+                            .await
+                        {
+                            Ok((port, control)) => {
+                                calls.insert(id.clone(), control);
+                                session.accept(now_ms(), &id, port);
+                            }
+                            Err(Refusal::Busy) => session.reject(
+                                now_ms(),
+                                &id,
+                                486,
+                                Some(self.config.busy_retry_after_s),
+                            ),
+                            Err(Refusal::Unavailable) => session.reject(
+                                now_ms(),
+                                &id,
+                                503,
+                                Some(self.config.busy_retry_after_s),
+                            ),
+                        }
+                    }
+                    SipEvent::MediaUpdated { id, negotiated } => {
+                        send_control(&calls, &id, MediaControl::Update(negotiated))
+                    }
+                    SipEvent::Dtmf { id, digit } => {
+                        send_control(&calls, &id, MediaControl::Dtmf(digit))
+                    }
+                    SipEvent::TransferDone { id } => {
+                        tracing::info!(call = %id, "transfer completed")
+                    }
+                    SipEvent::TransferFailed { id, reason } => {
+                        send_control(&calls, &id, MediaControl::TransferFailed(reason))
+                    }
+                    SipEvent::CallEnded { id, reason } => {
+                        if let Some(control) = calls.remove(&id) {
+                            let _ = control.send(MediaControl::Ended(reason));
+                        }
+                    }
+                    SipEvent::Registration { registered, detail } => {
+                        if registered {
+                            tracing::info!(%detail, "trunk registration");
+                        } else {
+                            tracing::warn!(%detail, "trunk registration");
+                        }
+                    }
+                }
+            }
+            self.flush(&mut session, &tcp_writers).await;
+        }
+        // Shutdown: hang up every call and give the BYEs a moment to leave.
+        for id in calls.keys().cloned().collect::<Vec<_>>() {
+            session.hangup(now_ms(), &id, "server.shutdown");
+        }
+        while let Some(event) = session.poll_event() {
+            if let SipEvent::CallEnded { id, reason } = event {
+                if let Some(control) = calls.remove(&id) {
+                    let _ = control.send(MediaControl::Ended(reason));
+                }
+            }
+        }
+        self.flush(&mut session, &tcp_writers).await;
+    }
+
+    async fn flush(
+        &self,
+        session: &mut SipSession,
+        tcp_writers: &HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    ) {
+        while let Some(transmit) = session.poll_transmit() {
+            match (transmit.peer.transport, transmit.peer.connection) {
+                (TransportKind::Tcp, Some(id)) => {
+                    if let Some(writer) = tcp_writers.get(&id) {
+                        let _ = writer.send(transmit.data);
+                    }
+                }
+                _ => {
+                    if let Err(e) = self.udp.send_to(&transmit.data, transmit.peer.addr).await {
+                        tracing::debug!(to = %transmit.peer.addr, "SIP send failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn start_call(
+        &self,
+        incoming: IncomingCall,
+        ports: &mut PortAllocator,
+        acceptor: &dyn CallAcceptor,
+        driver: mpsc::UnboundedSender<DriverMessage>,
+        now_ms: u64,
+    ) -> Result<(u16, mpsc::UnboundedSender<MediaControl>), Refusal> {
+        let (rtp, rtcp, port) = ports
+            .bind(self.config.bind_ip)
+            .await
+            .ok_or(Refusal::Unavailable)?;
+        let seed = rand::random::<u64>();
+        let media = MediaSession::new(
+            incoming.negotiated.clone(),
+            Ssrc(seed as u32),
+            (seed >> 32) as u16,
+            (seed >> 16) as u32,
+            self.config.rtp_timeout_ms,
+            now_ms,
+        )
+        .map_err(|_| Refusal::Unavailable)?;
+        let (event_tx, event_rx) = mpsc::channel(64);
+        let (command_tx, command_rx) = mpsc::channel(64);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let call = PhoneCall {
+            id: incoming.id.clone(),
+            transport: incoming.peer.transport,
+            from: incoming.from.clone(),
+            to: incoming.to.clone(),
+            codec: incoming.negotiated.codec.name().to_string(),
+            pcm_rate_hz: incoming.negotiated.codec.pcm_rate_hz(),
+            headers: incoming.headers.clone(),
+            events: event_rx,
+            commands: command_tx,
+        };
+        acceptor.accept(call)?;
+        tokio::spawn(media_task(
+            incoming.id,
+            media,
+            rtp,
+            rtcp,
+            event_tx,
+            command_rx,
+            control_rx,
+            driver,
+        ));
+        Ok((port, control_tx))
+    }
+}
+
+fn send_control(
+    calls: &HashMap<SipCallId, mpsc::UnboundedSender<MediaControl>>,
+    id: &SipCallId,
+    control: MediaControl,
+) {
+    if let Some(tx) = calls.get(id) {
+        let _ = tx.send(control);
+    }
+}
+
+async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads framed messages from one TCP connection and writes what the session sends to it.
+/// An empty message tells the signalling task the connection is gone.
+async fn tcp_connection(
+    stream: TcpStream,
+    peer: Peer,
+    incoming: mpsc::UnboundedSender<(Peer, Vec<u8>)>,
+    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut framer = StreamFramer::default();
+    let mut buffer = vec![0u8; 16_384];
+    loop {
+        tokio::select! {
+            read = reader.read(&mut buffer) => {
+                let Ok(n) = read else { break };
+                if n == 0 { break }
+                framer.push(&buffer[..n]);
+                loop {
+                    match framer.next_message() {
+                        Ok(Some(message)) => { let _ = incoming.send((peer, message)); }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!(%peer.addr, "closing a broken SIP stream: {e}");
+                            let _ = incoming.send((peer, Vec::new()));
+                            return;
+                        }
+                    }
+                }
+            }
+            Some(data) = outgoing.recv() => {
+                if writer.write_all(&data).await.is_err() { break }
+            }
+        }
+    }
+    let _ = incoming.send((peer, Vec::new()));
+}
+
+/// Hands out RTP/RTCP port pairs from the configured range.
+struct PortAllocator {
+    min: u16,
+    max: u16,
+    next: u16,
+}
+
+impl PortAllocator {
+    fn new(min: u16, max: u16, seed: u64) -> Self {
+        let span = (max.saturating_sub(min) / 2).max(1);
+        let next = min + ((seed % span as u64) as u16) * 2;
+        Self {
+            min: min + (min % 2),
+            max,
+            next,
+        }
+    }
+
+    async fn bind(&mut self, ip: IpAddr) -> Option<(UdpSocket, UdpSocket, u16)> {
+        if self.min == 0 && self.max == 0 {
+            let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
+            let rtcp = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
+            let port = rtp.local_addr().ok()?.port();
+            return Some((rtp, rtcp, port));
+        }
+        let pairs = ((self.max - self.min) / 2 + 1) as usize;
+        for _ in 0..pairs {
+            let port = self.next;
+            self.next = if port + 2 > self.max.saturating_sub(1) {
+                self.min
+            } else {
+                port + 2
+            };
+            if port >= self.max {
+                continue;
+            }
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(ip, port)).await else {
+                continue;
+            };
+            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await else {
+                continue;
+            };
+            return Some((rtp, rtcp, port));
+        }
+        None
+    }
+}
+
+/// NTP time (RFC 3550) for sender reports.
+fn ntp_now() -> u64 {
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_unix.as_secs() + 2_208_988_800;
+    let fraction = ((since_unix.subsec_nanos() as u64) << 32) / 1_000_000_000;
+    (seconds << 32) | fraction
+}
+
+/// One call's media: paced on a monotonic 20 ms interval.
+#[allow(clippy::too_many_arguments)]
+async fn media_task(
+    id: SipCallId,
+    mut media: MediaSession,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    events: mpsc::Sender<PhoneEvent>,
+    mut commands: mpsc::Receiver<PhoneCommand>,
+    mut control: mpsc::UnboundedReceiver<MediaControl>,
+    driver: mpsc::UnboundedSender<DriverMessage>,
+) {
+    let started = Instant::now();
+    let now_ms = move || started.elapsed().as_millis() as u64;
+    let mut ticker = tokio::time::interval(Duration::from_millis(crate::media::PTIME_MS as u64));
+    let mut rtp_buffer = vec![0u8; 2048];
+    let mut rtcp_buffer = vec![0u8; 2048];
+    let mut commands_open = true;
+    let reason = loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let now = now_ms();
+                let out = media.tick(now);
+                if let Some((to, packet)) = out.rtp {
+                    let _ = rtp.send_to(&packet, to).await;
+                }
+                if let Some((to, report)) = media.poll_rtcp(now, ntp_now()) {
+                    let _ = rtcp.send_to(&report, to).await;
+                }
+                // A slow application loses a frame rather than stalling the clock.
+                if events.try_send(PhoneEvent::Audio(out.caller_pcm)).is_err() && events.is_closed() {
+                    let _ = driver.send(DriverMessage::Hangup { id: id.clone(), reason: "app.gone".into() });
+                    break "app.gone".to_string();
+                }
+            }
+            received = rtp.recv_from(&mut rtp_buffer) => {
+                if let Ok((len, from)) = received {
+                    media.handle_rtp(from, &rtp_buffer[..len], now_ms());
+                }
+            }
+            received = rtcp.recv_from(&mut rtcp_buffer) => {
+                if let Ok((len, _)) = received {
+                    media.handle_rtcp(&rtcp_buffer[..len], now_ms());
+                }
+            }
+            command = commands.recv(), if commands_open => match command {
+                Some(PhoneCommand::Audio(pcm)) => media.queue_audio(pcm),
+                Some(PhoneCommand::Flush) => media.flush_audio(),
+                Some(PhoneCommand::Hangup { reason }) => {
+                    let _ = driver.send(DriverMessage::Hangup { id: id.clone(), reason });
+                }
+                Some(PhoneCommand::Transfer { target }) => {
+                    let _ = driver.send(DriverMessage::Transfer { id: id.clone(), target });
+                }
+                None => commands_open = false,
+            },
+            message = control.recv() => match message {
+                Some(MediaControl::Update(negotiated)) => {
+                    if let Err(e) = media.update(negotiated) {
+                        tracing::warn!(call = %id, "media update refused: {e}");
+                    }
+                }
+                Some(MediaControl::Dtmf(digit)) => { let _ = events.send(PhoneEvent::Dtmf(digit)).await; }
+                Some(MediaControl::TransferFailed(reason)) => { let _ = events.send(PhoneEvent::TransferFailed { reason }).await; }
+                Some(MediaControl::Ended(reason)) => break reason,
+                None => break "server.shutdown".to_string(),
+            },
+        }
+        while let Some(event) = media.poll_event() {
+            match event {
+                MediaEvent::Dtmf(digit) => {
+                    let _ = events.send(PhoneEvent::Dtmf(digit)).await;
+                }
+                MediaEvent::Timeout => {
+                    let _ = driver.send(DriverMessage::Hangup {
+                        id: id.clone(),
+                        reason: "rtp.timeout".into(),
+                    });
+                }
+                MediaEvent::Latched(addr) => tracing::debug!(call = %id, %addr, "RTP latched"),
+            }
+        }
+    };
+    let stats = media.stats();
+    tracing::info!(call = %id, %reason, rtp_in = stats.rtp_received, rtp_out = stats.rtp_sent, garbage = stats.dropped_garbage, "call media ended");
+    let _ = events.send(PhoneEvent::Hangup { reason }).await;
+}

@@ -1,0 +1,489 @@
+//! Phone callers: maps the `hotline-sip` edge onto live calls.
+//!
+//! Owns: the `[sip]` config section, turning each answered SIP call into a call from
+//! [`Engines::start_call`] (all transports share `server.max_calls`; at the limit a caller gets
+//! 486 Busy Here with Retry-After), and the per-call bridge that converts the line's PCM rate
+//! (8 kHz G.711) to the pipeline's 16 kHz frames and back.
+//! Invariants: the bridge forwards exactly one caller frame per media tick and answers nothing
+//! itself (the call task answers each frame); a caller's hang-up reaches the call as
+//! [`CallInput::Hangup`] exactly once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
+use hotline_sip::driver::{
+    CallAcceptor, PhoneCall, PhoneCommand, PhoneConfig, PhoneEvent, PhoneServer, Refusal,
+};
+use hotline_sip::sdp::Codec;
+
+use crate::audio::resample::StreamResampler;
+use crate::audio::{Frame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
+use crate::call::{CallError, CallInfo, CallInput, CallOutput, Engines};
+
+/// A `[sip]` value that parses but makes no sense; names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `sip.{key}`: {message}")]
+pub struct SipConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// Outbound registration to a SIP trunk or PBX (`[sip.registration]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SipRegistrationConfig {
+    /// The registrar, `host:port` (an IP or a name resolved at start-up).
+    pub registrar: String,
+    /// The domain of our address of record; the registrar's host when empty.
+    #[serde(default)]
+    pub domain: String,
+    pub username: String,
+    pub password: String,
+    /// The registration lifetime we ask for.
+    #[serde(default = "default_register_expires_s")]
+    pub expires_s: u32,
+}
+
+fn default_register_expires_s() -> u32 {
+    3600
+}
+
+/// The `[sip]` section: phone callers over SIP and RTP.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Answer SIP calls at all.
+    pub enabled: bool,
+    /// The address SIP and RTP sockets bind.
+    pub bind_ip: IpAddr,
+    /// The SIP port, for UDP and TCP.
+    pub port: u16,
+    /// Serve SIP over TCP as well as UDP.
+    pub tcp: bool,
+    /// The public address put in Contact and SDP when hotline is behind NAT; default `bind_ip`.
+    pub public_ip: Option<IpAddr>,
+    /// The RTP port range (even ports for RTP, the odd one above for RTCP).
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Codecs in preference order: `PCMU`, `PCMA` (G.722 and Opus are not built in yet).
+    pub codecs: Vec<String>,
+    /// Sources trusted without a challenge (`10.0.0.0/8`, `192.0.2.7`). Empty: everyone when no
+    /// digest credentials are set.
+    pub allow_from: Vec<String>,
+    /// Digest credentials callers outside `allow_from` must present (both or neither).
+    pub auth_username: Option<String>,
+    pub auth_password: Option<String>,
+    /// The digest realm.
+    pub auth_realm: String,
+    /// The session-timer interval offered to callers that support timers (0: off).
+    pub session_expires_s: u32,
+    /// Hang up after this long without RTP from the caller.
+    pub rtp_timeout_ms: u64,
+    /// Retry-After seconds on 486 when all calls are taken.
+    pub busy_retry_after_s: u32,
+    pub user_agent: String,
+    pub registration: Option<SipRegistrationConfig>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 5060,
+            tcp: true,
+            public_ip: None,
+            rtp_port_min: 20_000,
+            rtp_port_max: 29_999,
+            codecs: vec!["PCMU".into(), "PCMA".into()],
+            allow_from: Vec::new(),
+            auth_username: None,
+            auth_password: None,
+            auth_realm: "hotline".into(),
+            session_expires_s: 1800,
+            rtp_timeout_ms: 60_000,
+            busy_retry_after_s: 30,
+            user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
+            registration: None,
+        }
+    }
+}
+
+impl SipConfig {
+    /// Checks the section; errors name the key.
+    pub fn validate(&self) -> Result<(), SipConfigError> {
+        self.codec_preference()?;
+        self.allowlist()?;
+        let invalid = |key, message: &str| {
+            Err(SipConfigError {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.rtp_port_min > self.rtp_port_max || self.rtp_port_max == u16::MAX {
+            return invalid(
+                "rtp_port_min",
+                "must not exceed rtp_port_max (and rtp_port_max < 65535)",
+            );
+        }
+        if self.rtp_port_min != 0 && self.rtp_port_max - self.rtp_port_min < 1 {
+            return invalid("rtp_port_max", "the range needs at least one even/odd pair");
+        }
+        if self.bind_ip.is_unspecified() && self.public_ip.is_none() {
+            return invalid(
+                "public_ip",
+                "must be set when bind_ip is 0.0.0.0 or ::, for Contact and SDP",
+            );
+        }
+        if self.auth_username.is_some() != self.auth_password.is_some() {
+            return invalid(
+                "auth_password",
+                "auth_username and auth_password go together",
+            );
+        }
+        if self.session_expires_s != 0
+            && self.session_expires_s < hotline_sip::dialog::MIN_SESSION_EXPIRES_S
+        {
+            return invalid("session_expires_s", "must be 0 (off) or at least 90");
+        }
+        if self.rtp_timeout_ms < 1_000 {
+            return invalid("rtp_timeout_ms", "must be at least 1000");
+        }
+        if let Some(registration) = &self.registration {
+            if registration.expires_s < 60 {
+                return invalid("registration.expires_s", "must be at least 60");
+            }
+            if !registration.registrar.contains(':') {
+                return invalid("registration.registrar", "must be host:port");
+            }
+        }
+        Ok(())
+    }
+
+    fn codec_preference(&self) -> Result<Vec<Codec>, SipConfigError> {
+        let mut codecs = Vec::new();
+        for name in &self.codecs {
+            match Codec::from_name(name) {
+                Some(codec @ (Codec::Pcmu | Codec::Pcma)) => codecs.push(codec),
+                Some(_) => {
+                    return Err(SipConfigError {
+                        key: "codecs",
+                        message: format!("`{name}` is not built into this phone edge yet"),
+                    })
+                }
+                None => {
+                    return Err(SipConfigError {
+                        key: "codecs",
+                        message: format!("unknown codec `{name}`"),
+                    })
+                }
+            }
+        }
+        if codecs.is_empty() {
+            return Err(SipConfigError {
+                key: "codecs",
+                message: "needs at least one codec".into(),
+            });
+        }
+        Ok(codecs)
+    }
+
+    fn allowlist(&self) -> Result<Vec<IpNet>, SipConfigError> {
+        self.allow_from
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>().map_err(|message| SipConfigError {
+                    key: "allow_from",
+                    message,
+                })
+            })
+            .collect()
+    }
+
+    /// The phone edge's settings; resolves the registrar's name.
+    pub async fn phone_config(&self) -> Result<PhoneConfig, SipConfigError> {
+        self.validate()?;
+        let registration = match &self.registration {
+            None => None,
+            Some(r) => {
+                let registrar: SocketAddr = tokio::net::lookup_host(&r.registrar)
+                    .await
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| SipConfigError {
+                        key: "registration.registrar",
+                        message: format!("cannot resolve `{}`", r.registrar),
+                    })?;
+                Some(RegistrationConfig {
+                    registrar,
+                    domain: r.domain.clone(),
+                    username: r.username.clone(),
+                    password: r.password.clone(),
+                    expires_s: r.expires_s,
+                })
+            }
+        };
+        let inbound_auth = match (&self.auth_username, &self.auth_password) {
+            (Some(username), Some(password)) => Some(InboundAuth {
+                realm: self.auth_realm.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        Ok(PhoneConfig {
+            bind_ip: self.bind_ip,
+            sip_port: self.port,
+            tcp: self.tcp,
+            rtp_port_min: self.rtp_port_min,
+            rtp_port_max: self.rtp_port_max,
+            rtp_timeout_ms: self.rtp_timeout_ms,
+            busy_retry_after_s: self.busy_retry_after_s,
+            endpoint: EndpointConfig {
+                advertised_ip: self.public_ip.unwrap_or(self.bind_ip),
+                sip_port: self.port,
+                user_agent: self.user_agent.clone(),
+                codecs: self.codec_preference()?,
+                allow_from: self.allowlist()?,
+                inbound_auth,
+                session_expires_s: self.session_expires_s,
+                registration,
+            },
+        })
+    }
+}
+
+/// Serves phone callers until `shutdown` says stop (the `hotline serve` transport).
+pub async fn run(engines: Arc<Engines>, shutdown: watch::Receiver<bool>) {
+    let config = engines.config.sip.clone();
+    if !config.enabled {
+        return;
+    }
+    match bind(&config).await {
+        Ok(server) => {
+            tracing::info!(sip = %server.local_addr(), tcp = config.tcp, "answering phone calls");
+            serve(server, engines, shutdown).await;
+        }
+        Err(e) => tracing::error!("phone line: {e}"),
+    }
+}
+
+/// Binds the phone edge for a config (tests bind port 0 and read the address).
+pub async fn bind(config: &SipConfig) -> Result<PhoneServer, PhoneBindError> {
+    let phone = config.phone_config().await?;
+    Ok(PhoneServer::bind(phone).await?)
+}
+
+/// The phone edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneBindError {
+    #[error(transparent)]
+    Config(#[from] SipConfigError),
+    #[error(transparent)]
+    Phone(#[from] hotline_sip::driver::PhoneError),
+}
+
+/// Runs a bound phone edge against the engines until `shutdown` says stop.
+pub async fn serve(
+    server: PhoneServer,
+    engines: Arc<Engines>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = Arc::new(EngineAcceptor { engines });
+    server
+        .run(acceptor, async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await;
+}
+
+/// Starts a live call for each phone call.
+struct EngineAcceptor {
+    engines: Arc<Engines>,
+}
+
+impl CallAcceptor for EngineAcceptor {
+    fn accept(&self, call: PhoneCall) -> Result<(), Refusal> {
+        let mut vars = BTreeMap::new();
+        for (name, value) in &call.headers {
+            // Repeated headers are joined, as HTTP does.
+            vars.entry(format!("sip.{}", name.to_ascii_lowercase()))
+                .and_modify(|v: &mut String| {
+                    v.push_str(", ");
+                    v.push_str(value);
+                })
+                .or_insert_with(|| value.clone());
+        }
+        vars.insert("sip.call_id".into(), call.id.0.clone());
+        let info = CallInfo {
+            transport: call.transport.record_name().to_string(),
+            from: Some(call.from.clone()),
+            to: Some(call.to.clone()),
+            codec: Some(call.codec.clone()),
+            language: None,
+            flow: None,
+            vars,
+        };
+        match self.engines.start_call(info) {
+            Ok(handle) => {
+                tracing::info!(call = %handle.id, sip_call = %call.id, from = %call.from, codec = %call.codec, "phone call answered");
+                tokio::spawn(bridge(call, handle.input, handle.output));
+                Ok(())
+            }
+            Err(CallError::Busy { active }) => {
+                tracing::warn!(active, "phone call refused: busy");
+                Err(Refusal::Busy)
+            }
+            Err(e) => {
+                tracing::error!("phone call refused: {e}");
+                Err(Refusal::Unavailable)
+            }
+        }
+    }
+}
+
+/// Converts a stream of PCM to exact frames at another rate.
+struct Reframer {
+    resampler: Option<StreamResampler>,
+    pending: VecDeque<i16>,
+    frame_samples: usize,
+}
+
+impl Reframer {
+    fn new(from_hz: u32, to_hz: u32, frame_samples: usize) -> Self {
+        let resampler = match StreamResampler::new(from_hz, to_hz) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!("phone audio cannot be converted: {e}");
+                None
+            }
+        };
+        Self {
+            resampler,
+            pending: VecDeque::new(),
+            frame_samples,
+        }
+    }
+
+    /// Feeds one frame in and returns exactly one frame out (silence while the filter fills).
+    fn convert(&mut self, input: &[i16]) -> Vec<i16> {
+        if let Some(resampler) = self.resampler.as_mut() {
+            self.pending.extend(resampler.process(input));
+        }
+        // Never let the queue grow: keep at most two frames.
+        while self.pending.len() > self.frame_samples * 2 {
+            self.pending.pop_front();
+        }
+        if self.pending.len() >= self.frame_samples {
+            self.pending.drain(..self.frame_samples).collect()
+        } else {
+            vec![0; self.frame_samples]
+        }
+    }
+}
+
+/// Carries one call's audio and control between the phone line and the call task.
+async fn bridge(
+    mut call: PhoneCall,
+    input: mpsc::Sender<CallInput>,
+    mut output: mpsc::Receiver<CallOutput>,
+) {
+    let line_rate_hz = call.pcm_rate_hz;
+    let line_frame = (line_rate_hz / 50) as usize;
+    let mut to_pipeline = Reframer::new(line_rate_hz, SAMPLE_RATE_HZ, FRAME_SAMPLES);
+    let mut to_line = Reframer::new(SAMPLE_RATE_HZ, line_rate_hz, line_frame);
+    let mut call_open = true;
+    loop {
+        tokio::select! {
+            event = call.events.recv() => match event {
+                Some(PhoneEvent::Audio(pcm)) => {
+                    let frame = Frame::from_slice(&to_pipeline.convert(&pcm));
+                    if call_open && input.send(CallInput::Audio(frame)).await.is_err() {
+                        call_open = false;
+                    }
+                }
+                Some(PhoneEvent::Dtmf(digit)) => {
+                    if call_open && input.send(CallInput::Dtmf(digit)).await.is_err() {
+                        call_open = false;
+                    }
+                }
+                Some(PhoneEvent::TransferFailed { reason }) => tracing::warn!(sip_call = %call.id, %reason, "transfer failed; the call stays"),
+                Some(PhoneEvent::Hangup { reason }) => {
+                    if call_open {
+                        let _ = input.send(CallInput::Hangup { reason }).await;
+                    }
+                    return;
+                }
+                None => return,
+            },
+            out = output.recv(), if call_open => match out {
+                Some(CallOutput::Audio(frame)) => {
+                    let pcm = to_line.convert(frame.samples());
+                    let _ = call.commands.try_send(PhoneCommand::Audio(pcm));
+                }
+                Some(CallOutput::Transfer { target, reason }) => {
+                    tracing::info!(sip_call = %call.id, %target, %reason, "transferring");
+                    let _ = call.commands.send(PhoneCommand::Transfer { target }).await;
+                }
+                Some(CallOutput::Hangup { reason }) => {
+                    let _ = call.commands.send(PhoneCommand::Hangup { reason }).await;
+                }
+                None => {
+                    // The call task ended on its own: end the line too.
+                    call_open = false;
+                    let _ = call.commands.send(PhoneCommand::Hangup { reason: "call.ended".into() }).await;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let mut c = SipConfig::default();
+        assert!(c.validate().is_ok());
+        c.codecs = vec!["G729".into()];
+        assert_eq!(c.validate().unwrap_err().key, "codecs");
+        c = SipConfig {
+            allow_from: vec!["10.0.0.0/99".into()],
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "allow_from");
+        c = SipConfig {
+            bind_ip: "0.0.0.0".parse().unwrap(),
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "public_ip");
+        c = SipConfig {
+            auth_username: Some("u".into()),
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "auth_password");
+    }
+
+    #[test]
+    fn reframer_gives_exact_frames() {
+        let mut up = Reframer::new(8_000, 16_000, 320);
+        let tone: Vec<i16> = (0..160)
+            .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+            .collect();
+        let mut loud = 0;
+        for _ in 0..20 {
+            let out = up.convert(&tone);
+            assert_eq!(out.len(), 320);
+            if crate::audio::rms(&out) > 1000.0 {
+                loud += 1;
+            }
+        }
+        assert!(loud >= 17, "{loud}");
+    }
+}
