@@ -382,12 +382,14 @@ pub fn run_chat(
                 }
                 call = chat.start_call(f.or_else(|| flow.map(str::to_string)), vars)?;
             }
-            other => return Err(ChatError::BadLine {
-                line: line_no,
-                message: format!(
+            other => {
+                return Err(ChatError::BadLine {
+                    line: line_no,
+                    message: format!(
                     "unknown command /{other} (expected /silence, /dtmf, /shout, /call or /hangup)"
                 ),
-            }),
+                })
+            }
         }
     }
     if call.open {

@@ -1,14 +1,15 @@
 //! The knowledge base: FAQ entries from Markdown or CSV in `assets/kb/`, answered by BM25
 //! retrieval over English words and Chinese characters, with a confidence score.
 //!
-//! Markdown: each `## question` heading starts an entry; optional `Also: a | b` lines give other
+//! Markdown: each `## question` heading starts an entry (text before the first is ignored); optional `Also: a | b` lines give other
 //! ways to ask; the remaining lines are the answer. CSV: a `question,answer[,also]` header, then
 //! one entry per row (`also` separated by `|`; fields may be double-quoted).
 //!
 //! Ranking is BM25 (k1 = 1.2, b = 0.75). The confidence of the best entry is its idf-weighted
 //! coverage of the caller's words: the share of the question's information (sum of idf of its
 //! terms, with unknown terms counted as the rarest) that the entry contains. It lies in 0..1 and
-//! does not depend on how many entries the base holds, so one threshold serves all bases.
+//! does not depend on how many entries the base holds, so one threshold serves all bases. It is
+//! scaled down when fewer than two terms match, since one shared term is thin evidence.
 //! Invariant: a [`KnowledgeBase`] is immutable once loaded and shared by all calls of a flow.
 
 use std::collections::HashMap;
@@ -91,6 +92,8 @@ pub fn terms(words: &str) -> Vec<String> {
 }
 
 const K1: f32 = 1.2;
+/// Terms a question must share with an entry for full confidence.
+const MIN_MATCHED_TERMS: f32 = 2.0;
 const B: f32 = 0.75;
 
 impl KnowledgeBase {
@@ -177,18 +180,22 @@ impl KnowledgeBase {
             .filter_map(|(doc, entry)| {
                 let mut bm25 = 0.0;
                 let mut covered = 0.0;
+                let mut matched = 0usize;
                 for t in &query {
                     if let Some(tf) = doc.tf.get(t) {
                         let w = idf(t);
                         bm25 += w * tf * (K1 + 1.0)
                             / (tf + K1 * (1.0 - B + B * doc.len / self.avg_len));
                         covered += w;
+                        matched += 1;
                     }
                 }
+                // One shared term is thin evidence ("还有" shares a bigram with many answers).
+                let evidence = (matched as f32 / MIN_MATCHED_TERMS).min(1.0);
                 (bm25 > 0.0).then(|| KbHit {
                     entry,
                     bm25,
-                    confidence: (covered / total_info).clamp(0.0, 1.0),
+                    confidence: (covered / total_info * evidence).clamp(0.0, 1.0),
                 })
             })
             .collect();
@@ -257,13 +264,8 @@ fn parse_markdown(text: &str, file: &str) -> Result<Vec<KbEntry>, KbError> {
                 }
                 entry.answer.push_str(trimmed);
             }
-        } else {
-            return Err(KbError::Invalid {
-                file: file.to_string(),
-                line: line_no,
-                message: "text before the first entry: expected a `## question` heading".into(),
-            });
         }
+        // Text before the first heading is an introduction for authors.
     }
     finish(current.take(), &mut entries)?;
     if entries.is_empty() {

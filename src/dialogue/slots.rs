@@ -392,6 +392,7 @@ pub fn yes_no(words: &str) -> Option<&'static str> {
     ];
     const ZH_YES: &[&str] = &[
         "是的", "对的", "对", "是", "好的", "好", "没错", "可以", "行", "嗯", "确认", "正确",
+        "还有",
     ];
     const EN_NO: &[&str] = &[
         "no",

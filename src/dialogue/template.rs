@@ -95,7 +95,8 @@ impl Template {
     }
 
     /// Fills in the placeholders. An unset variable with no default renders as empty text.
-    /// `escape` is applied to every substituted value (for JSON bodies and URLs).
+    /// `escape` is applied to every substituted call variable (for JSON bodies and URLs), not to
+    /// `env.*` values or defaults, which are part of the configuration.
     pub fn render_with(
         &self,
         vars: &BTreeMap<String, String>,
@@ -106,12 +107,18 @@ impl Template {
             match part {
                 Part::Literal(s) => out.push_str(s),
                 Part::Var { name, default } => {
-                    let value = match name.strip_prefix("env.") {
-                        Some(env_name) => std::env::var(env_name).ok().filter(|v| !v.is_empty()),
-                        None => vars.get(name).filter(|v| !v.is_empty()).cloned(),
+                    // Environment values are configuration (base URLs, tokens), written by the
+                    // operator for this place, so they are not escaped; call values are.
+                    let (value, escaped) = match name.strip_prefix("env.") {
+                        Some(env_name) => (
+                            std::env::var(env_name).ok().filter(|v| !v.is_empty()),
+                            false,
+                        ),
+                        None => (vars.get(name).filter(|v| !v.is_empty()).cloned(), true),
                     };
                     match (value, default) {
-                        (Some(v), _) => out.push_str(&escape(&v)),
+                        (Some(v), _) if escaped => out.push_str(&escape(&v)),
+                        (Some(v), _) => out.push_str(&v),
                         // Defaults are part of the template, so they are not escaped.
                         (None, Some(d)) => out.push_str(d),
                         (None, None) => {}
