@@ -55,7 +55,7 @@ enum Pending {
 
 /// Where the simulated caller is.
 enum Caller {
-    /// Waiting for the bot to finish; `since` is when the bot last went quiet.
+    /// Waiting for the bot to answer and finish; `since` is when the bot last went quiet.
     Waiting { since: Option<Duration>, started: Duration },
     /// Playing turn `index` from frame `pos`.
     Speaking { index: usize, pos: usize },
@@ -84,6 +84,8 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
     let mut now = Duration::ZERO;
     let mut caller = Caller::Waiting { since: None, started: now };
     let mut next_turn = 0usize;
+    // The bot has finished speaking since the caller's last turn.
+    let mut bot_replied = false;
 
     session.start(
         EventKind::CallStart {
@@ -111,7 +113,12 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
         // Perform what the session asked for; results become due after their compute time.
         while let Some(output) = session.poll_output() {
             match output {
-                SessionOutput::Event(event) => record.event(&event)?,
+                SessionOutput::Event(event) => {
+                    if matches!(event.kind, EventKind::BotAudioEnd { .. }) && matches!(caller, Caller::Waiting { .. }) {
+                        bot_replied = true;
+                    }
+                    record.event(&event)?
+                }
                 SessionOutput::Recognize { turn, pcm, is_final, grammar, language } => {
                     let started = now.max(asr_free_at);
                     let job = AsrJob { pcm, opts: AsrOptions { language, grammar, is_final } };
@@ -168,10 +175,11 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
                 }
                 let quiet_for = since.map(|s| now.saturating_sub(s)).unwrap_or_default();
                 let waited = now.saturating_sub(*started);
-                if next_turn < turns.len() && (quiet_for >= pause || waited >= tail) {
+                if next_turn < turns.len() && ((bot_replied && quiet_for >= pause) || quiet_for >= tail || waited >= tail * 6) {
                     caller = Caller::Speaking { index: next_turn, pos: 0 };
+                    bot_replied = false;
                     next_turn += 1;
-                } else if next_turn >= turns.len() && (quiet_for >= tail || waited >= tail * 3) {
+                } else if next_turn >= turns.len() && ((bot_replied && quiet_for >= pause) || quiet_for >= tail || waited >= tail * 6) {
                     session.handle_hangup("caller.hangup", now);
                     continue;
                 }
