@@ -1,0 +1,508 @@
+//! espeak-ng, in process, on the one thread that owns it.
+//!
+//! espeak-ng keeps its state in globals and is not thread-safe, so the process has exactly one
+//! espeak worker thread, started on first use and shared by every [`EspeakSynthesizer`] (and so
+//! by every `TtsService`). Requests arrive over a channel, one sentence at a time, and each
+//! carries the voice and rate it needs, so callers with different settings can share the worker.
+//!
+//! The library is espeak-ng 1.52 as vendored and built by `espeak-rs-sys` (Debian's 1.51 reads
+//! Mandarin tone digits as English words). That crate compiles the phoneme and dictionary data
+//! into its build output (`<target>/<profile>/build/espeak-rs-sys-*/out/share/espeak-ng-data`,
+//! with the `compile-espeak-intonations` feature). [`find_data_dir`] looks for the data in this
+//! order: the `HOTLINE_ESPEAK_DATA` environment variable (a folder holding `phontab`, or its
+//! parent); the build output beside the running executable (`cargo test`, `cargo bench`,
+//! `target/<profile>/hotline`); the build output under `$CARGO_TARGET_DIR` and under this
+//! checkout's `target/`; and, last, Debian's `espeak-ng-data` (whose Mandarin is wrong).
+//!
+//! espeak-ng speaks at 22 050 Hz; [`EspeakSynthesizer`] converts to the pipeline's 16 kHz.
+
+use std::cell::RefCell;
+use std::ffi::{c_int, c_short, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, OnceLock};
+
+use espeak_rs_sys as sys;
+
+use super::{Synthesizer, TtsError};
+use crate::config::TtsConfig;
+use crate::language::Language;
+
+/// The environment variable that points at an espeak-ng data folder.
+pub const DATA_ENV: &str = "HOTLINE_ESPEAK_DATA";
+
+/// Files a usable data folder must hold.
+const REQUIRED_DATA_FILES: [&str; 5] =
+    ["phontab", "phonindex", "phondata", "intonations", "en_dict"];
+
+/// Debian's data folders, the last resort.
+const SYSTEM_DATA_DIRS: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/espeak-ng-data",
+    "/usr/share/espeak-ng-data",
+];
+
+/// Slowest and fastest rates espeak-ng accepts, in words per minute.
+pub const RATE_WPM_RANGE: std::ops::RangeInclusive<u32> = 80..=450;
+
+/// Finds the espeak-ng data folder (see the module docs for the order).
+pub fn find_data_dir() -> Result<PathBuf, TtsError> {
+    if let Some(value) = std::env::var_os(DATA_ENV) {
+        let given = PathBuf::from(value);
+        return [given.clone(), given.join("espeak-ng-data")]
+            .into_iter()
+            .find(|dir| is_data_dir(dir))
+            .ok_or_else(|| TtsError::EspeakData {
+                message: format!(
+                    "{DATA_ENV}={} holds no compiled espeak-ng data (phontab, en_dict, ...)",
+                    given.display()
+                ),
+            });
+    }
+    let mut searched: Vec<PathBuf> = Vec::new();
+    // Build output beside the executable: target/<profile>/hotline, target/<profile>/deps/test-*.
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            searched.extend(dir.ancestors().take(3).map(Path::to_path_buf));
+        }
+    }
+    let mut target_dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        target_dirs.push(PathBuf::from(dir));
+    }
+    target_dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    for target in target_dirs {
+        searched.push(target.join("release"));
+        searched.push(target.join("debug"));
+    }
+    if let Some(found) = newest_build_output(&searched) {
+        return Ok(found);
+    }
+    if let Some(found) = SYSTEM_DATA_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .find(|dir| is_data_dir(dir))
+    {
+        tracing::warn!(
+            dir = %found.display(),
+            "using the system's espeak-ng data; its Mandarin voice may read tone digits. Set {DATA_ENV} to espeak-rs-sys's compiled data"
+        );
+        return Ok(found);
+    }
+    Err(TtsError::EspeakData {
+        message: format!(
+            "no compiled espeak-ng data found; set {DATA_ENV}, or build with espeak-rs-sys's compile-espeak-intonations feature (searched build/espeak-rs-sys-*/out/share/espeak-ng-data under {})",
+            searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// The most recently built `build/espeak-rs-sys-*/out/share/espeak-ng-data` under `profile_dirs`.
+fn newest_build_output(profile_dirs: &[PathBuf]) -> Option<PathBuf> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for profile_dir in profile_dirs {
+        let Ok(entries) = std::fs::read_dir(profile_dir.join("build")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("espeak-rs-sys-")
+            {
+                continue;
+            }
+            let dir = entry
+                .path()
+                .join("out")
+                .join("share")
+                .join("espeak-ng-data");
+            if !is_data_dir(&dir) {
+                continue;
+            }
+            let built = std::fs::metadata(dir.join("phontab"))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            if best.as_ref().is_none_or(|(time, _)| built > *time) {
+                best = Some((built, dir));
+            }
+        }
+    }
+    best.map(|(_, dir)| dir)
+}
+
+fn is_data_dir(dir: &Path) -> bool {
+    REQUIRED_DATA_FILES.iter().all(|f| dir.join(f).is_file())
+}
+
+/// One request to the espeak worker.
+enum Request {
+    /// Speaks `text`; answers 22 050 Hz (or the worker's rate) mono PCM.
+    Synthesize {
+        voice: String,
+        rate_wpm: u32,
+        text: String,
+        reply: mpsc::Sender<Result<Vec<i16>, TtsError>>,
+    },
+    /// Translates `text` to espeak's phoneme mnemonics.
+    Phonemes {
+        voice: String,
+        text: String,
+        reply: mpsc::Sender<Result<String, TtsError>>,
+    },
+    /// Checks that a voice loads.
+    CheckVoice {
+        voice: String,
+        reply: mpsc::Sender<Result<(), TtsError>>,
+    },
+}
+
+/// The process's espeak worker: a channel to its thread.
+struct Worker {
+    requests: mpsc::Sender<Request>,
+    sample_rate_hz: u32,
+    data_dir: PathBuf,
+}
+
+/// The worker, started on first use; `Err` holds why it could not start.
+static WORKER: OnceLock<Result<Worker, String>> = OnceLock::new();
+
+fn worker() -> Result<&'static Worker, TtsError> {
+    WORKER
+        .get_or_init(start_worker)
+        .as_ref()
+        .map_err(|message| TtsError::EspeakInit(message.clone()))
+}
+
+fn start_worker() -> Result<Worker, String> {
+    let data_dir = find_data_dir().map_err(|e| e.to_string())?;
+    let (requests, inbox) = mpsc::channel::<Request>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<u32, String>>();
+    let thread_data_dir = data_dir.clone();
+    std::thread::Builder::new()
+        .name("espeak".into())
+        .spawn(move || {
+            let mut engine = match Engine::initialize(&thread_data_dir) {
+                Ok(engine) => {
+                    let _ = ready_tx.send(Ok(engine.sample_rate_hz));
+                    engine
+                }
+                Err(message) => {
+                    let _ = ready_tx.send(Err(message));
+                    return;
+                }
+            };
+            // The worker lives as long as the process; requests come from every service.
+            while let Ok(request) = inbox.recv() {
+                engine.serve(request);
+            }
+        })
+        .map_err(|e| format!("cannot start the espeak thread: {e}"))?;
+    let sample_rate_hz = ready_rx
+        .recv()
+        .map_err(|_| "the espeak thread stopped while starting".to_string())??;
+    tracing::info!(data = %data_dir.display(), sample_rate_hz, "espeak-ng ready");
+    Ok(Worker {
+        requests,
+        sample_rate_hz,
+        data_dir,
+    })
+}
+
+thread_local! {
+    /// Samples of the sentence being synthesized; only the espeak thread touches it.
+    static SYNTH_BUFFER: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
+}
+
+/// espeak's synchronous-mode callback: appends each block of samples to [`SYNTH_BUFFER`].
+unsafe extern "C" fn collect_samples(
+    wav: *mut c_short,
+    samples: c_int,
+    _events: *mut sys::espeak_EVENT,
+) -> c_int {
+    if !wav.is_null() && samples > 0 {
+        // SAFETY: espeak passes `samples` valid samples at `wav` for the duration of the call.
+        let block = unsafe { std::slice::from_raw_parts(wav, samples as usize) };
+        SYNTH_BUFFER.with(|buffer| buffer.borrow_mut().extend_from_slice(block));
+    }
+    0 // continue synthesis
+}
+
+/// The initialized library, owned by the worker thread.
+struct Engine {
+    sample_rate_hz: u32,
+    voice: Option<String>,
+}
+
+impl Engine {
+    fn initialize(data_dir: &Path) -> Result<Self, String> {
+        let path = CString::new(data_dir.as_os_str().as_encoded_bytes()).map_err(|_| {
+            format!(
+                "espeak data path {} contains a NUL byte",
+                data_dir.display()
+            )
+        })?;
+        // SAFETY: called once, on the only thread that ever calls into espeak; `path` outlives
+        // the call (espeak copies it).
+        unsafe {
+            sys::espeak_ng_InitializePath(path.as_ptr());
+            let mut context: sys::espeak_ng_ERROR_CONTEXT = std::ptr::null_mut();
+            let status = sys::espeak_ng_Initialize(&mut context);
+            if status != sys::espeak_ng_STATUS_ENS_OK {
+                sys::espeak_ng_ClearErrorContext(&mut context);
+                return Err(format!(
+                    "espeak-ng failed to load its data from {}: {}",
+                    data_dir.display(),
+                    status_message(status)
+                ));
+            }
+            let status = sys::espeak_ng_InitializeOutput(
+                sys::espeak_ng_OUTPUT_MODE_ENOUTPUT_MODE_SYNCHRONOUS,
+                0,
+                std::ptr::null(),
+            );
+            if status != sys::espeak_ng_STATUS_ENS_OK {
+                return Err(format!(
+                    "espeak-ng output setup failed: {}",
+                    status_message(status)
+                ));
+            }
+            sys::espeak_SetSynthCallback(Some(collect_samples));
+            let sample_rate_hz = sys::espeak_ng_GetSampleRate();
+            if sample_rate_hz <= 0 {
+                return Err(format!(
+                    "espeak-ng reports a sample rate of {sample_rate_hz}"
+                ));
+            }
+            Ok(Self {
+                sample_rate_hz: sample_rate_hz as u32,
+                voice: None,
+            })
+        }
+    }
+
+    fn serve(&mut self, request: Request) {
+        match request {
+            Request::Synthesize {
+                voice,
+                rate_wpm,
+                text,
+                reply,
+            } => {
+                let _ = reply.send(self.synthesize(&voice, rate_wpm, &text));
+            }
+            Request::Phonemes { voice, text, reply } => {
+                let _ = reply.send(self.phonemes(&voice, &text));
+            }
+            Request::CheckVoice { voice, reply } => {
+                let _ = reply.send(self.set_voice(&voice));
+            }
+        }
+    }
+
+    fn set_voice(&mut self, voice: &str) -> Result<(), TtsError> {
+        if self.voice.as_deref() == Some(voice) {
+            return Ok(());
+        }
+        let name = CString::new(voice).map_err(|_| TtsError::Voice {
+            voice: voice.to_string(),
+            message: "contains a NUL byte".into(),
+        })?;
+        // SAFETY: espeak thread only; `name` is a valid C string for the call.
+        let status = unsafe { sys::espeak_ng_SetVoiceByName(name.as_ptr()) };
+        if status != sys::espeak_ng_STATUS_ENS_OK {
+            self.voice = None;
+            return Err(TtsError::Voice {
+                voice: voice.to_string(),
+                message: status_message(status),
+            });
+        }
+        self.voice = Some(voice.to_string());
+        Ok(())
+    }
+
+    fn synthesize(&mut self, voice: &str, rate_wpm: u32, text: &str) -> Result<Vec<i16>, TtsError> {
+        self.set_voice(voice)?;
+        let text = c_text(text);
+        // SAFETY: espeak thread only. In synchronous mode `espeak_ng_Synthesize` returns after
+        // every callback has run, so the thread-local buffer holds the whole sentence.
+        unsafe {
+            let status =
+                sys::espeak_ng_SetParameter(sys::espeak_PARAMETER_espeakRATE, rate_wpm as c_int, 0);
+            if status != sys::espeak_ng_STATUS_ENS_OK {
+                return Err(TtsError::Synthesis {
+                    message: format!("rate {rate_wpm}: {}", status_message(status)),
+                });
+            }
+            SYNTH_BUFFER.with(|buffer| buffer.borrow_mut().clear());
+            let bytes = text.as_bytes_with_nul();
+            let status = sys::espeak_ng_Synthesize(
+                bytes.as_ptr().cast::<c_void>(),
+                bytes.len(),
+                0,
+                sys::espeak_POSITION_TYPE_POS_CHARACTER,
+                0,
+                sys::espeakCHARS_UTF8,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            if status != sys::espeak_ng_STATUS_ENS_OK {
+                return Err(TtsError::Synthesis {
+                    message: status_message(status),
+                });
+            }
+        }
+        Ok(SYNTH_BUFFER.with(|buffer| std::mem::take(&mut *buffer.borrow_mut())))
+    }
+
+    fn phonemes(&mut self, voice: &str, text: &str) -> Result<String, TtsError> {
+        self.set_voice(voice)?;
+        let text = c_text(text);
+        let mut parts: Vec<String> = Vec::new();
+        let mut cursor: *const c_void = text.as_ptr().cast();
+        // SAFETY: espeak thread only. espeak advances `cursor` through `text` (alive for the
+        // loop) clause by clause and sets it to null at the end; each returned string is valid
+        // until the next call and is copied at once.
+        unsafe {
+            while !cursor.is_null() {
+                let phonemes =
+                    sys::espeak_TextToPhonemes(&mut cursor, sys::espeakCHARS_UTF8 as c_int, 0);
+                if phonemes.is_null() {
+                    break;
+                }
+                let clause = CStr::from_ptr(phonemes)
+                    .to_string_lossy()
+                    .trim()
+                    .to_string();
+                if !clause.is_empty() {
+                    parts.push(clause);
+                }
+            }
+        }
+        Ok(parts.join(" "))
+    }
+}
+
+/// Text as a C string (NUL bytes in the text are dropped).
+fn c_text(text: &str) -> CString {
+    CString::new(text.replace('\0', "")).expect("NUL bytes were removed")
+}
+
+fn status_message(status: sys::espeak_ng_STATUS) -> String {
+    let mut buffer = [0 as std::ffi::c_char; 512];
+    // SAFETY: espeak writes at most `buffer.len()` bytes, NUL-terminated; this function only
+    // formats a message and touches no synthesis state.
+    unsafe {
+        sys::espeak_ng_GetStatusCodeMessage(status, buffer.as_mut_ptr(), buffer.len());
+        CStr::from_ptr(buffer.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// espeak-ng speech, converted to 16 kHz. Cheap to clone: it is a handle on the shared worker.
+#[derive(Debug, Clone)]
+pub struct EspeakSynthesizer {
+    voice_en: String,
+    voice_zh: String,
+    rate_wpm: u32,
+}
+
+impl EspeakSynthesizer {
+    /// Starts the worker if needed and checks that both voices load.
+    pub fn new(config: &TtsConfig) -> Result<Self, TtsError> {
+        if !RATE_WPM_RANGE.contains(&config.rate_wpm) {
+            return Err(TtsError::Config {
+                key: "tts.rate_wpm",
+                message: format!(
+                    "{} is outside espeak-ng's {}..={}",
+                    config.rate_wpm,
+                    RATE_WPM_RANGE.start(),
+                    RATE_WPM_RANGE.end()
+                ),
+            });
+        }
+        let synthesizer = Self {
+            voice_en: config.voice_en.clone(),
+            voice_zh: config.voice_zh.clone(),
+            rate_wpm: config.rate_wpm,
+        };
+        for voice in [&synthesizer.voice_en, &synthesizer.voice_zh] {
+            ask(|reply| Request::CheckVoice {
+                voice: voice.clone(),
+                reply,
+            })?;
+        }
+        Ok(synthesizer)
+    }
+
+    /// The voice used for `language`.
+    pub fn voice(&self, language: Language) -> &str {
+        match language {
+            Language::En => &self.voice_en,
+            Language::Zh => &self.voice_zh,
+        }
+    }
+
+    /// The speaking rate.
+    pub fn rate_wpm(&self) -> u32 {
+        self.rate_wpm
+    }
+
+    /// The data folder the worker loaded.
+    pub fn data_dir() -> Result<PathBuf, TtsError> {
+        worker().map(|w| w.data_dir.clone())
+    }
+
+    /// espeak's own output rate (22 050 Hz).
+    pub fn native_sample_rate_hz() -> Result<u32, TtsError> {
+        worker().map(|w| w.sample_rate_hz)
+    }
+
+    /// Speaks `text` at espeak's own rate ([`Self::native_sample_rate_hz`]).
+    pub fn synthesize_native(&self, text: &str, language: Language) -> Result<Vec<i16>, TtsError> {
+        let voice = self.voice(language).to_string();
+        let rate_wpm = self.rate_wpm;
+        ask(|reply| Request::Synthesize {
+            voice,
+            rate_wpm,
+            text: text.to_string(),
+            reply,
+        })
+    }
+
+    /// espeak's phoneme mnemonics for `text` (what it will say), clause by clause.
+    pub fn phonemes(&self, text: &str, language: Language) -> Result<String, TtsError> {
+        let voice = self.voice(language).to_string();
+        ask(|reply| Request::Phonemes {
+            voice,
+            text: text.to_string(),
+            reply,
+        })
+    }
+}
+
+impl Synthesizer for EspeakSynthesizer {
+    fn name(&self) -> &'static str {
+        "espeak-ng"
+    }
+
+    fn synthesize(&mut self, text: &str, language: Language) -> Result<Vec<i16>, TtsError> {
+        let native = self.synthesize_native(text, language)?;
+        let from_hz = Self::native_sample_rate_hz()?;
+        Ok(crate::audio::resample::resample(
+            &native,
+            from_hz,
+            crate::audio::SAMPLE_RATE_HZ,
+        )?)
+    }
+}
+
+/// Sends one request to the worker and waits for its answer.
+fn ask<T>(make: impl FnOnce(mpsc::Sender<Result<T, TtsError>>) -> Request) -> Result<T, TtsError> {
+    let worker = worker()?;
+    let (reply, answer) = mpsc::channel();
+    worker
+        .requests
+        .send(make(reply))
+        .map_err(|_| TtsError::WorkerGone)?;
+    answer.recv().map_err(|_| TtsError::WorkerGone)?
+}
