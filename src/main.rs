@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use hotline::call::Engines;
 use hotline::config::Config;
@@ -57,6 +57,27 @@ enum Command {
 enum ModelsCommand {
     /// List the official models with their sizes and checksums.
     List,
+    /// Download an official model into models/, checking its sha256.
+    Download {
+        /// The file name, e.g. ggml-base.en-q5_1.bin (see `hotline models list`).
+        name: String,
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+    },
+    /// Check a model file's size and sha256 against the official list.
+    Verify { path: PathBuf },
+    /// Write a synthetic-weight model (real shapes, random weights) for compute benchmarks.
+    Synth {
+        /// tiny.en, tiny, base.en or base.
+        size: hotline::models::SyntheticSize,
+        /// Where whisper.cpp's for-tests-ggml-*.bin models are (their vocabulary and mel filters are copied).
+        #[arg(long, env = "HOTLINE_TEST_MODELS", default_value = "../shared/models")]
+        test_models: PathBuf,
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -102,7 +123,23 @@ fn main() -> Result<()> {
             hotline::chat::run_chat(&config, flow.as_deref(), events, stdin.lock(), stdout.lock())?;
         }
         Command::Models { command } => match command {
-            ModelsCommand::List => bail!("not available yet"),
+            ModelsCommand::List => {
+                for m in hotline::models::list() {
+                    println!("{:<24} {:>10} bytes  sha256 {}", m.file, m.bytes, m.sha256);
+                }
+            }
+            ModelsCommand::Download { name, dir } => {
+                let path = hotline::models::download(&name, &dir)?;
+                println!("{} is ready; set asr.model = \"{}\" in the config", path.display(), path.display());
+            }
+            ModelsCommand::Verify { path } => {
+                let info = hotline::models::verify(&path)?;
+                println!("{}: matches the official {} ({} bytes)", path.display(), info.file, info.bytes);
+            }
+            ModelsCommand::Synth { size, test_models, dir, seed } => {
+                let path = hotline::models::generate_synthetic_into(size, &test_models, &dir, seed)?;
+                println!("wrote {} (random weights: for compute benchmarks only, it transcribes nothing)", path.display());
+            }
         },
     }
     Ok(())
