@@ -47,16 +47,12 @@ mod ffi {
     pub struct Arg {
         _opaque: [u8; 0],
     }
-    /// `logmath_t`.
-    #[repr(C)]
-    pub struct LogMath {
-        _opaque: [u8; 0],
-    }
-
     extern "C" {
         pub fn ps_args() -> *const Arg;
         pub fn cmd_ln_init(inout: *mut CmdLn, defn: *const Arg, strict: i32, ...) -> *mut CmdLn;
         pub fn cmd_ln_free_r(cmdln: *mut CmdLn) -> c_int;
+        pub fn cmd_ln_float_r(cmdln: *mut CmdLn, name: *const c_char) -> f64;
+        pub fn cmd_ln_set_float_r(cmdln: *mut CmdLn, name: *const c_char, fv: f64);
         pub fn ps_init(config: *mut CmdLn) -> *mut PsDecoder;
         pub fn ps_free(ps: *mut PsDecoder) -> c_int;
         pub fn ps_start_utt(ps: *mut PsDecoder) -> c_int;
@@ -69,8 +65,6 @@ mod ffi {
         ) -> c_int;
         pub fn ps_end_utt(ps: *mut PsDecoder) -> c_int;
         pub fn ps_get_hyp(ps: *mut PsDecoder, out_best_score: *mut i32) -> *const c_char;
-        pub fn ps_get_prob(ps: *mut PsDecoder) -> i32;
-        pub fn ps_get_logmath(ps: *mut PsDecoder) -> *mut LogMath;
         pub fn ps_set_jsgf_string(
             ps: *mut PsDecoder,
             name: *const c_char,
@@ -78,7 +72,6 @@ mod ffi {
         ) -> c_int;
         pub fn ps_set_search(ps: *mut PsDecoder, name: *const c_char) -> c_int;
         pub fn ps_lookup_word(ps: *mut PsDecoder, word: *const c_char) -> *mut c_char;
-        pub fn logmath_exp(lmath: *mut LogMath, logb_p: c_int) -> f64;
         pub fn ckd_free(ptr: *mut c_void);
         /// `FILE *stream`; NULL disables logging.
         pub fn err_set_logfp(stream: *mut c_void);
@@ -88,13 +81,6 @@ mod ffi {
 /// Serialises decoder construction (SphinxBase keeps some global state).
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 static SILENCE_LOG: Once = Once::new();
-
-/// The best hypothesis of one utterance.
-struct Hypothesis {
-    text: String,
-    /// Posterior probability in 0..=1.
-    probability: Option<f32>,
-}
 
 /// A PocketSphinx decoder and its configuration, freed together.
 struct Decoder {
@@ -145,6 +131,8 @@ impl Decoder {
                 lm_c.as_ptr(),
                 c"-dict".as_ptr(),
                 dict_c.as_ptr(),
+                c"-remove_noise".as_ptr(),
+                c"no".as_ptr(),
                 std::ptr::null::<std::os::raw::c_char>(),
             )
         };
@@ -187,10 +175,21 @@ impl Decoder {
         }
     }
 
-    /// Compiles a JSGF grammar into the search `name`; false if PocketSphinx rejects it.
-    fn add_jsgf(&mut self, name: &CStr, jsgf: &CStr) -> bool {
-        // SAFETY: valid decoder and NUL-terminated strings; PocketSphinx copies what it keeps.
-        unsafe { ffi::ps_set_jsgf_string(self.ps, name.as_ptr(), jsgf.as_ptr()) == 0 }
+    /// Compiles a JSGF grammar into the search `name` with its own word insertion
+    /// probability; false if PocketSphinx rejects the grammar.
+    fn add_jsgf(&mut self, name: &CStr, jsgf: &CStr, word_insertion: f64) -> bool {
+        // SAFETY: valid decoder, its own configuration object (ps_init retained the same one)
+        // and NUL-terminated strings; PocketSphinx copies what it keeps. The FSG search reads
+        // `-wip` when it is built, so setting it around the call gives this search its own
+        // value and leaves the LM search's untouched.
+        unsafe {
+            let wip = c"-wip";
+            let previous = ffi::cmd_ln_float_r(self.config, wip.as_ptr());
+            ffi::cmd_ln_set_float_r(self.config, wip.as_ptr(), word_insertion);
+            let added = ffi::ps_set_jsgf_string(self.ps, name.as_ptr(), jsgf.as_ptr()) == 0;
+            ffi::cmd_ln_set_float_r(self.config, wip.as_ptr(), previous);
+            added
+        }
     }
 
     /// Makes `name` the active search; false if there is no such search.
@@ -200,7 +199,7 @@ impl Decoder {
     }
 
     /// Decodes one whole utterance with the active search.
-    fn decode(&mut self, pcm: &[i16]) -> Result<Hypothesis, String> {
+    fn decode(&mut self, pcm: &[i16]) -> Result<String, String> {
         // SAFETY: `self.ps` is valid for the decoder's life; `pcm` is a live slice whose
         // length is passed alongside; the hypothesis string belongs to the decoder and is
         // copied before the next call into it.
@@ -219,20 +218,9 @@ impl Decoder {
             let mut score = 0i32;
             let hyp = ffi::ps_get_hyp(self.ps, &mut score);
             if hyp.is_null() {
-                return Ok(Hypothesis {
-                    text: String::new(),
-                    probability: None,
-                });
+                return Ok(String::new());
             }
-            let text = CStr::from_ptr(hyp).to_string_lossy().trim().to_string();
-            let logmath = ffi::ps_get_logmath(self.ps);
-            let probability = if logmath.is_null() || text.is_empty() {
-                None
-            } else {
-                let p = ffi::logmath_exp(logmath, ffi::ps_get_prob(self.ps)) as f32;
-                (p.is_finite() && (0.0..=1.0).contains(&p)).then_some(p)
-            };
-            Ok(Hypothesis { text, probability })
+            Ok(CStr::from_ptr(hyp).to_string_lossy().trim().to_string())
         }
     }
 }
@@ -248,6 +236,16 @@ impl Drop for Decoder {
 }
 
 /// PocketSphinx with the general language model, plus grammar searches on demand.
+///
+/// How each kind of request is decoded:
+/// - no grammar: the general n-gram LM;
+/// - a JSGF grammar: that grammar only (an FSG search);
+/// - a phrase list: the LM first, and if its transcript contains one of the phrases (as whole
+///   words in a row) that phrase is the answer — a caller rarely says only the menu words
+///   ("I'd like to speak to customer support"), and forcing a whole sentence through a
+///   `<choice>` grammar picks an arbitrary phrase; when no phrase is in the transcript, the
+///   `<choice>` grammar decides ("yeah" → "yes"). The text is then always one of the phrases
+///   (normalised), or empty.
 pub struct SphinxRecognizer {
     decoder: Decoder,
     /// Search name per grammar already compiled.
@@ -255,6 +253,10 @@ pub struct SphinxRecognizer {
     /// The search in use, to skip needless switches.
     active: CString,
 }
+
+/// Word insertion probability for grammar searches (the LM keeps PocketSphinx's 0.65): loops
+/// such as `( one | two | … )+` otherwise insert words into pauses.
+pub const GRAMMAR_WORD_INSERTION: f64 = 0.01;
 
 impl std::fmt::Debug for SphinxRecognizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -268,6 +270,10 @@ impl SphinxRecognizer {
     /// Loads the acoustic model folder, the n-gram language model and the dictionary
     /// (Debian's `pocketsphinx-en-us`: see [`crate::config::AsrConfig`] defaults). Takes a
     /// few seconds with the full English LM.
+    ///
+    /// Noise removal is off: it adapts to the audio it has heard, so with it on a turn's
+    /// transcript depends on what the worker decoded before (another call, even), and a turn
+    /// that starts with speech loses its first word. Each utterance stands alone.
     pub fn new(hmm: &Path, lm: &Path, dict: &Path) -> Result<Self, AsrError> {
         for (what, path, is_dir) in [
             ("PocketSphinx acoustic model folder", hmm, true),
@@ -313,7 +319,10 @@ impl SphinxRecognizer {
         let jsgf = grammar.to_jsgf()?;
         let name = c_string("search name", &format!("grammar{}", self.searches.len()))?;
         let source = c_string("the JSGF grammar", &jsgf)?;
-        if !self.decoder.add_jsgf(&name, &source) {
+        if !self
+            .decoder
+            .add_jsgf(&name, &source, GRAMMAR_WORD_INSERTION)
+        {
             return Err(AsrError::Grammar(
                 "PocketSphinx rejected the JSGF grammar (syntax error, no public rule, or a word \
                  missing from the dictionary)"
@@ -324,19 +333,40 @@ impl SphinxRecognizer {
         Ok(name)
     }
 
-    fn activate(&mut self, name: &CStr) -> Result<(), AsrError> {
-        if self.active.as_c_str() == name {
-            return Ok(());
+    /// Decodes `pcm` with the search `name`.
+    fn decode_with(&mut self, name: &CStr, pcm: &[i16]) -> Result<String, AsrError> {
+        if self.active.as_c_str() != name {
+            if !self.decoder.use_search(name) {
+                return Err(AsrError::Engine {
+                    engine: ENGINE,
+                    reason: format!("cannot switch to search {}", name.to_string_lossy()),
+                });
+            }
+            self.active = name.to_owned();
         }
-        if !self.decoder.use_search(name) {
-            return Err(AsrError::Engine {
-                engine: ENGINE,
-                reason: format!("cannot switch to search {}", name.to_string_lossy()),
-            });
-        }
-        self.active = name.to_owned();
-        Ok(())
+        self.decoder.decode(pcm).map_err(|reason| AsrError::Engine {
+            engine: ENGINE,
+            reason,
+        })
     }
+}
+
+/// The longest of `phrases` that occurs in `transcript` as whole words in a row (the first
+/// one on a tie).
+pub fn spot_phrase<'a>(transcript: &str, phrases: &'a [String]) -> Option<&'a str> {
+    let words: Vec<&str> = transcript.split_whitespace().collect();
+    let mut best: Option<(&'a str, usize)> = None;
+    for phrase in phrases {
+        let wanted: Vec<&str> = phrase.split_whitespace().collect();
+        if wanted.is_empty() || wanted.len() > words.len() {
+            continue;
+        }
+        let found = words.windows(wanted.len()).any(|w| w == wanted.as_slice());
+        if found && best.is_none_or(|(_, n)| wanted.len() > n) {
+            best = Some((phrase.as_str(), wanted.len()));
+        }
+    }
+    best.map(|(phrase, _)| phrase)
 }
 
 impl Recognizer for SphinxRecognizer {
@@ -351,24 +381,56 @@ impl Recognizer for SphinxRecognizer {
                 language: opts.language,
             });
         }
-        let search = match &opts.grammar {
-            Some(grammar) => self.search_for(grammar)?,
-            None => c_string("search name", LM_SEARCH)?,
+        let lm = c_string("search name", LM_SEARCH)?;
+        let text = match &opts.grammar {
+            None => {
+                if pcm.is_empty() {
+                    return Ok(Recognized::default());
+                }
+                self.decode_with(&lm, pcm)?
+            }
+            Some(grammar) => {
+                // Compile first, so a bad grammar is reported even for empty audio.
+                let search = self.search_for(grammar)?;
+                if pcm.is_empty() {
+                    return Ok(Recognized::default());
+                }
+                let phrases = grammar.normalized_phrases()?;
+                let spotted = if phrases.is_empty() {
+                    None
+                } else {
+                    let open = self.decode_with(&lm, pcm)?;
+                    spot_phrase(&open, &phrases).map(str::to_string)
+                };
+                match spotted {
+                    Some(phrase) => phrase,
+                    None => self.decode_with(&search, pcm)?,
+                }
+            }
         };
-        self.activate(&search)?;
-        if pcm.is_empty() {
-            return Ok(Recognized::default());
-        }
-        let hyp = self
-            .decoder
-            .decode(pcm)
-            .map_err(|reason| AsrError::Engine {
-                engine: ENGINE,
-                reason,
-            })?;
         Ok(Recognized {
-            text: hyp.text,
-            confidence: hyp.probability,
+            text,
+            confidence: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spotting_finds_whole_word_phrases_and_prefers_the_longest() {
+        let phrases: Vec<String> = ["support", "customer support", "billing", "no"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            spot_phrase("i'd like to speak to a customer support", &phrases),
+            Some("customer support")
+        );
+        assert_eq!(spot_phrase("not now", &phrases), None);
+        assert_eq!(spot_phrase("no thanks", &phrases), Some("no"));
+        assert_eq!(spot_phrase("", &phrases), None);
     }
 }

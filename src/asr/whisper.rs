@@ -90,6 +90,8 @@ pub struct WhisperRecognizer {
     prompts: HashMap<Grammar, Vec<i32>>,
     /// Reused buffer for the float samples.
     samples_f32: Vec<f32>,
+    /// Text tokens the decoder produced for the last utterance.
+    last_token_count: usize,
 }
 
 impl std::fmt::Debug for WhisperRecognizer {
@@ -142,6 +144,7 @@ impl WhisperRecognizer {
             multilingual,
             prompts: HashMap::new(),
             samples_f32: Vec::new(),
+            last_token_count: 0,
         })
     }
 
@@ -153,6 +156,12 @@ impl WhisperRecognizer {
     /// Changes the settings (for benchmarks that compare them on one loaded model).
     pub fn set_settings(&mut self, settings: WhisperSettings) {
         self.settings = settings;
+    }
+
+    /// Text tokens the decoder produced for the last utterance (decoding cost grows with it;
+    /// benchmarks report it beside their timings).
+    pub fn last_token_count(&self) -> usize {
+        self.last_token_count
     }
 
     /// Whether the model hears more than English.
@@ -185,6 +194,7 @@ impl Recognizer for WhisperRecognizer {
     }
 
     fn transcribe(&mut self, pcm: &[i16], opts: &AsrOptions) -> Result<Recognized, AsrError> {
+        self.last_token_count = 0;
         if pcm.is_empty() {
             return Ok(Recognized::default());
         }
@@ -265,6 +275,7 @@ impl Recognizer for WhisperRecognizer {
                 }
             }
         }
+        self.last_token_count = probability_count;
         let confidence = (probability_count > 0)
             .then(|| (probability_sum / probability_count as f64) as f32)
             .filter(|c| c.is_finite());
