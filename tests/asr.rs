@@ -610,4 +610,3 @@ fn verify_checks_size_and_checksum_of_official_files() -> Result<()> {
     ));
     Ok(())
 }
-
