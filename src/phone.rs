@@ -49,6 +49,9 @@ pub struct SipRegistrationConfig {
     pub expires_s: u32,
 }
 
+/// The longest ringing before answer we allow (`sip.answer_delay_ms`).
+const MAX_ANSWER_DELAY_MS: u64 = 30_000;
+
 fn default_register_expires_s() -> u32 {
     3600
 }
@@ -86,6 +89,9 @@ pub struct SipConfig {
     pub rtp_timeout_ms: u64,
     /// Retry-After seconds on 486 when all calls are taken.
     pub busy_retry_after_s: u32,
+    /// How long a new call rings (180 Ringing) before it is answered; a caller who cancels in
+    /// that time never becomes a call. 0 answers at once.
+    pub answer_delay_ms: u64,
     pub user_agent: String,
     pub registration: Option<SipRegistrationConfig>,
 }
@@ -108,6 +114,7 @@ impl Default for SipConfig {
             session_expires_s: 1800,
             rtp_timeout_ms: 60_000,
             busy_retry_after_s: 30,
+            answer_delay_ms: 0,
             user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
             registration: None,
         }
@@ -150,6 +157,12 @@ impl SipConfig {
             && self.session_expires_s < hotline_sip::dialog::MIN_SESSION_EXPIRES_S
         {
             return invalid("session_expires_s", "must be 0 (off) or at least 90");
+        }
+        if self.answer_delay_ms > MAX_ANSWER_DELAY_MS {
+            return invalid(
+                "answer_delay_ms",
+                "must be at most 30000 (callers and proxies give up on long ringing)",
+            );
         }
         if self.rtp_timeout_ms < 1_000 {
             return invalid("rtp_timeout_ms", "must be at least 1000");
@@ -252,6 +265,7 @@ impl SipConfig {
                 allow_from: self.allowlist()?,
                 inbound_auth,
                 session_expires_s: self.session_expires_s,
+                answer_delay_ms: self.answer_delay_ms,
                 registration,
             },
         })
@@ -468,6 +482,11 @@ mod tests {
             ..SipConfig::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "auth_password");
+        c = SipConfig {
+            answer_delay_ms: 60_000,
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "answer_delay_ms");
     }
 
     #[test]

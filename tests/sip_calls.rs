@@ -3,6 +3,7 @@
 //! real engines (offline recognizer, espeak-ng TTS). Between SIPp and hotline's RTP ports sits a
 //! small NAT emulation: hotline advertises a public address (127.0.0.3) where the test relays
 //! media, so the relay sees what the caller hears and hotline must answer symmetrically.
+//! A caller who cancels while hotline rings (`sip.answer_delay_ms`) leaves no call behind.
 //!
 //! SIPp's pcap player writes through a raw socket, so these tests need root (CI runs as root);
 //! they say so and fail when SIPp cannot send.
@@ -229,6 +230,7 @@ impl MediaRelay {
 struct Hotline {
     sip_port: u16,
     records: tempfile::TempDir,
+    engines: Arc<hotline::call::Engines>,
     stop: watch::Sender<bool>,
 }
 
@@ -251,10 +253,11 @@ async fn start_hotline(extra_sip: &str, rtp_min: u16, max_calls: usize) -> Hotli
         .expect("bind the phone edge");
     let sip_port = server.local_addr().port();
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(hotline::phone::serve(server, engines, stop_rx));
+    tokio::spawn(hotline::phone::serve(server, engines.clone(), stop_rx));
     Hotline {
         sip_port,
         records,
+        engines,
         stop,
     }
 }
@@ -306,7 +309,7 @@ fn sipp(
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "sipp failed ({}); needs root for pcap play:\n{}\n{}",
+        "sipp failed ({}) (its pcap player needs root):\n{}\n{}",
         output.status,
         &stdout[stdout.len().saturating_sub(3000)..],
         String::from_utf8_lossy(&output.stderr)
@@ -499,4 +502,34 @@ async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
         .filter_map(|e| e["digit"].as_str())
         .collect();
     assert_eq!(digits, vec!["1", "5", "#", "7"], "{events:#?}");
+}
+
+/// A caller who cancels while it rings gets 487 for the INVITE and 200 for the CANCEL (SIPp
+/// checks both and that nothing follows), and no call is started or recorded, even after the
+/// ringing time is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_cancels_while_ringing_leaves_no_call() {
+    let base_port = 35_000;
+    let rtp_min = base_port + 100;
+    let hotline = start_hotline("answer_delay_ms = 2500", rtp_min, 4).await;
+    let sip_port = hotline.sip_port;
+    let keys = vec![("service", "support".to_string())];
+    tokio::task::spawn_blocking(move || {
+        sipp(sip_port, "uac_cancel.xml", base_port, base_port + 10, &keys)
+    })
+    .await
+    .expect("join");
+    // Past the ringing time: a call that was not forgotten would be answered by now.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let records: Vec<PathBuf> = std::fs::read_dir(hotline.records.path())
+        .expect("records dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        records.is_empty(),
+        "a cancelled call left records: {records:?}"
+    );
+    assert_eq!(hotline.engines.active_calls(), 0, "no call is in progress");
+    let _ = hotline.stop.send(true);
 }

@@ -183,6 +183,9 @@ pub struct EndpointConfig {
     pub inbound_auth: Option<InboundAuth>,
     /// Our session interval when the caller supports timers (0 turns timers off).
     pub session_expires_s: u32,
+    /// How long a new call rings (180 sent) before it is offered to the application; a CANCEL
+    /// in that time ends it without the application ever seeing it. 0 offers it at once.
+    pub answer_delay_ms: u64,
     pub registration: Option<RegistrationConfig>,
 }
 
@@ -224,6 +227,9 @@ pub enum SipEvent {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
+    /// INVITE received and ringing (180 sent); offered to the application when the answer
+    /// delay is over.
+    Ringing,
     /// INVITE received, waiting for the application.
     Offered,
     /// 200 OK sent, waiting for ACK.
@@ -266,6 +272,10 @@ struct Call {
     session_deadline_ms: Option<u64>,
     ended_at_ms: Option<u64>,
     transfer_pending: bool,
+    /// While ringing: when the call is offered to the application, and what it is told.
+    ringing: Option<(u64, IncomingCall)>,
+    /// 180 Ringing has been sent.
+    ringing_sent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +383,7 @@ impl SipSession {
             );
             consider(call.session_deadline_ms);
             consider(call.ended_at_ms.map(|t| t + TIMER_B_MS));
+            consider(call.ringing.as_ref().map(|(at, _)| *at));
         }
         for tx in self.client.values() {
             consider(tx.retransmit.as_ref().map(|r| r.next_ms));
@@ -746,10 +757,16 @@ impl SipSession {
             negotiated: negotiated.clone(),
             headers: message.headers.clone(),
         };
+        let ringing_until =
+            (self.config.answer_delay_ms > 0).then(|| now_ms + self.config.answer_delay_ms);
         let call = Call {
             id: id.clone(),
             peer,
-            state: CallState::Offered,
+            state: if ringing_until.is_some() {
+                CallState::Ringing
+            } else {
+                CallState::Offered
+            },
             invite_branch: message.branch(),
             local_party: format!("{to};tag={local_tag}"),
             remote_party: from,
@@ -769,9 +786,32 @@ impl SipSession {
             session_deadline_ms: None,
             ended_at_ms: None,
             transfer_pending: false,
+            ringing: None,
+            ringing_sent: false,
         };
-        self.calls.insert(id, call);
-        self.events.push_back(SipEvent::IncomingCall(incoming));
+        self.calls.insert(id.clone(), call);
+        match ringing_until {
+            None => self.events.push_back(SipEvent::IncomingCall(incoming)),
+            Some(at) => {
+                self.send_ringing(&id);
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.ringing = Some((at, incoming));
+                }
+            }
+        }
+    }
+
+    /// Sends 180 Ringing for a call not yet answered (once).
+    fn send_ringing(&mut self, id: &SipCallId) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.ringing_sent {
+            return;
+        }
+        call.ringing_sent = true;
+        let (peer, tag, invite) = (call.peer, call.local_tag.clone(), call.invite.clone());
+        self.respond(peer, &invite, 180, Some(&tag), &[]);
     }
 
     /// Keeps a refused INVITE's answer so that retransmissions and the ACK are absorbed.
@@ -824,6 +864,8 @@ impl SipSession {
             session_deadline_ms: None,
             ended_at_ms: Some(now_ms),
             transfer_pending: false,
+            ringing: None,
+            ringing_sent: false,
         };
         tracing::debug!(call = %id, code, "refused a call");
         self.calls.insert(id, call);
@@ -901,9 +943,7 @@ impl SipSession {
         }
         call.local_rtp_port = local_rtp_port;
         call.state = CallState::Answered;
-        let (peer, tag) = (call.peer, call.local_tag.clone());
-        let invite = call.invite.clone();
-        self.respond(peer, &invite, 180, Some(&tag), &[]);
+        self.send_ringing(id);
         let Some(call) = self.calls.get(id) else {
             return;
         };
@@ -961,7 +1001,7 @@ impl SipSession {
         };
         match call.state {
             CallState::Ended => {}
-            CallState::Offered => {
+            CallState::Ringing | CallState::Offered => {
                 self.send_invite_final(now_ms, id, 480, vec![], None);
                 self.end(now_ms, id, Some(reason));
             }
@@ -1116,7 +1156,10 @@ impl SipSession {
         let (state, tag) = (call.state, call.local_tag.clone());
         self.respond(peer, message, 200, Some(&tag), &[]);
         // Only a call not yet answered is cancelled (RFC 3261 9.2).
-        if state == CallState::Offered {
+        if matches!(state, CallState::Ringing | CallState::Offered) {
+            if let Some(call) = self.calls.get_mut(id) {
+                call.ringing = None;
+            }
             self.send_invite_final(now_ms, id, 487, vec![], None);
             self.end(now_ms, id, Some("caller.cancel"));
         }
@@ -1157,6 +1200,9 @@ impl SipSession {
                 self.send(peer, data);
             } else if call.state == CallState::Offered {
                 self.respond(peer, &message, 100, None, &[]);
+            } else if call.state == CallState::Ringing {
+                let tag = call.local_tag.clone();
+                self.respond(peer, &message, 180, Some(&tag), &[]);
             }
             return;
         }
@@ -1174,7 +1220,10 @@ impl SipSession {
                 &[("Retry-After", "1".into())],
             );
         }
-        if call.state == CallState::Answered {
+        if matches!(
+            call.state,
+            CallState::Ringing | CallState::Offered | CallState::Answered
+        ) {
             return self.respond(peer, &message, 491, None, &[]);
         }
         call.remote_cseq = cseq;
@@ -1309,6 +1358,12 @@ impl SipSession {
         let mut unacked = Vec::new();
         let mut forget = Vec::new();
         for call in self.calls.values_mut() {
+            if call.ringing.as_ref().is_some_and(|(at, _)| now_ms >= *at) {
+                if let Some((_, incoming)) = call.ringing.take() {
+                    call.state = CallState::Offered;
+                    self.events.push_back(SipEvent::IncomingCall(incoming));
+                }
+            }
             if let Some(r) = call.retransmit.as_mut() {
                 if now_ms >= r.give_up_ms {
                     call.retransmit = None;
@@ -1381,7 +1436,9 @@ impl SipSession {
         }
     }
 
-    fn send_register(&mut self, now_ms: u64, authorization: Option<String>) {
+    /// Sends REGISTER; `credentials` is the header answering a challenge: `Authorization` for a
+    /// 401, `Proxy-Authorization` for a 407 (RFC 3261 22.3).
+    fn send_register(&mut self, now_ms: u64, credentials: Option<(&'static str, String)>) {
         let contact = self.contact(TransportKind::Udp);
         let (via, branch) = self.via(TransportKind::Udp);
         let user_agent = self.config.user_agent.clone();
@@ -1389,7 +1446,7 @@ impl SipSession {
             return;
         };
         reg.next_attempt_ms = None;
-        if authorization.is_none() {
+        if credentials.is_none() {
             reg.answered_challenge = false;
         }
         reg.cseq += 1;
@@ -1410,8 +1467,8 @@ impl SipSession {
             .header("Contact", &contact)
             .header("Expires", &reg.config.expires_s.to_string())
             .header("User-Agent", &user_agent);
-        if let Some(authorization) = authorization {
-            writer = writer.header("Authorization", &authorization);
+        if let Some((header, value)) = credentials {
+            writer = writer.header(header, &value);
         }
         let data = writer.body(None, b"");
         let peer = Peer {
@@ -1457,10 +1514,10 @@ impl SipSession {
                 });
             }
             401 | 407 if !reg.answered_challenge => {
-                let header = if code == 401 {
-                    "WWW-Authenticate"
+                let (header, answer_header) = if code == 401 {
+                    ("WWW-Authenticate", "Authorization")
                 } else {
-                    "Proxy-Authenticate"
+                    ("Proxy-Authenticate", "Proxy-Authorization")
                 };
                 let challenge = message.header(header).and_then(DigestParams::parse);
                 let domain = if reg.config.domain.is_empty() {
@@ -1482,7 +1539,7 @@ impl SipSession {
                 match answer {
                     Some(answer) => {
                         reg.answered_challenge = true;
-                        self.send_register(now_ms, Some(answer));
+                        self.send_register(now_ms, Some((answer_header, answer)));
                         // send_register resets nothing else; keep the flag set for this attempt.
                         if let Some(reg) = self.registration.as_mut() {
                             reg.answered_challenge = true;

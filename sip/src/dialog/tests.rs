@@ -12,6 +12,7 @@ fn config() -> EndpointConfig {
         allow_from: vec![],
         inbound_auth: None,
         session_expires_s: 1800,
+        answer_delay_ms: 0,
         registration: None,
     }
 }
@@ -254,6 +255,53 @@ fn cancel_before_answer_gets_487() {
         &request("CANCEL", "c2", 1, None, "z9hG4bK-zz", "", ""),
     );
     assert_eq!(codes(&drain(&mut s)), vec![481]);
+}
+
+#[test]
+fn a_ringing_call_is_offered_after_the_answer_delay() {
+    let mut cfg = config();
+    cfg.answer_delay_ms = 2_000;
+    let mut s = SipSession::new(cfg, 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    assert_eq!(codes(&drain(&mut s)), vec![100, 180]);
+    assert!(events(&mut s).is_empty(), "not offered while ringing");
+    assert_eq!(s.poll_timeout(), Some(2_000));
+    // A retransmitted INVITE hears the ringing again.
+    s.handle_input(500, peer(), &invite("c1"));
+    assert_eq!(codes(&drain(&mut s)), vec![180]);
+    s.handle_timeout(1_999);
+    assert!(events(&mut s).is_empty());
+    s.handle_timeout(2_000);
+    let offered = events(&mut s);
+    assert!(
+        matches!(&offered[..], [SipEvent::IncomingCall(c)] if c.id.0 == "c1"),
+        "{offered:?}"
+    );
+    // Answering does not ring a second time.
+    s.accept(2_010, &SipCallId("c1".into()), 7000);
+    assert_eq!(codes(&drain(&mut s)), vec![200]);
+}
+
+#[test]
+fn cancel_while_ringing_ends_the_call_before_the_application_sees_it() {
+    let mut cfg = config();
+    cfg.answer_delay_ms = 2_000;
+    let mut s = SipSession::new(cfg, 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    drain(&mut s);
+    s.handle_input(
+        300,
+        peer(),
+        &request("CANCEL", "c1", 1, None, "z9hG4bK-inv", "", ""),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![200, 487]);
+    s.handle_timeout(5_000);
+    let ev = events(&mut s);
+    assert!(
+        !ev.iter().any(|e| matches!(e, SipEvent::IncomingCall(_))),
+        "{ev:?}"
+    );
+    assert_eq!(s.active_calls(), 0);
 }
 
 #[test]
@@ -619,6 +667,40 @@ fn registration_answers_the_challenge_refreshes_and_backs_off() {
     assert!(drain(&mut s).is_empty());
     s.handle_timeout(97_000);
     assert!(drain(&mut s)[0].starts_with("REGISTER "));
+}
+
+#[test]
+fn registration_answers_a_proxy_challenge_with_proxy_authorization() {
+    let mut cfg = config();
+    cfg.registration = Some(RegistrationConfig {
+        registrar: "127.0.0.1:5090".parse().unwrap(),
+        domain: String::new(),
+        username: "1001".into(),
+        password: "pw".into(),
+        expires_s: 300,
+    });
+    let mut s = SipSession::new(cfg, 1, 0);
+    s.handle_timeout(0);
+    let register = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    let challenge = MessageWriter::response(407)
+        .echo(&register, Some("r"))
+        .header("Proxy-Authenticate", "Digest realm=\"proxy\", nonce=\"n7\"")
+        .body(None, b"");
+    s.handle_input(10, peer(), &challenge);
+    let out = drain(&mut s);
+    let again = SipMessage::parse(out[0].as_bytes()).unwrap();
+    assert!(again.header("Authorization").is_none(), "{}", out[0]);
+    let p = DigestParams::parse(again.header("Proxy-Authorization").unwrap()).unwrap();
+    let expected = auth::digest_response(
+        "1001",
+        "proxy",
+        "pw",
+        "REGISTER",
+        "sip:127.0.0.1",
+        "n7",
+        None,
+    );
+    assert_eq!(p.get("response"), Some(expected.as_str()));
 }
 
 #[test]
