@@ -55,15 +55,23 @@
 
   // ---- flows / languages -------------------------------------------------------------
   const LANGUAGE_NAMES = { en: "English", zh: "中文 (Mandarin)" };
+  // "telecom_en" -> "Telecom"
+  function prettyFlow(name) {
+    const base = name.replace(/_(en|zh)$/, "").replace(/[_-]+/g, " ");
+    return base.charAt(0).toUpperCase() + base.slice(1);
+  }
   async function loadFlows() {
     try {
       const res = await fetch("/api/flows");
       if (!res.ok) return;
       const data = await res.json();
       const options = [];
-      for (const f of data.flows || []) {
+      // The configured default flow first, so a plain click on Call uses it.
+      const flows = [...(data.flows || [])].sort((a, b) =>
+        (b.name === data.default_flow) - (a.name === data.default_flow) || a.name.localeCompare(b.name));
+      for (const f of flows) {
         options.push({ value: JSON.stringify({ flow: f.name, language: f.language }),
-          label: `${f.name} · ${LANGUAGE_NAMES[f.language] || f.language}` });
+          label: `${prettyFlow(f.name)} · ${LANGUAGE_NAMES[f.language] || f.language}` });
       }
       if (options.length === 0) {
         for (const lang of data.languages || []) {

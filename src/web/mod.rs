@@ -141,9 +141,7 @@ impl WebState {
 /// live WebRTC calls. Errors (a taken port, a bad `[web]` section) are logged.
 pub async fn run(engines: Arc<Engines>, shutdown: watch::Receiver<bool>) {
     // Other parts' routers are mounted here.
-    let extra: Vec<(&str, Router)> = vec![
-        // DEMO ROUTER: ("/demo", crate::dialogue::demo_router()),
-    ];
+    let extra: Vec<(&str, Router)> = vec![("/demo", crate::dialogue::demo_router())];
     if let Err(e) = serve(engines, extra, wait_for_shutdown(shutdown)).await {
         tracing::error!("web server: {e}");
     }
@@ -271,7 +269,13 @@ async fn flows(State(state): State<WebState>) -> Json<serde_json::Value> {
             languages.push(f.1);
         }
     }
-    Json(json!({"default_language": default_language, "flows": flows, "languages": languages}))
+    let default_flow = &state.engines.config.dialogue.default_flow;
+    Json(json!({
+        "default_flow": default_flow,
+        "default_language": default_language,
+        "flows": flows,
+        "languages": languages,
+    }))
 }
 
 /// What a caller chose on the page.

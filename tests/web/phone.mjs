@@ -5,7 +5,7 @@
 //
 // mode `call` (default): click Call, wait until connected, wait for a final caller transcript
 // and a bot reply, take a screenshot, click hang up and wait for the page to go idle.
-// mode `close-tab`: click Call, wait until connected, then close the tab abruptly.
+// mode `close-tab`: click Call, wait until connected, then crash the tab (no goodbye at all).
 // Playwright gives the browser a fresh temporary profile (the --user-data-dir of DESIGN.md).
 // The result JSON records what the page saw; the Rust test makes the assertions.
 import { chromium } from "playwright-core";
@@ -30,6 +30,9 @@ function args() {
 }
 
 const opts = args();
+// Resolves with the promise, or after `ms` whatever happened (a crashed page never answers).
+const withTimeout = (promise, ms) =>
+  Promise.race([promise.catch(() => {}), new Promise((resolve) => setTimeout(resolve, ms))]);
 const result = { mode: opts.mode, steps: [], console: [] };
 const step = (name, extra) => { result.steps.push({ name, at_ms: Date.now() - started, ...extra }); };
 const started = Date.now();
@@ -62,8 +65,15 @@ async function snapshot(page) {
   }));
 }
 
+// A watchdog: whatever hangs, the result is written and the process ends.
+const watchdog = setTimeout(() => {
+  result.error = result.error || "watchdog: the harness took too long";
+  writeFileSync(opts.out, JSON.stringify(result, null, 2));
+  process.exit(2);
+}, opts.timeoutMs * 3);
+
 try {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 760 }, deviceScaleFactor: 1 });
+  const context = await browser.newContext({ viewport: { width: 1200, height: 880 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.on("console", (m) => result.console.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message}`));
@@ -79,10 +89,13 @@ try {
   result.callId = await page.evaluate(() => window.hotline.callId);
 
   if (result.connected && opts.mode === "close-tab") {
-    // Let media flow a moment, then vanish without hanging up.
+    // Let media flow a moment, then vanish without hanging up: crash the tab's renderer, so
+    // no unload handler, DTLS close or HTTP hang-up reaches the server; only ICE notices.
     await page.waitForTimeout(1500);
     result.beforeClose = await snapshot(page);
-    await context.close();
+    const cdp = await context.newCDPSession(page);
+    await withTimeout(cdp.send("Page.crash"), 2000);
+    await withTimeout(context.close(), 3000);
     step("tab_closed");
   } else if (result.connected) {
     // A final caller transcript, then the bot's answer to it.
@@ -95,6 +108,15 @@ try {
       step("heard_and_answered");
     } catch (e) {
       step("no_answer", { error: String(e) });
+    }
+    // The keypad: open it and press 1; the server echoes the key as a dtmf event.
+    try {
+      await page.click("#keypad-btn");
+      await page.click('#keypad button[data-key="1"]');
+      await page.waitForFunction(() => window.hotline.events.some((e) => e.type === "dtmf"), null, { timeout: 5000 });
+      step("dtmf_echoed");
+    } catch (e) {
+      step("dtmf_failed", { error: String(e) });
     }
     // The bot's audio, measured in the page.
     try {
@@ -122,6 +144,8 @@ try {
 } catch (e) {
   result.error = String(e && e.stack || e);
 } finally {
-  await browser.close().catch(() => {});
+  await withTimeout(browser.close(), 5000);
   writeFileSync(opts.out, JSON.stringify(result, null, 2));
+  clearTimeout(watchdog);
+  process.exit(0);
 }

@@ -1,0 +1,203 @@
+//! Shared by the web tests: a real `hotline serve` on free ports with its own records folder,
+//! HTTP helpers, and the location of the shared test data.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// `HOTLINE_SHARED`, or `../shared` beside the repository; fails with a clear message if absent.
+pub fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("HOTLINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    assert!(
+        dir.join("audio").is_dir(),
+        "shared test data not found at {} (set HOTLINE_SHARED to the shared folder)",
+        dir.display()
+    );
+    dir
+}
+
+/// The build's target folder, where the tests leave screenshots.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// A TCP port free right now on loopback.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A running `hotline serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub records_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the server with Sphinx ASR, its own records folder and `extra_web` lines added to
+    /// the `[web]` section; waits until `/healthz` answers.
+    pub fn start(extra_web: &str) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let records_dir = dir.path().join("records");
+        let config_path = dir.path().join("hotline.toml");
+        let config = format!(
+            "[asr]\nengine = \"sphinx\"\n\n[server]\nrecords_dir = {records:?}\n\n\
+             [web]\nlisten = \"127.0.0.1:{port}\"\n{extra_web}\n",
+            records = records_dir.display().to_string(),
+        );
+        std::fs::write(&config_path, config)?;
+        let log_path = dir.path().join("serve.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("serve")
+            .env(
+                "RUST_LOG",
+                "info,rtc=warn,rtc_ice=warn,rtc_dtls=warn,webrtc=warn",
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting hotline serve")?;
+        let mut server = Server {
+            child,
+            port,
+            records_dir,
+            log_path,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if server.health().is_ok() {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("hotline serve exited with {status}:\n{}", server.log());
+            }
+            if Instant::now() > deadline {
+                bail!("hotline serve did not answer /healthz:\n{}", server.log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `/healthz` as JSON.
+    pub fn health(&self) -> Result<serde_json::Value> {
+        let text = ureq::get(&self.url("/healthz"))
+            .timeout(Duration::from_secs(2))
+            .call()?
+            .into_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Waits until `/healthz` shows no WebRTC call, driver or leased port.
+    pub fn wait_idle(&self, within: Duration) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let h = self.health()?;
+            if h["webrtc_calls"] == 0 && h["webrtc_drivers"] == 0 && h["media_ports_leased"] == 0 {
+                return Ok(h);
+            }
+            if Instant::now() > deadline {
+                bail!("web calls still live after {within:?}: {h}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// The events of a call's record (`events.jsonl`).
+    pub fn record_events(&self, call_id: &str) -> Result<Vec<serde_json::Value>> {
+        let path = self.records_dir.join(call_id).join("events.jsonl");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        text.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
+    /// Waits until a call's record holds its hangup event, and returns the events.
+    pub fn wait_record_hangup(
+        &self,
+        call_id: &str,
+        within: Duration,
+    ) -> Result<Vec<serde_json::Value>> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(events) = self.record_events(call_id) {
+                if events.iter().any(|e| e["type"] == "hangup") {
+                    return Ok(events);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "call {call_id} has no hangup in its record after {within:?}:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts an offer; returns (status, headers' call id, body).
+pub fn post_offer(
+    server: &Server,
+    query: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Option<String>, String) {
+    let url = server.url(&format!("/api/call{query}"));
+    let result = ureq::post(&url)
+        .set("Content-Type", content_type)
+        .timeout(Duration::from_secs(20))
+        .send_bytes(body);
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("POST {url}: {e}"),
+    };
+    let status = response.status();
+    let call_id = response.header("x-call-id").map(str::to_string);
+    let text = response.into_string().unwrap_or_default();
+    (status, call_id, text)
+}

@@ -1,0 +1,268 @@
+//! End to end: `hotline serve`, then headless Chromium with a recorded caller as its microphone
+//! opens the web phone and calls. Asserts: the call connects; the server's events show the
+//! caller's words recognized (offline Sphinx, real words); the page shows the transcript; the
+//! bot's audio reaches the page (WebAudio level above silence); hanging up ends the call on both
+//! sides. Then a second caller closes the tab mid-call and the server ends that call too.
+//! Leaves `target/web-phone.png`, the web phone mid-call.
+//!
+//! Needs: node + npm (playwright-core, installed into tests/web by `npm ci`), /usr/bin/chromium
+//! (or CHROMIUM), sox, PocketSphinx, and the shared test data.
+
+#[path = "web/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use harness::{shared_dir, target_dir, Server};
+use serde_json::Value;
+
+/// The caller WAV as Chromium's fake microphone wants it: 48 kHz 16-bit mono PCM, with
+/// silence before (so the greeting starts) and after (so the endpoint is reached).
+fn caller_wav(dir: &Path) -> Result<PathBuf> {
+    let source = shared_dir().join("audio/telephone/speak-to-customer-support_mulaw8k.wav");
+    ensure!(source.exists(), "missing {}", source.display());
+    let out = dir.join("caller-48k.wav");
+    let status = Command::new("sox")
+        .arg(&source)
+        .args(["-r", "48000", "-b", "16", "-e", "signed-integer", "-c", "1"])
+        .arg(&out)
+        .args(["pad", "1.5", "6"])
+        .status()
+        .context("running sox (apt-get install sox)")?;
+    ensure!(status.success(), "sox failed");
+    Ok(out)
+}
+
+/// Ten seconds of digital silence at 48 kHz: a caller who never speaks, so only the transport
+/// can end the call.
+fn silent_wav(dir: &Path) -> Result<PathBuf> {
+    let out = dir.join("silence-48k.wav");
+    let status = Command::new("sox")
+        .args([
+            "-n",
+            "-r",
+            "48000",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-c",
+            "1",
+        ])
+        .arg(&out)
+        .args(["trim", "0", "10"])
+        .status()
+        .context("running sox")?;
+    ensure!(status.success(), "sox failed");
+    Ok(out)
+}
+
+/// The Node harness folder, with playwright-core installed.
+fn harness_dir() -> Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .context("running npm ci in tests/web (install node and npm)")?;
+        ensure!(status.success(), "npm ci in tests/web failed");
+    }
+    Ok(dir)
+}
+
+/// Runs the Chromium harness and returns its result JSON.
+fn run_phone(
+    url: &str,
+    wav: &Path,
+    out_dir: &Path,
+    mode: &str,
+    screenshot: Option<&Path>,
+) -> Result<Value> {
+    let out = out_dir.join(format!("phone-{mode}.json"));
+    let mut cmd = Command::new("node");
+    cmd.current_dir(harness_dir()?)
+        .arg("phone.mjs")
+        .args(["--url", url, "--mode", mode, "--timeout-ms", "45000"])
+        .arg("--wav")
+        .arg(wav)
+        .arg("--out")
+        .arg(&out);
+    if let Some(png) = screenshot {
+        cmd.arg("--screenshot").arg(png);
+    }
+    let mut child = cmd.spawn().context("running node tests/web/phone.mjs")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!("the Chromium harness hung for 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    ensure!(status.success(), "the Chromium harness failed ({status})");
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+    ensure!(
+        result["error"].is_null(),
+        "harness error: {}",
+        result["error"]
+    );
+    Ok(result)
+}
+
+fn final_transcripts(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "transcript" && e["final"] == true)
+        .filter_map(|e| e["text"].as_str().map(str::to_lowercase))
+        .collect()
+}
+
+#[test]
+fn web_phone_call_in_chromium() -> Result<()> {
+    // Short ICE timeouts so a vanished tab is noticed within seconds.
+    let mut server =
+        Server::start("ice_disconnected_timeout_ms = 1000\nice_failed_timeout_ms = 2000")?;
+    let work = tempfile::tempdir()?;
+    let wav = caller_wav(work.path())?;
+    let screenshot = target_dir().join("web-phone.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    let result = run_phone(
+        &server.url("/"),
+        &wav,
+        work.path(),
+        "call",
+        Some(&screenshot),
+    )?;
+    let steps = &result["steps"];
+    println!("harness steps: {steps}");
+    println!("page console: {}", result["console"]);
+
+    // 1. The call connects.
+    ensure!(
+        result["connected"] == true,
+        "the call did not connect: {result}"
+    );
+    let call_id = result["callId"]
+        .as_str()
+        .context("the page has no call id")?
+        .to_string();
+    let mid = &result["midCall"];
+    println!(
+        "time to connect (click to connected): {} ms; offer to answer over HTTP: {} ms",
+        mid["connectMs"], mid["answerMs"]
+    );
+
+    // 2. The server's record shows the caller's words recognized, and the hangup.
+    let events = server.wait_record_hangup(&call_id, Duration::from_secs(15))?;
+    let finals = final_transcripts(&events);
+    println!("final transcripts: {finals:?}");
+    ensure!(
+        finals
+            .iter()
+            .any(|t| t.contains("support") || t.contains("customer")),
+        "the caller's words were not recognized: {finals:?}"
+    );
+    let start = events
+        .iter()
+        .find(|e| e["type"] == "call_start")
+        .context("no call_start")?;
+    ensure!(start["transport"] == "webrtc", "transport: {start}");
+
+    // 3. The page shows the transcript: the caller's words and the bot's reply.
+    let caller_bubbles: Vec<String> = serde_json::from_value(mid["callerBubbles"].clone())?;
+    ensure!(
+        caller_bubbles
+            .iter()
+            .any(|t| t.to_lowercase().contains("support")),
+        "the page does not show the caller's words: {caller_bubbles:?}"
+    );
+    ensure!(
+        mid["botBubbles"].as_array().is_some_and(|b| !b.is_empty()),
+        "no bot reply on the page"
+    );
+
+    // 4. The bot's audio reached the browser: its WebAudio level rose above silence (RMS of
+    //    full-scale floats; digital silence is 0, comfort noise stays under 0.001).
+    let bot_level = mid["maxBotLevel"].as_f64().context("no bot level")?;
+    println!("bot audio level in the page (peak RMS): {bot_level:.3}");
+    ensure!(
+        bot_level > 0.01,
+        "no bot audio reached the page (peak RMS {bot_level})"
+    );
+
+    // 5. Hang-up ends the call on both sides.
+    let end = &result["end"];
+    ensure!(
+        end["state"] == "ended" || end["state"] == "idle",
+        "the page did not end the call: {}",
+        end["state"]
+    );
+    let hangup = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "hangup")
+        .context("no hangup")?;
+    ensure!(
+        hangup["reason"] == "caller.hangup",
+        "hangup reason: {hangup}"
+    );
+    ensure!(
+        end["events"]
+            .as_array()
+            .is_some_and(|ev| ev.iter().any(|e| e["type"] == "call_ended")),
+        "the page never heard call_ended"
+    );
+    server.wait_idle(Duration::from_secs(10))?;
+
+    // The keypad reached the server during the call.
+    ensure!(
+        events
+            .iter()
+            .any(|e| e["type"] == "dtmf" && e["digit"] == "1"),
+        "the keypad's 1 never reached the call"
+    );
+    ensure!(
+        screenshot.exists(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    println!("screenshot: {}", screenshot.display());
+
+    // A second caller's tab crashes mid-call (no hang-up, no DTLS close): ICE notices and the
+    // server ends the call by itself.
+    let silence = silent_wav(work.path())?;
+    let closed = run_phone(&server.url("/"), &silence, work.path(), "close-tab", None)?;
+    ensure!(
+        closed["connected"] == true,
+        "the second call did not connect: {closed}"
+    );
+    let closed_id = closed["callId"].as_str().context("no call id")?;
+    let events = server.wait_record_hangup(closed_id, Duration::from_secs(20))?;
+    let hangup = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "hangup")
+        .context("no hangup")?;
+    println!(
+        "tab closed: the server ended the call with {}",
+        hangup["reason"]
+    );
+    ensure!(
+        hangup["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("webrtc.")),
+        "unexpected reason {hangup}"
+    );
+    let health = server.wait_idle(Duration::from_secs(10))?;
+    ensure!(server.alive(), "the server died");
+    println!("after both calls: {health}");
+    Ok(())
+}
