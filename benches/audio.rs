@@ -1,5 +1,6 @@
 //! Per-frame costs of the audio core on the media path: VAD, resampling at the edges and G.711,
-//! each on one 20 ms frame. Run with `cargo bench --bench audio`.
+//! each on one 20 ms frame; and, off the media path, espeak-ng synthesis of one sentence (no
+//! cache) in English and Mandarin. Run with `cargo bench --bench audio`.
 //!
 //! The VAD frames come from a recording in the shared test data when it is there
 //! (`$HOTLINE_SHARED`, else `../shared`), else from a synthetic vowel-like signal.
@@ -90,5 +91,41 @@ fn g711_codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, vad, resampling, g711_codec);
+fn synthesis(c: &mut Criterion) {
+    use hotline::language::Language;
+    use hotline::tts::{EspeakSynthesizer, Synthesizer};
+    let mut espeak = match EspeakSynthesizer::new(&hotline::config::TtsConfig::default()) {
+        Ok(espeak) => espeak,
+        Err(e) => {
+            eprintln!("espeak-ng unavailable ({e}); skipping the synthesis benchmark");
+            return;
+        }
+    };
+    let mut group = c.benchmark_group("tts_sentence");
+    group.sample_size(20);
+    for (name, text, language) in [
+        (
+            "en",
+            "Thank you for calling, how can I help you today?",
+            Language::En,
+        ),
+        (
+            "zh",
+            "您好，欢迎致电客服中心，请问有什么可以帮您？",
+            Language::Zh,
+        ),
+    ] {
+        let audio = espeak.synthesize(text, language).expect("synthesis");
+        eprintln!(
+            "tts_sentence/{name}: {:.2} s of audio",
+            audio.len() as f64 / 16_000.0
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| espeak.synthesize(black_box(text), language))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, vad, resampling, g711_codec, synthesis);
 criterion_main!(benches);

@@ -217,7 +217,6 @@ async fn first_sentence_streams_before_the_rest_is_synthesized() {
         (got - alone_s).abs() < 0.1 * alone_s,
         "the first chunk lasts {got:.2} s; the first sentence alone lasts {alone_s:.2} s"
     );
-    assert!(first.compute > Duration::ZERO);
     // The second sentence is still held at the gate: nothing more has been delivered.
     assert!(
         rx.try_recv().is_err(),

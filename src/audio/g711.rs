@@ -2,8 +2,9 @@
 //!
 //! Phones send 8 kHz G.711; this module converts between its 8-bit code words and 16-bit linear
 //! PCM. It owns no state. Encoding follows the ITU reference algorithm (µ-law on the top 14 bits
-//! with a bias of 33, A-law on the top 13 bits with even-bit inversion `0x55`); decoding is a
-//! lookup in 256-entry tables built at compile time from the same definition.
+//! with a bias of 33, A-law on the top 13 bits with even-bit inversion `0x55`), evaluated at
+//! compile time into lookup tables (16 Ki and 8 Ki entries, indexed by those top bits);
+//! decoding is a lookup in 256-entry tables built the same way.
 //!
 //! Invariants: every code word decodes (no panics, no errors), `encode(decode(c)) == c` for every
 //! code word except µ-law's negative zero `0x7F` (which decodes to 0 and re-encodes as `0xFF`),
@@ -59,15 +60,25 @@ const ULAW_CLIP_14: i32 = 8159;
 
 /// Encodes one 16-bit linear sample as a µ-law code word.
 pub fn ulaw_encode(sample: i16) -> u8 {
-    // Work on the top 14 bits, as the ITU reference does.
-    let mut magnitude = (sample as i32) >> 2;
+    // The code depends only on the top 14 bits.
+    ULAW_ENCODE[((sample >> 2) as i32 + 8192) as usize]
+}
+
+/// The ITU reference µ-law encoder, on a sample's top 14 bits (`-8192..=8191`).
+const fn ulaw_encode_formula(top14: i32) -> u8 {
+    let mut magnitude = top14;
     let mask: u8 = if magnitude < 0 {
         magnitude = -magnitude;
         0x7F
     } else {
         0xFF
     };
-    let biased = magnitude.min(ULAW_CLIP_14) + ULAW_BIAS_14;
+    let clipped = if magnitude > ULAW_CLIP_14 {
+        ULAW_CLIP_14
+    } else {
+        magnitude
+    };
+    let biased = clipped + ULAW_BIAS_14;
     // `biased` is in 33..=8192; its segment is the position of its top bit above bit 5.
     let top_bit = 31 - (biased as u32).leading_zeros() as i32; // 5..=13
     let segment = top_bit - 5;
@@ -85,8 +96,13 @@ pub fn ulaw_decode(code: u8) -> i16 {
 
 /// Encodes one 16-bit linear sample as an A-law code word.
 pub fn alaw_encode(sample: i16) -> u8 {
-    // Work on the top 13 bits, as the ITU reference does.
-    let mut magnitude = (sample as i32) >> 3;
+    // The code depends only on the top 13 bits.
+    ALAW_ENCODE[((sample >> 3) as i32 + 4096) as usize]
+}
+
+/// The ITU reference A-law encoder, on a sample's top 13 bits (`-4096..=4095`).
+const fn alaw_encode_formula(top13: i32) -> u8 {
+    let mut magnitude = top13;
     let mask: u8 = if magnitude >= 0 {
         0xD5
     } else {
@@ -135,6 +151,10 @@ pub fn alaw_decode_slice(codes: &[u8]) -> Vec<i16> {
     codes.iter().map(|&c| ALAW_DECODE[c as usize]).collect()
 }
 
+/// µ-law encoding table, indexed by a sample's top 14 bits plus 8192.
+static ULAW_ENCODE: [u8; 16_384] = build_ulaw_encode_table();
+/// A-law encoding table, indexed by a sample's top 13 bits plus 4096.
+static ALAW_ENCODE: [u8; 8_192] = build_alaw_encode_table();
 /// µ-law decoding table, built at compile time from the ITU definition.
 static ULAW_DECODE: [i16; 256] = build_ulaw_table();
 /// A-law decoding table, built at compile time from the ITU definition.
@@ -169,6 +189,26 @@ const fn alaw_decode_formula(code: u8) -> i16 {
     } else {
         -t as i16
     }
+}
+
+const fn build_ulaw_encode_table() -> [u8; 16_384] {
+    let mut table = [0u8; 16_384];
+    let mut i = 0;
+    while i < 16_384 {
+        table[i] = ulaw_encode_formula(i as i32 - 8192);
+        i += 1;
+    }
+    table
+}
+
+const fn build_alaw_encode_table() -> [u8; 8_192] {
+    let mut table = [0u8; 8_192];
+    let mut i = 0;
+    while i < 8_192 {
+        table[i] = alaw_encode_formula(i as i32 - 4096);
+        i += 1;
+    }
+    table
 }
 
 const fn build_ulaw_table() -> [i16; 256] {
