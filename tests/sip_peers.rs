@@ -1,6 +1,7 @@
 //! `hotline serve` against real SIP peers on loopback: trunk registration with digest
 //! authentication against a SIPp registrar (`sip/scenarios/registrar.xml`, 401) and one behind
-//! an authenticating proxy (`sip/scenarios/proxy_registrar.xml`, 407).
+//! an authenticating proxy (`sip/scenarios/proxy_registrar.xml`, 407), and a call from baresip
+//! (Debian `baresip-core`) that carries audio both ways.
 //!
 //! Each test runs the `hotline` binary with its own config file and ports, and stops it with
 //! SIGINT as an operator would.
@@ -277,4 +278,164 @@ fn answers_a_proxy_challenge_with_proxy_authorization() {
         &["trunk registration", "registered for 90 s"],
         Duration::from_secs(10),
     );
+}
+
+/// The finished call records under `records`: each one's events, once it has a hangup.
+fn finished_calls(records: &Path, within: Duration) -> Vec<Vec<serde_json::Value>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut finished = Vec::new();
+        for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path().join("events.jsonl")) {
+                let events: Vec<serde_json::Value> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                if events.iter().any(|e| e["type"] == "hangup") {
+                    finished.push(events);
+                }
+            }
+        }
+        if !finished.is_empty() || Instant::now() >= deadline {
+            return finished;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// 20 ms frames (8 kHz) louder than `threshold` RMS in a 16-bit WAV file.
+fn loud_frames(path: &Path, threshold: f32) -> usize {
+    let pcm = hotline::audio::wav::read_wav(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let samples = pcm.to_mono();
+    let frame = (pcm.sample_rate_hz / 50) as usize;
+    samples
+        .chunks(frame)
+        .filter(|f| hotline::audio::rms(f) > threshold)
+        .count()
+}
+
+/// baresip (a real softphone) calls `hotline serve` over UDP with PCMU. Its audio source plays
+/// the recorded caller (converted with sox to the 8 kHz mono 16-bit WAV that baresip's aufile
+/// needs); its sndfile filter writes what it sent and what it received. hotline recognises the
+/// caller, sends its greeting, and baresip hears it. The call ends when the file does (or when
+/// the bot hands the caller over); baresip quits after 25 s at the latest.
+#[test]
+fn a_baresip_call_is_answered_and_carries_audio_both_ways() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let caller_wav = work.path().join("caller.wav");
+    let sox = Command::new("sox")
+        .arg(shared().join("audio/telephone/speak-to-customer-support_mulaw8k.wav"))
+        .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
+        .arg(&caller_wav)
+        // One second of silence before the caller speaks, twelve after (time to answer).
+        .args(["pad", "1", "12"])
+        .status()
+        .expect("run sox (Debian package sox)");
+    assert!(sox.success(), "sox converts the recording");
+
+    let (sip_port, rtp_min, baresip_port) = (38_010u16, 38_020u16, 38_040u16);
+    let mut hotline = Served::start(&format!(
+        "port = {sip_port}\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\ncodecs = [\"PCMU\"]\n",
+        rtp_min + 9
+    ));
+    hotline.wait_for_log(&["answering phone calls"], Duration::from_secs(30));
+
+    let config_dir = work.path().join("baresip");
+    let dumps = work.path().join("heard");
+    std::fs::create_dir_all(&config_dir).expect("baresip dir");
+    std::fs::create_dir_all(&dumps).expect("dump dir");
+    // baresip refuses `net_interface lo`; sip_listen pins it to loopback. It has no sound card
+    // here: ALSA's null device plays (and discards) what it hears; sndfile keeps a copy.
+    std::fs::write(
+        config_dir.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{baresip_port}\nsip_trans_def udp\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
+             module sndfile.so\nmodule alsa.so\nmodule_app account.so\nmodule_app menu.so\n\
+             audio_player alsa,null\naudio_alert alsa,null\naudio_source aufile,{}\n\
+             rtp_ports {}-{}\nsnd_path {}\n",
+            caller_wav.display(),
+            baresip_port + 10,
+            baresip_port + 19,
+            dumps.display()
+        ),
+    )
+    .expect("baresip config");
+    std::fs::write(
+        config_dir.join("accounts"),
+        "<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU\n",
+    )
+    .expect("baresip accounts");
+    let screen = work.path().join("baresip.log");
+    let mut baresip = Command::new("baresip")
+        .arg("-f")
+        .arg(&config_dir)
+        .args([
+            "-e",
+            &format!("/dial sip:bot@127.0.0.1:{sip_port}"),
+            "-t",
+            "25",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&screen).expect("baresip log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run baresip (Debian package baresip-core)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while baresip.try_wait().ok().flatten().is_none() {
+        if Instant::now() >= deadline {
+            let _ = baresip.kill();
+            let _ = baresip.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let screen = std::fs::read_to_string(&screen).unwrap_or_default();
+    assert!(
+        screen.contains("Call established"),
+        "hotline answered baresip:\n{screen}\n{}",
+        hotline.log_text()
+    );
+
+    let calls = finished_calls(&hotline.records, Duration::from_secs(20));
+    assert_eq!(calls.len(), 1, "one finished call record");
+    let events = &calls[0];
+    let start = events
+        .iter()
+        .find(|e| e["type"] == "call_start")
+        .expect("call_start");
+    assert_eq!(
+        (&start["transport"], &start["codec"]),
+        (&serde_json::json!("sip-udp"), &serde_json::json!("PCMU")),
+        "{start}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "bot_audio_start" && e["turn"] == 0),
+        "the greeting was sent: {events:#?}"
+    );
+    let finals: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "transcript" && e["final"] == true)
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        finals.iter().any(|t| t.contains("support")),
+        "the caller's speech was recognised: {finals:?}\n{events:#?}"
+    );
+
+    let dump = |suffix: &str| {
+        std::fs::read_dir(&dumps)
+            .expect("dumps")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("baresip wrote no *{suffix}:\n{screen}"))
+    };
+    let sent = loud_frames(&dump("-enc.wav"), 300.0);
+    let heard = loud_frames(&dump("-dec.wav"), 300.0);
+    assert!(sent > 50, "baresip sent the caller ({sent} loud frames)");
+    assert!(heard > 25, "baresip heard the bot ({heard} loud frames)");
 }
