@@ -439,3 +439,53 @@ fn a_baresip_call_is_answered_and_carries_audio_both_ways() {
     assert!(sent > 50, "baresip sent the caller ({sent} loud frames)");
     assert!(heard > 25, "baresip heard the bot ({heard} loud frames)");
 }
+
+/// SIPp's standard caller over TCP (`-t t1`: one connection): INVITE, 200 OK, ACK, two seconds
+/// of call, BYE, 200 OK, all on the one connection. The record says `sip-tcp` and that the caller
+/// hung up.
+#[test]
+fn a_sipp_call_over_tcp_is_answered_and_hung_up() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (sip_port, rtp_min, sipp_port) = (38_210u16, 38_220u16, 38_240u16);
+    let mut hotline = Served::start(&format!(
+        "port = {sip_port}\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\n",
+        rtp_min + 3
+    ));
+    hotline.wait_for_log(&["answering phone calls"], Duration::from_secs(30));
+    let caller = Sipp::spawn(
+        &[
+            &format!("127.0.0.1:{sip_port}"),
+            "-sn",
+            "uac",
+            "-t",
+            "t1",
+            "-s",
+            "support",
+            "-d",
+            "2000",
+            "-p",
+            &sipp_port.to_string(),
+        ],
+        &[],
+        work.path(),
+    );
+    let (ok, screen) = caller.wait(Duration::from_secs(40));
+    assert!(
+        ok,
+        "the TCP call completed:\n{screen}\n{}",
+        hotline.log_text()
+    );
+    let calls = finished_calls(&hotline.records, Duration::from_secs(20));
+    assert_eq!(calls.len(), 1, "one finished call record");
+    let events = &calls[0];
+    let start = events
+        .iter()
+        .find(|e| e["type"] == "call_start")
+        .expect("call_start");
+    assert_eq!(start["transport"], "sip-tcp", "{start}");
+    let hangup = events
+        .iter()
+        .find(|e| e["type"] == "hangup")
+        .expect("hangup");
+    assert_eq!(hangup["reason"], "caller.hangup", "{hangup}");
+}
