@@ -401,8 +401,10 @@ impl Reframer {
     }
 }
 
-/// Carries one call's audio and control between the phone line and the call task.
-async fn bridge(
+/// Carries one call's audio and control between the phone line and a call task: the line's PCM
+/// (8 kHz for G.711) becomes the pipeline's 16 kHz frames, one per media tick, and the call's
+/// frames go back to the line's rate. Ends when the line hangs up.
+pub async fn bridge(
     mut call: PhoneCall,
     input: mpsc::Sender<CallInput>,
     mut output: mpsc::Receiver<CallOutput>,
