@@ -198,8 +198,9 @@ impl Decoder {
         unsafe { ffi::ps_set_search(self.ps, name.as_ptr()) == 0 }
     }
 
-    /// Decodes one whole utterance with the active search.
-    fn decode(&mut self, pcm: &[i16]) -> Result<String, String> {
+    /// Decodes one whole utterance with the active search: the hypothesis and its path score
+    /// (log-likelihood, larger is better).
+    fn decode(&mut self, pcm: &[i16]) -> Result<(String, i32), String> {
         // SAFETY: `self.ps` is valid for the decoder's life; `pcm` is a live slice whose
         // length is passed alongside; the hypothesis string belongs to the decoder and is
         // copied before the next call into it.
@@ -218,9 +219,12 @@ impl Decoder {
             let mut score = 0i32;
             let hyp = ffi::ps_get_hyp(self.ps, &mut score);
             if hyp.is_null() {
-                return Ok(String::new());
+                return Ok((String::new(), i32::MIN));
             }
-            Ok(CStr::from_ptr(hyp).to_string_lossy().trim().to_string())
+            Ok((
+                CStr::from_ptr(hyp).to_string_lossy().trim().to_string(),
+                score,
+            ))
         }
     }
 }
@@ -334,7 +338,7 @@ impl SphinxRecognizer {
     }
 
     /// Decodes `pcm` with the search `name`.
-    fn decode_with(&mut self, name: &CStr, pcm: &[i16]) -> Result<String, AsrError> {
+    fn decode_with(&mut self, name: &CStr, pcm: &[i16]) -> Result<(String, i32), AsrError> {
         if self.active.as_c_str() != name {
             if !self.decoder.use_search(name) {
                 return Err(AsrError::Engine {
@@ -350,6 +354,43 @@ impl SphinxRecognizer {
         })
     }
 }
+
+impl SphinxRecognizer {
+    /// A phrase list is a hint, not a cage: callers say more than the phrases, and the open
+    /// language model hears that. The open hypothesis is kept when it already holds an expected
+    /// phrase, or when it is longer than a short answer and the grammar's forced answer shares no
+    /// content word with it (the caller said something else; forcing it into a phrase would
+    /// invent an answer). Otherwise the
+    /// grammar's answer wins: it is what the caller meant, heard through a noisy open search.
+    /// Partial results use the open search only.
+    fn decode_phrases(
+        &mut self,
+        lm: &CStr,
+        search: &CStr,
+        phrases: &[String],
+        pcm: &[i16],
+        is_final: bool,
+    ) -> Result<String, AsrError> {
+        let (open, _) = self.decode_with(lm, pcm)?;
+        if !is_final || spot_phrase(&open, phrases).is_some() {
+            return Ok(open);
+        }
+        let (constrained, _) = self.decode_with(search, pcm)?;
+        let open_words: Vec<&str> = open.split_whitespace().collect();
+        let shared = constrained
+            .split_whitespace()
+            .any(|w| !FILLER_WORDS.contains(&w) && open_words.contains(&w));
+        // A short answer is taken as one of the expected ones, misheard by the open search.
+        let short = open_words.len() <= 2;
+        Ok(if shared || short { constrained } else { open })
+    }
+}
+
+/// Words too common to show that two hypotheses agree.
+const FILLER_WORDS: &[&str] = &[
+    "a", "an", "the", "i", "i'd", "i'm", "to", "my", "me", "you", "it", "is", "and", "of", "for",
+    "in", "on", "can", "please", "want", "would", "like", "that", "this", "uh", "um",
+];
 
 /// The longest of `phrases` that occurs in `transcript` as whole words in a row (the first
 /// one on a tie).
@@ -387,7 +428,7 @@ impl Recognizer for SphinxRecognizer {
                 if pcm.is_empty() {
                     return Ok(Recognized::default());
                 }
-                self.decode_with(&lm, pcm)?
+                self.decode_with(&lm, pcm)?.0
             }
             Some(grammar) => {
                 // Compile first, so a bad grammar is reported even for empty audio.
@@ -396,15 +437,11 @@ impl Recognizer for SphinxRecognizer {
                     return Ok(Recognized::default());
                 }
                 let phrases = grammar.normalized_phrases()?;
-                let spotted = if phrases.is_empty() {
-                    None
+                if phrases.is_empty() {
+                    // A JSGF grammar is strict: the caller's answer is one of its sentences.
+                    self.decode_with(&search, pcm)?.0
                 } else {
-                    let open = self.decode_with(&lm, pcm)?;
-                    spot_phrase(&open, &phrases).map(str::to_string)
-                };
-                match spotted {
-                    Some(phrase) => phrase,
-                    None => self.decode_with(&search, pcm)?,
+                    self.decode_phrases(&lm, &search, &phrases, pcm, opts.is_final)?
                 }
             }
         };
