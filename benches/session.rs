@@ -15,19 +15,50 @@ fn session_tick(c: &mut Criterion) {
     let samples: Vec<i16> = (0..FRAME_SAMPLES)
         .map(|i| {
             let t = i as f32 / 16_000.0;
-            ((2.0 * std::f32::consts::PI * 200.0 * t).sin() * 6000.0 + (2.0 * std::f32::consts::PI * 600.0 * t).sin() * 2000.0) as i16
+            ((2.0 * std::f32::consts::PI * 200.0 * t).sin() * 6000.0
+                + (2.0 * std::f32::consts::PI * 600.0 * t).sin() * 2000.0) as i16
         })
         .collect();
     let frame = Frame::from_slice(&samples);
-    let mut session = CallSession::new(SessionConfig { barge_in_min_speech_ms: 1_000_000, ..SessionConfig::default() }, Language::En);
-    session.start(EventKind::CallStart { call_id: None, transport: None, from: None, to: None, codec: None, language: None }, Duration::ZERO);
-    session.handle_bot_turn(TurnId(0), BotTurn { say: vec![Prompt::text("hello")], ..BotTurn::default() }, Duration::ZERO);
+    let mut session = CallSession::new(
+        SessionConfig {
+            barge_in_min_speech_ms: 1_000_000,
+            ..SessionConfig::default()
+        },
+        Language::En,
+    );
+    session.start(
+        EventKind::CallStart {
+            call_id: None,
+            transport: None,
+            from: None,
+            to: None,
+            codec: None,
+            language: None,
+        },
+        Duration::ZERO,
+    );
+    session.handle_bot_turn(
+        TurnId(0),
+        BotTurn {
+            say: vec![Prompt::text("hello")],
+            ..BotTurn::default()
+        },
+        Duration::ZERO,
+    );
     let mut now = Duration::ZERO;
     c.bench_function("session_tick", |b| {
         b.iter(|| {
             // Keep the bot talking so every tick also plays out a frame.
             if !session.bot_active() {
-                session.handle_bot_turn(session.turn(), BotTurn { say: vec![Prompt::text("hello")], ..BotTurn::default() }, now);
+                session.handle_bot_turn(
+                    session.turn(),
+                    BotTurn {
+                        say: vec![Prompt::text("hello")],
+                        ..BotTurn::default()
+                    },
+                    now,
+                );
             }
             session.handle_bot_audio(session.turn(), frame.samples(), false, now);
             let out = session.handle_audio(&frame, now);

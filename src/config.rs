@@ -13,11 +13,18 @@ use crate::language::Language;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: key `{key}`: {message}")]
-    Invalid { path: String, key: String, message: String },
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
 }
 
 /// The whole configuration.
@@ -207,7 +214,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { records_dir: PathBuf::from("records"), max_calls: 32 }
+        Self {
+            records_dir: PathBuf::from("records"),
+            max_calls: 32,
+        }
     }
 }
 
@@ -223,15 +233,20 @@ pub struct ReplayConfig {
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        Self { pause_after_reply_ms: 800, tail_ms: 10_000 }
+        Self {
+            pause_after_reply_ms: 800,
+            tail_ms: 10_000,
+        }
     }
 }
 
 impl Config {
     /// Loads a config file; keys it does not give keep their defaults.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -256,7 +271,10 @@ impl Config {
             return Err(invalid("session.vad_threshold", "must be between 0 and 1"));
         }
         if self.session.endpoint_silence_ms < 100 {
-            return Err(invalid("session.endpoint_silence_ms", "must be at least 100"));
+            return Err(invalid(
+                "session.endpoint_silence_ms",
+                "must be at least 100",
+            ));
         }
         if self.asr.workers == 0 {
             return Err(invalid("asr.workers", "must be at least 1"));

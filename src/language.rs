@@ -35,7 +35,9 @@ impl std::str::FromStr for Language {
         match s {
             "en" => Ok(Language::En),
             "zh" => Ok(Language::Zh),
-            other => Err(format!("unknown language {other:?} (expected \"en\" or \"zh\")")),
+            other => Err(format!(
+                "unknown language {other:?} (expected \"en\" or \"zh\")"
+            )),
         }
     }
 }

@@ -107,7 +107,10 @@ fn main() -> Result<()> {
                 outcome.wall.as_secs_f32(),
                 outcome.dir.display()
             );
-            print!("{}", std::fs::read_to_string(outcome.dir.join("transcript.txt"))?);
+            print!(
+                "{}",
+                std::fs::read_to_string(outcome.dir.join("transcript.txt"))?
+            );
             if report {
                 print!("{}", hotline::replay::latency_report(&outcome.events));
             }
@@ -120,7 +123,13 @@ fn main() -> Result<()> {
         Command::Chat { flow, events } => {
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();
-            hotline::chat::run_chat(&config, flow.as_deref(), events, stdin.lock(), stdout.lock())?;
+            hotline::chat::run_chat(
+                &config,
+                flow.as_deref(),
+                events,
+                stdin.lock(),
+                stdout.lock(),
+            )?;
         }
         Command::Models { command } => match command {
             ModelsCommand::List => {
@@ -130,14 +139,29 @@ fn main() -> Result<()> {
             }
             ModelsCommand::Download { name, dir } => {
                 let path = hotline::models::download(&name, &dir)?;
-                println!("{} is ready; set asr.model = \"{}\" in the config", path.display(), path.display());
+                println!(
+                    "{} is ready; set asr.model = \"{}\" in the config",
+                    path.display(),
+                    path.display()
+                );
             }
             ModelsCommand::Verify { path } => {
                 let info = hotline::models::verify(&path)?;
-                println!("{}: matches the official {} ({} bytes)", path.display(), info.file, info.bytes);
+                println!(
+                    "{}: matches the official {} ({} bytes)",
+                    path.display(),
+                    info.file,
+                    info.bytes
+                );
             }
-            ModelsCommand::Synth { size, test_models, dir, seed } => {
-                let path = hotline::models::generate_synthetic_into(size, &test_models, &dir, seed)?;
+            ModelsCommand::Synth {
+                size,
+                test_models,
+                dir,
+                seed,
+            } => {
+                let path =
+                    hotline::models::generate_synthetic_into(size, &test_models, &dir, seed)?;
                 println!("wrote {} (random weights: for compute benchmarks only, it transcribes nothing)", path.display());
             }
         },

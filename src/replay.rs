@@ -47,28 +47,53 @@ struct Due {
 }
 
 enum Pending {
-    Transcript { turn: TurnId, is_final: bool, text: String },
-    Error { turn: TurnId, code: &'static str, message: String },
-    BotTurn { turn: TurnId, bot: BotTurn },
-    BotAudio { turn: TurnId, pcm: Vec<i16>, last: bool },
+    Transcript {
+        turn: TurnId,
+        is_final: bool,
+        text: String,
+    },
+    Error {
+        turn: TurnId,
+        code: &'static str,
+        message: String,
+    },
+    BotTurn {
+        turn: TurnId,
+        bot: BotTurn,
+    },
+    BotAudio {
+        turn: TurnId,
+        pcm: Vec<i16>,
+        last: bool,
+    },
 }
 
 /// Where the simulated caller is.
 enum Caller {
     /// Waiting for the bot to answer and finish; `since` is when the bot last went quiet.
-    Waiting { since: Option<Duration>, started: Duration },
+    Waiting {
+        since: Option<Duration>,
+        started: Duration,
+    },
     /// Playing turn `index` from frame `pos`.
     Speaking { index: usize, pos: usize },
 }
 
 /// Runs the caller WAVs through the pipeline and writes the record into `out`.
-pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<ReplayOutcome, ReplayError> {
+pub fn replay(
+    engines: &Arc<Engines>,
+    wavs: &[PathBuf],
+    out: &Path,
+) -> Result<ReplayOutcome, ReplayError> {
     let turns: Vec<Vec<Frame>> = wavs
         .iter()
         .map(|path| {
             read_wav_mono_16k(path)
                 .map(|pcm| frames_of(&pcm).collect())
-                .map_err(|e| ReplayError::Input { path: path.display().to_string(), message: e.to_string() })
+                .map_err(|e| ReplayError::Input {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
         })
         .collect::<Result<_, _>>()?;
     let config = &engines.config;
@@ -76,13 +101,20 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
     let tail = Duration::from_millis(config.replay.tail_ms);
     let mut record = CallRecord::create(out)?;
     let mut session = CallSession::new(config.session.clone(), config.language);
-    let ctx = CallContext { language: config.language, flow: None, vars: Default::default() };
+    let ctx = CallContext {
+        language: config.language,
+        flow: None,
+        vars: Default::default(),
+    };
     let mut dialogue = engines.dialogue.new_dialogue(&ctx);
     let mut due: Vec<Due> = Vec::new();
     let mut asr_free_at = Duration::ZERO;
     let wall = Instant::now();
     let mut now = Duration::ZERO;
-    let mut caller = Caller::Waiting { since: None, started: now };
+    let mut caller = Caller::Waiting {
+        since: None,
+        started: now,
+    };
     let mut next_turn = 0usize;
     // The bot has finished speaking since the caller's last turn.
     let mut bot_replied = false;
@@ -104,51 +136,128 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
         while due.first().is_some_and(|d| d.at <= now) {
             let d = due.remove(0);
             match d.result {
-                Pending::Transcript { turn, is_final, text } => session.handle_transcript(turn, is_final, &text, d.at),
-                Pending::Error { turn, code, message } => session.handle_engine_error(turn, code, &message, d.at),
+                Pending::Transcript {
+                    turn,
+                    is_final,
+                    text,
+                } => session.handle_transcript(turn, is_final, &text, d.at),
+                Pending::Error {
+                    turn,
+                    code,
+                    message,
+                } => session.handle_engine_error(turn, code, &message, d.at),
                 Pending::BotTurn { turn, bot } => session.handle_bot_turn(turn, bot, d.at),
-                Pending::BotAudio { turn, pcm, last } => session.handle_bot_audio(turn, &pcm, last, d.at),
+                Pending::BotAudio { turn, pcm, last } => {
+                    session.handle_bot_audio(turn, &pcm, last, d.at)
+                }
             }
         }
         // Perform what the session asked for; results become due after their compute time.
         while let Some(output) = session.poll_output() {
             match output {
                 SessionOutput::Event(event) => {
-                    if matches!(event.kind, EventKind::BotAudioEnd { .. }) && matches!(caller, Caller::Waiting { .. }) {
+                    if matches!(event.kind, EventKind::BotAudioEnd { .. })
+                        && matches!(caller, Caller::Waiting { .. })
+                    {
                         bot_replied = true;
                     }
                     record.event(&event)?
                 }
-                SessionOutput::Recognize { turn, pcm, is_final, grammar, language } => {
+                SessionOutput::Recognize {
+                    turn,
+                    pcm,
+                    is_final,
+                    grammar,
+                    language,
+                } => {
                     let started = now.max(asr_free_at);
-                    let job = AsrJob { pcm, opts: AsrOptions { language, grammar, is_final } };
+                    let job = AsrJob {
+                        pcm,
+                        opts: AsrOptions {
+                            language,
+                            grammar,
+                            is_final,
+                        },
+                    };
                     let result = engines.asr.submit(job).blocking_recv();
                     let (compute, pending) = match result {
-                        Ok(Ok(out)) => (out.compute, Pending::Transcript { turn, is_final, text: out.text }),
-                        Ok(Err(e)) => (Duration::ZERO, Pending::Error { turn, code: "asr.failed", message: e.to_string() }),
-                        Err(_) => (Duration::ZERO, Pending::Error { turn, code: "asr.failed", message: "recognizer worker stopped".into() }),
+                        Ok(Ok(out)) => (
+                            out.compute,
+                            Pending::Transcript {
+                                turn,
+                                is_final,
+                                text: out.text,
+                            },
+                        ),
+                        Ok(Err(e)) => (
+                            Duration::ZERO,
+                            Pending::Error {
+                                turn,
+                                code: "asr.failed",
+                                message: e.to_string(),
+                            },
+                        ),
+                        Err(_) => (
+                            Duration::ZERO,
+                            Pending::Error {
+                                turn,
+                                code: "asr.failed",
+                                message: "recognizer worker stopped".into(),
+                            },
+                        ),
                     };
                     asr_free_at = started + compute;
-                    due.push(Due { at: asr_free_at, result: pending });
+                    due.push(Due {
+                        at: asr_free_at,
+                        result: pending,
+                    });
                 }
                 SessionOutput::Converse { turn, input } => {
                     let t0 = Instant::now();
                     let bot = dialogue.handle(&input);
-                    due.push(Due { at: now + t0.elapsed(), result: Pending::BotTurn { turn, bot } });
+                    due.push(Due {
+                        at: now + t0.elapsed(),
+                        result: Pending::BotTurn { turn, bot },
+                    });
                 }
-                SessionOutput::Speak { turn, prompts, language } => {
+                SessionOutput::Speak {
+                    turn,
+                    prompts,
+                    language,
+                } => {
                     let mut chunks = engines.tts.speak(prompts, language);
                     let mut at = now;
                     while let Some(chunk) = chunks.blocking_recv() {
                         match chunk {
                             Ok(chunk) => {
                                 at += chunk.compute;
-                                due.push(Due { at, result: Pending::BotAudio { turn, pcm: chunk.pcm, last: chunk.last } });
+                                due.push(Due {
+                                    at,
+                                    result: Pending::BotAudio {
+                                        turn,
+                                        pcm: chunk.pcm,
+                                        last: chunk.last,
+                                    },
+                                });
                             }
-                            Err(e) => due.push(Due { at, result: Pending::Error { turn, code: "tts.failed", message: e.to_string() } }),
+                            Err(e) => due.push(Due {
+                                at,
+                                result: Pending::Error {
+                                    turn,
+                                    code: "tts.failed",
+                                    message: e.to_string(),
+                                },
+                            }),
                         }
                     }
-                    due.push(Due { at, result: Pending::BotAudio { turn, pcm: Vec::new(), last: true } });
+                    due.push(Due {
+                        at,
+                        result: Pending::BotAudio {
+                            turn,
+                            pcm: Vec::new(),
+                            last: true,
+                        },
+                    });
                 }
                 SessionOutput::Transfer { .. } | SessionOutput::Hangup { .. } => {}
             }
@@ -162,7 +271,10 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
                 let frame = turns[*index][*pos].clone();
                 *pos += 1;
                 if *pos >= turns[*index].len() {
-                    caller = Caller::Waiting { since: None, started: now };
+                    caller = Caller::Waiting {
+                        since: None,
+                        started: now,
+                    };
                 }
                 frame
             }
@@ -175,11 +287,22 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
                 }
                 let quiet_for = since.map(|s| now.saturating_sub(s)).unwrap_or_default();
                 let waited = now.saturating_sub(*started);
-                if next_turn < turns.len() && ((bot_replied && quiet_for >= pause) || quiet_for >= tail || waited >= tail * 6) {
-                    caller = Caller::Speaking { index: next_turn, pos: 0 };
+                if next_turn < turns.len()
+                    && ((bot_replied && quiet_for >= pause)
+                        || quiet_for >= tail
+                        || waited >= tail * 6)
+                {
+                    caller = Caller::Speaking {
+                        index: next_turn,
+                        pos: 0,
+                    };
                     bot_replied = false;
                     next_turn += 1;
-                } else if next_turn >= turns.len() && ((bot_replied && quiet_for >= pause) || quiet_for >= tail || waited >= tail * 6) {
+                } else if next_turn >= turns.len()
+                    && ((bot_replied && quiet_for >= pause)
+                        || quiet_for >= tail
+                        || waited >= tail * 6)
+                {
                     session.handle_hangup("caller.hangup", now);
                     continue;
                 }
@@ -192,14 +315,28 @@ pub fn replay(engines: &Arc<Engines>, wavs: &[PathBuf], out: &Path) -> Result<Re
     }
     let events = record.events().to_vec();
     let dir = record.finish()?;
-    Ok(ReplayOutcome { dir, events, duration: now, wall: wall.elapsed() })
+    Ok(ReplayOutcome {
+        dir,
+        events,
+        duration: now,
+        wall: wall.elapsed(),
+    })
 }
 
 /// The `--report` table: each bot turn's latency breakdown.
 pub fn latency_report(events: &[CallEvent]) -> String {
-    let mut out = String::from("turn  endpoint_ms  asr_ms  dialogue_ms  tts_first_audio_ms  total_ms\n");
+    let mut out =
+        String::from("turn  endpoint_ms  asr_ms  dialogue_ms  tts_first_audio_ms  total_ms\n");
     for event in events {
-        if let EventKind::TurnLatency { turn, endpoint_ms, asr_ms, dialogue_ms, tts_ms, total_ms } = &event.kind {
+        if let EventKind::TurnLatency {
+            turn,
+            endpoint_ms,
+            asr_ms,
+            dialogue_ms,
+            tts_ms,
+            total_ms,
+        } = &event.kind
+        {
             out.push_str(&format!(
                 "{:>4}  {:>11}  {:>6}  {:>11}  {:>18}  {:>8}\n",
                 turn.0, endpoint_ms, asr_ms, dialogue_ms, tts_ms, total_ms

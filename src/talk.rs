@@ -31,12 +31,25 @@ type Queue = Arc<Mutex<VecDeque<i16>>>;
 /// Runs one call on the local microphone and speaker until the call ends or Ctrl-C.
 pub async fn talk(engines: Arc<Engines>) -> Result<(), TalkError> {
     let host = cpal::default_host();
-    let mic = host.default_input_device().ok_or(TalkError::NoDevice("input"))?;
-    let speaker = host.default_output_device().ok_or(TalkError::NoDevice("output"))?;
-    let mic_config = mic.default_input_config().map_err(|_| TalkError::NoDevice("input"))?.config();
-    let speaker_config = speaker.default_output_config().map_err(|_| TalkError::NoDevice("output"))?.config();
+    let mic = host
+        .default_input_device()
+        .ok_or(TalkError::NoDevice("input"))?;
+    let speaker = host
+        .default_output_device()
+        .ok_or(TalkError::NoDevice("output"))?;
+    let mic_config = mic
+        .default_input_config()
+        .map_err(|_| TalkError::NoDevice("input"))?
+        .config();
+    let speaker_config = speaker
+        .default_output_config()
+        .map_err(|_| TalkError::NoDevice("output"))?
+        .config();
     let (mic_hz, mic_channels) = (mic_config.sample_rate.0, usize::from(mic_config.channels));
-    let (spk_hz, spk_channels) = (speaker_config.sample_rate.0, usize::from(speaker_config.channels));
+    let (spk_hz, spk_channels) = (
+        speaker_config.sample_rate.0,
+        usize::from(speaker_config.channels),
+    );
 
     let captured: Queue = Arc::default();
     let playback: Queue = Arc::default();
@@ -48,7 +61,11 @@ pub async fn talk(engines: Arc<Engines>) -> Result<(), TalkError> {
             move |data: &[f32], _| {
                 let mut q = sink.lock().unwrap_or_else(|p| p.into_inner());
                 // First channel only; keep at most 2 s so a stalled call cannot grow memory.
-                q.extend(data.iter().step_by(mic_channels).map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16));
+                q.extend(
+                    data.iter()
+                        .step_by(mic_channels)
+                        .map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16),
+                );
                 let excess = q.len().saturating_sub(2 * mic_hz as usize);
                 q.drain(..excess);
             },
@@ -72,12 +89,22 @@ pub async fn talk(engines: Arc<Engines>) -> Result<(), TalkError> {
         )
         .map_err(|e| TalkError::Device(e.to_string()))?;
     input.play().map_err(|e| TalkError::Device(e.to_string()))?;
-    output.play().map_err(|e| TalkError::Device(e.to_string()))?;
+    output
+        .play()
+        .map_err(|e| TalkError::Device(e.to_string()))?;
 
-    let mut to_16k = StreamResampler::new(mic_hz, SAMPLE_RATE_HZ).map_err(|e| TalkError::Device(e.to_string()))?;
-    let mut from_16k = StreamResampler::new(SAMPLE_RATE_HZ, spk_hz).map_err(|e| TalkError::Device(e.to_string()))?;
-    let mut call = engines.start_call(CallInfo { transport: "local".into(), ..CallInfo::default() })?;
-    println!("Talking to hotline (call {}). Speak after the greeting; Ctrl-C hangs up.", call.id);
+    let mut to_16k = StreamResampler::new(mic_hz, SAMPLE_RATE_HZ)
+        .map_err(|e| TalkError::Device(e.to_string()))?;
+    let mut from_16k = StreamResampler::new(SAMPLE_RATE_HZ, spk_hz)
+        .map_err(|e| TalkError::Device(e.to_string()))?;
+    let mut call = engines.start_call(CallInfo {
+        transport: "local".into(),
+        ..CallInfo::default()
+    })?;
+    println!(
+        "Talking to hotline (call {}). Speak after the greeting; Ctrl-C hangs up.",
+        call.id
+    );
     let mut pending: Vec<i16> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

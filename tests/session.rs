@@ -15,7 +15,11 @@ fn shared() -> PathBuf {
     let dir = std::env::var_os("HOTLINE_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(dir.join("audio").is_dir(), "shared test data not found at {} (set HOTLINE_SHARED)", dir.display());
+    assert!(
+        dir.join("audio").is_dir(),
+        "shared test data not found at {} (set HOTLINE_SHARED)",
+        dir.display()
+    );
     dir
 }
 
@@ -25,7 +29,8 @@ fn speech() -> Vec<Frame> {
 }
 
 fn recording(path: &str) -> Vec<Frame> {
-    let pcm = read_wav_mono_16k(&shared().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let pcm =
+        read_wav_mono_16k(&shared().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
     frames_of(&pcm).collect()
 }
 
@@ -39,8 +44,23 @@ struct Harness {
 
 impl Harness {
     fn new(config: SessionConfig) -> Self {
-        let mut h = Self { session: CallSession::new(config, Language::En), now: Duration::ZERO, outputs: vec![], bot_frames: 0 };
-        h.session.start(EventKind::CallStart { call_id: None, transport: None, from: None, to: None, codec: None, language: None }, h.now);
+        let mut h = Self {
+            session: CallSession::new(config, Language::En),
+            now: Duration::ZERO,
+            outputs: vec![],
+            bot_frames: 0,
+        };
+        h.session.start(
+            EventKind::CallStart {
+                call_id: None,
+                transport: None,
+                from: None,
+                to: None,
+                codec: None,
+                language: None,
+            },
+            h.now,
+        );
         h.drain();
         h
     }
@@ -78,14 +98,21 @@ impl Harness {
     }
 
     fn first(&self, name: &str) -> Option<(Duration, EventKind)> {
-        self.events().into_iter().find(|(_, k)| k.type_name() == name)
+        self.events()
+            .into_iter()
+            .find(|(_, k)| k.type_name() == name)
     }
 
     fn final_requests(&self) -> Vec<(TurnId, usize)> {
         self.outputs
             .iter()
             .filter_map(|(_, o)| match o {
-                SessionOutput::Recognize { turn, pcm, is_final: true, .. } => Some((*turn, pcm.len())),
+                SessionOutput::Recognize {
+                    turn,
+                    pcm,
+                    is_final: true,
+                    ..
+                } => Some((*turn, pcm.len())),
                 _ => None,
             })
             .collect()
@@ -93,10 +120,16 @@ impl Harness {
 
     /// Answers the greeting with `say` and 3 s of bot audio.
     fn bot_says(&mut self, turn: TurnId, text: &str, action: Option<Action>) {
-        let bot = BotTurn { say: vec![Prompt::text(text)], action, ..BotTurn::default() };
+        let bot = BotTurn {
+            say: vec![Prompt::text(text)],
+            action,
+            ..BotTurn::default()
+        };
         self.session.handle_bot_turn(turn, bot, self.now);
         self.drain();
-        let tone: Vec<i16> = (0..48_000).map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16).collect();
+        let tone: Vec<i16> = (0..48_000)
+            .map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16)
+            .collect();
         self.session.handle_bot_audio(turn, &tone, true, self.now);
         self.drain();
     }
@@ -105,7 +138,10 @@ impl Harness {
 #[test]
 fn speech_is_endpointed_after_the_configured_silence() {
     for endpoint_ms in [400u64, 1200] {
-        let config = SessionConfig { endpoint_silence_ms: endpoint_ms, ..SessionConfig::default() };
+        let config = SessionConfig {
+            endpoint_silence_ms: endpoint_ms,
+            ..SessionConfig::default()
+        };
         let mut h = Harness::new(config);
         h.silence(500);
         let frames = speech();
@@ -116,16 +152,28 @@ fn speech_is_endpointed_after_the_configured_silence() {
         h.silence(2000);
         let (start, _) = h.first("speech_start").expect("speech_start");
         let (end, _) = h.first("speech_end").expect("speech_end");
-        assert!(start >= Duration::from_millis(500) && start < Duration::from_millis(500) + speech_len, "start {start:?}");
+        assert!(
+            start >= Duration::from_millis(500) && start < Duration::from_millis(500) + speech_len,
+            "start {start:?}"
+        );
         // The endpoint comes after the speech plus the configured silence, not before.
         let ended_after_speech = end.saturating_sub(Duration::from_millis(500) + speech_len);
-        assert!(end > start + Duration::from_millis(endpoint_ms), "end {end:?} start {start:?}");
-        assert!(ended_after_speech <= Duration::from_millis(endpoint_ms + 100), "endpoint {endpoint_ms}: {ended_after_speech:?} after the audio");
+        assert!(
+            end > start + Duration::from_millis(endpoint_ms),
+            "end {end:?} start {start:?}"
+        );
+        assert!(
+            ended_after_speech <= Duration::from_millis(endpoint_ms + 100),
+            "endpoint {endpoint_ms}: {ended_after_speech:?} after the audio"
+        );
         let finals = h.final_requests();
         assert_eq!(finals.len(), 1, "one final recognition per utterance");
         // The utterance sent to ASR holds the speech, not the surrounding silence.
         let secs = finals[0].1 as f32 / 16_000.0;
-        assert!(secs > 0.5 && secs <= speech_len.as_secs_f32() + 0.5, "utterance {secs} s");
+        assert!(
+            secs > 0.5 && secs <= speech_len.as_secs_f32() + 0.5,
+            "utterance {secs} s"
+        );
     }
 }
 
@@ -133,7 +181,10 @@ fn speech_is_endpointed_after_the_configured_silence() {
 fn the_endpoint_silence_decides_whether_pauses_split_a_turn() {
     // "one ... two ... three", with pauses between the words.
     let count = |endpoint_silence_ms| {
-        let mut h = Harness::new(SessionConfig { endpoint_silence_ms, ..SessionConfig::default() });
+        let mut h = Harness::new(SessionConfig {
+            endpoint_silence_ms,
+            ..SessionConfig::default()
+        });
         h.silence(300);
         for f in recording("audio/en/one_two_three.wav") {
             h.feed(&f);
@@ -150,11 +201,16 @@ fn silence_alone_is_not_speech() {
     let mut h = Harness::new(SessionConfig::default());
     h.silence(5000);
     assert!(h.first("speech_start").is_none());
-    let noise: Vec<i16> = (0..16_000).map(|i| ((i * 7919 % 200) as i16) - 100).collect();
+    let noise: Vec<i16> = (0..16_000)
+        .map(|i| ((i * 7919 % 200) as i16) - 100)
+        .collect();
     for f in frames_of(&noise) {
         h.feed(&f);
     }
-    assert!(h.first("speech_start").is_none(), "low noise counted as speech");
+    assert!(
+        h.first("speech_start").is_none(),
+        "low noise counted as speech"
+    );
 }
 
 #[test]
@@ -162,7 +218,11 @@ fn caller_speech_stops_the_bot_at_once() {
     let mut h = Harness::new(SessionConfig::default());
     h.bot_says(TurnId(0), "Hello, how can I help?", None);
     h.silence(400);
-    assert!(h.bot_frames >= 19, "the bot was playing ({} frames)", h.bot_frames);
+    assert!(
+        h.bot_frames >= 19,
+        "the bot was playing ({} frames)",
+        h.bot_frames
+    );
     let (started, _) = h.first("bot_audio_start").expect("bot_audio_start");
     assert_eq!(started, Duration::ZERO);
     let talk_start = h.now;
@@ -173,10 +233,17 @@ fn caller_speech_stops_the_bot_at_once() {
         }
     }
     let (ended, kind) = h.first("bot_audio_end").expect("bot_audio_end");
-    assert!(matches!(kind, EventKind::BotAudioEnd { ref reason, .. } if reason == "barge_in"), "{kind:?}");
+    assert!(
+        matches!(kind, EventKind::BotAudioEnd { ref reason, .. } if reason == "barge_in"),
+        "{kind:?}"
+    );
     assert_eq!(frames_after_barge, 0, "no bot audio after the barge-in");
     // Stopped within the configured barge-in speech plus the VAD onset (well under 3 s of prompt).
-    assert!(ended - talk_start <= Duration::from_millis(600), "stopped {:?} after the caller began", ended - talk_start);
+    assert!(
+        ended - talk_start <= Duration::from_millis(600),
+        "stopped {:?} after the caller began",
+        ended - talk_start
+    );
     // The bot's reply for the old turn is stale now.
     assert!(h.session.turn() > TurnId(0));
 }
@@ -190,12 +257,20 @@ fn stale_results_are_dropped_by_turn() {
     }
     h.silence(1500);
     let (turn, _) = h.final_requests()[0];
-    h.session.handle_transcript(TurnId(turn.0 + 5), true, "from another turn", h.now);
-    h.session.handle_transcript(turn, true, "one two three", h.now);
+    h.session
+        .handle_transcript(TurnId(turn.0 + 5), true, "from another turn", h.now);
+    h.session
+        .handle_transcript(turn, true, "one two three", h.now);
     h.drain();
-    let transcripts: Vec<_> = h.events().into_iter().filter(|(_, k)| k.type_name() == "transcript").collect();
+    let transcripts: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter(|(_, k)| k.type_name() == "transcript")
+        .collect();
     assert_eq!(transcripts.len(), 1);
-    assert!(matches!(&transcripts[0].1, EventKind::Transcript { text, is_final: true, .. } if text == "one two three"));
+    assert!(
+        matches!(&transcripts[0].1, EventKind::Transcript { text, is_final: true, .. } if text == "one two three")
+    );
     let asked = h.outputs.iter().any(|(_, o)| matches!(o, SessionOutput::Converse { input: CallerInput::Speech { text, .. }, .. } if text == "one two three"));
     assert!(asked, "the final transcript goes to the dialogue");
 }
@@ -203,34 +278,62 @@ fn stale_results_are_dropped_by_turn() {
 #[test]
 fn transfer_happens_after_the_reply_has_played() {
     let mut h = Harness::new(SessionConfig::default());
-    let action = Action::Transfer { target: "agent".into(), reason: "caller.asked_for_agent".into() };
+    let action = Action::Transfer {
+        target: "agent".into(),
+        reason: "caller.asked_for_agent".into(),
+    };
     h.bot_says(TurnId(0), "Connecting you to an agent.", Some(action));
     h.silence(1000);
-    assert!(h.first("transfer").is_none(), "transfer waits for the prompt");
+    assert!(
+        h.first("transfer").is_none(),
+        "transfer waits for the prompt"
+    );
     h.silence(3000);
     let (t_transfer, _) = h.first("transfer").expect("transfer");
     let (t_done, kind) = h.first("bot_audio_end").expect("bot_audio_end");
     assert!(matches!(kind, EventKind::BotAudioEnd { ref reason, .. } if reason == "done"));
     assert!(t_transfer >= t_done && t_transfer >= Duration::from_millis(2900));
     assert!(h.session.is_ended());
-    assert!(matches!(h.first("hangup"), Some((_, EventKind::Hangup { reason })) if reason == "transfer"));
+    assert!(
+        matches!(h.first("hangup"), Some((_, EventKind::Hangup { reason })) if reason == "transfer")
+    );
 }
 
 #[test]
 fn silence_after_the_bot_is_no_input() {
-    let config = SessionConfig { no_input_timeout_ms: 2000, ..SessionConfig::default() };
+    let config = SessionConfig {
+        no_input_timeout_ms: 2000,
+        ..SessionConfig::default()
+    };
     let mut h = Harness::new(config);
     h.bot_says(TurnId(0), "How can I help?", None);
     h.silence(3000 + 1500);
-    assert!(!h.outputs.iter().any(|(_, o)| matches!(o, SessionOutput::Converse { input: CallerInput::NoInput, .. })));
+    assert!(!h.outputs.iter().any(|(_, o)| matches!(
+        o,
+        SessionOutput::Converse {
+            input: CallerInput::NoInput,
+            ..
+        }
+    )));
     h.silence(1000);
     let at = h
         .outputs
         .iter()
-        .find(|(_, o)| matches!(o, SessionOutput::Converse { input: CallerInput::NoInput, .. }))
+        .find(|(_, o)| {
+            matches!(
+                o,
+                SessionOutput::Converse {
+                    input: CallerInput::NoInput,
+                    ..
+                }
+            )
+        })
         .map(|(t, _)| *t)
         .expect("no-input reached the dialogue");
-    assert!(at >= Duration::from_millis(5000) && at <= Duration::from_millis(5100), "{at:?}");
+    assert!(
+        at >= Duration::from_millis(5000) && at <= Duration::from_millis(5100),
+        "{at:?}"
+    );
 }
 
 #[test]

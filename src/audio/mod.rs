@@ -38,7 +38,9 @@ impl Default for Frame {
 impl Frame {
     /// A frame of digital silence.
     pub const fn silence() -> Self {
-        Self { samples: [0; FRAME_SAMPLES] }
+        Self {
+            samples: [0; FRAME_SAMPLES],
+        }
     }
 
     /// Builds a frame from up to [`FRAME_SAMPLES`] samples; a short slice is padded with silence

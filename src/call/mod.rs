@@ -138,7 +138,9 @@ impl Engines {
     /// Starts one call's driver task. Must be called inside a tokio runtime.
     pub fn start_call(self: &Arc<Self>, info: CallInfo) -> Result<CallHandle, CallError> {
         let slot = CallSlot::take(&self.active, self.config.server.max_calls)?;
-        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let seq = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = CallId(format!("{}-{}-{seq}", started.as_secs(), info.transport));
         let record = CallRecord::create(&self.config.server.records_dir.join(&id.0))?;
@@ -146,7 +148,11 @@ impl Engines {
         let (output_tx, output_rx) = mpsc::channel(64);
         let (events_tx, events_rx) = broadcast::channel(256);
         let language = info.language.unwrap_or(self.config.language);
-        let ctx = CallContext { language, flow: info.flow.clone(), vars: info.vars.clone() };
+        let ctx = CallContext {
+            language,
+            flow: info.flow.clone(),
+            vars: info.vars.clone(),
+        };
         let dialogue = Arc::new(Mutex::new(self.dialogue.new_dialogue(&ctx)));
         let driver = CallDriver {
             engines: self.clone(),
@@ -160,7 +166,12 @@ impl Engines {
         };
         tracing::info!(call = %id, transport = %info.transport, from = ?info.from, "call started");
         tokio::spawn(driver.run(info, input_rx));
-        Ok(CallHandle { id, input: input_tx, output: output_rx, events: events_rx })
+        Ok(CallHandle {
+            id,
+            input: input_tx,
+            output: output_rx,
+            events: events_rx,
+        })
     }
 }
 
@@ -174,7 +185,8 @@ impl CallSlot {
             if current >= max {
                 return Err(CallError::Busy { active: current });
             }
-            match active.compare_exchange(current, current + 1, Ordering::SeqCst, Ordering::SeqCst) {
+            match active.compare_exchange(current, current + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return Ok(Self(active.clone())),
                 Err(now) => current = now,
             }
@@ -190,10 +202,25 @@ impl Drop for CallSlot {
 
 /// An engine's answer, on its way back to the driver.
 enum EngineResult {
-    Transcript { turn: TurnId, is_final: bool, text: String },
-    BotTurn { turn: TurnId, bot: crate::dialogue::BotTurn },
-    BotAudio { turn: TurnId, pcm: Vec<i16>, last: bool },
-    Error { turn: TurnId, code: &'static str, message: String },
+    Transcript {
+        turn: TurnId,
+        is_final: bool,
+        text: String,
+    },
+    BotTurn {
+        turn: TurnId,
+        bot: crate::dialogue::BotTurn,
+    },
+    BotAudio {
+        turn: TurnId,
+        pcm: Vec<i16>,
+        last: bool,
+    },
+    Error {
+        turn: TurnId,
+        code: &'static str,
+        message: String,
+    },
 }
 
 /// The IO task of one call. See the module docs.
@@ -279,14 +306,39 @@ impl CallDriver {
                     }
                     let _ = self.events.send(event);
                 }
-                SessionOutput::Recognize { turn, pcm, is_final, grammar, language } => {
-                    let rx = self.engines.asr.submit(AsrJob { pcm, opts: AsrOptions { language, grammar, is_final } });
+                SessionOutput::Recognize {
+                    turn,
+                    pcm,
+                    is_final,
+                    grammar,
+                    language,
+                } => {
+                    let rx = self.engines.asr.submit(AsrJob {
+                        pcm,
+                        opts: AsrOptions {
+                            language,
+                            grammar,
+                            is_final,
+                        },
+                    });
                     let results = results.clone();
                     tokio::spawn(async move {
                         let result = match rx.await {
-                            Ok(Ok(out)) => EngineResult::Transcript { turn, is_final, text: out.text },
-                            Ok(Err(e)) => EngineResult::Error { turn, code: "asr.failed", message: e.to_string() },
-                            Err(_) => EngineResult::Error { turn, code: "asr.failed", message: "recognizer worker stopped".into() },
+                            Ok(Ok(out)) => EngineResult::Transcript {
+                                turn,
+                                is_final,
+                                text: out.text,
+                            },
+                            Ok(Err(e)) => EngineResult::Error {
+                                turn,
+                                code: "asr.failed",
+                                message: e.to_string(),
+                            },
+                            Err(_) => EngineResult::Error {
+                                turn,
+                                code: "asr.failed",
+                                message: "recognizer worker stopped".into(),
+                            },
                         };
                         if is_final || !matches!(result, EngineResult::Error { .. }) {
                             let _ = results.send(result);
@@ -298,36 +350,61 @@ impl CallDriver {
                     let results = results.clone();
                     tokio::spawn(async move {
                         let answer = tokio::task::spawn_blocking(move || {
-                            let mut dialogue = dialogue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                            let mut dialogue = dialogue
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
                             dialogue.handle(&input)
                         })
                         .await;
                         let result = match answer {
                             Ok(bot) => EngineResult::BotTurn { turn, bot },
-                            Err(e) => EngineResult::Error { turn, code: "dialogue.failed", message: e.to_string() },
+                            Err(e) => EngineResult::Error {
+                                turn,
+                                code: "dialogue.failed",
+                                message: e.to_string(),
+                            },
                         };
                         let _ = results.send(result);
                     });
                 }
-                SessionOutput::Speak { turn, prompts, language } => {
+                SessionOutput::Speak {
+                    turn,
+                    prompts,
+                    language,
+                } => {
                     let mut chunks = self.engines.tts.speak(prompts, language);
                     let results = results.clone();
                     tokio::spawn(async move {
                         while let Some(chunk) = chunks.recv().await {
                             let result = match chunk {
-                                Ok(chunk) => EngineResult::BotAudio { turn, pcm: chunk.pcm, last: chunk.last },
-                                Err(e) => EngineResult::Error { turn, code: "tts.failed", message: e.to_string() },
+                                Ok(chunk) => EngineResult::BotAudio {
+                                    turn,
+                                    pcm: chunk.pcm,
+                                    last: chunk.last,
+                                },
+                                Err(e) => EngineResult::Error {
+                                    turn,
+                                    code: "tts.failed",
+                                    message: e.to_string(),
+                                },
                             };
                             if results.send(result).is_err() {
                                 return;
                             }
                         }
                         // Whatever happened, let the session know the reply's audio is complete.
-                        let _ = results.send(EngineResult::BotAudio { turn, pcm: Vec::new(), last: true });
+                        let _ = results.send(EngineResult::BotAudio {
+                            turn,
+                            pcm: Vec::new(),
+                            last: true,
+                        });
                     });
                 }
                 SessionOutput::Transfer { target, reason } => {
-                    let _ = self.output.send(CallOutput::Transfer { target, reason }).await;
+                    let _ = self
+                        .output
+                        .send(CallOutput::Transfer { target, reason })
+                        .await;
                 }
                 SessionOutput::Hangup { reason } => {
                     let _ = self.output.send(CallOutput::Hangup { reason }).await;

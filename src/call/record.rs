@@ -16,7 +16,10 @@ use crate::session::{CallEvent, EventKind};
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Wav { path: String, message: String },
 }
@@ -40,7 +43,12 @@ impl CallRecord {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let events_path = dir.join("events.jsonl");
         let file = File::create(&events_path).map_err(io(&events_path))?;
-        Ok(Self { dir: dir.to_path_buf(), events_file: BufWriter::new(file), events: Vec::new(), stereo: Vec::new() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            events_file: BufWriter::new(file),
+            events: Vec::new(),
+            stereo: Vec::new(),
+        })
     }
 
     /// The record's folder.
@@ -59,7 +67,10 @@ impl CallRecord {
         let path = self.dir.join("events.jsonl");
         writeln!(self.events_file, "{line}")
             .and_then(|_| self.events_file.flush())
-            .map_err(|source| RecordError::Io { path: path.display().to_string(), source })?;
+            .map_err(|source| RecordError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
         self.events.push(event.clone());
         Ok(())
     }
@@ -78,12 +89,22 @@ impl CallRecord {
     pub fn finish(mut self) -> Result<PathBuf, RecordError> {
         let _ = self.events_file.flush();
         let wav_path = self.dir.join("recording.wav");
-        let pcm = Pcm { sample_rate_hz: SAMPLE_RATE_HZ, channels: 2, samples: std::mem::take(&mut self.stereo) };
-        write_wav(&wav_path, &pcm)
-            .map_err(|e| RecordError::Wav { path: wav_path.display().to_string(), message: e.to_string() })?;
+        let pcm = Pcm {
+            sample_rate_hz: SAMPLE_RATE_HZ,
+            channels: 2,
+            samples: std::mem::take(&mut self.stereo),
+        };
+        write_wav(&wav_path, &pcm).map_err(|e| RecordError::Wav {
+            path: wav_path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let transcript_path = self.dir.join("transcript.txt");
-        std::fs::write(&transcript_path, transcript_text(&self.events))
-            .map_err(|source| RecordError::Io { path: transcript_path.display().to_string(), source })?;
+        std::fs::write(&transcript_path, transcript_text(&self.events)).map_err(|source| {
+            RecordError::Io {
+                path: transcript_path.display().to_string(),
+                source,
+            }
+        })?;
         Ok(self.dir)
     }
 }
@@ -92,12 +113,23 @@ impl CallRecord {
 pub fn transcript_text(events: &[CallEvent]) -> String {
     let mut out = String::new();
     for event in events {
-        let stamp = format!("[{:02}:{:02}.{:01}]", event.t_ms / 60_000, (event.t_ms / 1000) % 60, (event.t_ms % 1000) / 100);
+        let stamp = format!(
+            "[{:02}:{:02}.{:01}]",
+            event.t_ms / 60_000,
+            (event.t_ms / 1000) % 60,
+            (event.t_ms % 1000) / 100
+        );
         let line = match &event.kind {
-            EventKind::Transcript { text, is_final: true, .. } => format!("{stamp} caller: {text}"),
+            EventKind::Transcript {
+                text,
+                is_final: true,
+                ..
+            } => format!("{stamp} caller: {text}"),
             EventKind::BotReply { text, .. } => format!("{stamp} bot: {text}"),
             EventKind::Dtmf { digit } => format!("{stamp} caller pressed {digit}"),
-            EventKind::Transfer { target, reason } => format!("{stamp} -- transferred to {target} ({reason})"),
+            EventKind::Transfer { target, reason } => {
+                format!("{stamp} -- transferred to {target} ({reason})")
+            }
             EventKind::Hangup { reason } => format!("{stamp} -- call ended ({reason})"),
             _ => continue,
         };

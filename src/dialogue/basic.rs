@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{
-    Action, BotTurn, CallContext, CallerInput, Dialogue, DialogueError, DialogueFactory, IntentMatch,
-    Prompt,
+    Action, BotTurn, CallContext, CallerInput, Dialogue, DialogueError, DialogueFactory,
+    IntentMatch, Prompt,
 };
 use crate::asr::Grammar;
 use crate::language::Language;
@@ -57,7 +57,9 @@ impl BasicFactory {
     /// Parses script text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, language: Language) -> Result<Self, DialogueError> {
         let script: BasicScript = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             DialogueError::Load(match line {
                 Some(line) => format!("{origin}:{line}: {}", e.message().trim()),
                 None => format!("{origin}: {}", e.message().trim()),
@@ -69,7 +71,9 @@ impl BasicFactory {
 
 impl DialogueFactory for BasicFactory {
     fn new_dialogue(&self, _ctx: &CallContext) -> Box<dyn Dialogue> {
-        Box::new(BasicDialogue { script: self.script.clone() })
+        Box::new(BasicDialogue {
+            script: self.script.clone(),
+        })
     }
 
     fn flows(&self) -> Vec<(String, Language)> {
@@ -97,11 +101,18 @@ impl BasicDialogue {
     }
 
     fn say(&self, text: &str) -> BotTurn {
-        BotTurn { say: vec![Prompt::text(text)], expect: Some(self.phrases()), ..BotTurn::default() }
+        BotTurn {
+            say: vec![Prompt::text(text)],
+            expect: Some(self.phrases()),
+            ..BotTurn::default()
+        }
     }
 
     fn intent(name: &str, confidence: f32) -> Option<IntentMatch> {
-        Some(IntentMatch { name: name.to_string(), confidence })
+        Some(IntentMatch {
+            name: name.to_string(),
+            confidence,
+        })
     }
 }
 
@@ -126,10 +137,17 @@ impl Dialogue for BasicDialogue {
         if contains_any(&text, &self.script.goodbye) {
             let mut turn = self.say(&self.script.goodbye_reply);
             turn.intent = Self::intent("goodbye", 1.0);
-            turn.action = Some(Action::Hangup { reason: "bot.goodbye".into() });
+            turn.action = Some(Action::Hangup {
+                reason: "bot.goodbye".into(),
+            });
             return turn;
         }
-        if let Some(entry) = self.script.faq.iter().find(|e| contains_any(&text, &e.keywords)) {
+        if let Some(entry) = self
+            .script
+            .faq
+            .iter()
+            .find(|e| contains_any(&text, &e.keywords))
+        {
             let mut turn = self.say(&entry.answer);
             turn.intent = Self::intent(&entry.name, 1.0);
             return turn;
@@ -144,7 +162,10 @@ impl Dialogue for BasicDialogue {
 
 /// Whether `text` (lowercase) holds any phrase as whole words (or as a substring, for Chinese).
 fn contains_any(text: &str, phrases: &[String]) -> bool {
-    let words: Vec<&str> = text.split(|c: char| !(c.is_alphanumeric() || c == '\'')).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
     phrases.iter().any(|phrase| {
         let phrase = phrase.to_lowercase();
         if !phrase.is_ascii() {
@@ -161,12 +182,18 @@ mod tests {
 
     fn dialogue() -> BasicDialogue {
         let text = include_str!("../../assets/basic_dialogue.toml");
-        let factory = BasicFactory::parse(text, "basic_dialogue.toml", Language::En).expect("script parses");
-        BasicDialogue { script: factory.script }
+        let factory =
+            BasicFactory::parse(text, "basic_dialogue.toml", Language::En).expect("script parses");
+        BasicDialogue {
+            script: factory.script,
+        }
     }
 
     fn say(d: &mut BasicDialogue, text: &str) -> BotTurn {
-        d.handle(&CallerInput::Speech { text: text.into(), level_vs_baseline_db: 0.0 })
+        d.handle(&CallerInput::Speech {
+            text: text.into(),
+            level_vs_baseline_db: 0.0,
+        })
     }
 
     #[test]
@@ -178,15 +205,25 @@ mod tests {
     #[test]
     fn goodbye_hangs_up_and_faq_answers() {
         let mut d = dialogue();
-        assert!(say(&mut d, "what are your opening hours").say[0].text.contains("eight"));
-        assert!(matches!(say(&mut d, "ok goodbye").action, Some(Action::Hangup { .. })));
+        assert!(say(&mut d, "what are your opening hours").say[0]
+            .text
+            .contains("eight"));
+        assert!(matches!(
+            say(&mut d, "ok goodbye").action,
+            Some(Action::Hangup { .. })
+        ));
         let miss = say(&mut d, "tell me about penguins");
-        assert_eq!(miss.knowledge_gap.as_deref(), Some("tell me about penguins"));
+        assert_eq!(
+            miss.knowledge_gap.as_deref(),
+            Some("tell me about penguins")
+        );
     }
 
     #[test]
     fn a_bad_script_names_file_and_line() {
-        let err = BasicFactory::parse("greeting = 3\n", "x.toml", Language::En).err().expect("invalid");
+        let err = BasicFactory::parse("greeting = 3\n", "x.toml", Language::En)
+            .err()
+            .expect("invalid");
         assert!(err.to_string().starts_with("x.toml:1:"), "{err}");
     }
 }

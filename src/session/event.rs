@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// Identifies one caller turn within a call. A new caller utterance, a DTMF key or a barge-in
 /// starts a new turn; results tagged with an older turn are stale and dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct TurnId(pub u32);
 
@@ -53,9 +55,17 @@ pub enum EventKind {
         is_final: bool,
     },
     /// The intent the dialogue matched.
-    Intent { turn: TurnId, name: String, confidence: f32 },
+    Intent {
+        turn: TurnId,
+        name: String,
+        confidence: f32,
+    },
     /// A slot the dialogue filled.
-    Slot { turn: TurnId, name: String, value: String },
+    Slot {
+        turn: TurnId,
+        name: String,
+        value: String,
+    },
     /// What the bot says.
     BotReply { turn: TurnId, text: String },
     /// The bot's audio began to play to the caller.

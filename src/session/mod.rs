@@ -49,7 +49,11 @@ pub enum SessionOutput {
     /// Ask the dialogue; answer with [`CallSession::handle_bot_turn`].
     Converse { turn: TurnId, input: CallerInput },
     /// Synthesize these prompts; feed audio with [`CallSession::handle_bot_audio`].
-    Speak { turn: TurnId, prompts: Vec<Prompt>, language: Language },
+    Speak {
+        turn: TurnId,
+        prompts: Vec<Prompt>,
+        language: Language,
+    },
     /// Hand the call over (the transport does it; the session ends with a hangup after).
     Transfer { target: String, reason: String },
     /// The call is over; the transport hangs up.
@@ -62,7 +66,10 @@ enum Speech {
     /// Quiet; `voiced` counts consecutive voiced frames toward an onset.
     Quiet { voiced: u32 },
     /// Speaking since `started`; the last voiced frame was at `last_voice`.
-    Speaking { started: Duration, last_voice: Duration },
+    Speaking {
+        started: Duration,
+        last_voice: Duration,
+    },
 }
 
 /// Timestamps of one turn's pipeline, for the latency breakdown.
@@ -159,7 +166,10 @@ impl CallSession {
     /// Starts the call: records `call_start` and asks the dialogue for its greeting.
     pub fn start(&mut self, call_start: EventKind, now: Duration) {
         self.emit(now, call_start);
-        self.outputs.push_back(SessionOutput::Converse { turn: self.turn, input: CallerInput::Start });
+        self.outputs.push_back(SessionOutput::Converse {
+            turn: self.turn,
+            input: CallerInput::Start,
+        });
     }
 
     /// The current turn.
@@ -204,7 +214,10 @@ impl CallSession {
             if now >= at && matches!(self.speech, Speech::Quiet { .. }) && !self.bot_active() {
                 self.no_input_at = None;
                 self.new_turn();
-                self.outputs.push_back(SessionOutput::Converse { turn: self.turn, input: CallerInput::NoInput });
+                self.outputs.push_back(SessionOutput::Converse {
+                    turn: self.turn,
+                    input: CallerInput::NoInput,
+                });
             }
         }
     }
@@ -226,11 +239,19 @@ impl CallSession {
         if self.ended {
             return;
         }
-        self.emit(now, EventKind::Dtmf { digit: digit.to_string() });
+        self.emit(
+            now,
+            EventKind::Dtmf {
+                digit: digit.to_string(),
+            },
+        );
         self.stop_bot(now, "barge_in");
         self.new_turn();
         self.no_input_at = None;
-        self.outputs.push_back(SessionOutput::Converse { turn: self.turn, input: CallerInput::Dtmf { digit } });
+        self.outputs.push_back(SessionOutput::Converse {
+            turn: self.turn,
+            input: CallerInput::Dtmf { digit },
+        });
     }
 
     /// Takes a recognizer result for `turn`. Stale results are dropped.
@@ -242,7 +263,14 @@ impl CallSession {
         if !is_final {
             self.partial_in_flight = false;
             if !text.is_empty() && self.pending_text.is_none() {
-                self.emit(now, EventKind::Transcript { turn, text: text.to_string(), is_final: false });
+                self.emit(
+                    now,
+                    EventKind::Transcript {
+                        turn,
+                        text: text.to_string(),
+                        is_final: false,
+                    },
+                );
             }
             return;
         }
@@ -255,12 +283,22 @@ impl CallSession {
             Some(before) => before,
             None => text.to_string(),
         };
-        self.emit(now, EventKind::Transcript { turn, text: full.clone(), is_final: true });
+        self.emit(
+            now,
+            EventKind::Transcript {
+                turn,
+                text: full.clone(),
+                is_final: true,
+            },
+        );
         self.pending_text = Some(full.clone());
         let level_vs_baseline_db = self.take_loudness();
         self.outputs.push_back(SessionOutput::Converse {
             turn,
-            input: CallerInput::Speech { text: full, level_vs_baseline_db },
+            input: CallerInput::Speech {
+                text: full,
+                level_vs_baseline_db,
+            },
         });
     }
 
@@ -269,7 +307,13 @@ impl CallSession {
         if self.ended {
             return;
         }
-        self.emit(now, EventKind::Error { code: code.to_string(), message: message.to_string() });
+        self.emit(
+            now,
+            EventKind::Error {
+                code: code.to_string(),
+                message: message.to_string(),
+            },
+        );
         if turn == self.turn && code.starts_with("asr.") {
             // Treat a failed final recognition as "heard nothing" so the dialogue can reprompt.
             self.handle_transcript(turn, true, "", now);
@@ -284,21 +328,51 @@ impl CallSession {
         self.clock.reply = Some(now);
         self.pending_text = None;
         if let Some(intent) = &bot.intent {
-            self.emit(now, EventKind::Intent { turn, name: intent.name.clone(), confidence: intent.confidence });
+            self.emit(
+                now,
+                EventKind::Intent {
+                    turn,
+                    name: intent.name.clone(),
+                    confidence: intent.confidence,
+                },
+            );
         }
         for (name, value) in &bot.slots {
-            self.emit(now, EventKind::Slot { turn, name: name.clone(), value: value.clone() });
+            self.emit(
+                now,
+                EventKind::Slot {
+                    turn,
+                    name: name.clone(),
+                    value: value.clone(),
+                },
+            );
         }
         if let Some(text) = &bot.knowledge_gap {
-            self.emit(now, EventKind::KnowledgeGap { turn, text: text.clone() });
+            self.emit(
+                now,
+                EventKind::KnowledgeGap {
+                    turn,
+                    text: text.clone(),
+                },
+            );
         }
         if let Some(language) = bot.language {
             self.language = language;
         }
         self.expect = bot.expect;
-        let prompts: Vec<Prompt> = bot.say.into_iter().filter(|p| !p.text.trim().is_empty() || p.audio_file.is_some()).collect();
+        let prompts: Vec<Prompt> = bot
+            .say
+            .into_iter()
+            .filter(|p| !p.text.trim().is_empty() || p.audio_file.is_some())
+            .collect();
         for prompt in &prompts {
-            self.emit(now, EventKind::BotReply { turn, text: prompt.text.clone() });
+            self.emit(
+                now,
+                EventKind::BotReply {
+                    turn,
+                    text: prompt.text.clone(),
+                },
+            );
         }
         // A new reply replaces whatever the bot was saying.
         self.stop_bot(now, "barge_in");
@@ -310,9 +384,17 @@ impl CallSession {
             }
             return;
         }
-        self.playout = Playout { turn: Some(turn), then: bot.action, ..Playout::default() };
+        self.playout = Playout {
+            turn: Some(turn),
+            then: bot.action,
+            ..Playout::default()
+        };
         self.no_input_at = None;
-        self.outputs.push_back(SessionOutput::Speak { turn, prompts, language: self.language });
+        self.outputs.push_back(SessionOutput::Speak {
+            turn,
+            prompts,
+            language: self.language,
+        });
     }
 
     /// Takes synthesized audio (16 kHz mono) for `turn`; `last` marks the end of its reply.
@@ -352,14 +434,20 @@ impl CallSession {
                     self.speech = Speech::Quiet { voiced: n };
                 }
             }
-            Speech::Speaking { started, last_voice } => {
+            Speech::Speaking {
+                started,
+                last_voice,
+            } => {
                 self.utterance.extend_from_slice(frame.samples());
                 let last_voice = if voiced { now } else { last_voice };
                 if voiced {
                     self.utterance_energy += f64::from(frame.rms()).powi(2);
                     self.utterance_frames += 1;
                 }
-                self.speech = Speech::Speaking { started, last_voice };
+                self.speech = Speech::Speaking {
+                    started,
+                    last_voice,
+                };
                 let silence = now.saturating_sub(last_voice);
                 let length = now.saturating_sub(started);
                 if silence >= Duration::from_millis(self.config.endpoint_silence_ms)
@@ -391,7 +479,10 @@ impl CallSession {
         }
         self.new_turn();
         let onset = now.saturating_sub(FRAME_DURATION * voiced_frames.saturating_sub(1));
-        self.speech = Speech::Speaking { started: onset, last_voice: now };
+        self.speech = Speech::Speaking {
+            started: onset,
+            last_voice: now,
+        };
         self.utterance.clear();
         self.utterance.extend(self.preroll.drain(..));
         self.partial_at_samples = self.utterance.len();
@@ -403,7 +494,10 @@ impl CallSession {
 
     fn maybe_partial(&mut self) {
         let interval = self.config.partial_interval_ms as usize * SAMPLES_PER_MS;
-        if interval == 0 || self.partial_in_flight || self.utterance.len() < self.partial_at_samples + interval {
+        if interval == 0
+            || self.partial_in_flight
+            || self.utterance.len() < self.partial_at_samples + interval
+        {
             return;
         }
         self.partial_at_samples = self.utterance.len();
@@ -427,7 +521,11 @@ impl CallSession {
         let cut = trailing_ms.saturating_sub(keep_after_ms) * SAMPLES_PER_MS;
         let len = self.utterance.len().saturating_sub(cut);
         self.utterance.truncate(len);
-        self.clock = TurnClock { last_voice: Some(last_voice), endpoint: Some(now), ..TurnClock::default() };
+        self.clock = TurnClock {
+            last_voice: Some(last_voice),
+            endpoint: Some(now),
+            ..TurnClock::default()
+        };
         self.emit(now, EventKind::SpeechEnd { turn: self.turn });
         self.partial_in_flight = false;
         self.outputs.push_back(SessionOutput::Recognize {
@@ -443,7 +541,9 @@ impl CallSession {
         if self.utterance_frames == 0 {
             return 0.0;
         }
-        let rms = (self.utterance_energy / f64::from(self.utterance_frames)).sqrt().max(1.0);
+        let rms = (self.utterance_energy / f64::from(self.utterance_frames))
+            .sqrt()
+            .max(1.0);
         let db = (20.0 * rms.log10()) as f32;
         self.utterance_frames = 0;
         self.utterance_energy = 0.0;
@@ -478,7 +578,9 @@ impl CallSession {
         }
         self.barge_voiced += 1;
         let frame_ms = FRAME_DURATION.as_millis() as u64;
-        if u64::from(self.barge_voiced) * frame_ms >= self.config.barge_in_min_speech_ms.max(frame_ms) {
+        if u64::from(self.barge_voiced) * frame_ms
+            >= self.config.barge_in_min_speech_ms.max(frame_ms)
+        {
             self.stop_bot(now, "barge_in");
         }
     }
@@ -533,10 +635,18 @@ impl CallSession {
     }
 
     fn finish_playout(&mut self, now: Duration) {
-        let Some(turn) = self.playout.turn else { return };
+        let Some(turn) = self.playout.turn else {
+            return;
+        };
         let then = self.playout.then.take();
         if self.playout.started {
-            self.emit(now, EventKind::BotAudioEnd { turn, reason: "done".into() });
+            self.emit(
+                now,
+                EventKind::BotAudioEnd {
+                    turn,
+                    reason: "done".into(),
+                },
+            );
         }
         self.playout = Playout::default();
         match then {
@@ -549,7 +659,13 @@ impl CallSession {
     fn stop_bot(&mut self, now: Duration, reason: &str) {
         if let Some(turn) = self.playout.turn {
             if self.playout.started {
-                self.emit(now, EventKind::BotAudioEnd { turn, reason: reason.to_string() });
+                self.emit(
+                    now,
+                    EventKind::BotAudioEnd {
+                        turn,
+                        reason: reason.to_string(),
+                    },
+                );
             }
         }
         self.playout = Playout::default();
@@ -565,8 +681,15 @@ impl CallSession {
     fn perform(&mut self, action: Action, now: Duration) {
         match action {
             Action::Transfer { target, reason } => {
-                self.emit(now, EventKind::Transfer { target: target.clone(), reason: reason.clone() });
-                self.outputs.push_back(SessionOutput::Transfer { target, reason });
+                self.emit(
+                    now,
+                    EventKind::Transfer {
+                        target: target.clone(),
+                        reason: reason.clone(),
+                    },
+                );
+                self.outputs
+                    .push_back(SessionOutput::Transfer { target, reason });
                 self.finish("transfer", now);
             }
             Action::Hangup { reason } => self.finish(&reason, now),
@@ -574,13 +697,23 @@ impl CallSession {
     }
 
     fn finish(&mut self, reason: &str, now: Duration) {
-        self.emit(now, EventKind::Hangup { reason: reason.to_string() });
-        self.outputs.push_back(SessionOutput::Hangup { reason: reason.to_string() });
+        self.emit(
+            now,
+            EventKind::Hangup {
+                reason: reason.to_string(),
+            },
+        );
+        self.outputs.push_back(SessionOutput::Hangup {
+            reason: reason.to_string(),
+        });
         self.ended = true;
         self.no_input_at = None;
     }
 
     fn emit(&mut self, now: Duration, kind: EventKind) {
-        self.outputs.push_back(SessionOutput::Event(CallEvent { t_ms: now.as_millis() as u64, kind }));
+        self.outputs.push_back(SessionOutput::Event(CallEvent {
+            t_ms: now.as_millis() as u64,
+            kind,
+        }));
     }
 }
