@@ -348,6 +348,15 @@ fn frustration_shouting_and_explicit_requests_escalate() {
         "{}",
         dump(&events)
     );
+    // The escalated turn still records what the caller asked for.
+    assert_eq!(intents(&events), vec!["human"], "{}", dump(&events));
+    let events = chat(&["--flow", "ecommerce_zh"], "转人工\n");
+    assert!(transfer_reason(&events).is_some(), "{}", dump(&events));
+    assert!(
+        intents(&events).iter().any(|i| i == "human"),
+        "{}",
+        dump(&events)
+    );
     let events = chat(&["--flow", "ecommerce_zh"], "这也太离谱了\n气死我了\n");
     assert_eq!(
         transfer_reason(&events).as_deref(),

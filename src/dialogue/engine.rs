@@ -840,6 +840,12 @@ impl FlowDialogue {
 
     fn on_speech(&mut self, words: &str, level_vs_baseline_db: f32, out: &mut TurnOut) {
         if let Some(trigger) = self.escalation.observe(words, level_vs_baseline_db) {
+            // The record keeps what the caller asked for, even when escalation answers it.
+            out.turn.intent = self
+                .loaded
+                .matcher
+                .best(words, None)
+                .filter(|m| m.confidence >= self.loaded.flow.nlu.accept);
             self.escalate(out, trigger);
             return;
         }
