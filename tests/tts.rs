@@ -286,7 +286,7 @@ async fn recorded_prompts_play_from_files() {
 }
 
 #[tokio::test]
-async fn missing_or_corrupt_prompt_files_are_errors_naming_the_file() {
+async fn missing_or_corrupt_prompt_files_are_errors_naming_the_file_and_their_text_is_spoken() {
     let tmp = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         tmp.path().join("corrupt.wav"),
@@ -313,12 +313,18 @@ async fn missing_or_corrupt_prompt_files_are_errors_naming_the_file() {
         Language::En,
     ))
     .await;
-    assert_eq!(items.len(), 3);
+    // Each unplayable file: an error naming it, then its words spoken instead.
+    assert_eq!(items.len(), 5);
     let missing = items[0].as_ref().expect_err("missing file").to_string();
     assert!(missing.contains("no-such-prompt.wav"), "{missing}");
-    let corrupt = items[1].as_ref().expect_err("corrupt file").to_string();
+    let spoken = items[1]
+        .as_ref()
+        .expect("the missing prompt's text is spoken");
+    assert!(seconds(&spoken.pcm) > 0.3 && rms(&spoken.pcm) > 300.0);
+    let corrupt = items[2].as_ref().expect_err("corrupt file").to_string();
     assert!(corrupt.contains("corrupt.wav"), "{corrupt}");
-    let goodbye = items[2]
+    assert!(items[3].is_ok(), "the corrupt prompt's text is spoken");
+    let goodbye = items[4]
         .as_ref()
         .expect("the text prompt after the failures still plays");
     assert!(goodbye.last && seconds(&goodbye.pcm) > 0.3);

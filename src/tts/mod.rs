@@ -113,7 +113,11 @@ struct ServiceInner {
 /// One unit of a reply, in speaking order.
 enum Unit {
     Sentence(String),
-    File(String),
+    /// A recorded prompt, and its words to speak if the file cannot be played.
+    File {
+        file: String,
+        text: String,
+    },
 }
 
 impl TtsService {
@@ -153,7 +157,10 @@ impl TtsService {
         let units: Vec<Unit> = prompts
             .into_iter()
             .flat_map(|prompt| match prompt.audio_file {
-                Some(file) => vec![Unit::File(file)],
+                Some(file) => vec![Unit::File {
+                    file,
+                    text: prompt.text,
+                }],
                 None => split_sentences(&prompt.text)
                     .into_iter()
                     .map(Unit::Sentence)
@@ -191,7 +198,17 @@ impl TtsService {
             let started = Instant::now();
             let result = match &unit {
                 Unit::Sentence(text) => self.sentence_pcm(text, language),
-                Unit::File(file) => self.prompt_file_pcm(file),
+                Unit::File { file, text } => match self.prompt_file_pcm(file) {
+                    Err(e) if !text.trim().is_empty() => {
+                        // Say so in the record, then speak the prompt's words instead.
+                        tracing::warn!(error = %e, "prompt file unplayable; speaking its text");
+                        if tx.send(Err(e)).is_err() {
+                            return;
+                        }
+                        self.sentence_pcm(text, language)
+                    }
+                    other => other,
+                },
             };
             let item = result.map(|(pcm, cached)| TtsChunk {
                 pcm: pcm.to_vec(),
