@@ -145,6 +145,13 @@ fn web_phone_call_in_chromium() -> Result<()> {
     println!("harness steps: {steps}");
     println!("page console: {}", result["console"]);
 
+    // WebSocket signalling refuses a bad offer with a clear error.
+    let ws_bad = &result["wsBadOffer"];
+    ensure!(
+        ws_bad["type"] == "error" && ws_bad["error"] == "offer.invalid",
+        "WebSocket bad offer: {ws_bad}"
+    );
+
     // 1. The call connects.
     ensure!(
         result["connected"] == true,

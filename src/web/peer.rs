@@ -174,7 +174,6 @@ fn opus_codec() -> RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type: OPUS_PAYLOAD_TYPE,
-        ..Default::default()
     }
 }
 

@@ -80,6 +80,16 @@ try {
   await page.goto(opts.url, { waitUntil: "load" });
   result.title = await page.title();
   step("loaded");
+  if (opts.mode === "call") {
+    // The WebSocket signalling route answers a bad offer with a clear error, not a dropped socket.
+    result.wsBadOffer = await page.evaluate(() => new Promise((resolve) => {
+      const ws = new WebSocket(`ws://${location.host}/api/ws`);
+      ws.onopen = () => ws.send(JSON.stringify({ type: "offer", sdp: "this is not SDP" }));
+      ws.onmessage = (m) => resolve(JSON.parse(m.data));
+      ws.onerror = () => resolve({ error: "socket error" });
+      setTimeout(() => resolve({ error: "no reply" }), 5000);
+    }));
+  }
   await page.click("#call-btn");
   step("clicked");
   await page.waitForFunction(() => window.hotline.state === "connected" || window.hotline.state === "failed",
