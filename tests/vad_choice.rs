@@ -115,6 +115,8 @@ fn earshot_and_silero_agree_on_the_shared_recordings() {
     english.sort();
     files.extend(english);
 
+    // whisper.cpp's own log lines go to `tracing` (silent here) instead of stderr.
+    whisper_rs::install_logging_hooks();
     let model = shared.join("models/for-tests-silero-v6.2.0-ggml.bin");
     let mut params = WhisperVadContextParams::new();
     params.set_n_threads(1);
