@@ -612,3 +612,27 @@ fn verify_checks_size_and_checksum_of_official_files() -> Result<()> {
     ));
     Ok(())
 }
+
+/// Reaches the real model server: downloads the smallest model when online (32 MB), and
+/// otherwise must explain that hotline runs offline. `cargo test --test asr -- --ignored`.
+#[test]
+#[ignore = "uses the network when there is one"]
+fn download_from_huggingface_or_explain_offline() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    match models::download("ggml-tiny.en-q5_1.bin", dir.path()) {
+        Ok(path) => {
+            models::verify(&path)?;
+            println!("downloaded and verified {}", path.display());
+        }
+        Err(err) => {
+            println!("{err}");
+            assert!(matches!(err, ModelError::Unreachable { .. }), "{err:?}");
+            assert!(
+                err.to_string().starts_with("cannot reach huggingface.co: "),
+                "{err}"
+            );
+            assert!(!dir.path().join("ggml-tiny.en-q5_1.bin.part").exists());
+        }
+    }
+    Ok(())
+}
