@@ -12,7 +12,6 @@
 pub mod record;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -419,9 +418,4 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// Where a call's record goes.
-pub fn record_dir(config: &Config, id: &CallId) -> PathBuf {
-    config.server.records_dir.join(&id.0)
 }
