@@ -1,0 +1,269 @@
+//! A hotline to call: [`Hotline`] runs the `hotline serve` binary with a config of its own (the
+//! real product, stopped with SIGINT as an operator would), [`InProcessHotline`] runs the same
+//! phone edge and engines inside the test (for tests that look at the engines, such as the
+//! count of active calls).
+//!
+//! Both use the offline recognizer (Sphinx), no web server, and a fresh records folder; the test
+//! gives the body of the `[sip]` section. Use `port = 0` there: the harness reads the bound SIP
+//! port back (from the log line "answering phone calls", or from the bound server).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::records;
+use super::shared::shared_dir;
+
+/// How long a hotline may take to load its engines and bind.
+const READY_WITHIN: Duration = Duration::from_secs(90);
+
+/// A hotline config: the offline recognizer, `records_dir`, `max_calls`, no web server, and
+/// `sip` as the body of the `[sip]` section (which may go on with `[sip.registration]`).
+pub fn config_toml(records_dir: &Path, max_calls: usize, sip: &str) -> String {
+    format!(
+        "[asr]\nengine = \"sphinx\"\n[server]\nrecords_dir = {records:?}\nmax_calls = {max_calls}\n\
+         [web]\nenabled = false\n[sip]\n{sip}\n",
+        records = records_dir.display().to_string()
+    )
+}
+
+/// Text without ANSI colour sequences (in case the log is coloured).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A running `hotline serve`; its log goes to a file. Stopped with SIGINT (then killed) on drop.
+pub struct Hotline {
+    child: Child,
+    /// The bound SIP port (UDP, and TCP when enabled).
+    pub sip_port: u16,
+    /// Where the calls' records go.
+    pub records: PathBuf,
+    log: PathBuf,
+    _work: tempfile::TempDir,
+}
+
+impl Hotline {
+    /// Starts `hotline serve` for at most 4 calls with `sip` as the `[sip]` body, and waits until
+    /// it answers phone calls.
+    pub fn start(sip: &str) -> Self {
+        Self::start_with(4, sip)
+    }
+
+    /// Starts `hotline serve` for at most `max_calls` calls with `sip` as the `[sip]` body, and
+    /// waits until it answers phone calls.
+    pub fn start_with(max_calls: usize, sip: &str) -> Self {
+        let work = tempfile::tempdir().expect("tempdir");
+        let records = work.path().join("records");
+        let config = work.path().join("hotline.toml");
+        std::fs::write(&config, config_toml(&records, max_calls, sip)).expect("write config");
+        let log = work.path().join("hotline.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("RUST_LOG", "info,hotline_sip=debug")
+            .env("NO_COLOR", "1")
+            .env("HOTLINE_SHARED", shared_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start hotline serve");
+        let mut hotline = Self {
+            child,
+            sip_port: 0,
+            records,
+            log,
+            _work: work,
+        };
+        let line = hotline.wait_for_log(&["answering phone calls"], READY_WITHIN);
+        hotline.sip_port = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("sip="))
+            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+            .map(|addr| addr.port())
+            .unwrap_or_else(|| panic!("no sip=ADDRESS in the ready line: {line}"));
+        hotline
+    }
+
+    /// `127.0.0.1:<sip port>`.
+    pub fn sip_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.sip_port)
+    }
+
+    /// The log so far (without colour).
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        strip_ansi(&text)
+    }
+
+    /// Waits until the log has a line containing every one of `needles`; returns the line.
+    /// Fails (with the log) when hotline exits or the time is up.
+    pub fn wait_for_log(&mut self, needles: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.log_text();
+            if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("hotline serve exited ({status}):\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needles:?} within {within:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The finished calls' events (each holding a hangup), once there is at least one or the
+    /// time is up (then possibly none).
+    pub fn finished_calls(&self, within: Duration) -> Vec<Vec<Value>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let finished = records::finished_calls(&self.records);
+            if !finished.is_empty() || Instant::now() >= deadline {
+                return finished;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The events of the one finished call; fails when there is none within `within`, or more.
+    pub fn one_call(&self, within: Duration) -> Vec<Value> {
+        let mut calls = self.finished_calls(within);
+        assert_eq!(
+            calls.len(),
+            1,
+            "one finished call record in {}:\n{}",
+            self.records.display(),
+            self.log_text()
+        );
+        calls.remove(0)
+    }
+
+    /// The call record folders so far.
+    pub fn call_dirs(&self) -> Vec<PathBuf> {
+        records::call_dirs(&self.records)
+    }
+}
+
+impl Drop for Hotline {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// hotline's phone edge and engines running in this test's tokio runtime. Stops on drop.
+pub struct InProcessHotline {
+    /// The bound SIP port.
+    pub sip_port: u16,
+    /// Where the calls' records go.
+    pub records: tempfile::TempDir,
+    pub engines: Arc<hotline::call::Engines>,
+    stop: watch::Sender<bool>,
+}
+
+impl InProcessHotline {
+    /// Loads the engines for at most `max_calls` calls with `sip` as the `[sip]` body, binds the
+    /// phone edge and serves it on the current runtime.
+    pub async fn start(max_calls: usize, sip: &str) -> Self {
+        let records = tempfile::tempdir().expect("tempdir");
+        let text = config_toml(records.path(), max_calls, sip);
+        let config = hotline::config::Config::parse(&text, "test config").expect("config parses");
+        let sip = config.sip.clone();
+        let engines = tokio::task::spawn_blocking(move || hotline::call::Engines::load(config))
+            .await
+            .expect("join")
+            .expect("engines load (needs pocketsphinx-en-us and espeak-ng)");
+        let server = hotline::phone::bind(&sip)
+            .await
+            .expect("bind the phone edge");
+        let sip_port = server.local_addr().port();
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(hotline::phone::serve(server, engines.clone(), stop_rx));
+        Self {
+            sip_port,
+            records,
+            engines,
+            stop,
+        }
+    }
+
+    /// `127.0.0.1:<sip port>`.
+    pub fn sip_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.sip_port)
+    }
+
+    /// Waits (without blocking the runtime) until `count` calls have finished records, and
+    /// returns their events; fails when they do not within `within`.
+    pub async fn finished_calls(&self, count: usize, within: Duration) -> Vec<Vec<Value>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let finished = records::finished_calls(self.records.path());
+            if finished.len() >= count {
+                return finished;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} finished call records expected in {}, found {}",
+                self.records.path().display(),
+                finished.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The events of the one finished call.
+    pub async fn one_call(&self, within: Duration) -> Vec<Value> {
+        let mut calls = self.finished_calls(1, within).await;
+        assert_eq!(calls.len(), 1, "one finished call record");
+        calls.remove(0)
+    }
+
+    /// The call record folders so far.
+    pub fn call_dirs(&self) -> Vec<PathBuf> {
+        records::call_dirs(self.records.path())
+    }
+}
+
+impl Drop for InProcessHotline {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,22 @@
+//! The test harness every integration test shares: where the shared test data lives, free
+//! ports, a running hotline (as a `hotline serve` process or in this process), real SIP peers
+//! (SIPp and baresip), RTP packets and pcap files for SIPp to play, a media relay that stands in
+//! for a NAT in front of hotline's RTP ports, and readers for call records.
+//!
+//! Use it from a test file with `mod common;` (each test binary compiles all of it, hence the
+//! `dead_code` allowance). Invariants: nothing here picks a fixed port: SIP, SIPp and baresip
+//! ports come from [`ports::free_port`] and RTP ranges from [`ports::free_port_range`], so test
+//! binaries can run at the same time; every process started here is stopped when its handle
+//! drops; shared data is found through `HOTLINE_SHARED` and a missing folder fails with a
+//! message that says so.
+
+#![allow(dead_code)]
+
+pub mod baresip;
+pub mod hotline;
+pub mod pcap;
+pub mod ports;
+pub mod records;
+pub mod relay;
+pub mod shared;
+pub mod sipp;

@@ -1,0 +1,206 @@
+//! RTP for SIPp to play: a builder for one RTP stream with send times, pcap files SIPp's
+//! `play_pcap_audio` reads (Ethernet, IPv4, UDP), G.711 payloads, and test signals (DTMF tone
+//! pairs). SIPp rewrites the addresses and ports when it plays, so the ones written here are
+//! placeholders.
+
+use std::path::Path;
+
+use hotline_sip::codec::{linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
+use hotline_sip::rtp::{RtpPacket, Ssrc};
+
+/// The SSRC of streams built here.
+pub const TEST_SSRC: Ssrc = Ssrc(0x5151_0001);
+/// Payload types of the static G.711 codecs.
+pub const PT_PCMU: u8 = 0;
+pub const PT_PCMA: u8 = 8;
+/// Samples (= RTP timestamp units) in 20 ms at 8 kHz.
+pub const SAMPLES_PER_20_MS: u32 = 160;
+
+/// One RTP packet with [`TEST_SSRC`] and no marker bit.
+pub fn rtp_packet(payload_type: u8, sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + payload.len());
+    RtpPacket {
+        marker: false,
+        payload_type,
+        sequence,
+        timestamp,
+        ssrc: TEST_SSRC,
+        payload,
+    }
+    .write(&mut out);
+    out
+}
+
+/// An RTP stream being built: packets with their send times (ms from the start), sequence
+/// numbers counting up by one per packet.
+#[derive(Debug, Default)]
+pub struct RtpStream {
+    /// `(send time in ms, RTP packet)` in order.
+    pub packets: Vec<(u64, Vec<u8>)>,
+    /// The next packet's sequence number.
+    pub sequence: u16,
+    /// The next send time.
+    pub t_ms: u64,
+}
+
+impl RtpStream {
+    /// Adds one packet at the current time and moves the clock on by `advance_ms`.
+    pub fn push(&mut self, payload_type: u8, timestamp: u32, payload: &[u8], advance_ms: u64) {
+        self.packets.push((
+            self.t_ms,
+            rtp_packet(payload_type, self.sequence, timestamp, payload),
+        ));
+        self.sequence = self.sequence.wrapping_add(1);
+        self.t_ms += advance_ms;
+    }
+
+    /// Adds 8 kHz G.711 bytes (already encoded) as 20 ms packets, timestamps from `timestamp`;
+    /// returns the timestamp after the last packet. A short last chunk is padded with `fill`.
+    pub fn push_g711(&mut self, payload_type: u8, timestamp: u32, bytes: &[u8], fill: u8) -> u32 {
+        let mut ts = timestamp;
+        for chunk in bytes.chunks(SAMPLES_PER_20_MS as usize) {
+            let mut payload = chunk.to_vec();
+            payload.resize(SAMPLES_PER_20_MS as usize, fill);
+            self.push(payload_type, ts, &payload, 20);
+            ts = ts.wrapping_add(SAMPLES_PER_20_MS);
+        }
+        ts
+    }
+
+    /// Writes the stream as a pcap file.
+    pub fn write_pcap(&self, path: &Path) {
+        write_pcap(path, &self.packets);
+    }
+}
+
+/// The silent G.711 byte of a payload type (µ-law 0xff, A-law 0xd5).
+pub fn g711_silence(payload_type: u8) -> u8 {
+    if payload_type == PT_PCMA {
+        0xd5
+    } else {
+        0xff
+    }
+}
+
+/// 16-bit PCM at 8 kHz as G.711 bytes for payload type 0 (µ-law) or 8 (A-law).
+pub fn g711_encode(payload_type: u8, pcm: &[i16]) -> Vec<u8> {
+    pcm.iter()
+        .map(|&s| {
+            if payload_type == PT_PCMA {
+                linear_to_alaw(s)
+            } else {
+                linear_to_ulaw(s)
+            }
+        })
+        .collect()
+}
+
+/// µ-law bytes re-encoded for a payload type (kept for PCMU, through linear for PCMA).
+pub fn from_ulaw(payload_type: u8, ulaw: &[u8]) -> Vec<u8> {
+    if payload_type == PT_PCMA {
+        ulaw.iter()
+            .map(|&b| linear_to_alaw(ulaw_to_linear(b)))
+            .collect()
+    } else {
+        ulaw.to_vec()
+    }
+}
+
+/// The `data` chunk of a WAV file, and its format tag (7 = µ-law, 6 = A-law, 1 = PCM).
+pub fn wav_data(path: &Path) -> (u16, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read WAV {}: {e}", path.display()));
+    assert!(
+        bytes.len() >= 12 && &bytes[..4] == b"RIFF",
+        "{} is a WAV file",
+        path.display()
+    );
+    let mut at = 12;
+    let mut format = 0;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
+        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
+        if id == b"fmt " && body.len() >= 2 {
+            format = u16::from_le_bytes([body[0], body[1]]);
+        }
+        if id == b"data" {
+            return (format, body.to_vec());
+        }
+        at += 8 + len + (len % 2);
+    }
+    panic!("no data chunk in {}", path.display());
+}
+
+/// The row and column frequencies of a DTMF key (`0-9`, `*`, `#`, `A-D`).
+pub fn dtmf_frequencies_hz(key: char) -> (f32, f32) {
+    const ROWS_HZ: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS_HZ: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    for (row, keys) in KEYS.iter().enumerate() {
+        if let Some(col) = keys.find(key) {
+            return (ROWS_HZ[row], COLS_HZ[col]);
+        }
+    }
+    panic!("{key:?} is not a DTMF key");
+}
+
+/// A DTMF tone pair at 8 kHz: `duration_ms` of the key's two sines, each of `amplitude` (a
+/// telephone sends each at about -7 dBm0, i.e. an amplitude near 7000 of 32767).
+pub fn dtmf_tone(key: char, duration_ms: u32, amplitude: f32) -> Vec<i16> {
+    let (low_hz, high_hz) = dtmf_frequencies_hz(key);
+    let samples = 8 * duration_ms as usize;
+    (0..samples)
+        .map(|i| {
+            let t = i as f32 / 8_000.0;
+            let v = amplitude
+                * ((std::f32::consts::TAU * low_hz * t).sin()
+                    + (std::f32::consts::TAU * high_hz * t).sin());
+            v.clamp(-32_768.0, 32_767.0) as i16
+        })
+        .collect()
+}
+
+/// Writes RTP packets (with their send times in ms) as a pcap SIPp can play: Ethernet, IPv4,
+/// UDP from 127.0.0.1:6000 to 127.0.0.1:6000.
+pub fn write_pcap(path: &Path, packets: &[(u64, Vec<u8>)]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+    for (at_ms, rtp) in packets {
+        let udp_len = 8 + rtp.len();
+        let ip_len = 20 + udp_len;
+        let frame_len = 14 + ip_len;
+        out.extend_from_slice(&((at_ms / 1000) as u32).to_le_bytes());
+        out.extend_from_slice(&(((at_ms % 1000) * 1000) as u32).to_le_bytes());
+        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00]);
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        ip[6] = 0x40; // don't fragment
+        ip[8] = 64; // TTL
+        ip[9] = 17; // UDP
+        ip[12..16].copy_from_slice(&[127, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[127, 0, 0, 1]);
+        let sum = ip
+            .chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+            .sum::<u32>();
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        out.extend_from_slice(&ip);
+        out.extend_from_slice(&6000u16.to_be_bytes());
+        out.extend_from_slice(&6000u16.to_be_bytes());
+        out.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(rtp);
+    }
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("write pcap {}: {e}", path.display()));
+}

@@ -1,0 +1,177 @@
+//! SIPp (Debian `sip-tester`) as a real SIP peer: a caller running one of this repository's
+//! scenarios or a built-in one, or a registrar waiting for hotline.
+//!
+//! Every run gets free ports: its SIP port (`-p`) and, with [`Sipp::media`], four media ports
+//! from `-mp` on. SIPp's screen goes to a file that [`SippRun::wait`] returns. SIPp's pcap
+//! player writes through a raw socket, so calls that play audio need root (CI runs as root).
+
+use std::ffi::OsString;
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::ports::{free_port, free_port_range};
+use super::shared::scenario;
+
+/// A SIPp run being set up.
+pub struct Sipp {
+    args: Vec<OsString>,
+    /// SIPp's SIP port.
+    pub local_port: u16,
+    /// The first of SIPp's media ports, when it has media.
+    pub media_port: Option<u16>,
+    timeout_s: u32,
+}
+
+impl Sipp {
+    /// Runs `sip/scenarios/<name>`: one call (`-m 1`), on 127.0.0.1, a free SIP port.
+    pub fn scenario(name: &str) -> Self {
+        Self::new().arg("-sf").arg(scenario(name))
+    }
+
+    /// Runs SIPp's built-in scenario `name` (`uac`, `uas`, ...).
+    pub fn builtin(name: &str) -> Self {
+        Self::new().arg("-sn").arg(name)
+    }
+
+    fn new() -> Self {
+        let local_port = free_port();
+        Self {
+            args: Vec::new(),
+            local_port,
+            media_port: None,
+            timeout_s: 60,
+        }
+    }
+
+    /// The peer to call (`host:port`); a caller needs one, a registrar does not.
+    pub fn remote(self, address: impl Display) -> Self {
+        self.arg(address.to_string())
+    }
+
+    /// Gives SIPp media ports (RTP for `[media_port]` and pcap play) on 127.0.0.1.
+    pub fn media(mut self) -> Self {
+        let base = *free_port_range(4).start();
+        self.media_port = Some(base);
+        self.arg("-mi")
+            .arg("127.0.0.1")
+            .arg("-mp")
+            .arg(base.to_string())
+    }
+
+    /// Sets a scenario key (`[name]`); `service` is SIPp's own `-s`.
+    pub fn key(self, name: &str, value: impl Display) -> Self {
+        if name == "service" {
+            self.arg("-s").arg(value.to_string())
+        } else {
+            self.arg("-key").arg(name).arg(value.to_string())
+        }
+    }
+
+    /// SIP over TCP, one connection (`-t t1`).
+    pub fn tcp(self) -> Self {
+        self.arg("-t").arg("t1")
+    }
+
+    /// Adds a command-line argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Sets SIPp's overall timeout (a timeout fails the run); 60 s by default.
+    pub fn timeout_s(mut self, seconds: u32) -> Self {
+        self.timeout_s = seconds;
+        self
+    }
+
+    /// Starts SIPp in the background; its screen goes to a file in `work`.
+    pub fn spawn(self, work: &std::path::Path) -> SippRun {
+        let screen = work.join(format!("sipp-{}.log", self.local_port));
+        let child = Command::new("sipp")
+            .args(&self.args)
+            .args(["-i", "127.0.0.1", "-m", "1", "-l", "1", "-nostdin"])
+            .arg("-p")
+            .arg(self.local_port.to_string())
+            .arg("-timeout")
+            .arg(format!("{}s", self.timeout_s))
+            .arg("-timeout_error")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&screen).expect("SIPp screen file"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run sipp (Debian package sip-tester)");
+        SippRun {
+            child,
+            screen,
+            local_port: self.local_port,
+        }
+    }
+
+    /// Runs SIPp to the end (at most its timeout and ten seconds more) and fails unless it
+    /// succeeded; returns the end of its screen.
+    pub fn run_ok(self, work: &std::path::Path) -> String {
+        let within = Duration::from_secs(self.timeout_s as u64 + 10);
+        let outcome = self.spawn(work).wait(within);
+        assert!(
+            outcome.success,
+            "sipp failed (its pcap player needs root):\n{}",
+            outcome.screen
+        );
+        outcome.screen
+    }
+}
+
+/// A running SIPp; killed when dropped before it ends.
+pub struct SippRun {
+    child: Child,
+    screen: PathBuf,
+    pub local_port: u16,
+}
+
+/// How a SIPp run ended.
+#[derive(Debug)]
+pub struct SippOutcome {
+    /// Exit status 0: every call of the scenario succeeded.
+    pub success: bool,
+    /// The end of SIPp's screen (its statistics and errors).
+    pub screen: String,
+}
+
+impl SippRun {
+    /// Waits for SIPp to finish (killing it after `within`).
+    pub fn wait(mut self, within: Duration) -> SippOutcome {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let screen = std::fs::read_to_string(&self.screen).unwrap_or_default();
+        let mut start = screen.len().saturating_sub(4000);
+        while !screen.is_char_boundary(start) {
+            start += 1;
+        }
+        let tail = screen[start..].to_string();
+        SippOutcome {
+            success: status.is_some_and(|s| s.success()),
+            screen: tail,
+        }
+    }
+}
+
+impl Drop for SippRun {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
