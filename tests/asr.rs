@@ -4,6 +4,8 @@
 //!
 //! Shared data comes from `$HOTLINE_SHARED` (default: `../shared` beside the repository).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -17,24 +19,10 @@ use hotline::config::{AsrConfig, AsrEngineKind};
 use hotline::language::Language;
 use hotline::models::{self, ModelError, ModelInfo, SyntheticSize};
 
+use common::shared::shared;
+
 /// A Mandarin caller clip (AISHELL-1).
 const ZH_CLIP: &str = "audio/zh/aishell-BAC009S0724W0121.wav";
-
-fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir() && dir.join("models").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED to the folder holding audio/ and models/)",
-        dir.display()
-    );
-    dir
-}
-
-fn shared(rel: &str) -> PathBuf {
-    shared_dir().join(rel)
-}
 
 fn speech(rel: &str) -> Vec<i16> {
     let path = shared(rel);

@@ -2,8 +2,10 @@
 //! telephone recordings in µ-law and A-law, every PCM width hound writes, corrupt files) and
 //! resampling (lengths, alignment, sine frequency and amplitude, anti-aliasing, streaming).
 
+mod common;
+
 use std::f64::consts::PI;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hotline::audio::g711::{self, G711Law};
 use hotline::audio::resample::{output_len, resample, StreamResampler, COMMON_RATES_HZ};
@@ -11,18 +13,7 @@ use hotline::audio::wav::{
     parse_wav, read_wav, read_wav_mono_16k, write_g711_wav, write_wav, Pcm, WavError,
 };
 
-/// The shared test data folder: `$HOTLINE_SHARED`, else `../shared` beside the checkout.
-fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED to the folder holding audio/ and models/)",
-        dir.display()
-    );
-    dir
-}
+use common::shared::shared_dir;
 
 fn sine(freq_hz: f64, amplitude: f64, sample_rate_hz: u32, samples: usize) -> Vec<i16> {
     (0..samples)

@@ -1,22 +1,14 @@
 //! `hotline replay` end to end: the real binary, real recordings, the offline recognizer, real
 //! TTS. Asserts on `events.jsonl`, `recording.wav` and `transcript.txt` as a user would read them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED)",
-        dir.display()
-    );
-    dir
-}
+use common::shared::shared_dir;
 
 /// Runs `hotline replay` with the offline recognizer and returns the parsed events.
 fn replay(wavs: &[PathBuf], out: &Path, extra_config: &str) -> Vec<Value> {
@@ -81,7 +73,7 @@ fn channel_peaks(path: &Path) -> (i32, i32) {
 fn a_caller_asking_for_support_is_transferred() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("call");
-    let wav = shared().join("audio/telephone/speak-to-customer-support_mulaw8k.wav");
+    let wav = shared_dir().join("audio/telephone/speak-to-customer-support_mulaw8k.wav");
     let events = replay(&[wav], &out, "");
 
     assert_eq!(events[0]["type"], "call_start");
@@ -169,7 +161,7 @@ fn a_multi_turn_dialogue_replays_with_both_sides_recorded() {
     let turns: Vec<PathBuf> = [1, 3, 5]
         .iter()
         .map(|n| {
-            shared().join(format!(
+            shared_dir().join(format!(
                 "audio/dialog/multiwoz_dstc11tts_mul0981_Turn-{n}.wav"
             ))
         })

@@ -1,7 +1,8 @@
 //! CallSession on virtual time: endpointing, turn ids, barge-in, stale results, transfer and
 //! no-input, driven with real recorded speech.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use hotline::audio::wav::read_wav_mono_16k;
@@ -11,17 +12,7 @@ use hotline::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use hotline::language::Language;
 use hotline::session::{CallSession, EventKind, SessionOutput, TurnId};
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED)",
-        dir.display()
-    );
-    dir
-}
+use common::shared::shared_dir;
 
 /// A sentence spoken without pauses.
 fn speech() -> Vec<Frame> {
@@ -30,7 +21,7 @@ fn speech() -> Vec<Frame> {
 
 fn recording(path: &str) -> Vec<Frame> {
     let pcm =
-        read_wav_mono_16k(&shared().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        read_wav_mono_16k(&shared_dir().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
     frames_of(&pcm).collect()
 }
 

@@ -14,6 +14,8 @@
 //! (`HOTLINE_SIP_LOAD_CALLS=1,10,50`, `HOTLINE_SIP_LOAD_SECONDS=20` change the run). It fails when
 //! a call loses more than 5 % of its audio or hears silence.
 
+mod common;
+
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -309,10 +311,11 @@ async fn media_cpu_per_call() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let most = counts.iter().copied().max().unwrap_or(1);
+    let rtp = common::ports::RtpPorts::free(most as u16 + 5);
     let config = hotline::phone::SipConfig {
         port: 0,
-        rtp_port_min: 38_400,
-        rtp_port_max: 38_400 + 2 * most as u16 + 9,
+        rtp_port_min: rtp.min,
+        rtp_port_max: rtp.max,
         session_expires_s: 0,
         ..hotline::phone::SipConfig::default()
     };

@@ -3,23 +3,13 @@
 //! malformed SIP (cases after RFC 4475) and garbage on a call's RTP port while the calls go on,
 //! and BYE from the caller.
 
+mod common;
+
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED)",
-        dir.display()
-    );
-    dir
-}
+use common::hotline::InProcessHotline;
+use common::ports::RtpPorts;
 
 struct Caller {
     sip: UdpSocket,
@@ -149,25 +139,15 @@ fn audio_port(response: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_capacity_and_bad_input() {
-    let _ = shared();
-    let records = tempfile::tempdir().expect("tempdir");
-    let text = format!(
-        "[asr]\nengine = \"sphinx\"\n[server]\nrecords_dir = \"{}\"\nmax_calls = 2\n[web]\nenabled = false\n\
-         [sip]\nport = 0\nrtp_port_min = 34100\nrtp_port_max = 34119\nbusy_retry_after_s = 17\n",
-        records.path().display()
-    );
-    let config = hotline::config::Config::parse(&text, "test config").expect("config parses");
-    let sip = config.sip.clone();
-    let engines = tokio::task::spawn_blocking(move || hotline::call::Engines::load(config))
-        .await
-        .expect("join")
-        .expect("engines load");
-    let server = hotline::phone::bind(&sip)
-        .await
-        .expect("bind the phone edge");
-    let port = server.local_addr().port();
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(hotline::phone::serve(server, engines, stop_rx));
+    let hotline = InProcessHotline::start(
+        2,
+        &format!(
+            "port = 0\n{}busy_retry_after_s = 17\n",
+            RtpPorts::free(10).toml()
+        ),
+    )
+    .await;
+    let port = hotline.sip_port;
 
     tokio::task::spawn_blocking(move || {
         let first = Caller::new(port);
@@ -294,28 +274,16 @@ async fn concurrent_calls_capacity_and_bad_input() {
     .expect("the caller's checks");
 
     // Two records, each ended by the caller.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reasons: Vec<String> = std::fs::read_dir(records.path())
-            .expect("records")
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("events.jsonl")).ok())
-            .filter_map(|text| {
-                text.lines()
-                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                    .find(|e| e["type"] == "hangup")
-                    .map(|e| e["reason"].as_str().unwrap_or("").to_string())
-            })
-            .collect();
-        if reasons.len() == 2 {
-            assert!(reasons.iter().all(|r| !r.is_empty()), "{reasons:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "two finished call records expected, got {reasons:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let _ = stop.send(true);
+    let calls = hotline.finished_calls(2, Duration::from_secs(10)).await;
+    let reasons: Vec<String> = calls
+        .iter()
+        .map(|events| {
+            common::records::first(events, "hangup")["reason"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "two finished call records: {reasons:?}");
+    assert!(reasons.iter().all(|r| !r.is_empty()), "{reasons:?}");
 }

@@ -5,23 +5,13 @@
 //! floor); silence is padding the test adds around them (digital zeros and a low hiss), so the
 //! truth is known without hand labels.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{frames_of, rms, FRAME_SAMPLES};
 
-fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED to the folder holding audio/ and models/)",
-        dir.display()
-    );
-    dir
-}
+use common::shared::shared_dir;
 
 fn load(relative: &str) -> Vec<i16> {
     let path = shared_dir().join("audio").join(relative);

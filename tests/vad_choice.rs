@@ -7,12 +7,16 @@
 //! and in release (`cargo test --release --test vad_choice -- --nocapture`) for meaningful
 //! speeds. The assertions guard agreement and detection, never timings.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hotline::audio::vad::Vad;
 use hotline::audio::{frames_of, FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
+
+use common::shared::shared_dir;
 
 /// Speech when the probability is at least this (the session's default threshold).
 const THRESHOLD: f32 = 0.5;
@@ -20,18 +24,6 @@ const THRESHOLD: f32 = 0.5;
 const START_FRAMES: usize = 5;
 /// … and ends after this many unvoiced frames in a row (300 ms).
 const END_FRAMES: usize = 15;
-
-fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir() && dir.join("models").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED to the folder holding audio/ and models/)",
-        dir.display()
-    );
-    dir
-}
 
 /// earshot's decision per 20 ms frame, and the time it took.
 fn earshot_frames(pcm: &[i16]) -> (Vec<bool>, Duration) {

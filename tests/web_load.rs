@@ -10,6 +10,7 @@
 
 #[path = "web/client.rs"]
 mod client;
+mod common;
 #[path = "web/harness.rs"]
 mod harness;
 

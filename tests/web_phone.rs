@@ -8,6 +8,7 @@
 //! Needs: node + npm (playwright-core, installed into tests/web by `npm ci`), /usr/bin/chromium
 //! (or CHROMIUM), sox, PocketSphinx, and the shared test data.
 
+mod common;
 #[path = "web/harness.rs"]
 mod harness;
 

@@ -6,6 +6,7 @@
 
 #[path = "web/client.rs"]
 mod client;
+mod common;
 #[path = "web/harness.rs"]
 mod harness;
 

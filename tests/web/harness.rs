@@ -11,18 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// `HOTLINE_SHARED`, or `../shared` beside the repository; fails with a clear message if absent.
-pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio").is_dir(),
-        "shared test data not found at {} (set HOTLINE_SHARED to the shared folder)",
-        dir.display()
-    );
-    dir
-}
+/// The shared test data folder (see `common::shared`).
+#[allow(unused_imports)]
+pub use crate::common::shared::shared_dir;
 
 /// The build's target folder, where the tests leave screenshots.
 pub fn target_dir() -> PathBuf {
