@@ -23,7 +23,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::auth::{self, DigestGuard, DigestParams};
 use crate::dtmf;
-use crate::message::{param, uri_of, MessageWriter, SipMessage, StartLine};
+use crate::message::{param, scheme_of, uri_of, Defect, MessageWriter, SipMessage, StartLine};
 use crate::sdp::{self, Codec, Negotiated, SessionDescription};
 
 /// RFC 3261 timer T1 (RTT estimate).
@@ -481,6 +481,14 @@ impl SipSession {
         method: &str,
         uri: &str,
     ) -> Option<(u16, Vec<(&'static str, String)>)> {
+        match &message.defect {
+            Some(Defect::Version(_)) => return Some((505, vec![])),
+            Some(Defect::Syntax(why)) => {
+                tracing::debug!(%peer.addr, %why, "refused a malformed request");
+                return Some((400, vec![]));
+            }
+            None => {}
+        }
         for required in ["From", "To", "Call-ID", "CSeq"] {
             if message.header(required).is_none() {
                 return Some((400, vec![]));
@@ -506,8 +514,13 @@ impl SipSession {
                 Err(_) => return Some((400, vec![])),
             }
         }
-        let scheme = uri.split(':').next().unwrap_or("").to_ascii_lowercase();
-        if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
+        // The Request-URI, From and To must be URIs we can use (RFC 4475 3.3.2 to 3.3.4).
+        let known = |uri: &str| matches!(scheme_of(uri).as_str(), "sip" | "sips" | "tel");
+        if !known(uri)
+            || ["From", "To"]
+                .iter()
+                .any(|h| !known(&uri_of(message.header(h).unwrap_or_default())))
+        {
             return Some((416, vec![]));
         }
         if method != "ACK" && method != "CANCEL" {
@@ -680,6 +693,25 @@ impl SipSession {
                 &[("Accept", "application/sdp".into())],
             );
             return self.remember_refusal(now_ms, peer, id, message, local_tag, 415);
+        }
+        // Our answer carries SDP; a caller that accepts no SDP cannot read it (RFC 4475 3.3.15).
+        let accepts_sdp = |value: &str| {
+            value.split(',').any(|range| {
+                let range = range.split(';').next().unwrap_or("").trim();
+                ["application/sdp", "application/*", "*/*"]
+                    .iter()
+                    .any(|ok| range.eq_ignore_ascii_case(ok))
+            })
+        };
+        if message.header("Accept").is_some() && !message.headers_named("Accept").any(accepts_sdp) {
+            self.respond(
+                peer,
+                &message,
+                406,
+                Some(&local_tag),
+                &[("Accept", "application/sdp".into())],
+            );
+            return self.remember_refusal(now_ms, peer, id, message, local_tag, 406);
         }
         let offer = match SessionDescription::parse(&message.body) {
             Ok(offer) => offer,
@@ -854,6 +886,7 @@ impl SipSession {
                 direction: sdp::Direction::Inactive,
                 remote_ip: peer.addr.ip(),
                 remote_port: 0,
+                rtcp: sdp::RtcpTarget::NextPort,
             },
             local_rtp_port: 0,
             sdp_session_id: 0,

@@ -1,10 +1,13 @@
-//! SIP messages as the dialog layer sees them: parsed by rsipstack's parser, checked for the
-//! things RFC 3261 makes a server refuse, and written back as responses and requests.
+//! SIP messages as the dialog layer sees them: parsed here (RFC 3261 section 7 and 25, read
+//! liberally where RFC 4475 allows it), checked for the things RFC 3261 makes a server refuse,
+//! and written back as responses and requests.
 //!
-//! Owns: the [`SipMessage`] view (start line, headers by canonical name, body), the checks that
-//! turn bad requests into 4xx answers, stream framing for SIP over TCP, and the message writer.
-//! Invariants: parsing never panics (the parser runs under `catch_unwind` as a last guard);
-//! a message that cannot be answered is dropped, never half-processed.
+//! Owns: the [`SipMessage`] view (start line, headers by canonical name, body), the syntax
+//! checks that turn a readable but malformed request into a [`Defect`] the dialog layer answers
+//! (400, 505), stream framing for SIP over TCP, and the message writer.
+//! Invariants: parsing never panics and never indexes past the input; folded header lines are
+//! unfolded and compact names expanded before anyone looks at a header; a message whose start
+//! line or headers cannot be read at all is an error (it is dropped, never half-processed).
 
 use std::fmt::Write as _;
 
@@ -24,17 +27,29 @@ pub enum StartLine {
     Response { code: u16, reason: String },
 }
 
+/// What makes a readable request malformed; the dialog layer answers it instead of serving it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Defect {
+    /// A SIP version other than 2.0 (505 Version Not Supported).
+    Version(String),
+    /// The Request-Line or a header breaks the grammar (400 Bad Request).
+    Syntax(String),
+}
+
 /// One SIP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipMessage {
     pub start: StartLine,
-    /// Headers in order, names in canonical (long) form.
+    /// Headers in order, names in canonical (long) form, folded lines joined.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// The Content-Length the sender declared, when it gave one.
+    /// The Content-Length the sender declared, when it gave one (an error when it is not a
+    /// number or appears more than once).
     pub declared_length: Option<Result<usize, String>>,
     /// Body bytes that were actually present (may exceed or fall short of the declared length).
     pub available_body: usize,
+    /// The first defect found in a request that could still be read; `None` when well formed.
+    pub defect: Option<Defect>,
 }
 
 /// The most bytes one message may have.
@@ -57,13 +72,51 @@ const COMPACT: [(&str, &str); 14] = [
     ("u", "Allow-Events"),
 ];
 
+/// Headers that may appear once only (RFC 3261 7.3.1: they are not comma-separated lists).
+const SINGULAR: [&str; 6] = [
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Type",
+];
+
+/// Headers whose values are name-addr or addr-spec.
+const ADDRESS_HEADERS: [&str; 3] = ["From", "To", "Contact"];
+
+const TOKEN_EXTRA: &[u8] = b"-.!%*_+`'~";
+
 fn canonical(name: &str) -> String {
     for (short, long) in COMPACT {
         if name.eq_ignore_ascii_case(short) {
             return long.to_string();
         }
     }
+    // Well-known names in their usual spelling, so that lookups and echoes agree.
+    for long in [
+        "Call-ID",
+        "Contact",
+        "Content-Length",
+        "Content-Type",
+        "CSeq",
+        "From",
+        "To",
+        "Via",
+        "Max-Forwards",
+    ] {
+        if name.eq_ignore_ascii_case(long) {
+            return long.to_string();
+        }
+    }
     name.to_string()
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || TOKEN_EXTRA.contains(&b))
 }
 
 impl SipMessage {
@@ -72,42 +125,95 @@ impl SipMessage {
         if data.len() > MAX_MESSAGE_BYTES {
             return Err(MessageError::TooLarge(data.len()));
         }
-        let parsed = std::panic::catch_unwind(|| rsipstack::sip::parser::parse_message(data))
-            .map_err(|_| MessageError::Unparsable("parser failure".into()))?
-            .map_err(|e| MessageError::Unparsable(e.to_string()));
-        let (headers, body) = match parsed {
-            Ok(message) => {
-                use rsipstack::sip::HasHeaders;
-                let headers: Vec<(String, String)> = message
-                    .headers()
-                    .iter()
-                    .map(|h| (canonical(h.name()), h.value().trim().to_string()))
-                    .collect();
-                let body = match message {
-                    rsipstack::sip::SipMessage::Request(r) => r.body,
-                    rsipstack::sip::SipMessage::Response(r) => r.body,
-                };
-                (headers, body)
-            }
-            // The parser refuses methods it does not know; keep enough of such a request to
-            // answer it with 501.
-            Err(e) => salvage_unknown_method(data).ok_or(e)?,
-        };
-        let start = start_line(data)?;
         let separator = find(data, b"\r\n\r\n")
             .ok_or_else(|| MessageError::Unparsable("no end of headers".into()))?;
+        let head = String::from_utf8_lossy(&data[..separator]);
+        let mut lines = head.split("\r\n");
+        let first = lines.next().unwrap_or("");
+        let (start, mut defect) = start_line(first)?;
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in lines {
+            if line.starts_with(' ') || line.starts_with('\t') {
+                // A folded line continues the previous header (RFC 3261 7.3.1).
+                match headers.last_mut() {
+                    Some((_, value)) => {
+                        if !value.is_empty() {
+                            value.push(' ');
+                        }
+                        value.push_str(line.trim());
+                    }
+                    None => {
+                        return Err(MessageError::Unparsable(
+                            "continuation before any header".into(),
+                        ))
+                    }
+                }
+                continue;
+            }
+            let Some((name, value)) = line.split_once(':') else {
+                defect.get_or_insert(Defect::Syntax(format!(
+                    "header line without a colon: {line:.40}"
+                )));
+                continue;
+            };
+            let name = name.trim();
+            if !is_token(name) {
+                defect.get_or_insert(Defect::Syntax(format!("bad header name {name:.40}")));
+                continue;
+            }
+            headers.push((canonical(name), value.trim().to_string()));
+        }
         let available_body = data.len() - (separator + 4);
-        let declared_length = headers
+        let lengths: Vec<&str> = headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
-            .map(|(_, v)| v.trim().parse::<usize>().map_err(|_| v.clone()));
-        Ok(SipMessage {
+            .filter(|(n, _)| n == "Content-Length")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let declared_length = match lengths.as_slice() {
+            [] => None,
+            [one] => Some(one.parse::<usize>().map_err(|_| one.to_string())),
+            several => Some(Err(several.join(", "))),
+        };
+        // Without a usable Content-Length the body runs to the end of the datagram (18.3).
+        let body_end = match &declared_length {
+            Some(Ok(length)) => (*length).min(available_body),
+            _ => available_body,
+        };
+        let body = data[separator + 4..separator + 4 + body_end].to_vec();
+        let mut message = SipMessage {
             start,
             headers,
             body,
             declared_length,
             available_body,
-        })
+            defect,
+        };
+        if message.defect.is_none() && matches!(message.start, StartLine::Request { .. }) {
+            message.defect = message.header_defect();
+        }
+        Ok(message)
+    }
+
+    /// The first header that breaks the grammar in a way we must refuse (RFC 4475 3.1.2).
+    fn header_defect(&self) -> Option<Defect> {
+        for name in SINGULAR {
+            if self.headers_named(name).count() > 1 {
+                return Some(Defect::Syntax(format!("{name} appears more than once")));
+            }
+        }
+        for via in self.headers_named("Via") {
+            if !valid_via(via) {
+                return Some(Defect::Syntax(format!("bad Via: {via:.60}")));
+            }
+        }
+        for name in ADDRESS_HEADERS {
+            for value in self.headers_named(name) {
+                if !valid_address(value) {
+                    return Some(Defect::Syntax(format!("bad {name}: {value:.60}")));
+                }
+            }
+        }
+        None
     }
 
     /// The request method, if a request.
@@ -156,6 +262,62 @@ impl SipMessage {
     }
 }
 
+/// Whether a Via value (one header, possibly several comma-separated values) follows
+/// `sent-protocol LWS sent-by *( SEMI via-params )`, with LWS allowed around `/`, `;` and `=`.
+fn valid_via(value: &str) -> bool {
+    value.split(',').all(|part| {
+        let mut pieces = part.split(';');
+        let head = pieces.next().unwrap_or("").trim();
+        let mut protocol = head.splitn(3, '/');
+        let (Some(name), Some(version), Some(rest)) =
+            (protocol.next(), protocol.next(), protocol.next())
+        else {
+            return false;
+        };
+        let mut rest = rest.split_whitespace();
+        let (Some(transport), Some(sent_by), None) = (rest.next(), rest.next(), rest.next()) else {
+            return false;
+        };
+        let params_ok = pieces.all(|p| {
+            let (key, val) = p.split_once('=').unwrap_or((p, "x"));
+            is_token(key.trim()) && !val.trim().is_empty()
+        });
+        is_token(name.trim())
+            && is_token(version.trim())
+            && is_token(transport)
+            && !sent_by.contains(['<', '>', '"'])
+            && params_ok
+    })
+}
+
+/// Whether a From, To or Contact value has balanced quotes and angle brackets.
+fn valid_address(value: &str) -> bool {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    let mut angles = 0i32;
+    for c in value.chars() {
+        if in_quotes {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_quotes = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_quotes = true,
+            '<' => angles += 1,
+            '>' => angles -= 1,
+            _ => {}
+        }
+        if !(0..=1).contains(&angles) {
+            return false;
+        }
+    }
+    !in_quotes && angles == 0
+}
+
 /// A `;name=value` parameter from a header value (outside any `<...>`).
 pub fn param(value: &str, name: &str) -> Option<String> {
     let after_uri = match value.rfind('>') {
@@ -180,67 +342,82 @@ pub fn uri_of(value: &str) -> String {
     value.split(';').next().unwrap_or(value).trim().to_string()
 }
 
+/// The scheme of a URI (`sip` of `sip:bob@x`), lower-cased; empty when it has none.
+pub fn scheme_of(uri: &str) -> String {
+    match uri.split_once(':') {
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            scheme.to_ascii_lowercase()
+        }
+        _ => String::new(),
+    }
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn start_line(data: &[u8]) -> Result<StartLine, MessageError> {
-    let end = find(data, b"\r\n").unwrap_or(data.len());
-    let line = std::str::from_utf8(&data[..end])
-        .map_err(|_| MessageError::Unparsable("start line not UTF-8".into()))?;
-    let mut parts = line.splitn(3, ' ');
-    let first = parts.next().unwrap_or("");
-    let second = parts.next().unwrap_or("");
-    let third = parts.next().unwrap_or("");
-    if first == "SIP/2.0" {
-        let code: u16 = second
-            .parse()
-            .map_err(|_| MessageError::Unparsable("bad status code".into()))?;
-        if !(100..700).contains(&code) {
-            return Err(MessageError::Unparsable("status code out of range".into()));
+/// Reads the start line. A request whose method can be read but whose Request-Line is otherwise
+/// broken comes back with a [`Defect`] so that it can be answered; anything else unreadable is
+/// an error.
+fn start_line(line: &str) -> Result<(StartLine, Option<Defect>), MessageError> {
+    if let Some(rest) = line.strip_prefix("SIP/") {
+        let mut parts = rest.splitn(3, ' ');
+        let version = parts.next().unwrap_or("");
+        let code = parts.next().unwrap_or("");
+        let reason = parts.next().unwrap_or("");
+        if version != "2.0" {
+            return Err(MessageError::Unparsable("response version".into()));
         }
-        return Ok(StartLine::Response {
-            code,
-            reason: third.to_string(),
-        });
+        let code: u16 = code
+            .parse()
+            .ok()
+            .filter(|c| (100..700).contains(c))
+            .ok_or_else(|| MessageError::Unparsable("bad status code".into()))?;
+        return Ok((
+            StartLine::Response {
+                code,
+                reason: reason.to_string(),
+            },
+            None,
+        ));
     }
-    if third != "SIP/2.0"
-        || first.is_empty()
-        || second.is_empty()
-        || !first
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-    {
+    let words: Vec<&str> = line.split(' ').collect();
+    let method = words.first().copied().unwrap_or("");
+    if !is_token(method) {
         return Err(MessageError::Unparsable("bad request line".into()));
     }
-    Ok(StartLine::Request {
-        method: first.to_string(),
-        uri: second.to_string(),
-    })
-}
-
-/// Reads the headers of a request whose method the parser does not know, for a 501.
-fn salvage_unknown_method(data: &[u8]) -> Option<(Vec<(String, String)>, Vec<u8>)> {
-    let StartLine::Request { method, .. } = start_line(data).ok()? else {
-        return None;
+    // Extra SP between or after the elements is read liberally (RFC 4475 3.1.2.9, 3.1.2.10);
+    // whitespace inside the Request-URI is not (3.1.2.8).
+    let elements: Vec<&str> = line.split_whitespace().collect();
+    let uri = elements.get(1).copied().unwrap_or("").to_string();
+    let request = StartLine::Request {
+        method: method.to_string(),
+        uri: uri.clone(),
     };
-    if method.parse::<rsipstack::sip::Method>().is_ok() {
-        return None;
-    }
-    let end = find(data, b"\r\n\r\n")?;
-    let text = std::str::from_utf8(&data[..end]).ok()?;
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for line in text.split("\r\n").skip(1) {
-        if line.starts_with(' ') || line.starts_with('\t') {
-            let (_, last) = headers.last_mut()?;
-            last.push(' ');
-            last.push_str(line.trim());
-            continue;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((canonical(name.trim()), value.trim().to_string()));
-    }
-    Some((headers, Vec::new()))
+    let [_, uri, version] = elements.as_slice() else {
+        return Ok((
+            request,
+            Some(Defect::Syntax(
+                "the Request-Line needs exactly method, URI and version".into(),
+            )),
+        ));
+    };
+    let defect = if let Some(number) = version.strip_prefix("SIP/") {
+        (number != "2.0").then(|| Defect::Version(version.to_string()))
+    } else {
+        Some(Defect::Syntax(format!("bad version {version:.20}")))
+    };
+    let defect = defect.or_else(|| {
+        (scheme_of(uri).is_empty() || uri.contains(['<', '>', '"']))
+            .then(|| Defect::Syntax(format!("bad Request-URI {uri:.60}")))
+    });
+    Ok((request, defect))
 }
 
 /// Splits SIP messages out of a TCP byte stream (RFC 3261 18.3: Content-Length frames them).
@@ -371,6 +548,7 @@ pub fn reason_phrase(code: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         408 => "Request Timeout",
         413 => "Request Entity Too Large",
         415 => "Unsupported Media Type",
@@ -446,7 +624,8 @@ mod tests {
             b"hello",
             b"SIP/2.0 99999 x\r\n\r\n",
             b"\xff\xff\r\n\r\n",
-            b"INVITE sip:a@b SIP/7.0\r\n\r\n",
+            b"SIP/7.0 200 OK\r\n\r\n",
+            b"\r\n Via: folded\r\n\r\n",
         ] {
             assert!(
                 SipMessage::parse(data).is_err(),
@@ -454,6 +633,41 @@ mod tests {
                 String::from_utf8_lossy(data)
             );
         }
+    }
+
+    #[test]
+    fn readable_but_malformed_requests_carry_a_defect() {
+        let base = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: a\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let parse = |start: &str| SipMessage::parse(format!("{start}\r\n{base}").as_bytes());
+        assert_eq!(parse("OPTIONS sip:a@b SIP/2.0").unwrap().defect, None);
+        // Extra SP around the elements is read liberally.
+        assert_eq!(parse("OPTIONS  sip:a@b  SIP/2.0  ").unwrap().defect, None);
+        assert_eq!(
+            parse("OPTIONS sip:a@b SIP/3.0").unwrap().defect,
+            Some(Defect::Version("SIP/3.0".into()))
+        );
+        for bad in [
+            "OPTIONS sip:a@b; lr SIP/2.0",
+            "OPTIONS <sip:a@b> SIP/2.0",
+            "OPTIONS sip:a@b HTTP/1.1",
+            "OPTIONS sip:a@b",
+        ] {
+            assert!(
+                matches!(parse(bad).unwrap().defect, Some(Defect::Syntax(_))),
+                "{bad}"
+            );
+        }
+        let m = SipMessage::parse(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;;,\r\nCall-ID: a\r\nCall-ID: b\r\n\r\n",
+        )
+        .unwrap();
+        assert!(matches!(m.defect, Some(Defect::Syntax(_))));
+        let m = SipMessage::parse(
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: \"open <sip:a@b>\r\nl: 1\r\nl: 2\r\n\r\nab",
+        )
+        .unwrap();
+        assert!(matches!(m.defect, Some(Defect::Syntax(_))));
+        assert_eq!(m.declared_length, Some(Err("1, 2".into())));
     }
 
     #[test]
