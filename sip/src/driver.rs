@@ -528,7 +528,9 @@ async fn media_task(
                     let _ = rtp.send_to(&packet, to).await;
                 }
                 if let Some((to, report)) = media.poll_rtcp(now, ntp_now()) {
-                    let _ = rtcp.send_to(&report, to).await;
+                    // Muxed RTCP (a=rtcp-mux) leaves from the RTP port, as the peer expects.
+                    let socket = if media.rtcp_muxed() { &rtp } else { &rtcp };
+                    let _ = socket.send_to(&report, to).await;
                 }
                 // A slow application loses a frame rather than stalling the clock.
                 if events.try_send(PhoneEvent::Audio(out.caller_pcm)).is_err() && events.is_closed() {

@@ -1,10 +1,17 @@
 //! The receive jitter buffer: reorders RTP audio, conceals loss and adapts its depth to jitter.
 //!
-//! Owns: decoded PCM segments keyed by their position on the sender's (extended) timeline, the
+//! Owns: encoded payloads keyed by their position on the sender's (extended) timeline, the
 //! playout position, and the target depth. It is fed packets with their arrival time and drained
 //! one frame per tick; it never reads a clock.
 //!
+//! Payloads are decoded when their turn to play comes, through a [`PayloadDecoder`], so a
+//! stateful decoder (G.722's ADPCM, Opus) always sees the stream in timeline order, and a gap is
+//! known to be a gap at that moment: the decoder is asked to conceal it first (Opus uses the
+//! next packet's FEC when that packet is already here, else its PLC), and only a decoder that
+//! cannot (G.711, G.722) leaves the buffer to fade the last frame out.
+//!
 //! Invariants: [`JitterBuffer::pop`] always yields exactly the requested number of samples;
+//! payloads are decoded at most once and in timeline order;
 //! audio behind the playout position is dropped as late; a duplicate position is ignored; the
 //! depth stays between the configured minimum and maximum; a jump in the sender's timeline (new
 //! SSRC, resumed stream) restarts buffering rather than stalling.
@@ -38,12 +45,24 @@ impl JitterConfig {
     }
 }
 
+/// Decodes payloads for the buffer, and conceals what never arrived.
+pub trait PayloadDecoder {
+    /// The payload's duration in PCM samples, or `None` when it is not a valid payload.
+    fn samples_in(&self, payload: &[u8]) -> Option<usize>;
+    /// Decodes one payload, appending PCM; `false` when the payload turned out malformed.
+    fn decode(&mut self, payload: &[u8], pcm: &mut Vec<i16>) -> bool;
+    /// Appends up to `samples` of concealment for lost audio; `next` is the payload right
+    /// after the gap when it is already buffered (for forward error correction). Returns the
+    /// samples appended; 0 means the codec has no concealment of its own.
+    fn conceal(&mut self, next: Option<&[u8]>, samples: usize, pcm: &mut Vec<i16>) -> usize;
+}
+
 /// What one popped frame holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Playout {
     /// Received audio (possibly with a concealed part).
     Audio,
-    /// A gap filled from the last audio, fading out.
+    /// A gap filled by the codec's concealment, or from the last audio, fading out.
     Concealed,
     /// Nothing to play (not started, or a long gap).
     Silence,
@@ -58,6 +77,33 @@ pub struct JitterStats {
     pub concealed_frames: u64,
     pub skipped_frames: u64,
     pub restarts: u64,
+    /// Payloads the decoder refused when their turn came (concealed instead).
+    pub decode_errors: u64,
+    /// Samples filled by the codec's own concealment (FEC or PLC), whole frames or parts.
+    pub codec_concealed_samples: u64,
+}
+
+/// One payload on the timeline: encoded until its turn to play comes.
+#[derive(Debug)]
+struct Segment {
+    /// Duration in PCM samples.
+    samples: usize,
+    audio: SegmentAudio,
+}
+
+#[derive(Debug)]
+enum SegmentAudio {
+    Encoded(Vec<u8>),
+    Decoded(Vec<i16>),
+}
+
+impl Segment {
+    fn encoded(&self) -> Option<&[u8]> {
+        match &self.audio {
+            SegmentAudio::Encoded(payload) => Some(payload),
+            SegmentAudio::Decoded(_) => None,
+        }
+    }
 }
 
 /// The buffer.
@@ -67,8 +113,8 @@ pub struct JitterBuffer {
     ssrc: Option<Ssrc>,
     /// The highest extended RTP timestamp seen, for unwrapping.
     highest_ts: Option<u64>,
-    /// PCM segments by position (in PCM samples on the extended timeline).
-    segments: BTreeMap<u64, Vec<i16>>,
+    /// Payloads by position (in PCM samples on the extended timeline).
+    segments: BTreeMap<u64, Segment>,
     /// The next PCM position to play; `None` while priming.
     playout: Option<u64>,
     /// Interarrival jitter estimate in PCM samples, times 16.
@@ -147,9 +193,17 @@ impl JitterBuffer {
         self.stats.restarts += 1;
     }
 
-    /// Adds one packet's decoded audio. `arrival_ms` is the receive time on a monotonic clock.
-    pub fn push(&mut self, ssrc: Ssrc, timestamp: u32, pcm: Vec<i16>, arrival_ms: u64) {
-        if pcm.is_empty() {
+    /// Adds one packet's payload, `samples` long in PCM samples (from
+    /// [`PayloadDecoder::samples_in`]). `arrival_ms` is the receive time on a monotonic clock.
+    pub fn push(
+        &mut self,
+        ssrc: Ssrc,
+        timestamp: u32,
+        payload: Vec<u8>,
+        samples: usize,
+        arrival_ms: u64,
+    ) {
+        if payload.is_empty() || samples == 0 {
             return;
         }
         if self.ssrc != Some(ssrc) {
@@ -165,9 +219,9 @@ impl JitterBuffer {
         if let Some(playout) = self.playout {
             if position > playout + jump_limit || position + jump_limit < playout {
                 self.restart(ssrc);
-                return self.push(ssrc, timestamp, pcm, arrival_ms);
+                return self.push(ssrc, timestamp, payload, samples, arrival_ms);
             }
-            if position + pcm.len() as u64 <= playout {
+            if position + samples as u64 <= playout {
                 self.stats.late += 1;
                 return;
             }
@@ -186,7 +240,13 @@ impl JitterBuffer {
             return;
         }
         self.stats.pushed += 1;
-        self.segments.insert(position, pcm);
+        self.segments.insert(
+            position,
+            Segment {
+                samples,
+                audio: SegmentAudio::Encoded(payload),
+            },
+        );
     }
 
     /// Buffered audio ahead of the playout position (or of the earliest segment while priming).
@@ -198,11 +258,12 @@ impl JitterBuffer {
             return 0;
         };
         let start = self.playout.unwrap_or(first);
-        (last + seg.len() as u64).saturating_sub(start)
+        (last + seg.samples as u64).saturating_sub(start)
     }
 
-    /// Fills `out` with exactly `out.len()` samples: the next frame of playout.
-    pub fn pop(&mut self, out: &mut [i16]) -> Playout {
+    /// Fills `out` with exactly `out.len()` samples: the next frame of playout, decoding the
+    /// payloads it covers with `decoder` and asking it to conceal what is missing.
+    pub fn pop(&mut self, out: &mut [i16], decoder: &mut dyn PayloadDecoder) -> Playout {
         out.fill(0);
         let n = out.len() as u64;
         if self.playout.is_none() {
@@ -222,28 +283,58 @@ impl JitterBuffer {
         }
         let end = start + n;
         let mut covered = 0u64;
-        // Segments that overlap [start, end).
+        // Where the frame is filled up to; a segment that starts beyond it leaves a hole.
+        let mut cursor = start;
+        let mut scratch = Vec::new();
+        // Segments that overlap [start, end), in timeline order.
         let keys: Vec<u64> = self.segments.range(..end).map(|(k, _)| *k).collect();
         for key in keys {
-            let Some(seg) = self.segments.get(&key) else {
+            let Some(samples) = self.segments.get(&key).map(|s| s.samples as u64) else {
                 continue;
             };
-            let seg_end = key + seg.len() as u64;
+            let seg_end = key + samples;
             if seg_end <= start {
                 self.segments.remove(&key);
                 continue;
             }
+            if key > cursor {
+                let next = self.segments.get(&key).and_then(Segment::encoded);
+                let filled = conceal_into(
+                    decoder,
+                    next,
+                    &mut out[(cursor - start) as usize..(key - start) as usize],
+                    &mut scratch,
+                );
+                self.stats.codec_concealed_samples += filled as u64;
+                cursor = key;
+            }
+            self.decode_segment(key, decoder);
+            let Some(SegmentAudio::Decoded(pcm)) = self.segments.get(&key).map(|s| &s.audio) else {
+                continue;
+            };
             let from = start.max(key);
             let to = end.min(seg_end);
-            let src = &seg[(from - key) as usize..(to - key) as usize];
+            let src = &pcm[(from - key) as usize..(to - key) as usize];
             out[(from - start) as usize..(to - start) as usize].copy_from_slice(src);
             covered += to - from;
+            cursor = cursor.max(to);
             if seg_end <= end {
                 self.segments.remove(&key);
             }
         }
         self.playout = Some(end);
+        // FEC can recover a gap only from the payload that directly follows it.
+        let next_at_end = self.segments.get(&end).and_then(Segment::encoded);
         if covered > 0 {
+            if cursor < end {
+                let filled = conceal_into(
+                    decoder,
+                    next_at_end,
+                    &mut out[(cursor - start) as usize..],
+                    &mut scratch,
+                );
+                self.stats.codec_concealed_samples += filled as u64;
+            }
             self.concealed_run = 0;
             self.empty_run = 0;
             self.last_frame.clear();
@@ -254,8 +345,17 @@ impl JitterBuffer {
         if self.segments.is_empty() && self.empty_run >= REPRIME_AFTER_EMPTY {
             self.playout = None;
         }
-        if self.concealed_run < CONCEAL_FRAMES && self.last_frame.len() == out.len() {
-            self.concealed_run += 1;
+        if self.concealed_run >= CONCEAL_FRAMES {
+            return Playout::Silence;
+        }
+        self.concealed_run += 1;
+        let filled = conceal_into(decoder, next_at_end, out, &mut scratch);
+        if filled > 0 {
+            self.stats.codec_concealed_samples += filled as u64;
+            self.stats.concealed_frames += 1;
+            return Playout::Concealed;
+        }
+        if self.last_frame.len() == out.len() {
             let gain = 1.0 - self.concealed_run as f32 / (CONCEAL_FRAMES + 1) as f32;
             for (o, &s) in out.iter_mut().zip(&self.last_frame) {
                 *o = (s as f32 * gain) as i16;
@@ -265,26 +365,102 @@ impl JitterBuffer {
         }
         Playout::Silence
     }
+
+    /// Decodes the segment at `key` if it is still encoded. A payload the decoder refuses is
+    /// concealed (or left silent) for its whole duration, so the timeline stays intact.
+    fn decode_segment(&mut self, key: u64, decoder: &mut dyn PayloadDecoder) {
+        let Some(segment) = self.segments.get_mut(&key) else {
+            return;
+        };
+        let SegmentAudio::Encoded(payload) = &segment.audio else {
+            return;
+        };
+        let mut pcm = Vec::with_capacity(segment.samples);
+        if !decoder.decode(payload, &mut pcm) {
+            self.stats.decode_errors += 1;
+            pcm.clear();
+            decoder.conceal(None, segment.samples, &mut pcm);
+        }
+        // The timeline follows the announced duration, whatever the decoder produced.
+        pcm.resize(segment.samples, 0);
+        segment.audio = SegmentAudio::Decoded(pcm);
+    }
 }
 
+/// Fills `out` from the decoder's concealment; returns the samples it filled (the rest stay
+/// as they were).
+fn conceal_into(
+    decoder: &mut dyn PayloadDecoder,
+    next: Option<&[u8]>,
+    out: &mut [i16],
+    scratch: &mut Vec<i16>,
+) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    scratch.clear();
+    let filled = decoder
+        .conceal(next, out.len(), scratch)
+        .min(out.len())
+        .min(scratch.len());
+    out[..filled].copy_from_slice(&scratch[..filled]);
+    filled
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{linear_to_ulaw, ulaw_to_linear, VoiceCodec};
+    use crate::sdp::Codec;
 
     const N: usize = 160;
 
-    fn frame(value: i16) -> Vec<i16> {
-        vec![value; N]
+    /// A 20 ms PCMU payload of one level.
+    fn frame(value: i16) -> Vec<u8> {
+        vec![linear_to_ulaw(value); N]
     }
 
-    fn buffer() -> JitterBuffer {
-        JitterBuffer::new(JitterConfig::phone(8_000, 8_000))
+    /// The level PCMU plays back for `value`.
+    fn q(value: i16) -> i16 {
+        ulaw_to_linear(linear_to_ulaw(value))
     }
 
-    fn pop(jb: &mut JitterBuffer) -> (Playout, i16) {
-        let mut out = [0i16; N];
-        let kind = jb.pop(&mut out);
-        (kind, out[0])
+    /// A buffer and the real codec that decodes for it.
+    struct Line {
+        jb: JitterBuffer,
+        codec: VoiceCodec,
+    }
+
+    impl Line {
+        fn new(codec: Codec) -> Self {
+            Self {
+                jb: JitterBuffer::new(JitterConfig::phone(
+                    codec.pcm_rate_hz(),
+                    codec.rtp_clock_hz(),
+                )),
+                codec: VoiceCodec::new(codec).unwrap(),
+            }
+        }
+
+        fn push(&mut self, ssrc: u32, timestamp: u32, payload: Vec<u8>, arrival_ms: u64) {
+            let samples = self.codec.samples_in(&payload).unwrap();
+            self.jb
+                .push(Ssrc(ssrc), timestamp, payload, samples, arrival_ms);
+        }
+
+        fn pop_frame(&mut self, samples: usize) -> (Playout, Vec<i16>) {
+            let mut out = vec![0i16; samples];
+            let kind = self.jb.pop(&mut out, &mut self.codec);
+            (kind, out)
+        }
+
+        fn pop(&mut self) -> (Playout, i16) {
+            let (kind, out) = self.pop_frame(N);
+            (kind, out[0])
+        }
+    }
+
+    fn buffer() -> Line {
+        Line::new(Codec::Pcmu)
     }
 
     #[test]
@@ -292,46 +468,47 @@ mod tests {
         let mut jb = buffer();
         // Packets 1..=6 arrive as 1 3 2 4 6 5.
         for (i, seq) in [1u32, 3, 2, 4, 6, 5].iter().enumerate() {
-            jb.push(Ssrc(1), seq * N as u32, frame(*seq as i16), i as u64 * 20);
+            jb.push(1, seq * N as u32, frame(*seq as i16 * 1000), i as u64 * 20);
         }
-        let played: Vec<i16> = (0..6).map(|_| pop(&mut jb).1).collect();
-        assert_eq!(played, vec![1, 2, 3, 4, 5, 6]);
+        let played: Vec<i16> = (0..6).map(|_| jb.pop().1).collect();
+        assert_eq!(played, (1..=6).map(|s| q(s * 1000)).collect::<Vec<_>>());
     }
 
     #[test]
     fn conceals_a_lost_packet_then_goes_silent() {
         let mut jb = buffer();
         for seq in [1u32, 2, 3] {
-            jb.push(Ssrc(1), seq * N as u32, frame(1000), seq as u64 * 20);
+            jb.push(1, seq * N as u32, frame(1000), seq as u64 * 20);
         }
-        jb.push(Ssrc(1), 5 * N as u32, frame(2000), 100);
-        assert_eq!(pop(&mut jb), (Playout::Audio, 1000));
-        assert_eq!(pop(&mut jb), (Playout::Audio, 1000));
-        assert_eq!(pop(&mut jb), (Playout::Audio, 1000));
-        let (kind, value) = pop(&mut jb);
+        jb.push(1, 5 * N as u32, frame(2000), 100);
+        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
+        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
+        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
+        let (kind, value) = jb.pop();
         assert_eq!(kind, Playout::Concealed);
-        assert!(value > 0 && value < 1000, "{value}");
-        assert_eq!(pop(&mut jb), (Playout::Audio, 2000));
-        assert_eq!(jb.stats().concealed_frames, 1);
+        assert!(value > 0 && value < q(1000), "{value}");
+        assert_eq!(jb.pop(), (Playout::Audio, q(2000)));
+        assert_eq!(jb.jb.stats().concealed_frames, 1);
+        assert_eq!(jb.jb.stats().codec_concealed_samples, 0, "G.711 has no PLC");
         for _ in 0..CONCEAL_FRAMES {
-            assert_eq!(pop(&mut jb).0, Playout::Concealed);
+            assert_eq!(jb.pop().0, Playout::Concealed);
         }
-        assert_eq!(pop(&mut jb), (Playout::Silence, 0));
+        assert_eq!(jb.pop(), (Playout::Silence, 0));
     }
 
     #[test]
     fn drops_late_and_duplicate_packets() {
         let mut jb = buffer();
         for seq in 1u32..=4 {
-            jb.push(Ssrc(1), seq * N as u32, frame(seq as i16), seq as u64 * 20);
+            jb.push(1, seq * N as u32, frame(seq as i16 * 1000), seq as u64 * 20);
         }
-        jb.push(Ssrc(1), 2 * N as u32, frame(99), 90);
-        assert_eq!(jb.stats().duplicate, 1);
-        pop(&mut jb);
-        pop(&mut jb);
-        jb.push(Ssrc(1), N as u32, frame(77), 120);
-        assert_eq!(jb.stats().late, 1);
-        assert_eq!(pop(&mut jb).1, 3);
+        jb.push(1, 2 * N as u32, frame(9900), 90);
+        assert_eq!(jb.jb.stats().duplicate, 1);
+        jb.pop();
+        jb.pop();
+        jb.push(1, N as u32, frame(7700), 120);
+        assert_eq!(jb.jb.stats().late, 1);
+        assert_eq!(jb.pop().1, q(3000));
     }
 
     #[test]
@@ -339,17 +516,14 @@ mod tests {
         let mut steady = buffer();
         let mut jittery = buffer();
         for seq in 0u32..200 {
-            steady.push(Ssrc(1), seq * N as u32, frame(1), seq as u64 * 20);
+            steady.push(1, seq * N as u32, frame(100), seq as u64 * 20);
             let wobble = if seq % 2 == 0 { 0 } else { 70 };
-            jittery.push(Ssrc(1), seq * N as u32, frame(1), seq as u64 * 20 + wobble);
+            jittery.push(1, seq * N as u32, frame(100), seq as u64 * 20 + wobble);
         }
-        assert_eq!(steady.target_delay_samples(), 320, "the minimum, 40 ms");
-        assert!(
-            jittery.target_delay_samples() > 800,
-            "{}",
-            jittery.target_delay_samples()
-        );
-        assert!(jittery.target_delay_samples() <= 1600, "capped at 200 ms");
+        assert_eq!(steady.jb.target_delay_samples(), 320, "the minimum, 40 ms");
+        let target = jittery.jb.target_delay_samples();
+        assert!(target > 800, "{target}");
+        assert!(target <= 1600, "capped at 200 ms");
     }
 
     #[test]
@@ -358,42 +532,147 @@ mod tests {
         let base = u32::MAX - N as u32;
         for i in 0u32..4 {
             jb.push(
-                Ssrc(1),
+                1,
                 base.wrapping_add(i * N as u32),
-                frame(i as i16 + 1),
+                frame((i as i16 + 1) * 1000),
                 i as u64 * 20,
             );
         }
-        let played: Vec<i16> = (0..4).map(|_| pop(&mut jb).1).collect();
-        assert_eq!(played, vec![1, 2, 3, 4]);
+        let played: Vec<i16> = (0..4).map(|_| jb.pop().1).collect();
+        assert_eq!(played, (1..=4).map(|s| q(s * 1000)).collect::<Vec<_>>());
         // The sender jumps its timeline by a minute: playout follows after priming.
         for i in 0u32..4 {
-            jb.push(
-                Ssrc(1),
-                480_000 + i * N as u32,
-                frame(9),
-                100 + i as u64 * 20,
-            );
+            jb.push(1, 480_000 + i * N as u32, frame(9000), 100 + i as u64 * 20);
         }
-        assert_eq!(pop(&mut jb), (Playout::Audio, 9));
+        assert_eq!(jb.pop(), (Playout::Audio, q(9000)));
         // A new SSRC also restarts.
         for i in 0u32..4 {
-            jb.push(Ssrc(2), 7 + i * N as u32, frame(5), 200 + i as u64 * 20);
+            jb.push(2, 7 + i * N as u32, frame(5000), 200 + i as u64 * 20);
         }
-        assert_eq!(pop(&mut jb), (Playout::Audio, 5));
-        assert!(jb.stats().restarts >= 2);
+        assert_eq!(jb.pop(), (Playout::Audio, q(5000)));
+        assert!(jb.jb.stats().restarts >= 2);
     }
 
     #[test]
     fn too_deep_a_buffer_skips_ahead() {
         let mut jb = buffer();
         for seq in 0u32..40 {
-            jb.push(Ssrc(1), seq * N as u32, frame(seq as i16), 0);
+            jb.push(1, seq * N as u32, frame(seq as i16 * 100), 0);
         }
         for _ in 0..40 {
-            pop(&mut jb);
+            jb.pop();
         }
-        assert!(jb.stats().skipped_frames > 0);
-        assert!(jb.buffered_samples() <= jb.target_delay_samples() * 2 + 2 * N as u64);
+        assert!(jb.jb.stats().skipped_frames > 0);
+        assert!(jb.jb.buffered_samples() <= jb.jb.target_delay_samples() * 2 + 2 * N as u64);
+    }
+
+    fn tone_16k(samples: usize, offset: usize) -> Vec<i16> {
+        (offset..offset + samples)
+            .map(|n| {
+                let t = n as f64 / 16_000.0;
+                let mut x = 0.0;
+                for h in 1..=6 {
+                    x += (2.0 * std::f64::consts::PI * 180.0 * h as f64 * t).sin() / h as f64;
+                }
+                (5_000.0 * x) as i16
+            })
+            .collect()
+    }
+
+    fn rms(s: &[i16]) -> f64 {
+        (s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+    }
+
+    /// G.722 is stateful ADPCM: decoding at playout keeps the decoder in timeline order, so
+    /// reordered arrival plays exactly what in-order arrival plays.
+    #[test]
+    fn a_stateful_decoder_sees_the_timeline_in_order() {
+        let mut encoder = VoiceCodec::new(Codec::G722).unwrap();
+        let payloads: Vec<Vec<u8>> = (0..8)
+            .map(|i| {
+                let mut p = Vec::new();
+                encoder.encode(&tone_16k(320, i * 320), &mut p).unwrap();
+                p
+            })
+            .collect();
+        let play = |order: &[usize]| {
+            let mut line = Line::new(Codec::G722);
+            for (arrival, &i) in order.iter().enumerate() {
+                line.push(1, i as u32 * 160, payloads[i].clone(), arrival as u64 * 20);
+            }
+            (0..8)
+                .flat_map(|_| line.pop_frame(320).1)
+                .collect::<Vec<i16>>()
+        };
+        let in_order = play(&[0, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(rms(&in_order) > 1_000.0);
+        assert_eq!(play(&[1, 0, 3, 2, 4, 6, 5, 7]), in_order);
+    }
+
+    fn opus_payloads(count: usize) -> Vec<Vec<u8>> {
+        let mut encoder = VoiceCodec::new(Codec::Opus).unwrap();
+        (0..count)
+            .map(|i| {
+                let mut p = Vec::new();
+                encoder.encode(&tone_16k(320, i * 320), &mut p).unwrap();
+                p
+            })
+            .collect()
+    }
+
+    /// A lost Opus packet is recovered from the next packet's FEC when that packet is already
+    /// buffered, and concealed by libopus PLC when nothing follows yet.
+    #[test]
+    fn opus_loss_is_concealed_by_the_codec() {
+        let payloads = opus_payloads(40);
+        let mut line = Line::new(Codec::Opus);
+        let mut heard = Vec::new();
+        for (i, payload) in payloads.iter().enumerate().take(30) {
+            if i != 12 {
+                line.push(1, i as u32 * 960, payload.clone(), i as u64 * 20);
+            }
+            if i >= 2 {
+                heard.push(line.pop_frame(320));
+            }
+        }
+        // Playout started at packet 0; packet 12 was lost with 13 already buffered.
+        let kinds: Vec<Playout> = heard.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds[12], Playout::Concealed, "{kinds:?}");
+        assert!(
+            kinds[..12].iter().all(|k| *k == Playout::Audio),
+            "{kinds:?}"
+        );
+        assert_eq!(kinds[13], Playout::Audio);
+        assert!(rms(&heard[12].1) > 500.0, "FEC recovers the voice");
+        assert_eq!(line.jb.stats().codec_concealed_samples, 320);
+        // The sender stops: libopus PLC carries on for a few frames, then silence.
+        let tail: Vec<(Playout, Vec<i16>)> = (0..8).map(|_| line.pop_frame(320)).collect();
+        let concealed = tail
+            .iter()
+            .filter(|(k, _)| *k == Playout::Concealed)
+            .count();
+        assert_eq!(concealed, CONCEAL_FRAMES as usize);
+        assert_eq!(tail.last().map(|(k, _)| *k), Some(Playout::Silence));
+        assert!(line.jb.stats().codec_concealed_samples >= 320 * (1 + CONCEAL_FRAMES as u64));
+    }
+
+    #[test]
+    fn a_payload_the_decoder_refuses_keeps_the_timeline() {
+        let payloads = opus_payloads(6);
+        let mut line = Line::new(Codec::Opus);
+        for (i, payload) in payloads.iter().enumerate() {
+            let mut payload = payload.clone();
+            if i == 2 {
+                // A TOC byte that announces two frames (code 2, so the duration is known) and
+                // a first-frame length beyond the packet: libopus refuses it at decode time.
+                payload = vec![(payload[0] & !0x03) | 0x02, 200];
+            }
+            let samples = line.codec.samples_in(&payload).unwrap_or(320);
+            line.jb
+                .push(Ssrc(1), i as u32 * 960, payload, samples, i as u64 * 20);
+        }
+        let kinds: Vec<Playout> = (0..6).map(|_| line.pop_frame(320).0).collect();
+        assert!(kinds.iter().all(|k| *k == Playout::Audio), "{kinds:?}");
+        assert_eq!(line.jb.stats().decode_errors, 1);
     }
 }

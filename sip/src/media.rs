@@ -1,6 +1,12 @@
 //! One call's media: RTP in through the jitter buffer to PCM frames, PCM frames out as paced
 //! RTP, DTMF from telephone-events or in-band tones, RTCP reports, and symmetric RTP.
 //!
+//! Two rates are kept apart: frames are 20 ms at the codec's PCM rate
+//! ([`Codec::pcm_rate_hz`]: 8 kHz G.711, 16 kHz G.722 and Opus), while RTP timestamps advance by
+//! the codec's RTP clock ([`Codec::rtp_clock_hz`]: 160 per frame for G.711 and G.722, 960 for
+//! Opus). The jitter buffer maps one onto the other. RTCP goes where the offer asked
+//! ([`RtcpTarget`]): RTP port + 1 by default, the `a=rtcp` port, or the RTP port when muxed.
+//!
 //! Owns: the sending SSRC, sequence number and timestamp (continuous for the whole call, across
 //! bot prompts, silence and re-INVITEs), the latched remote address, and the receive side.
 //! Sans-IO: the driver calls [`MediaSession::tick`] every 20 ms of a monotonic clock and passes
@@ -15,7 +21,10 @@ use crate::codec::{CodecError, VoiceCodec};
 use crate::dtmf::{TelephoneEventReceiver, ToneDetector};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::{self, ReceiveStats, RtpPacket, SendStats, Ssrc};
-use crate::sdp::Negotiated;
+use crate::sdp::{Negotiated, RtcpTarget};
+
+#[cfg(doc)]
+use crate::sdp::Codec;
 
 /// The packetisation interval we send and tick at.
 pub const PTIME_MS: u32 = 20;
@@ -49,6 +58,8 @@ pub struct MediaStats {
     pub dropped_garbage: u64,
     pub dropped_foreign: u64,
     pub rtcp_received: u64,
+    /// Outbound frames the codec failed to encode (not sent; the timeline goes on).
+    pub encode_errors: u64,
     pub jitter: JitterStats,
 }
 
@@ -243,9 +254,18 @@ impl MediaSession {
             }
             return;
         }
-        let mut pcm = Vec::with_capacity(self.frame_samples());
-        self.codec.decode(packet.payload, &mut pcm);
-        self.jitter.push(packet.ssrc, packet.timestamp, pcm, now_ms);
+        // Decoded when its turn to play comes, so the decoder sees the timeline in order.
+        let Some(samples) = self.codec.samples_in(packet.payload) else {
+            self.stats.dropped_garbage += 1;
+            return;
+        };
+        self.jitter.push(
+            packet.ssrc,
+            packet.timestamp,
+            packet.payload.to_vec(),
+            samples,
+            now_ms,
+        );
     }
 
     /// Handles one RTCP datagram (from the RTCP port or muxed on the RTP port).
@@ -265,7 +285,7 @@ impl MediaSession {
     pub fn tick(&mut self, now_ms: u64) -> TickOutput {
         let n = self.frame_samples();
         let mut caller_pcm = vec![0i16; n];
-        let playout = self.jitter.pop(&mut caller_pcm);
+        let playout = self.jitter.pop(&mut caller_pcm, &mut self.codec);
         if let Some(detector) = self.tones.as_mut() {
             if let Some(digit) = detector.on_block(&caller_pcm) {
                 self.events.push_back(MediaEvent::Dtmf(digit));
@@ -284,9 +304,15 @@ impl MediaSession {
         }
         let mut pcm = self.outbound.pop_front().unwrap_or_default();
         pcm.resize(n, 0);
-        let rtp = self.negotiated.direction.peer_receives_from_us().then(|| {
-            let mut payload = Vec::with_capacity(n);
-            self.codec.encode(&pcm, &mut payload);
+        let mut payload = Vec::new();
+        let sending = self.negotiated.direction.peer_receives_from_us();
+        if sending {
+            payload.reserve(n);
+            if self.codec.encode(&pcm, &mut payload).is_err() {
+                self.stats.encode_errors += 1;
+            }
+        }
+        let rtp = (sending && !payload.is_empty()).then(|| {
             let packet = RtpPacket {
                 marker: self.first_packet,
                 payload_type: self.negotiated.payload_type,
@@ -331,8 +357,26 @@ impl MediaSession {
             &self.cname,
             &mut self.scratch,
         );
-        let rtcp_addr = SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1));
-        Some((rtcp_addr, self.scratch.clone()))
+        Some((self.rtcp_destination(), self.scratch.clone()))
+    }
+
+    /// Where RTCP goes: the offer's `a=rtcp` port (on its address, else the RTP peer's), the
+    /// RTP address itself when muxed, else the RTP port + 1. Follows a latched RTP address.
+    pub fn rtcp_destination(&self) -> SocketAddr {
+        match self.negotiated.rtcp {
+            RtcpTarget::Mux => self.remote,
+            RtcpTarget::Port { port, address } => {
+                SocketAddr::new(address.unwrap_or(self.remote.ip()), port)
+            }
+            RtcpTarget::NextPort => {
+                SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+            }
+        }
+    }
+
+    /// Whether RTCP shares the RTP port (`a=rtcp-mux`): send it from the RTP socket.
+    pub fn rtcp_muxed(&self) -> bool {
+        self.negotiated.rtcp == RtcpTarget::Mux
     }
 }
 
@@ -360,6 +404,7 @@ mod tests {
             direction: Direction::SendRecv,
             remote_ip: "127.0.0.1".parse().unwrap(),
             remote_port: 4000,
+            rtcp: RtcpTarget::NextPort,
         }
     }
 
@@ -487,5 +532,131 @@ mod tests {
         assert_eq!(to.port(), 4001);
         assert_eq!(report[1], 200, "a sender report once we have sent");
         assert!(media.poll_rtcp(6_000, 1).is_none());
+    }
+
+    fn wideband(codec: Codec, payload_type: u8) -> Negotiated {
+        Negotiated {
+            codec,
+            payload_type,
+            ..negotiated(Some(101))
+        }
+    }
+
+    fn voice_16k(samples: usize, offset: usize) -> Vec<i16> {
+        (offset..offset + samples)
+            .map(|n| {
+                let t = n as f64 / 16_000.0;
+                (6_000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()
+                    + 3_000.0 * (2.0 * std::f64::consts::PI * 5_000.0 * t).sin())
+                    as i16
+            })
+            .collect()
+    }
+
+    fn rms(s: &[i16]) -> f64 {
+        (s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+    }
+
+    /// G.722 and Opus: 20 ms frames at 16 kHz both ways, RTP timestamps on the codec's clock
+    /// (160 per packet for G.722, 960 for Opus), and two sessions understand each other.
+    #[test]
+    fn wideband_codecs_carry_16_khz_frames_on_their_rtp_clocks() {
+        for (codec, pt, ts_step, max_bytes) in [
+            (Codec::G722, 9u8, 160u32, 160usize),
+            (Codec::Opus, 111, 960, 400),
+        ] {
+            let mut caller =
+                MediaSession::new(wideband(codec, pt), Ssrc(7), 0, 0, 30_000, 0).unwrap();
+            let mut bot = MediaSession::new(wideband(codec, pt), Ssrc(1), 0, 5, 30_000, 0).unwrap();
+            assert_eq!(bot.frame_samples(), 320, "{codec:?}");
+            let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+            let mut stamps = Vec::new();
+            let mut heard = Vec::new();
+            for i in 0..50u64 {
+                caller.queue_audio(voice_16k(320, i as usize * 320));
+                let (_, bytes) = caller.tick(i * 20).rtp.unwrap();
+                let p = RtpPacket::parse(&bytes).unwrap();
+                assert_eq!(p.payload_type, pt);
+                assert!(
+                    p.payload.len() <= max_bytes,
+                    "{codec:?}: {}",
+                    p.payload.len()
+                );
+                stamps.push(p.timestamp);
+                bot.handle_rtp(from, &bytes, i * 20);
+                let out = bot.tick(i * 20 + 10);
+                assert_eq!(out.caller_pcm.len(), 320);
+                let (_, ours) = out.rtp.unwrap();
+                assert_eq!(
+                    RtpPacket::parse(&ours).unwrap().timestamp,
+                    5 + i as u32 * ts_step
+                );
+                if out.playout == Playout::Audio {
+                    heard.extend(out.caller_pcm);
+                }
+            }
+            assert_eq!(stamps, (0..50).map(|i| i * ts_step).collect::<Vec<u32>>());
+            assert!(
+                heard.len() >= 40 * 320,
+                "{codec:?}: {} samples",
+                heard.len()
+            );
+            let level = rms(&heard[3_200..]) / rms(&voice_16k(16_000, 0));
+            assert!(
+                level > 0.7 && level < 1.3,
+                "{codec:?}: level ratio {level:.2}"
+            );
+            assert_eq!(bot.stats().dropped_garbage, 0);
+        }
+    }
+
+    #[test]
+    fn a_malformed_opus_payload_is_garbage_not_a_panic() {
+        let mut media =
+            MediaSession::new(wideband(Codec::Opus, 111), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        let caller: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        // TOC code 3 with a frame count of zero cannot be placed on the timeline.
+        media.handle_rtp(caller, &packet(111, 1, 960, &[0x03, 0x00]), 0);
+        media.handle_rtp(caller, &packet(111, 2, 1920, &[]), 0);
+        assert_eq!(media.stats().dropped_garbage, 2);
+        for i in 0..10 {
+            assert_eq!(media.tick(i * 20).caller_pcm.len(), 320);
+        }
+    }
+
+    #[test]
+    fn rtcp_goes_where_the_offer_asked() {
+        let mut asked = negotiated(None);
+        asked.rtcp = RtcpTarget::Port {
+            port: 4010,
+            address: None,
+        };
+        let mut media = MediaSession::new(asked.clone(), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        media.tick(0);
+        let (to, _) = media.poll_rtcp(5_000, 1).unwrap();
+        assert_eq!(to, "127.0.0.1:4010".parse::<SocketAddr>().unwrap());
+        assert!(!media.rtcp_muxed());
+        // The port follows a latched RTP address; an explicit address does not move.
+        let nat: SocketAddr = "192.0.2.9:7000".parse().unwrap();
+        media.handle_rtp(nat, &packet(0, 1, 160, &[0xff; 160]), 5_100);
+        assert_eq!(media.rtcp_destination(), "192.0.2.9:4010".parse().unwrap());
+        asked.rtcp = RtcpTarget::Port {
+            port: 9,
+            address: Some("198.51.100.1".parse().unwrap()),
+        };
+        media.update(asked).unwrap();
+        assert_eq!(media.rtcp_destination(), "198.51.100.1:9".parse().unwrap());
+
+        let mut muxed = negotiated(None);
+        muxed.rtcp = RtcpTarget::Mux;
+        let mut media = MediaSession::new(muxed, Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        media.tick(0);
+        let (to, report) = media.poll_rtcp(5_000, 1).unwrap();
+        assert_eq!(to, "127.0.0.1:4000".parse::<SocketAddr>().unwrap());
+        assert!(media.rtcp_muxed());
+        assert!(
+            rtp::is_rtcp(&report),
+            "a muxed report is told apart from RTP"
+        );
     }
 }

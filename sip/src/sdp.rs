@@ -1,9 +1,13 @@
 //! SDP (RFC 4566) parsing and the offer/answer choice (RFC 3264) for one audio stream.
 //!
 //! Owns: reading a peer's offer, choosing one audio codec by our configured preference order,
-//! noticing telephone-event (RFC 4733) and the stream direction, and writing our answer.
+//! noticing telephone-event (RFC 4733), the stream direction, where the peer wants RTCP
+//! (`a=rtcp`, RFC 3605, and `a=rtcp-mux`, RFC 5761), and writing our answer.
 //! Invariants: parsing never panics on any input; an answer always names exactly one audio codec
-//! plus telephone-event when the peer offered it; an offer with no common codec is an error (488).
+//! plus telephone-event when the peer offered it; an offer with no common codec is an error (488);
+//! we answer `a=rtcp-mux` exactly when the offer had it (we then send RTCP on the RTP port and
+//! already take it there). Opus is answered with RFC 7587's `opus/48000/2` and an `a=fmtp` that
+//! asks for mono wideband ([`OPUS_ANSWER_FMTP`]).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -17,7 +21,7 @@ pub enum Codec {
     Pcma,
     /// G.722, 16 kHz audio on an 8 kHz RTP clock.
     G722,
-    /// Opus, 48 kHz RTP clock.
+    /// Opus, 48 kHz RTP clock; we decode and encode at 16 kHz (libopus resamples inside).
     Opus,
 }
 
@@ -61,12 +65,13 @@ impl Codec {
         }
     }
 
-    /// The rate of the PCM the codec decodes to and encodes from.
+    /// The rate of the PCM the codec decodes to and encodes from. Opus runs at the pipeline's
+    /// 16 kHz: libopus decodes and encodes at that rate directly, which saves a resampler and
+    /// loses nothing the 16 kHz recognizer could use. Timestamps still count the RTP clock.
     pub fn pcm_rate_hz(self) -> u32 {
         match self {
             Codec::Pcmu | Codec::Pcma => 8_000,
-            Codec::G722 => 16_000,
-            Codec::Opus => 48_000,
+            Codec::G722 | Codec::Opus => 16_000,
         }
     }
 
@@ -114,6 +119,22 @@ impl Direction {
     }
 }
 
+/// The `a=fmtp` we answer Opus with (RFC 7587 §6.1): we play and capture at most 16 kHz, want
+/// mono, and decode in-band FEC, so a sender can spend its bits on wideband speech.
+pub const OPUS_ANSWER_FMTP: &str =
+    "maxplaybackrate=16000;sprop-maxcapturerate=16000;stereo=0;sprop-stereo=0;useinbandfec=1";
+
+/// Where the peer wants our RTCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtcpTarget {
+    /// The RTP port + 1 on the RTP address (RFC 3550's default).
+    NextPort,
+    /// `a=rtcp:<port> [IN IP4 <address>]` (RFC 3605); without an address, the RTP address.
+    Port { port: u16, address: Option<IpAddr> },
+    /// `a=rtcp-mux` (RFC 5761): on the RTP port itself.
+    Mux,
+}
+
 /// One payload type offered in an `m=audio` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadFormat {
@@ -135,6 +156,10 @@ pub struct SessionDescription {
     pub direction: Direction,
     /// `a=ptime`, when given.
     pub ptime_ms: Option<u32>,
+    /// The audio stream's `a=rtcp` (port, optional address), when given.
+    pub rtcp: Option<(u16, Option<IpAddr>)>,
+    /// Whether the audio stream offered `a=rtcp-mux`.
+    pub rtcp_mux: bool,
 }
 
 /// Why a session description was refused.
@@ -164,6 +189,8 @@ impl SessionDescription {
         let mut rtpmaps: Vec<(u8, String, u32)> = Vec::new();
         let mut direction = Direction::SendRecv;
         let mut ptime_ms = None;
+        let mut rtcp = None;
+        let mut rtcp_mux = false;
         let mut saw_version = false;
         for (index, raw) in text.lines().enumerate() {
             let line_no = index + 1;
@@ -237,6 +264,13 @@ impl SessionDescription {
                         }
                     } else if let Some(ptime) = value.strip_prefix("ptime:") {
                         ptime_ms = ptime.trim().parse().ok();
+                    } else if let Some(attribute) = value.strip_prefix("rtcp:") {
+                        if in_audio {
+                            rtcp =
+                                Some(parse_rtcp(attribute).ok_or_else(|| malformed("bad a=rtcp"))?);
+                        }
+                    } else if value.trim() == "rtcp-mux" {
+                        rtcp_mux = rtcp_mux || in_audio;
                     } else {
                         match value.trim() {
                             "sendrecv" => direction = Direction::SendRecv,
@@ -283,8 +317,25 @@ impl SessionDescription {
             formats,
             direction,
             ptime_ms,
+            rtcp,
+            rtcp_mux,
         })
     }
+}
+
+/// `a=rtcp:<port> [IN IP4|IP6 <address>]` (RFC 3605 §2.1).
+fn parse_rtcp(value: &str) -> Option<(u16, Option<IpAddr>)> {
+    let value = value.trim();
+    let (port, rest) = match value.split_once(char::is_whitespace) {
+        Some((port, rest)) => (port, Some(rest)),
+        None => (value, None),
+    };
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    let address = match rest {
+        Some(rest) => Some(parse_connection(rest)?),
+        None => None,
+    };
+    Some((port, address))
 }
 
 fn parse_connection(value: &str) -> Option<IpAddr> {
@@ -341,6 +392,8 @@ pub struct Negotiated {
     /// The peer's RTP address from the offer.
     pub remote_ip: IpAddr,
     pub remote_port: u16,
+    /// Where our RTCP goes (and whether we answer `a=rtcp-mux`).
+    pub rtcp: RtcpTarget,
 }
 
 /// Chooses a codec: the first in `preference` that the peer offered.
@@ -370,6 +423,13 @@ pub fn negotiate(offer: &SessionDescription, preference: &[Codec]) -> Result<Neg
                 direction: offer.direction.answer_to(),
                 remote_ip: offer.connection,
                 remote_port: offer.audio_port,
+                rtcp: if offer.rtcp_mux {
+                    RtcpTarget::Mux
+                } else if let Some((port, address)) = offer.rtcp {
+                    RtcpTarget::Port { port, address }
+                } else {
+                    RtcpTarget::NextPort
+                },
             });
         }
     }
@@ -401,12 +461,22 @@ pub fn write_answer(
         codec.rtp_clock_hz(),
         codec.rtpmap_suffix()
     );
+    if codec == Codec::Opus {
+        let _ = write!(
+            sdp,
+            "a=fmtp:{} {OPUS_ANSWER_FMTP}\r\n",
+            negotiated.payload_type
+        );
+    }
     if let Some(te) = negotiated.telephone_event_pt {
         let _ = write!(
             sdp,
             "a=rtpmap:{te} telephone-event/{}\r\na=fmtp:{te} 0-16\r\n",
             codec.rtp_clock_hz()
         );
+    }
+    if negotiated.rtcp == RtcpTarget::Mux {
+        sdp.push_str("a=rtcp-mux\r\n");
     }
     let _ = write!(
         sdp,
@@ -457,6 +527,120 @@ mod tests {
         assert_eq!((n.codec, n.payload_type), (Codec::Opus, 111));
         let answer = write_answer(&n, "127.0.0.1".parse().unwrap(), 7000, 1, 1);
         assert!(answer.contains("a=rtpmap:111 opus/48000/2\r\n"), "{answer}");
+    }
+
+    #[test]
+    fn g722_is_found_by_its_static_payload_type_or_name() {
+        for body in [
+            &b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 9 0\r\n"[..],
+            b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 9 0\r\na=rtpmap:9 G722/8000\r\n",
+        ] {
+            let offer = SessionDescription::parse(body).unwrap();
+            let n = negotiate(&offer, &[Codec::G722, Codec::Pcmu]).unwrap();
+            assert_eq!((n.codec, n.payload_type), (Codec::G722, 9));
+            let answer = write_answer(&n, "127.0.0.1".parse().unwrap(), 7000, 1, 1);
+            assert!(answer.contains("m=audio 7000 RTP/AVP 9\r\n"), "{answer}");
+            assert!(answer.contains("a=rtpmap:9 G722/8000\r\n"), "{answer}");
+        }
+        // A G722 rtpmap at the wrong clock is not G.722 as RFC 3551 defines it.
+        let offer = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 9\r\na=rtpmap:9 G722/16000\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            negotiate(&offer, &[Codec::G722]),
+            Err(SdpError::NoCommonCodec)
+        );
+    }
+
+    #[test]
+    fn opus_is_answered_with_its_fmtp_and_a_48_khz_telephone_event() {
+        let offer = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 96 101 102\r\n\
+              a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\n\
+              a=rtpmap:101 telephone-event/8000\r\na=rtpmap:102 telephone-event/48000\r\n",
+        )
+        .unwrap();
+        let n = negotiate(&offer, &[Codec::Pcmu, Codec::Opus]).unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type, n.telephone_event_pt),
+            (Codec::Opus, 96, Some(102))
+        );
+        let answer = write_answer(&n, "127.0.0.1".parse().unwrap(), 7000, 1, 1);
+        assert!(
+            answer.contains("m=audio 7000 RTP/AVP 96 102\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("a=rtpmap:96 opus/48000/2\r\n"), "{answer}");
+        assert!(
+            answer.contains(&format!("a=fmtp:96 {OPUS_ANSWER_FMTP}\r\n")),
+            "{answer}"
+        );
+        assert!(answer.contains("a=rtpmap:102 telephone-event/48000\r\n"));
+        assert!(!answer.contains("rtcp-mux"));
+        // Our answer parses back to the same choice.
+        let back = SessionDescription::parse(answer.as_bytes()).unwrap();
+        assert_eq!(negotiate(&back, &[Codec::Opus]).unwrap().payload_type, 96);
+    }
+
+    #[test]
+    fn rtcp_port_and_mux_are_read_from_the_offer() {
+        let base = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let rtcp = |extra: &str| {
+            let offer = SessionDescription::parse(format!("{base}{extra}").as_bytes()).unwrap();
+            negotiate(&offer, &[Codec::Pcmu]).unwrap().rtcp
+        };
+        assert_eq!(rtcp(""), RtcpTarget::NextPort);
+        assert_eq!(
+            rtcp("a=rtcp:4010\r\n"),
+            RtcpTarget::Port {
+                port: 4010,
+                address: None
+            }
+        );
+        assert_eq!(
+            rtcp("a=rtcp:53020 IN IP4 126.16.64.4\r\n"),
+            RtcpTarget::Port {
+                port: 53020,
+                address: Some("126.16.64.4".parse().unwrap())
+            }
+        );
+        assert_eq!(
+            rtcp("a=rtcp:4001 IN IP6 2001:db8::1\r\n"),
+            RtcpTarget::Port {
+                port: 4001,
+                address: Some("2001:db8::1".parse().unwrap())
+            }
+        );
+        // rtcp-mux wins over a=rtcp (RFC 5761 §5.1.3 offers both for fallback).
+        assert_eq!(rtcp("a=rtcp:4001\r\na=rtcp-mux\r\n"), RtcpTarget::Mux);
+        let offer = SessionDescription::parse(format!("{base}a=rtcp-mux\r\n").as_bytes()).unwrap();
+        let answer = write_answer(
+            &negotiate(&offer, &[Codec::Pcmu]).unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            7000,
+            1,
+            1,
+        );
+        assert!(answer.contains("a=rtcp-mux\r\n"), "{answer}");
+        // Session-level or other streams' attributes do not count for audio.
+        let offer = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5 RTP/AVP 0\r\nm=video 7 RTP/AVP 96\r\n\
+              a=rtcp:9\r\na=rtcp-mux\r\n",
+        )
+        .unwrap();
+        assert_eq!((offer.rtcp, offer.rtcp_mux), (None, false));
+        for bad in [
+            "a=rtcp:\r\n",
+            "a=rtcp:0\r\n",
+            "a=rtcp:70000\r\n",
+            "a=rtcp:9 IN IP4 x\r\n",
+        ] {
+            assert!(
+                SessionDescription::parse(format!("{base}{bad}").as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

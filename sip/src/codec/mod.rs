@@ -1,30 +1,73 @@
-//! Voice codecs at the RTP edge: G.711 µ-law and A-law (ITU-T G.711).
+//! Voice codecs at the RTP edge: G.711 µ-law and A-law, G.722 and Opus.
 //!
-//! Owns: turning one RTP payload into PCM at the codec's own rate and back. Every byte value
-//! decodes to a sample, so no payload can make decoding fail; encoding never fails.
+//! Owns: turning one RTP payload into PCM at the codec's own rate ([`Codec::pcm_rate_hz`]) and
+//! back, each call with its own codec state ([`VoiceCodec`]), and filling lost audio where the
+//! codec can do better than the jitter buffer's fade (Opus FEC and PLC).
+//! Invariants: no payload makes decoding panic. G.711 and G.722 decode every byte sequence;
+//! Opus reports a malformed packet as [`CodecError::Corrupt`]. A payload's duration
+//! ([`VoiceCodec::samples_in`]) is known before it is decoded, so the jitter buffer can place
+//! it on the timeline and decode it only when its turn to play comes, in order.
+//!
+//! | codec | PCM rate | RTP clock | our code |
+//! |---|---|---|---|
+//! | PCMU, PCMA | 8 kHz | 8 kHz | [`g711`] |
+//! | G722 | 16 kHz | 8 kHz (RFC 3551's historical error) | [`g722`] |
+//! | opus | 16 kHz (libopus resamples) | 48 kHz | [`opus`] (libopus) |
 
+pub mod g711;
+pub mod g722;
+pub mod opus;
+
+pub use g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
+
+use self::g722::{G722Decoder, G722Encoder};
+use self::opus::OpusCodec;
+use crate::jitter::PayloadDecoder;
 use crate::sdp::Codec;
 
-/// Why a codec cannot be used.
+/// Why a codec cannot be used or a payload cannot be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
     #[error("codec {0} is not built into this phone edge")]
     Unsupported(&'static str),
+    #[error("codec could not be set up: {0}")]
+    Setup(String),
+    #[error("{0} payload is malformed")]
+    Corrupt(&'static str),
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+/// One call's codec state for the negotiated codec.
+#[derive(Debug)]
+enum State {
+    G711,
+    G722 {
+        encoder: G722Encoder,
+        decoder: G722Decoder,
+    },
+    Opus(Box<OpusCodec>),
 }
 
 /// A decoder/encoder pair for one negotiated codec.
 #[derive(Debug)]
 pub struct VoiceCodec {
     codec: Codec,
+    state: State,
 }
 
 impl VoiceCodec {
-    /// Makes the codec's state; G.722 and Opus are refused until built in.
+    /// Makes the codec's state for a new call (or a codec change on re-INVITE).
     pub fn new(codec: Codec) -> Result<Self, CodecError> {
-        match codec {
-            Codec::Pcmu | Codec::Pcma => Ok(Self { codec }),
-            other => Err(CodecError::Unsupported(other.name())),
-        }
+        let state = match codec {
+            Codec::Pcmu | Codec::Pcma => State::G711,
+            Codec::G722 => State::G722 {
+                encoder: G722Encoder::new(),
+                decoder: G722Decoder::new(),
+            },
+            Codec::Opus => State::Opus(Box::new(OpusCodec::new()?)),
+        };
+        Ok(Self { codec, state })
     }
 
     /// The codec.
@@ -32,130 +75,78 @@ impl VoiceCodec {
         self.codec
     }
 
-    /// Decodes one payload, appending PCM at [`Codec::pcm_rate_hz`].
-    pub fn decode(&mut self, payload: &[u8], pcm: &mut Vec<i16>) {
+    /// The duration of a payload in PCM samples at [`Codec::pcm_rate_hz`], without decoding it;
+    /// `None` when it is empty or not a valid payload for the codec.
+    pub fn samples_in(&self, payload: &[u8]) -> Option<usize> {
+        if payload.is_empty() {
+            return None;
+        }
         match self.codec {
-            Codec::Pcmu => pcm.extend(payload.iter().map(|&b| ulaw_to_linear(b))),
-            Codec::Pcma => pcm.extend(payload.iter().map(|&b| alaw_to_linear(b))),
-            Codec::G722 | Codec::Opus => {}
+            Codec::Pcmu | Codec::Pcma => Some(payload.len()),
+            Codec::G722 => Some(payload.len() * 2),
+            Codec::Opus => OpusCodec::samples_in(payload),
         }
     }
 
-    /// Encodes PCM at [`Codec::pcm_rate_hz`] into one payload.
-    pub fn encode(&mut self, pcm: &[i16], payload: &mut Vec<u8>) {
-        match self.codec {
-            Codec::Pcmu => payload.extend(pcm.iter().map(|&s| linear_to_ulaw(s))),
-            Codec::Pcma => payload.extend(pcm.iter().map(|&s| linear_to_alaw(s))),
-            Codec::G722 | Codec::Opus => {}
+    /// Decodes one payload, appending PCM at [`Codec::pcm_rate_hz`]; returns the samples added.
+    pub fn decode(&mut self, payload: &[u8], pcm: &mut Vec<i16>) -> Result<usize, CodecError> {
+        let before = pcm.len();
+        match (&mut self.state, self.codec) {
+            (State::G711, Codec::Pcma) => pcm.extend(payload.iter().map(|&b| alaw_to_linear(b))),
+            (State::G711, _) => pcm.extend(payload.iter().map(|&b| ulaw_to_linear(b))),
+            (State::G722 { decoder, .. }, _) => decoder.decode(payload, pcm),
+            (State::Opus(opus), _) => {
+                opus.decode(payload, pcm)?;
+            }
+        }
+        Ok(pcm.len() - before)
+    }
+
+    /// Fills `samples` of lost audio from the codec's own concealment, appending PCM; `next`
+    /// is the payload right after the gap when it has arrived. Returns the samples added: 0
+    /// when the codec has no concealment of its own (G.711, G.722), and the caller fades.
+    pub fn conceal(&mut self, next: Option<&[u8]>, samples: usize, pcm: &mut Vec<i16>) -> usize {
+        match &mut self.state {
+            State::Opus(opus) => opus.conceal(next, samples, pcm),
+            State::G711 | State::G722 { .. } => 0,
+        }
+    }
+
+    /// Encodes one frame of PCM at [`Codec::pcm_rate_hz`] into one payload.
+    pub fn encode(&mut self, pcm: &[i16], payload: &mut Vec<u8>) -> Result<(), CodecError> {
+        match (&mut self.state, self.codec) {
+            (State::G711, Codec::Pcma) => payload.extend(pcm.iter().map(|&s| linear_to_alaw(s))),
+            (State::G711, _) => payload.extend(pcm.iter().map(|&s| linear_to_ulaw(s))),
+            (State::G722 { encoder, .. }, _) => encoder.encode(pcm, payload),
+            (State::Opus(opus), _) => opus.encode(pcm, payload)?,
+        }
+        Ok(())
+    }
+
+    /// Back to a fresh stream in both directions.
+    pub fn reset(&mut self) -> Result<(), CodecError> {
+        match &mut self.state {
+            State::G711 => Ok(()),
+            State::G722 { encoder, decoder } => {
+                encoder.reset();
+                decoder.reset();
+                Ok(())
+            }
+            State::Opus(opus) => opus.reset(),
         }
     }
 }
 
-const ULAW_BIAS: i32 = 0x84;
-const ULAW_CLIP: i32 = 32_635;
-
-/// G.711 µ-law encoding of one sample.
-pub fn linear_to_ulaw(sample: i16) -> u8 {
-    let mut value = sample as i32;
-    let sign = if value < 0 {
-        value = -value;
-        0x80
-    } else {
-        0
-    };
-    value = value.min(ULAW_CLIP) + ULAW_BIAS;
-    let exponent = (7 - ((value as u32) << 17).leading_zeros().min(7)) as i32;
-    let mantissa = (value >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as u8 as i32 | mantissa) as u8
-}
-
-/// G.711 µ-law decoding of one byte.
-pub fn ulaw_to_linear(byte: u8) -> i16 {
-    let byte = !byte;
-    let sign = byte & 0x80;
-    let exponent = ((byte >> 4) & 0x07) as i32;
-    let mantissa = (byte & 0x0f) as i32;
-    let magnitude = (((mantissa << 3) + ULAW_BIAS) << exponent) - ULAW_BIAS;
-    if sign != 0 {
-        -magnitude as i16
-    } else {
-        magnitude as i16
-    }
-}
-
-/// G.711 A-law encoding of one sample.
-pub fn linear_to_alaw(sample: i16) -> u8 {
-    let (mask, magnitude) = if sample >= 0 {
-        (0xd5u8, sample as i32)
-    } else {
-        (0x55u8, -(sample as i32) - 1)
-    };
-    let magnitude = magnitude.min(32_767);
-    let encoded = if magnitude < 256 {
-        (magnitude >> 4) as u8
-    } else {
-        let exponent = (31 - (magnitude as u32).leading_zeros()) as i32 - 7;
-        let mantissa = (magnitude >> (exponent + 3)) & 0x0f;
-        ((exponent << 4) | mantissa) as u8
-    };
-    encoded ^ mask
-}
-
-/// G.711 A-law decoding of one byte.
-pub fn alaw_to_linear(byte: u8) -> i16 {
-    let byte = byte ^ 0x55;
-    let exponent = ((byte >> 4) & 0x07) as i32;
-    let mantissa = (byte & 0x0f) as i32;
-    let magnitude = if exponent == 0 {
-        (mantissa << 4) + 8
-    } else {
-        ((mantissa << 4) + 0x108) << (exponent - 1)
-    };
-    if byte & 0x80 != 0 {
-        magnitude as i16
-    } else {
-        -magnitude as i16
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ulaw_round_trip_is_close() {
-        for s in (-32_000i32..32_000).step_by(37) {
-            let s = s as i16;
-            let back = ulaw_to_linear(linear_to_ulaw(s)) as i32;
-            let tolerance = (s as i32).abs() / 16 + 16;
-            assert!((back - s as i32).abs() <= tolerance, "{s} -> {back}");
-        }
-        assert_eq!(linear_to_ulaw(0), 0xff);
-        assert_eq!(ulaw_to_linear(0xff), 0);
+impl PayloadDecoder for VoiceCodec {
+    fn samples_in(&self, payload: &[u8]) -> Option<usize> {
+        VoiceCodec::samples_in(self, payload)
     }
 
-    #[test]
-    fn alaw_round_trip_is_close() {
-        for s in (-32_000i32..32_000).step_by(37) {
-            let s = s as i16;
-            let back = alaw_to_linear(linear_to_alaw(s)) as i32;
-            let tolerance = (s as i32).abs() / 16 + 16;
-            assert!((back - s as i32).abs() <= tolerance, "{s} -> {back}");
-        }
-        assert_eq!(linear_to_alaw(0), 0xd5);
+    fn decode(&mut self, payload: &[u8], pcm: &mut Vec<i16>) -> bool {
+        VoiceCodec::decode(self, payload, pcm).is_ok()
     }
 
-    #[test]
-    fn every_byte_decodes() {
-        for b in 0..=255u8 {
-            let u = ulaw_to_linear(b);
-            assert_eq!(
-                linear_to_ulaw(u),
-                if b == 0x7f { 0xff } else { b },
-                "ulaw {b:#x}"
-            );
-            let a = alaw_to_linear(b);
-            assert_eq!(linear_to_alaw(a), b, "alaw {b:#x}");
-        }
+    fn conceal(&mut self, next: Option<&[u8]>, samples: usize, pcm: &mut Vec<i16>) -> usize {
+        VoiceCodec::conceal(self, next, samples, pcm)
     }
 }
