@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::hotline::InProcessHotline;
-use common::pcap::{from_ulaw, g711_silence, wav_data, RtpStream, PT_PCMU};
+use common::pcap::{dtmf_tone, from_ulaw, g711_encode, g711_silence, wav_data, RtpStream, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{dtmf_digits, final_transcripts, first};
 use common::relay::MediaRelay;
@@ -177,6 +177,49 @@ async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
         vec!["1", "5", "#", "7"],
         "{events:#?}"
     );
+}
+
+/// Key tones as a phone sends them in-band: each key 100 ms of its two sines at about -8 dBm0
+/// per tone, then 100 ms of silence; half a second of silence before and after.
+fn inband_dtmf_pcap(dir: &Path, keys: &str) -> PathBuf {
+    let mut pcm = vec![0i16; 4_000];
+    for key in keys.chars() {
+        pcm.extend(dtmf_tone(key, 100, 9_000.0));
+        pcm.extend(std::iter::repeat_n(0i16, 800));
+    }
+    pcm.extend(std::iter::repeat_n(0i16, 4_000));
+    let mut stream = RtpStream::default();
+    stream.push_g711(PT_PCMU, 0, &g711_encode(PT_PCMU, &pcm), 0xff);
+    let path = dir.join("inband-dtmf.pcap");
+    stream.write_pcap(&path);
+    path
+}
+
+/// A caller whose phone offers PCMU without telephone-event (SIPp checks the answer offers none
+/// either) and sends its keys as tones inside the audio: hotline's tone detector hears every key,
+/// in order, and the call record has them as `dtmf` events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inband_dtmf_tones_are_detected_when_no_telephone_event_is_offered() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = "159#0*";
+    let pcap = inband_dtmf_pcap(work.path(), keys);
+    let (hotline, relay) = start_hotline("").await;
+    run_sipp(
+        Sipp::scenario("uac_inband_dtmf.xml")
+            .remote(hotline.sip_addr())
+            .media()
+            .key("service", "keys")
+            .key("pcap", pcap.display()),
+    )
+    .await;
+    let events = hotline.one_call(Duration::from_secs(20)).await;
+    assert_eq!(first(&events, "call_start")["codec"], "PCMU");
+    assert!(
+        relay.caller_packets() > 80,
+        "the tones went through as audio"
+    );
+    let expected: Vec<String> = keys.chars().map(String::from).collect();
+    assert_eq!(dtmf_digits(&events), expected, "{events:#?}");
 }
 
 /// A caller who cancels while it rings gets 487 for the INVITE and 200 for the CANCEL (SIPp
