@@ -222,6 +222,89 @@ async fn inband_dtmf_tones_are_detected_when_no_telephone_event_is_offered() {
     assert_eq!(dtmf_digits(&events), expected, "{events:#?}");
 }
 
+/// A caller puts the bot on hold and takes it off again with re-INVITEs (SIPp's
+/// `uac_reinvite.xml`; SIPp checks that the hold is answered `recvonly` and the unhold not). The
+/// relay sees hotline's RTP stop for the hold and resume after it with the same SSRC, the next
+/// sequence number, and a timestamp that moved on with the media clock over the hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_unhold_by_reinvite_keep_one_continuous_rtp_stream() {
+    let work = tempfile::tempdir().expect("tempdir");
+    // The caller keeps sending (silence) for the whole call, hold included.
+    let mut stream = RtpStream::default();
+    stream.push_g711(PT_PCMU, 0, &[0xff; 13 * 8_000], 0xff);
+    let pcap = work.path().join("caller-silence.pcap");
+    stream.write_pcap(&pcap);
+    let (hotline, relay) = start_hotline("codecs = [\"PCMU\"]").await;
+    run_sipp(
+        Sipp::scenario("uac_reinvite.xml")
+            .remote(hotline.sip_addr())
+            .media()
+            .key("service", "support")
+            .key("pcap", pcap.display()),
+    )
+    .await;
+    let events = hotline.one_call(Duration::from_secs(20)).await;
+    assert_eq!(
+        first(&events, "hangup")["reason"],
+        "caller.hangup",
+        "the call lasted through hold and unhold: {events:#?}"
+    );
+
+    let sent = relay.hotline_rtp();
+    assert!(
+        sent.len() > 200,
+        "hotline sent RTP ({} packets)",
+        sent.len()
+    );
+    let ssrcs: std::collections::BTreeSet<u32> = sent.iter().map(|p| p.ssrc).collect();
+    assert_eq!(ssrcs.len(), 1, "one SSRC for the whole call: {ssrcs:x?}");
+    for pair in sent.windows(2) {
+        assert_eq!(
+            pair[1].sequence,
+            pair[0].sequence.wrapping_add(1),
+            "sequence numbers continue through the relay (a missing number is a packet hotline \
+             sent elsewhere, such as the SDP address behind the NAT instead of the latched one): \
+             {pair:?}"
+        );
+        assert_eq!(
+            pair[1].timestamp.wrapping_sub(pair[0].timestamp) % 160,
+            0,
+            "timestamps move in 20 ms steps: {pair:?}"
+        );
+    }
+    // The hold: the one long silence in hotline's stream (the scenario holds for 3 s).
+    let (at, longest) = sent
+        .windows(2)
+        .enumerate()
+        .map(|(i, pair)| (i, pair[1].at - pair[0].at))
+        .max_by_key(|&(_, gap)| gap)
+        .expect("packets");
+    assert!(
+        longest > Duration::from_millis(2_000),
+        "hotline stopped sending while held (longest pause {longest:?})"
+    );
+    let others_over_a_second = sent
+        .windows(2)
+        .filter(|pair| pair[1].at - pair[0].at > Duration::from_secs(1))
+        .count();
+    assert_eq!(others_over_a_second, 1, "one hold, one pause");
+    let (before, after) = (sent[at], sent[at + 1]);
+    assert!(
+        sent[..=at].len() > 50 && sent[at + 1..].len() > 50,
+        "RTP flowed before the hold and after the unhold ({} and {} packets)",
+        at + 1,
+        sent.len() - at - 1
+    );
+    // The media clock ran on while held: the timestamp jump matches the pause, give or take the
+    // scheduling of a loaded machine.
+    let jump_ms = after.timestamp.wrapping_sub(before.timestamp) as f64 / 8.0;
+    let pause_ms = longest.as_secs_f64() * 1000.0;
+    assert!(
+        (jump_ms - pause_ms).abs() < 0.25 * pause_ms + 200.0,
+        "the timestamp advanced with the hold: {jump_ms} ms of timestamps over a {pause_ms:.0} ms pause"
+    );
+}
+
 /// A caller who cancels while it rings gets 487 for the INVITE and 200 for the CANCEL (SIPp
 /// checks both and that nothing follows), and no call is started or recorded, even after the
 /// ringing time is over.
