@@ -106,7 +106,9 @@ pub fn digest_response(
     }
 }
 
-/// Builds an `Authorization` value answering `challenge` (a WWW- or Proxy-Authenticate value).
+/// Builds an `Authorization` (or `Proxy-Authorization`) value answering `challenge` (a WWW- or
+/// Proxy-Authenticate value). `nc` counts our answers to this nonce, from 1 (used with
+/// `qop=auth`; RFC 2617 3.2.2).
 pub fn authorization(
     challenge: &DigestParams,
     username: &str,
@@ -114,6 +116,7 @@ pub fn authorization(
     method: &str,
     uri: &str,
     cnonce: &str,
+    nc: u32,
 ) -> Option<String> {
     let realm = challenge.get("realm")?;
     let nonce = challenge.get("nonce")?;
@@ -125,7 +128,8 @@ pub fn authorization(
     let qop_auth = challenge
         .get("qop")
         .is_some_and(|q| q.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")));
-    let nc = "00000001";
+    let nc = format!("{nc:08x}");
+    let nc = nc.as_str();
     let response = digest_response(
         username,
         realm,
@@ -245,6 +249,7 @@ mod tests {
             "INVITE",
             "sip:bot@127.0.0.1",
             "c1",
+            1,
         )
         .unwrap();
         assert!(guard.verify(&auth, "INVITE"));
@@ -256,6 +261,7 @@ mod tests {
             "INVITE",
             "sip:bot@127.0.0.1",
             "c1",
+            1,
         )
         .unwrap();
         assert!(!guard.verify(&wrong, "INVITE"));

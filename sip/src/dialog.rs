@@ -302,8 +302,85 @@ struct Registration {
     registered: bool,
     next_attempt_ms: Option<u64>,
     backoff_ms: u64,
-    /// Whether the current attempt already answered a challenge (a second one means failure).
-    answered_challenge: bool,
+    /// The challenges we answer on every REGISTER (a proxy's 407 and a registrar's 401 can both
+    /// stand), kept for refreshes until the server changes its nonce.
+    challenges: Vec<CachedChallenge>,
+    /// Challenge responses in the current attempt; past [`MAX_CHALLENGE_ROUNDS`] it has failed.
+    challenge_rounds: u32,
+}
+
+/// One digest challenge we keep answering.
+#[derive(Debug)]
+struct CachedChallenge {
+    /// `Authorization` for a WWW-Authenticate challenge, `Proxy-Authorization` for a
+    /// Proxy-Authenticate one (RFC 3261 22.3).
+    answer_header: &'static str,
+    challenge: DigestParams,
+    /// Answers sent to this nonce so far (the `nc` of the last one).
+    answers: u32,
+}
+
+/// The most challenges one registration attempt answers before it counts as failed (a proxy
+/// and a registrar need two; servers that rotate nonces on every request would loop).
+const MAX_CHALLENGE_ROUNDS: u32 = 4;
+
+impl Registration {
+    /// Takes the challenges of a 401 or 407 (a response may carry WWW-Authenticate and
+    /// Proxy-Authenticate together). A challenge replaces the one we hold for the same realm; one
+    /// that repeats a nonce we already answered, without `stale=true`, means our credentials
+    /// were refused.
+    fn take_challenges(&mut self, message: &SipMessage) -> Result<(), &'static str> {
+        self.challenge_rounds += 1;
+        if self.challenge_rounds > MAX_CHALLENGE_ROUNDS {
+            return Err("registration.auth_loop");
+        }
+        let found: Vec<(&'static str, DigestParams)> = message
+            .headers_named("WWW-Authenticate")
+            .map(|v| ("Authorization", v))
+            .chain(
+                message
+                    .headers_named("Proxy-Authenticate")
+                    .map(|v| ("Proxy-Authorization", v)),
+            )
+            .filter_map(|(header, value)| DigestParams::parse(value).map(|p| (header, p)))
+            .collect();
+        if found.is_empty() {
+            return Err("registration.bad_challenge");
+        }
+        for (answer_header, challenge) in found {
+            // Only challenges we can answer (MD5, with realm and nonce) are taken.
+            let answerable = auth::authorization(&challenge, "", "", "REGISTER", "sip:x", "c", 1);
+            if answerable.is_none() {
+                return Err("registration.bad_challenge");
+            }
+            let stale = challenge
+                .get("stale")
+                .is_some_and(|s| s.eq_ignore_ascii_case("true"));
+            let held = self.challenges.iter_mut().find(|c| {
+                c.answer_header == answer_header
+                    && c.challenge.get("realm") == challenge.get("realm")
+            });
+            match held {
+                Some(held)
+                    if held.answers > 0
+                        && held.challenge.get("nonce") == challenge.get("nonce")
+                        && !stale =>
+                {
+                    return Err("registration.auth_failed");
+                }
+                Some(held) => {
+                    held.challenge = challenge;
+                    held.answers = 0;
+                }
+                None => self.challenges.push(CachedChallenge {
+                    answer_header,
+                    challenge,
+                    answers: 0,
+                }),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The SIP endpoint's state.
@@ -335,7 +412,8 @@ impl SipSession {
             registered: false,
             next_attempt_ms: Some(now_ms),
             backoff_ms: 5_000,
-            answered_challenge: false,
+            challenges: Vec::new(),
+            challenge_rounds: 0,
         });
         Self {
             config,
@@ -1465,23 +1543,21 @@ impl SipSession {
             .and_then(|r| r.next_attempt_ms)
             .is_some_and(|t| now_ms >= t)
         {
-            self.send_register(now_ms, None);
+            self.send_register(now_ms);
         }
     }
 
-    /// Sends REGISTER; `credentials` is the header answering a challenge: `Authorization` for a
-    /// 401, `Proxy-Authorization` for a 407 (RFC 3261 22.3).
-    fn send_register(&mut self, now_ms: u64, credentials: Option<(&'static str, String)>) {
+    /// Sends REGISTER with an answer to every challenge we hold (RFC 3261 22.3: `Authorization`
+    /// for a registrar's 401, `Proxy-Authorization` for a proxy's 407).
+    fn send_register(&mut self, now_ms: u64) {
         let contact = self.contact(TransportKind::Udp);
         let (via, branch) = self.via(TransportKind::Udp);
+        let cnonce = self.random_token();
         let user_agent = self.config.user_agent.clone();
         let Some(reg) = self.registration.as_mut() else {
             return;
         };
         reg.next_attempt_ms = None;
-        if credentials.is_none() {
-            reg.answered_challenge = false;
-        }
         reg.cseq += 1;
         let domain = if reg.config.domain.is_empty() {
             reg.config.registrar.ip().to_string()
@@ -1500,8 +1576,25 @@ impl SipSession {
             .header("Contact", &contact)
             .header("Expires", &reg.config.expires_s.to_string())
             .header("User-Agent", &user_agent);
-        if let Some((header, value)) = credentials {
-            writer = writer.header(header, &value);
+        // Registrar answers first, then the proxy's: the order does not matter to RFC 3261, and
+        // peers that look headers up by substring find each where they expect it.
+        let mut ordered: Vec<&mut CachedChallenge> = reg.challenges.iter_mut().collect();
+        ordered.sort_by_key(|c| c.answer_header != "Authorization");
+        for cached in ordered {
+            let answer = auth::authorization(
+                &cached.challenge,
+                &reg.config.username,
+                &reg.config.password,
+                "REGISTER",
+                &registrar_uri,
+                &cnonce,
+                cached.answers + 1,
+            );
+            // Challenges we cannot answer were refused when they arrived.
+            if let Some(answer) = answer {
+                cached.answers += 1;
+                writer = writer.header(cached.answer_header, &answer);
+            }
         }
         let data = writer.body(None, b"");
         let peer = Peer {
@@ -1513,7 +1606,6 @@ impl SipSession {
     }
 
     fn on_register_response(&mut self, now_ms: u64, message: &SipMessage, code: u16) {
-        let cnonce = self.random_token();
         let Some(reg) = self.registration.as_mut() else {
             return;
         };
@@ -1537,51 +1629,17 @@ impl SipSession {
                 .max(1);
                 reg.next_attempt_ms = Some(now_ms + refresh_s as u64 * 1000);
                 reg.backoff_ms = 5_000;
-                let detail = format!("registered for {granted} s");
-                if !reg.registered {
-                    reg.registered = true;
-                }
+                reg.challenge_rounds = 0;
+                reg.registered = true;
                 self.events.push_back(SipEvent::Registration {
                     registered: true,
-                    detail,
+                    detail: format!("registered for {granted} s"),
                 });
             }
-            401 | 407 if !reg.answered_challenge => {
-                let (header, answer_header) = if code == 401 {
-                    ("WWW-Authenticate", "Authorization")
-                } else {
-                    ("Proxy-Authenticate", "Proxy-Authorization")
-                };
-                let challenge = message.header(header).and_then(DigestParams::parse);
-                let domain = if reg.config.domain.is_empty() {
-                    reg.config.registrar.ip().to_string()
-                } else {
-                    reg.config.domain.clone()
-                };
-                let uri = format!("sip:{domain}");
-                let answer = challenge.and_then(|c| {
-                    auth::authorization(
-                        &c,
-                        &reg.config.username,
-                        &reg.config.password,
-                        "REGISTER",
-                        &uri,
-                        &cnonce,
-                    )
-                });
-                match answer {
-                    Some(answer) => {
-                        reg.answered_challenge = true;
-                        self.send_register(now_ms, Some((answer_header, answer)));
-                        // send_register resets nothing else; keep the flag set for this attempt.
-                        if let Some(reg) = self.registration.as_mut() {
-                            reg.answered_challenge = true;
-                        }
-                    }
-                    None => self.on_register_failure(now_ms, "registration.bad_challenge"),
-                }
-            }
-            401 | 407 => self.on_register_failure(now_ms, "registration.auth_failed"),
+            401 | 407 => match reg.take_challenges(message) {
+                Ok(()) => self.send_register(now_ms),
+                Err(reason) => self.on_register_failure(now_ms, reason),
+            },
             _ => self.on_register_failure(now_ms, &format!("registration.refused.{code}")),
         }
     }
@@ -1591,6 +1649,9 @@ impl SipSession {
             return;
         };
         reg.registered = false;
+        // The next attempt starts without credentials and answers whatever it is asked then.
+        reg.challenges.clear();
+        reg.challenge_rounds = 0;
         reg.next_attempt_ms = Some(now_ms + reg.backoff_ms);
         let detail = format!("{reason}; retry in {} s", reg.backoff_ms / 1000);
         reg.backoff_ms = (reg.backoff_ms * 2).min(300_000);

@@ -573,6 +573,7 @@ fn untrusted_callers_are_challenged_or_refused() {
         "INVITE",
         "sip:bot@127.0.0.1:5060",
         "cn",
+        1,
     )
     .unwrap();
     let retry = request(
@@ -593,6 +594,7 @@ fn untrusted_callers_are_challenged_or_refused() {
         "INVITE",
         "sip:bot@127.0.0.1:5060",
         "cn",
+        1,
     )
     .unwrap();
     let retry = request(
@@ -849,4 +851,211 @@ fn malformed_requests_get_protocol_answers_and_calls_are_unaffected() {
         &request("BYE", "live", 2, Some(&tag), "z9hG4bK-bye", "", ""),
     );
     assert_eq!(codes(&drain(&mut s)), vec![200]);
+}
+
+fn registering(domain: &str) -> SipSession {
+    let mut cfg = config();
+    cfg.registration = Some(RegistrationConfig {
+        registrar: "127.0.0.1:5090".parse().unwrap(),
+        domain: domain.into(),
+        username: "1001".into(),
+        password: "pw".into(),
+        expires_s: 300,
+    });
+    SipSession::new(cfg, 1, 0)
+}
+
+/// Answers the last REGISTER with `code` and the given challenge headers; returns the next
+/// REGISTER, if one was sent.
+fn challenge(
+    s: &mut SipSession,
+    now_ms: u64,
+    register: &SipMessage,
+    code: u16,
+    headers: &[(&str, &str)],
+) -> Option<SipMessage> {
+    let mut writer = MessageWriter::response(code).echo(register, Some("r"));
+    for (name, value) in headers {
+        writer = writer.header(name, value);
+    }
+    s.handle_input(now_ms, peer(), &writer.body(None, b""));
+    drain(s)
+        .into_iter()
+        .find(|m| m.starts_with("REGISTER "))
+        .map(|m| SipMessage::parse(m.as_bytes()).unwrap())
+}
+
+/// Checks one digest answer: its header, realm, nonce, nc, and the response itself.
+fn check_answer(register: &SipMessage, header: &str, realm: &str, nonce: &str, nc: Option<&str>) {
+    let value = register
+        .headers_named(header)
+        .find(|v| v.contains(&format!("realm=\"{realm}\"")))
+        .unwrap_or_else(|| panic!("no {header} for {realm}: {:?}", register.headers));
+    let p = DigestParams::parse(value).unwrap();
+    assert_eq!(p.get("nonce"), Some(nonce));
+    assert_eq!(p.get("nc"), nc);
+    let expected = auth::digest_response(
+        "1001",
+        realm,
+        "pw",
+        "REGISTER",
+        "sip:pbx.example",
+        nonce,
+        nc.map(|nc| (p.get("cnonce").unwrap(), nc)),
+    );
+    assert_eq!(p.get("response"), Some(expected.as_str()), "{value}");
+}
+
+const PROXY_CHALLENGE: (&str, &str) = (
+    "Proxy-Authenticate",
+    "Digest realm=\"proxy\", nonce=\"p1\", qop=\"auth\", algorithm=MD5",
+);
+const REGISTRAR_CHALLENGE: (&str, &str) =
+    ("WWW-Authenticate", "Digest realm=\"pbx\", nonce=\"r1\"");
+
+#[test]
+fn registration_answers_a_proxy_then_a_registrar_and_refreshes_with_both() {
+    let mut s = registering("pbx.example");
+    s.handle_timeout(0);
+    let first = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    let second = challenge(&mut s, 10, &first, 407, &[PROXY_CHALLENGE]).expect("answered 407");
+    check_answer(
+        &second,
+        "Proxy-Authorization",
+        "proxy",
+        "p1",
+        Some("00000001"),
+    );
+    assert!(second.header("Authorization").is_none());
+    // The registrar behind the proxy challenges too: both answers go on the next REGISTER.
+    let third = challenge(&mut s, 20, &second, 401, &[REGISTRAR_CHALLENGE]).expect("answered 401");
+    check_answer(
+        &third,
+        "Proxy-Authorization",
+        "proxy",
+        "p1",
+        Some("00000002"),
+    );
+    check_answer(&third, "Authorization", "pbx", "r1", None);
+    assert!(
+        events(&mut s).is_empty(),
+        "no failure on the second challenge"
+    );
+    assert!(challenge(
+        &mut s,
+        30,
+        &third,
+        200,
+        &[("Contact", "<sip:hotline@203.0.113.5:5060>;expires=120")]
+    )
+    .is_none());
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::Registration {
+            registered: true,
+            detail: "registered for 120 s".into()
+        }]
+    );
+    // The refresh carries the cached credentials, the counted nonce one step further.
+    s.handle_timeout(97_000);
+    let refresh = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    check_answer(
+        &refresh,
+        "Proxy-Authorization",
+        "proxy",
+        "p1",
+        Some("00000003"),
+    );
+    check_answer(&refresh, "Authorization", "pbx", "r1", None);
+    assert_eq!(
+        refresh.cseq().unwrap().0,
+        third.cseq().unwrap().0 + 1,
+        "one registration, one CSeq space"
+    );
+    // The registrar repeats the nonce we answered, not stale: our credentials are refused.
+    assert!(challenge(&mut s, 97_010, &refresh, 401, &[REGISTRAR_CHALLENGE]).is_none());
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[..], [SipEvent::Registration { registered: false, detail }] if detail.contains("registration.auth_failed") && detail.contains("retry in 5 s")),
+        "{ev:?}"
+    );
+    // The retry starts afresh, without credentials.
+    s.handle_timeout(102_020);
+    let retry = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    assert!(
+        retry.header("Authorization").is_none() && retry.header("Proxy-Authorization").is_none()
+    );
+}
+
+#[test]
+fn registration_answers_both_challenges_at_once_and_a_stale_nonce() {
+    let mut s = registering("pbx.example");
+    s.handle_timeout(0);
+    let first = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    let second = challenge(
+        &mut s,
+        10,
+        &first,
+        407,
+        &[PROXY_CHALLENGE, REGISTRAR_CHALLENGE],
+    )
+    .expect("answered both");
+    check_answer(
+        &second,
+        "Proxy-Authorization",
+        "proxy",
+        "p1",
+        Some("00000001"),
+    );
+    check_answer(&second, "Authorization", "pbx", "r1", None);
+    // The same nonce again, but stale: the password was right, so answer the new round.
+    let third = challenge(
+        &mut s,
+        20,
+        &second,
+        407,
+        &[(
+            "Proxy-Authenticate",
+            "Digest realm=\"proxy\", nonce=\"p1\", qop=\"auth\", stale=true",
+        )],
+    )
+    .expect("a stale nonce is answered again");
+    check_answer(
+        &third,
+        "Proxy-Authorization",
+        "proxy",
+        "p1",
+        Some("00000001"),
+    );
+    check_answer(&third, "Authorization", "pbx", "r1", None);
+    assert!(events(&mut s).is_empty());
+}
+
+#[test]
+fn registration_gives_up_on_a_server_that_never_stops_challenging() {
+    let mut s = registering("pbx.example");
+    s.handle_timeout(0);
+    let mut register = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
+    let mut rounds = 0;
+    loop {
+        let nonce = format!("Digest realm=\"pbx\", nonce=\"n{rounds}\"");
+        match challenge(
+            &mut s,
+            10 + rounds,
+            &register,
+            401,
+            &[("WWW-Authenticate", &nonce)],
+        ) {
+            Some(next) => register = next,
+            None => break,
+        }
+        rounds += 1;
+        assert!(rounds < 10, "no end to the challenges");
+    }
+    assert_eq!(rounds, MAX_CHALLENGE_ROUNDS as u64);
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[..], [SipEvent::Registration { registered: false, detail }] if detail.contains("registration.auth_loop")),
+        "{ev:?}"
+    );
 }
