@@ -7,14 +7,16 @@
 //! decode to 16 kHz and pass straight through.
 //! Invariants: the bridge forwards exactly one caller frame per media tick and answers nothing
 //! itself (the call task answers each frame); a caller's hang-up reaches the call as
-//! [`CallInput::Hangup`] exactly once.
+//! [`CallInput::Hangup`] exactly once. A transfer goes out as REFER with the call's context
+//! (record id, reason, last intent and slots) and its failure comes back to the call as
+//! [`CallInput::TransferFailed`]; the call stays up then.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
 use hotline_sip::driver::{
@@ -25,6 +27,7 @@ use hotline_sip::sdp::Codec;
 use crate::audio::resample::StreamResampler;
 use crate::audio::{Frame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use crate::call::{CallError, CallInfo, CallInput, CallOutput, Engines};
+use crate::session::{CallEvent, EventKind};
 
 /// A `[sip]` value that parses but makes no sense; names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -351,11 +354,21 @@ impl CallAcceptor for EngineAcceptor {
             language: None,
             flow: None,
             vars,
+            tracks_transfers: true,
         };
         match self.engines.start_call(info) {
             Ok(handle) => {
                 tracing::info!(call = %handle.id, sip_call = %call.id, from = %call.from, codec = %call.codec, "phone call answered");
-                tokio::spawn(bridge(call, handle.input, handle.output));
+                let context = TransferContext {
+                    call_id: Some(handle.id.0.clone()),
+                    events: Some(handle.events),
+                };
+                tokio::spawn(bridge_with_context(
+                    call,
+                    handle.input,
+                    handle.output,
+                    context,
+                ));
                 Ok(())
             }
             Err(CallError::Busy { active }) => {
@@ -423,10 +436,72 @@ impl Reframer {
 /// (8 kHz for G.711, 16 kHz for G.722 and Opus) becomes the pipeline's 16 kHz frames, one per
 /// media tick, and the call's frames go back to the line's rate. Ends when the line hangs up.
 pub async fn bridge(
+    call: PhoneCall,
+    input: mpsc::Sender<CallInput>,
+    output: mpsc::Receiver<CallOutput>,
+) {
+    bridge_with_context(call, input, output, TransferContext::default()).await
+}
+
+/// What a transfer tells the PBX about the call (REFER headers, see `sip/PBX.md`).
+#[derive(Default)]
+pub struct TransferContext {
+    /// The call's record id (`X-Hotline-Call`).
+    pub call_id: Option<String>,
+    /// The call's events, for the last intent and the slots filled.
+    pub events: Option<broadcast::Receiver<CallEvent>>,
+}
+
+/// The REFER headers for a transfer: record id, reason, last intent, slots.
+fn transfer_headers(
+    call_id: Option<&str>,
+    reason: &str,
+    intent: Option<&str>,
+    slots: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if let Some(id) = call_id {
+        headers.push(("X-Hotline-Call".to_string(), id.to_string()));
+    }
+    headers.push(("X-Hotline-Reason".to_string(), reason.to_string()));
+    if let Some(intent) = intent {
+        headers.push(("X-Hotline-Intent".to_string(), intent.to_string()));
+    }
+    if !slots.is_empty() {
+        let joined: Vec<String> = slots
+            .iter()
+            .map(|(name, value)| format!("{name}={}", value.replace([';', ','], " ")))
+            .collect();
+        headers.push(("X-Hotline-Slots".to_string(), joined.join(";")));
+    }
+    headers
+}
+
+async fn next_event(events: &mut Option<broadcast::Receiver<CallEvent>>) -> Option<CallEvent> {
+    match events {
+        Some(rx) => loop {
+            match rx.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => {
+                    *events = None;
+                    return None;
+                }
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// [`bridge`], with the context a transfer hands to the PBX.
+pub async fn bridge_with_context(
     mut call: PhoneCall,
     input: mpsc::Sender<CallInput>,
     mut output: mpsc::Receiver<CallOutput>,
+    mut context: TransferContext,
 ) {
+    let mut intent: Option<String> = None;
+    let mut slots: BTreeMap<String, String> = BTreeMap::new();
     let line_rate_hz = call.pcm_rate_hz;
     let line_frame = (line_rate_hz / 50) as usize;
     let mut to_pipeline = Reframer::new(line_rate_hz, SAMPLE_RATE_HZ, FRAME_SAMPLES);
@@ -446,7 +521,12 @@ pub async fn bridge(
                         call_open = false;
                     }
                 }
-                Some(PhoneEvent::TransferFailed { reason }) => tracing::warn!(sip_call = %call.id, %reason, "transfer failed; the call stays"),
+                Some(PhoneEvent::TransferFailed { reason }) => {
+                    tracing::warn!(sip_call = %call.id, %reason, "transfer failed; the call stays");
+                    if call_open && input.send(CallInput::TransferFailed { reason }).await.is_err() {
+                        call_open = false;
+                    }
+                }
                 Some(PhoneEvent::Hangup { reason }) => {
                     if call_open {
                         let _ = input.send(CallInput::Hangup { reason }).await;
@@ -455,6 +535,13 @@ pub async fn bridge(
                 }
                 None => return,
             },
+            Some(event) = next_event(&mut context.events) => match event.kind {
+                EventKind::Intent { name, .. } => intent = Some(name),
+                EventKind::Slot { name, value, .. } => {
+                    slots.insert(name, value);
+                }
+                _ => {}
+            },
             out = output.recv(), if call_open => match out {
                 Some(CallOutput::Audio(frame)) => {
                     let pcm = to_line.convert(frame.samples());
@@ -462,7 +549,8 @@ pub async fn bridge(
                 }
                 Some(CallOutput::Transfer { target, reason }) => {
                     tracing::info!(sip_call = %call.id, %target, %reason, "transferring");
-                    let _ = call.commands.send(PhoneCommand::Transfer { target }).await;
+                    let headers = transfer_headers(context.call_id.as_deref(), &reason, intent.as_deref(), &slots);
+                    let _ = call.commands.send(PhoneCommand::Transfer { target, headers }).await;
                 }
                 Some(CallOutput::Hangup { reason }) => {
                     let _ = call.commands.send(PhoneCommand::Hangup { reason }).await;

@@ -36,6 +36,11 @@ pub const TIMER_B_MS: u64 = 64 * T1_MS;
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER";
 /// Methods we know but do not serve (405); anything else is 501.
 const KNOWN_UNSERVED: [&str; 5] = ["REGISTER", "SUBSCRIBE", "MESSAGE", "PUBLISH", "PRACK"];
+/// How long a transfer may wait for the target's final answer (the NOTIFY after 202) before it
+/// counts as not answered.
+pub const TRANSFER_NO_ANSWER_MS: u64 = 45_000;
+/// The longest context header value we put on a REFER.
+const MAX_CONTEXT_VALUE_CHARS: usize = 256;
 /// The least session interval we accept (RFC 4028 Min-SE).
 pub const MIN_SESSION_EXPIRES_S: u32 = 90;
 
@@ -272,6 +277,8 @@ struct Call {
     session_deadline_ms: Option<u64>,
     ended_at_ms: Option<u64>,
     transfer_pending: bool,
+    /// While a transfer is pending: when it counts as not answered.
+    transfer_deadline_ms: Option<u64>,
     /// While ringing: when the call is offered to the application, and what it is told.
     ringing: Option<(u64, IncomingCall)>,
     /// 180 Ringing has been sent.
@@ -462,6 +469,7 @@ impl SipSession {
             consider(call.session_deadline_ms);
             consider(call.ended_at_ms.map(|t| t + TIMER_B_MS));
             consider(call.ringing.as_ref().map(|(at, _)| *at));
+            consider(call.transfer_deadline_ms);
         }
         for tx in self.client.values() {
             consider(tx.retransmit.as_ref().map(|r| r.next_ms));
@@ -896,6 +904,7 @@ impl SipSession {
             session_deadline_ms: None,
             ended_at_ms: None,
             transfer_pending: false,
+            transfer_deadline_ms: None,
             ringing: None,
             ringing_sent: false,
         };
@@ -975,6 +984,7 @@ impl SipSession {
             session_deadline_ms: None,
             ended_at_ms: Some(now_ms),
             transfer_pending: false,
+            transfer_deadline_ms: None,
             ringing: None,
             ringing_sent: false,
         };
@@ -1097,6 +1107,8 @@ impl SipSession {
         call.state = CallState::Ended;
         call.ended_at_ms = Some(now_ms);
         call.session_deadline_ms = None;
+        call.transfer_pending = false;
+        call.transfer_deadline_ms = None;
         if let Some(reason) = reason {
             self.events.push_back(SipEvent::CallEnded {
                 id: id.clone(),
@@ -1131,15 +1143,30 @@ impl SipSession {
     }
 
     /// Hands the call to `target` with REFER (RFC 3515). A bare number becomes a SIP URI at the
-    /// caller's host.
-    pub fn transfer(&mut self, now_ms: u64, id: &SipCallId, target: &str) {
+    /// caller's host. `context` headers (e.g. `X-Hotline-Call`) go on the REFER for the PBX;
+    /// names that are not tokens and values with line breaks are left out.
+    ///
+    /// The outcome comes back as an event: [`SipEvent::TransferDone`] when the target answered
+    /// (NOTIFY `SIP/2.0 200`; we then send BYE), [`SipEvent::TransferFailed`] when the REFER is
+    /// refused or unanswered, the NOTIFY reports a final failure, or no final NOTIFY comes in
+    /// [`TRANSFER_NO_ANSWER_MS`]. The call stays up on failure.
+    pub fn transfer(
+        &mut self,
+        now_ms: u64,
+        id: &SipCallId,
+        target: &str,
+        context: &[(String, String)],
+    ) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        if call.state != CallState::Confirmed && call.state != CallState::Answered {
+        if (call.state != CallState::Confirmed && call.state != CallState::Answered)
+            || call.transfer_pending
+        {
             return;
         }
         call.transfer_pending = true;
+        call.transfer_deadline_ms = Some(now_ms + TRANSFER_NO_ANSWER_MS);
         let target = if target.contains(':') {
             target.to_string()
         } else {
@@ -1156,17 +1183,42 @@ impl SipSession {
         };
         let transport = call.peer.transport;
         let contact = self.contact(transport);
-        self.send_in_dialog(
-            now_ms,
-            id,
-            "REFER",
-            vec![
-                ("Refer-To", format!("<{target}>")),
-                ("Referred-By", contact),
-            ],
-            None,
-            Purpose::Refer(id.clone()),
-        );
+        let mut extra: Vec<(&str, String)> = vec![
+            ("Refer-To", format!("<{target}>")),
+            ("Referred-By", contact),
+        ];
+        for (name, value) in context {
+            let value: String = value
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_CONTEXT_VALUE_CHARS)
+                .collect();
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+            if name_ok && !value.trim().is_empty() {
+                extra.push((name.as_str(), value.trim().to_string()));
+            }
+        }
+        self.send_in_dialog(now_ms, id, "REFER", extra, None, Purpose::Refer(id.clone()));
+    }
+
+    /// Ends a pending transfer as failed; the call stays.
+    fn transfer_failed(&mut self, id: &SipCallId, reason: String) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if !call.transfer_pending || call.state == CallState::Ended {
+            return;
+        }
+        call.transfer_pending = false;
+        call.transfer_deadline_ms = None;
+        tracing::info!(call = %id, %reason, "transfer failed; the call stays");
+        self.events.push_back(SipEvent::TransferFailed {
+            id: id.clone(),
+            reason,
+        });
     }
 
     fn send_in_dialog(
@@ -1400,16 +1452,22 @@ impl SipSession {
         if !pending {
             return;
         }
-        // The sipfrag body carries the transfer target's status line.
+        // The sipfrag body carries the transfer target's status line (RFC 3515 2.4.5).
         let body = String::from_utf8_lossy(&message.body).to_string();
         let code = body
-            .split_whitespace()
-            .nth(1)
+            .lines()
+            .next()
+            .filter(|line| line.starts_with("SIP/2.0 "))
+            .and_then(|line| line.split_whitespace().nth(1))
             .and_then(|c| c.parse::<u16>().ok());
+        let terminated = message
+            .header("Subscription-State")
+            .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
         match code {
             Some(code) if (200..300).contains(&code) => {
                 if let Some(call) = self.calls.get_mut(id) {
                     call.transfer_pending = false;
+                    call.transfer_deadline_ms = None;
                 }
                 self.events
                     .push_back(SipEvent::TransferDone { id: id.clone() });
@@ -1417,14 +1475,10 @@ impl SipSession {
                 self.end(now_ms, id, Some("transfer.done"));
             }
             Some(code) if code >= 300 => {
-                if let Some(call) = self.calls.get_mut(id) {
-                    call.transfer_pending = false;
-                }
-                self.events.push_back(SipEvent::TransferFailed {
-                    id: id.clone(),
-                    reason: format!("transfer.failed.{code}"),
-                });
+                self.transfer_failed(id, format!("transfer.failed.{code}"));
             }
+            // Progress (1xx) keeps waiting, unless the subscription ended without an answer.
+            _ if terminated => self.transfer_failed(id, "transfer.ended".into()),
             _ => {}
         }
     }
@@ -1449,13 +1503,7 @@ impl SipSession {
             Purpose::Bye(_) => {}
             Purpose::Refer(id) => {
                 if code >= 300 {
-                    if let Some(call) = self.calls.get_mut(&id) {
-                        call.transfer_pending = false;
-                    }
-                    self.events.push_back(SipEvent::TransferFailed {
-                        id,
-                        reason: format!("transfer.refused.{code}"),
-                    });
+                    self.transfer_failed(&id, format!("transfer.refused.{code}"));
                 }
             }
             Purpose::Register => self.on_register_response(now_ms, &message, code),
@@ -1468,6 +1516,7 @@ impl SipSession {
         let mut expired_sessions = Vec::new();
         let mut unacked = Vec::new();
         let mut forget = Vec::new();
+        let mut unanswered_transfers = Vec::new();
         for call in self.calls.values_mut() {
             if call.ringing.as_ref().is_some_and(|(at, _)| now_ms >= *at) {
                 if let Some((_, incoming)) = call.ringing.take() {
@@ -1491,6 +1540,10 @@ impl SipSession {
                 call.session_deadline_ms = None;
                 expired_sessions.push(call.id.clone());
             }
+            if call.transfer_deadline_ms.is_some_and(|d| now_ms >= d) {
+                call.transfer_deadline_ms = None;
+                unanswered_transfers.push(call.id.clone());
+            }
             if call.ended_at_ms.is_some_and(|t| now_ms >= t + TIMER_B_MS) {
                 forget.push(call.id.clone());
             }
@@ -1503,6 +1556,9 @@ impl SipSession {
         }
         for id in expired_sessions {
             self.hangup(now_ms, &id, "sip.session_expired");
+        }
+        for id in unanswered_transfers {
+            self.transfer_failed(&id, "transfer.no_answer".into());
         }
         for id in forget {
             self.calls.remove(&id);
@@ -1529,10 +1585,7 @@ impl SipSession {
             if let Some(tx) = self.client.remove(&branch) {
                 match tx.purpose {
                     Purpose::Register => self.on_register_failure(now_ms, "registration.timeout"),
-                    Purpose::Refer(id) => self.events.push_back(SipEvent::TransferFailed {
-                        id,
-                        reason: "transfer.timeout".into(),
-                    }),
+                    Purpose::Refer(id) => self.transfer_failed(&id, "transfer.timeout".into()),
                     Purpose::Bye(_) => {}
                 }
             }

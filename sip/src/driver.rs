@@ -82,8 +82,13 @@ pub enum PhoneCommand {
     Flush,
     /// End the call with a reason code.
     Hangup { reason: String },
-    /// Hand the call to a SIP URI or number.
-    Transfer { target: String },
+    /// Hand the call to a SIP URI or number with REFER; `headers` carry the call's context to
+    /// the PBX (see `sip/PBX.md`). The outcome comes back as [`PhoneEvent::TransferFailed`] or,
+    /// when it worked, as the hang-up that follows.
+    Transfer {
+        target: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// One answered call, as the application sees it.
@@ -121,8 +126,15 @@ pub trait CallAcceptor: Send + Sync + 'static {
 /// Messages from media tasks to the signalling task.
 #[derive(Debug)]
 enum DriverMessage {
-    Hangup { id: SipCallId, reason: String },
-    Transfer { id: SipCallId, target: String },
+    Hangup {
+        id: SipCallId,
+        reason: String,
+    },
+    Transfer {
+        id: SipCallId,
+        target: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// Messages from the signalling task to a media task.
@@ -238,7 +250,7 @@ impl PhoneServer {
                 }
                 Some(message) = driver_rx.recv() => match message {
                     DriverMessage::Hangup { id, reason } => session.hangup(now_ms(), &id, &reason),
-                    DriverMessage::Transfer { id, target } => session.transfer(now_ms(), &id, &target),
+                    DriverMessage::Transfer { id, target, headers } => session.transfer(now_ms(), &id, &target, &headers),
                 },
                 _ = tokio::time::sleep(Duration::from_millis(wake)) => session.handle_timeout(now_ms()),
             }
@@ -554,8 +566,8 @@ async fn media_task(
                 Some(PhoneCommand::Hangup { reason }) => {
                     let _ = driver.send(DriverMessage::Hangup { id: id.clone(), reason });
                 }
-                Some(PhoneCommand::Transfer { target }) => {
-                    let _ = driver.send(DriverMessage::Transfer { id: id.clone(), target });
+                Some(PhoneCommand::Transfer { target, headers }) => {
+                    let _ = driver.send(DriverMessage::Transfer { id: id.clone(), target, headers });
                 }
                 None => commands_open = false,
             },

@@ -71,6 +71,9 @@ pub struct CallInfo {
     pub flow: Option<String>,
     /// Caller context: SIP headers, web phone parameters.
     pub vars: BTreeMap<String, String>,
+    /// The transport reports whether a transfer happened ([`CallInput::TransferFailed`] or a
+    /// hangup); without it the call ends as soon as it is handed over.
+    pub tracks_transfers: bool,
 }
 
 /// What a transport sends to its call.
@@ -82,6 +85,8 @@ pub enum CallInput {
     Dtmf(char),
     /// The caller hung up.
     Hangup { reason: String },
+    /// A transfer the call asked for did not happen; the caller is still on the line.
+    TransferFailed { reason: String },
 }
 
 /// What the call sends back to its transport.
@@ -156,7 +161,11 @@ impl Engines {
         let driver = CallDriver {
             engines: self.clone(),
             id: id.clone(),
-            session: CallSession::new(self.config.session.clone(), language),
+            session: {
+                let mut session = CallSession::new(self.config.session.clone(), language);
+                session.track_transfers(info.tracks_transfers);
+                session
+            },
             dialogue,
             record: Some(record),
             events: events_tx,
@@ -266,6 +275,7 @@ impl CallDriver {
                         }
                         Some(CallInput::Dtmf(digit)) => self.session.handle_dtmf(digit, now),
                         Some(CallInput::Hangup { reason }) => self.session.handle_hangup(&reason, now),
+                        Some(CallInput::TransferFailed { reason }) => self.session.handle_transfer_failed(&reason, now),
                         None => self.session.handle_hangup("transport.closed", now),
                     }
                 }

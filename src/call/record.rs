@@ -130,6 +130,9 @@ pub fn transcript_text(events: &[CallEvent]) -> String {
             EventKind::Transfer { target, reason } => {
                 format!("{stamp} -- transferred to {target} ({reason})")
             }
+            EventKind::TransferFailed { target, reason } => {
+                format!("{stamp} -- transfer to {target} failed ({reason})")
+            }
             EventKind::Hangup { reason } => format!("{stamp} -- call ended ({reason})"),
             _ => continue,
         };

@@ -76,6 +76,9 @@ pub enum EventKind {
     Dtmf { digit: String },
     /// The call is handed to a human.
     Transfer { target: String, reason: String },
+    /// The hand-over failed (refused, busy, no answer); the call stays with the bot. `reason` is
+    /// a stable code such as `transfer.refused.603` or `transfer.failed.486`.
+    TransferFailed { target: String, reason: String },
     /// The latency breakdown of one bot turn, measured on the call clock.
     TurnLatency {
         turn: TurnId,
@@ -113,6 +116,7 @@ impl EventKind {
             EventKind::BotAudioEnd { .. } => "bot_audio_end",
             EventKind::Dtmf { .. } => "dtmf",
             EventKind::Transfer { .. } => "transfer",
+            EventKind::TransferFailed { .. } => "transfer_failed",
             EventKind::TurnLatency { .. } => "turn_latency",
             EventKind::KnowledgeGap { .. } => "knowledge_gap",
             EventKind::Error { .. } => "error",

@@ -14,6 +14,9 @@
 //!   the current one is stale and dropped. A new caller utterance, a DTMF key or a barge-in
 //!   starts a new turn.
 //! - After [`SessionOutput::Hangup`] the session ignores all input.
+//! - A transfer on a transport that reports its outcome ([`CallSession::track_transfers`])
+//!   keeps the session waiting, silent and deaf, until [`CallSession::handle_transfer_failed`]
+//!   (the bot apologises and the call goes on) or a hangup (the transfer happened).
 
 pub mod event;
 
@@ -54,7 +57,8 @@ pub enum SessionOutput {
         prompts: Vec<Prompt>,
         language: Language,
     },
-    /// Hand the call over (the transport does it; the session ends with a hangup after).
+    /// Hand the call over (the transport does it). Without transfer tracking the session ends
+    /// with a hangup after; with it, it waits for the outcome.
     Transfer { target: String, reason: String },
     /// The call is over; the transport hangs up.
     Hangup { reason: String },
@@ -133,6 +137,18 @@ pub struct CallSession {
     utterance_frames: u32,
     outputs: VecDeque<SessionOutput>,
     ended: bool,
+    /// The transport tells us whether a transfer happened.
+    tracks_transfers: bool,
+    /// The target of a transfer whose outcome we wait for.
+    transferring: Option<String>,
+}
+
+/// What the bot says when a transfer fails, before the call goes on.
+fn transfer_failed_prompt(language: Language) -> Prompt {
+    Prompt::text(match language {
+        Language::Zh => "抱歉，现在无法为您接通人工客服。我们继续吧，还有什么可以帮您？",
+        _ => "Sorry, I couldn't reach an agent right now. Let's carry on: how else can I help you?",
+    })
 }
 
 impl CallSession {
@@ -160,7 +176,53 @@ impl CallSession {
             utterance_frames: 0,
             outputs: VecDeque::new(),
             ended: false,
+            tracks_transfers: false,
+            transferring: None,
         }
+    }
+
+    /// Whether the transport reports transfer outcomes (SIP REFER does; a web call cannot be
+    /// handed over). With tracking, a transfer waits for [`CallSession::handle_transfer_failed`]
+    /// or a hangup instead of ending the call.
+    pub fn track_transfers(&mut self, on: bool) {
+        self.tracks_transfers = on;
+    }
+
+    /// The transfer failed (`reason` is a stable code from the transport): the call stays, the
+    /// bot says so, and the conversation goes on where it was.
+    pub fn handle_transfer_failed(&mut self, reason: &str, now: Duration) {
+        if self.ended {
+            return;
+        }
+        let Some(target) = self.transferring.take() else {
+            return;
+        };
+        self.emit(
+            now,
+            EventKind::TransferFailed {
+                target,
+                reason: reason.to_string(),
+            },
+        );
+        self.new_turn();
+        let turn = self.turn;
+        let prompt = transfer_failed_prompt(self.language);
+        self.emit(
+            now,
+            EventKind::BotReply {
+                turn,
+                text: prompt.text.clone(),
+            },
+        );
+        self.playout = Playout {
+            turn: Some(turn),
+            ..Playout::default()
+        };
+        self.outputs.push_back(SessionOutput::Speak {
+            turn,
+            prompts: vec![prompt],
+            language: self.language,
+        });
     }
 
     /// Starts the call: records `call_start` and asks the dialogue for its greeting.
@@ -224,7 +286,7 @@ impl CallSession {
 
     /// Takes one 20 ms caller frame and returns the bot's frame for the same tick.
     pub fn handle_audio(&mut self, frame: &Frame, now: Duration) -> Option<Frame> {
-        if self.ended {
+        if self.ended || self.transferring.is_some() {
             return None;
         }
         self.handle_timeout(now);
@@ -236,7 +298,7 @@ impl CallSession {
 
     /// Takes a DTMF key: it interrupts the bot and goes to the dialogue as its own turn.
     pub fn handle_dtmf(&mut self, digit: char, now: Duration) {
-        if self.ended {
+        if self.ended || self.transferring.is_some() {
             return;
         }
         self.emit(
@@ -688,9 +750,16 @@ impl CallSession {
                         reason: reason.clone(),
                     },
                 );
-                self.outputs
-                    .push_back(SessionOutput::Transfer { target, reason });
-                self.finish("transfer", now);
+                self.outputs.push_back(SessionOutput::Transfer {
+                    target: target.clone(),
+                    reason,
+                });
+                if self.tracks_transfers {
+                    self.transferring = Some(target);
+                    self.no_input_at = None;
+                } else {
+                    self.finish("transfer", now);
+                }
             }
             Action::Hangup { reason } => self.finish(&reason, now),
         }
@@ -715,5 +784,134 @@ impl CallSession {
             t_ms: now.as_millis() as u64,
             kind,
         }));
+    }
+}
+
+#[cfg(test)]
+mod transfer_tests {
+    use super::*;
+
+    fn drain(s: &mut CallSession) -> Vec<SessionOutput> {
+        std::iter::from_fn(|| s.poll_output()).collect()
+    }
+
+    fn kinds(outputs: &[SessionOutput]) -> Vec<&'static str> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                SessionOutput::Event(e) => Some(e.kind.type_name()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A session that has asked for a transfer (without a prompt first).
+    fn transferring(tracked: bool) -> (CallSession, Vec<SessionOutput>) {
+        let mut s = CallSession::new(SessionConfig::default(), Language::En);
+        s.track_transfers(tracked);
+        s.start(
+            EventKind::CallStart {
+                call_id: None,
+                transport: Some("sip-udp".into()),
+                from: None,
+                to: None,
+                codec: None,
+                language: None,
+            },
+            Duration::ZERO,
+        );
+        drain(&mut s);
+        let bot = BotTurn {
+            action: Some(Action::Transfer {
+                target: "agent".into(),
+                reason: "caller.asked_for_agent".into(),
+            }),
+            ..BotTurn::default()
+        };
+        s.handle_bot_turn(TurnId(0), bot, Duration::from_millis(100));
+        let out = drain(&mut s);
+        (s, out)
+    }
+
+    #[test]
+    fn an_untracked_transfer_ends_the_call() {
+        let (s, out) = transferring(false);
+        assert_eq!(kinds(&out), vec!["transfer", "hangup"]);
+        assert!(s.is_ended());
+    }
+
+    #[test]
+    fn a_tracked_transfer_waits_then_a_failure_brings_the_bot_back() {
+        let (mut s, out) = transferring(true);
+        assert_eq!(kinds(&out), vec!["transfer"]);
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, SessionOutput::Transfer { target, .. } if target == "agent")));
+        assert!(!s.is_ended(), "the call waits for the outcome");
+        // While the PBX works on it, the session is silent and ignores keys.
+        let tone: Vec<i16> = (0..FRAME_SAMPLES)
+            .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+            .collect();
+        assert!(s
+            .handle_audio(&Frame::from_slice(&tone), Duration::from_millis(120))
+            .is_none());
+        s.handle_dtmf('0', Duration::from_millis(140));
+        assert!(drain(&mut s).is_empty());
+        s.handle_transfer_failed("transfer.refused.603", Duration::from_millis(500));
+        let out = drain(&mut s);
+        assert_eq!(kinds(&out), vec!["transfer_failed", "bot_reply"]);
+        let SessionOutput::Event(CallEvent {
+            kind: EventKind::TransferFailed { target, reason },
+            ..
+        }) = &out[0]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (target.as_str(), reason.as_str()),
+            ("agent", "transfer.refused.603")
+        );
+        let Some(SessionOutput::Speak { turn, prompts, .. }) = out.last() else {
+            panic!("the bot speaks its apology: {out:?}")
+        };
+        assert!(prompts[0].text.contains("couldn't reach an agent"));
+        // The apology plays, then the conversation goes on: keys reach the dialogue again.
+        let turn = *turn;
+        s.handle_bot_audio(
+            turn,
+            &vec![1000; FRAME_SAMPLES * 3],
+            true,
+            Duration::from_millis(520),
+        );
+        let mut played = 0;
+        for i in 0..5 {
+            let now = Duration::from_millis(540 + 20 * i);
+            if s.handle_audio(&Frame::silence(), now).is_some() {
+                played += 1;
+            }
+        }
+        assert_eq!(played, 3);
+        drain(&mut s);
+        s.handle_dtmf('1', Duration::from_millis(700));
+        assert!(drain(&mut s).iter().any(|o| matches!(
+            o,
+            SessionOutput::Converse {
+                input: CallerInput::Dtmf { digit: '1' },
+                ..
+            }
+        )));
+        // A second failure report without a pending transfer changes nothing.
+        s.handle_transfer_failed("transfer.timeout", Duration::from_millis(720));
+        assert!(kinds(&drain(&mut s)).is_empty());
+        assert!(!s.is_ended());
+    }
+
+    #[test]
+    fn a_tracked_transfer_that_happens_ends_with_the_hangup() {
+        let (mut s, _) = transferring(true);
+        s.handle_hangup("transfer.done", Duration::from_millis(900));
+        let out = drain(&mut s);
+        assert!(out.iter().any(|o| matches!(o, SessionOutput::Event(CallEvent { kind: EventKind::Hangup { reason }, .. }) if reason == "transfer.done")));
+        assert!(s.is_ended());
     }
 }

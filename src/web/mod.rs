@@ -370,6 +370,7 @@ async fn start_web_call(
         language: choice.language,
         flow: choice.flow,
         vars,
+        tracks_transfers: false,
     };
     let call = match state.engines.start_call(info) {
         Ok(call) => call,

@@ -1059,3 +1059,210 @@ fn registration_gives_up_on_a_server_that_never_stops_challenging() {
         "{ev:?}"
     );
 }
+
+/// An established call "t1" with a transfer asked for; returns our To tag and the REFER.
+fn referred(s: &mut SipSession, context: &[(String, String)]) -> (String, SipMessage) {
+    let tag = established(s, "t1");
+    s.transfer(100, &SipCallId("t1".into()), "2000", context);
+    let out = drain(s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    (tag, SipMessage::parse(out[0].as_bytes()).unwrap())
+}
+
+/// The caller's answer to our REFER.
+fn answer_refer(s: &mut SipSession, now_ms: u64, refer: &SipMessage, code: u16) {
+    let answer = MessageWriter::response(code)
+        .echo(refer, None)
+        .body(None, b"");
+    s.handle_input(now_ms, peer(), &answer);
+}
+
+/// A NOTIFY from the caller carrying `sipfrag`.
+fn notify(tag: &str, cseq: u32, sipfrag: &str, state: &str) -> Vec<u8> {
+    let body = format!("{sipfrag}\r\n");
+    let mut message = String::from_utf8(request(
+        "NOTIFY",
+        "t1",
+        cseq,
+        Some(tag),
+        &format!("z9hG4bK-n{cseq}"),
+        &format!(
+            "Event: refer\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag\r\n"
+        ),
+        "",
+    ))
+    .unwrap();
+    message = message.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+    );
+    message.into_bytes()
+}
+
+#[test]
+fn refer_carries_the_target_and_the_context_headers() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let context = vec![
+        (
+            "X-Hotline-Call".to_string(),
+            "1700000000-sip-udp-1".to_string(),
+        ),
+        (
+            "X-Hotline-Reason".to_string(),
+            "caller.asked_for_agent".to_string(),
+        ),
+        ("X-Evil".to_string(), "a\r\nVia: injected".to_string()),
+        ("Bad Name".to_string(), "x".to_string()),
+    ];
+    let (_, refer) = referred(&mut s, &context);
+    assert_eq!(refer.method(), Some("REFER"));
+    assert_eq!(refer.header("Refer-To"), Some("<sip:2000@127.0.0.1:5070>"));
+    assert_eq!(
+        refer.header("Referred-By"),
+        Some("<sip:hotline@203.0.113.5:5060>")
+    );
+    assert_eq!(refer.header("X-Hotline-Call"), Some("1700000000-sip-udp-1"));
+    assert_eq!(
+        refer.header("X-Hotline-Reason"),
+        Some("caller.asked_for_agent")
+    );
+    // Line breaks are taken out of values, and names that are not tokens are left out.
+    assert_eq!(refer.header("X-Evil"), Some("aVia: injected"));
+    assert_eq!(refer.headers_named("Via").count(), 1);
+    assert!(refer.header("Bad Name").is_none());
+    assert!(refer.defect.is_none(), "{:?}", refer.defect);
+}
+
+#[test]
+fn a_transfer_is_done_when_the_notify_reports_200() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let (tag, refer) = referred(&mut s, &[]);
+    answer_refer(&mut s, 110, &refer, 202);
+    assert!(drain(&mut s).is_empty());
+    // Progress: still ours.
+    s.handle_input(
+        120,
+        peer(),
+        &notify(&tag, 2, "SIP/2.0 100 Trying", "active;expires=60"),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![200]);
+    assert!(events(&mut s).is_empty());
+    s.handle_input(
+        130,
+        peer(),
+        &notify(&tag, 3, "SIP/2.0 200 OK", "terminated;reason=noresource"),
+    );
+    let out = drain(&mut s);
+    assert_eq!(codes(&out), vec![200]);
+    assert!(out.iter().any(|m| m.starts_with("BYE ")), "{out:?}");
+    let id = SipCallId("t1".into());
+    assert_eq!(
+        events(&mut s),
+        vec![
+            SipEvent::TransferDone { id: id.clone() },
+            SipEvent::CallEnded {
+                id,
+                reason: "transfer.done".into()
+            }
+        ]
+    );
+    assert_eq!(s.active_calls(), 0);
+}
+
+#[test]
+fn a_refused_refer_leaves_the_call_up_and_a_new_transfer_can_follow() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let (_, refer) = referred(&mut s, &[]);
+    // A second request while one is pending is not sent.
+    s.transfer(105, &SipCallId("t1".into()), "2001", &[]);
+    assert!(drain(&mut s).is_empty());
+    answer_refer(&mut s, 110, &refer, 603);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::TransferFailed {
+            id: SipCallId("t1".into()),
+            reason: "transfer.refused.603".into()
+        }]
+    );
+    assert_eq!(s.active_calls(), 1);
+    assert!(drain(&mut s).iter().all(|m| !m.starts_with("BYE ")));
+    s.transfer(200, &SipCallId("t1".into()), "2001", &[]);
+    let again = drain(&mut s);
+    assert!(again[0].starts_with("REFER "), "{again:?}");
+    assert!(again[0].contains("Refer-To: <sip:2001@127.0.0.1:5070>"));
+}
+
+#[test]
+fn a_busy_target_reported_by_notify_fails_the_transfer() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let (tag, refer) = referred(&mut s, &[]);
+    answer_refer(&mut s, 110, &refer, 202);
+    s.handle_input(
+        300,
+        peer(),
+        &notify(
+            &tag,
+            2,
+            "SIP/2.0 486 Busy Here",
+            "terminated;reason=noresource",
+        ),
+    );
+    assert_eq!(codes(&drain(&mut s)), vec![200]);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::TransferFailed {
+            id: SipCallId("t1".into()),
+            reason: "transfer.failed.486".into()
+        }]
+    );
+    assert_eq!(s.active_calls(), 1);
+    // The subscription is over; a late NOTIFY changes nothing.
+    s.handle_input(
+        310,
+        peer(),
+        &notify(&tag, 3, "SIP/2.0 503 Service Unavailable", "terminated"),
+    );
+    assert!(events(&mut s).is_empty());
+}
+
+#[test]
+fn a_transfer_without_an_answer_or_a_final_notify_times_out() {
+    // No answer to the REFER at all: the client transaction gives up.
+    let mut s = SipSession::new(config(), 1, 0);
+    let _ = referred(&mut s, &[]);
+    s.handle_timeout(100 + TIMER_B_MS);
+    let ev: Vec<SipEvent> = events(&mut s);
+    assert_eq!(
+        ev,
+        vec![SipEvent::TransferFailed {
+            id: SipCallId("t1".into()),
+            reason: "transfer.timeout".into()
+        }]
+    );
+    // 202 and progress, then nothing: the transfer counts as not answered.
+    let mut s = SipSession::new(config(), 1, 0);
+    let (tag, refer) = referred(&mut s, &[]);
+    answer_refer(&mut s, 110, &refer, 202);
+    s.handle_input(
+        120,
+        peer(),
+        &notify(&tag, 2, "SIP/2.0 180 Ringing", "active"),
+    );
+    drain(&mut s);
+    assert!(s
+        .poll_timeout()
+        .is_some_and(|t| t <= 100 + TRANSFER_NO_ANSWER_MS));
+    s.handle_timeout(100 + TRANSFER_NO_ANSWER_MS);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::TransferFailed {
+            id: SipCallId("t1".into()),
+            reason: "transfer.no_answer".into()
+        }]
+    );
+    assert_eq!(s.active_calls(), 1);
+    // Nothing is left due: the timer does not fire again.
+    assert!(s
+        .poll_timeout()
+        .map_or(true, |t| t > 100 + TRANSFER_NO_ANSWER_MS));
+}
