@@ -3,6 +3,9 @@
 //! an authenticating proxy (`sip/scenarios/proxy_registrar.xml`, 407), and a call from baresip
 //! (Debian `baresip-core`) that carries audio both ways.
 //!
+//! baresip also exchanges RTCP with hotline through a NAT relay, and reports what it made of
+//! hotline's sender reports.
+//!
 //! Each test runs the `hotline` binary with its own config file and free ports, and stops it with
 //! SIGINT as an operator would.
 
@@ -14,6 +17,7 @@ use common::baresip::{g711_source_wav, BaresipCall};
 use common::hotline::Hotline;
 use common::ports::RtpPorts;
 use common::records::{final_transcripts, first, loud_frames};
+use common::relay::MediaRelay;
 use common::shared::shared;
 use common::sipp::{Sipp, SippRun};
 
@@ -188,4 +192,113 @@ fn a_sipp_call_over_tcp_is_answered_and_hung_up() {
     assert_eq!(start["transport"], "sip-tcp", "{start}");
     let hangup = first(&events, "hangup");
     assert_eq!(hangup["reason"], "caller.hangup", "{hangup}");
+}
+
+/// RTCP both ways with a real softphone. baresip calls `hotline serve` through the NAT relay
+/// (hotline advertises 127.0.0.3, where the relay forwards RTP and RTCP) for about 12 s, playing
+/// a quiet tone so the bot has nothing to act on. baresip's `rtcpsummary` module prints its
+/// RTCP statistics at the end of the call, which it only has once it accepted a sender report
+/// from hotline; its packet count and our report blocks show there. At the relay: hotline sent
+/// sender reports with a report block about baresip's stream, and baresip's own reports went
+/// to hotline's RTCP port in a form hotline counts (`MediaStats::rtcp_received` counts every
+/// datagram whose `read_rtcp` summary is not empty).
+#[test]
+fn rtcp_reports_are_exchanged_with_baresip() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let tone = work.path().join("tone.wav");
+    let sox = std::process::Command::new("sox")
+        .args([
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+        ])
+        .arg(&tone)
+        .args(["synth", "12", "sine", "440", "vol", "0.05"])
+        .status()
+        .expect("run sox (Debian package sox)");
+    assert!(sox.success(), "sox makes the tone");
+    let rtp = RtpPorts::free(5);
+    let relay = MediaRelay::start("127.0.0.3", &rtp);
+    let hotline = Hotline::start(&format!(
+        "port = 0\npublic_ip = \"127.0.0.3\"\n{}codecs = [\"PCMU\"]\n",
+        rtp.toml()
+    ));
+    let baresip = BaresipCall {
+        target: format!("sip:bot@{}", hotline.sip_addr()),
+        source_wav: &tone,
+        codecs: "PCMU",
+        extra_modules: &["rtcpsummary.so"],
+        quit_after_s: 25,
+    }
+    .run(work.path());
+    assert!(
+        baresip.screen.contains("Call established"),
+        "hotline answered baresip:\n{}\n{}",
+        baresip.screen,
+        hotline.log_text()
+    );
+
+    // baresip's view: the summary line exists only once it has taken a sender report from us.
+    let summary = baresip
+        .screen
+        .lines()
+        .find(|l| l.contains("EX=BareSip;"))
+        .unwrap_or_else(|| panic!("baresip printed no RTCP summary:\n{}", baresip.screen));
+    println!("baresip's RTCP summary: {summary}");
+    assert!(
+        !summary.contains("ERROR"),
+        "baresip collected RTCP statistics from hotline's reports: {summary}"
+    );
+    let field = |name: &str| -> String {
+        summary
+            .split(';')
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {summary}"))
+            .to_string()
+    };
+    let received: u64 = field("PR").parse().expect("PR is a count");
+    assert!(
+        received > 200,
+        "baresip counted hotline's packets: {summary}"
+    );
+    assert!(
+        field("JI").split(',').all(|j| j.parse::<f64>().is_ok()),
+        "{summary}"
+    );
+
+    // The relay's view of hotline's reports.
+    let ours: Vec<_> = relay
+        .rtcp(true)
+        .iter()
+        .map(|d| hotline_sip::rtp::read_rtcp(d))
+        .collect();
+    assert!(
+        ours.iter()
+            .any(|r| r.sender_report_ntp_middle.is_some() && r.report_blocks >= 1),
+        "hotline sent a sender report with a report block on baresip's stream: {ours:?}"
+    );
+    // And of baresip's: each sender or receiver report is one hotline counts. (baresip also
+    // sends APP packets, "PINGPONG", which are no report.)
+    let reports: Vec<Vec<u8>> = relay
+        .rtcp(false)
+        .into_iter()
+        .filter(|d| d.len() >= 8 && (d[1] == 200 || d[1] == 201))
+        .collect();
+    assert!(!reports.is_empty(), "baresip sent RTCP reports to hotline");
+    for datagram in &reports {
+        let summary = hotline_sip::rtp::read_rtcp(datagram);
+        assert_ne!(
+            summary,
+            hotline_sip::rtp::RtcpSummary::default(),
+            "hotline counts baresip's report {datagram:02x?}"
+        );
+    }
+    let events = hotline.one_call(Duration::from_secs(20));
+    assert_eq!(first(&events, "call_start")["codec"], "PCMU");
 }
