@@ -234,7 +234,7 @@ fn rtcp_reports_are_exchanged_with_baresip() {
         source_wav: &tone,
         codecs: "PCMU",
         extra_modules: &["rtcpsummary.so"],
-        quit_after_s: 25,
+        quit_after_s: 16,
     }
     .run(work.path());
     assert!(
@@ -283,6 +283,29 @@ fn rtcp_reports_are_exchanged_with_baresip() {
             .any(|r| r.sender_report_ntp_middle.is_some() && r.report_blocks >= 1),
         "hotline sent a sender report with a report block on baresip's stream: {ours:?}"
     );
+    // Nothing is lost on loopback: hotline's report blocks on baresip's stream say so, and so
+    // does baresip's summary, which takes its TX loss from them.
+    let lost: Vec<i32> = relay
+        .rtcp(true)
+        .iter()
+        .filter_map(|d| report_block_cumulative_lost(d))
+        .collect();
+    assert!(!lost.is_empty(), "hotline's reports carry report blocks");
+    assert!(
+        lost.iter().all(|&n| (0..50).contains(&n)),
+        "hotline reports baresip's packets as lost on loopback (cumulative lost per report: \
+         {lost:?}; baresip: {summary})"
+    );
+    let tx_lost: i64 = field("PL")
+        .split(',')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("PL=rx,tx");
+    assert!(
+        tx_lost < 50,
+        "baresip read no loss from hotline's reports: {summary}"
+    );
+
     // And of baresip's: each sender or receiver report is one hotline counts. (baresip also
     // sends APP packets, "PINGPONG", which are no report.)
     let reports: Vec<Vec<u8>> = relay
@@ -301,4 +324,25 @@ fn rtcp_reports_are_exchanged_with_baresip() {
     }
     let events = hotline.one_call(Duration::from_secs(20));
     assert_eq!(first(&events, "call_start")["codec"], "PCMU");
+}
+
+/// The cumulative packets lost (RFC 3550 6.4.1, signed 24 bits) of the first report block of an
+/// RTCP compound packet that starts with an SR or RR carrying one.
+fn report_block_cumulative_lost(datagram: &[u8]) -> Option<i32> {
+    let blocks = datagram.first()? & 0x1f;
+    let block_at = match datagram.get(1)? {
+        200 => 28,
+        201 => 8,
+        _ => return None,
+    };
+    if blocks == 0 {
+        return None;
+    }
+    let field = datagram.get(block_at + 5..block_at + 8)?;
+    let unsigned = (field[0] as i32) << 16 | (field[1] as i32) << 8 | field[2] as i32;
+    Some(if unsigned & 0x80_0000 != 0 {
+        unsigned - 0x100_0000
+    } else {
+        unsigned
+    })
 }
