@@ -53,7 +53,7 @@ impl CallAcceptor for EchoCalls {
                             break;
                         }
                     }
-                    CallInput::Dtmf(_) => {}
+                    CallInput::Dtmf(_) | CallInput::TransferFailed { .. } => {}
                     CallInput::Hangup { .. } => break,
                 }
             }

@@ -26,11 +26,14 @@ fn error_code(body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_offers_limits_and_abrupt_callers() -> Result<()> {
-    let server = Server::start(
+    let media_ports = common::ports::free_port_range(4);
+    let server = Server::start(&format!(
         "max_calls = 2\nmax_offer_bytes = 8192\nconnect_timeout_ms = 2000\n\
          ice_disconnected_timeout_ms = 1000\nice_failed_timeout_ms = 1000\n\
-         udp_port_min = 47100\nudp_port_max = 47103",
-    )?;
+         udp_port_min = {}\nudp_port_max = {}",
+        media_ports.start(),
+        media_ports.end()
+    ))?;
     let baseline_tasks = server.health()?["tasks_alive"]
         .as_u64()
         .context("tasks_alive")?;
