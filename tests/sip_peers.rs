@@ -133,12 +133,7 @@ fn a_baresip_call_is_answered_and_carries_audio_both_ways() {
         quit_after_s: 25,
     }
     .run(work.path());
-    assert!(
-        baresip.screen.contains("Call established"),
-        "hotline answered baresip:\n{}\n{}",
-        baresip.screen,
-        hotline.log_text()
-    );
+    baresip.assert_established(&hotline.log_text());
 
     let events = hotline.one_call(Duration::from_secs(20));
     let start = first(&events, "call_start");
@@ -237,12 +232,7 @@ fn rtcp_reports_are_exchanged_with_baresip() {
         quit_after_s: 16,
     }
     .run(work.path());
-    assert!(
-        baresip.screen.contains("Call established"),
-        "hotline answered baresip:\n{}\n{}",
-        baresip.screen,
-        hotline.log_text()
-    );
+    baresip.assert_established(&hotline.log_text());
 
     // baresip's view: the summary line exists only once it has taken a sender report from us.
     let summary = baresip

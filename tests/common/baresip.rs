@@ -35,6 +35,15 @@ pub struct BaresipOutcome {
 }
 
 impl BaresipOutcome {
+    /// Fails unless baresip's call was answered; `peer_log` (hotline's log) goes in the message.
+    pub fn assert_established(&self, peer_log: &str) {
+        assert!(
+            self.screen.contains("Call established"),
+            "hotline answered baresip:\n{}\n{peer_log}",
+            self.screen
+        );
+    }
+
     /// The file `sndfile` wrote whose name ends with `suffix` (`-enc.wav` or `-dec.wav`).
     pub fn dump(&self, suffix: &str) -> PathBuf {
         std::fs::read_dir(&self.dumps)
