@@ -70,6 +70,9 @@ pub struct MediaSession {
     codec: VoiceCodec,
     jitter: JitterBuffer,
     remote: SocketAddr,
+    /// The RTP address the SDP named last (not `0.0.0.0`); a re-INVITE that names the same one
+    /// keeps the latched address.
+    offered: SocketAddr,
     latched: bool,
     ssrc: Ssrc,
     sequence: u16,
@@ -112,6 +115,7 @@ impl MediaSession {
         ));
         Ok(Self {
             remote: SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
+            offered: SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
             negotiated,
             codec,
             jitter,
@@ -180,7 +184,10 @@ impl MediaSession {
             .telephone_event_pt
             .is_none()
             .then(|| ToneDetector::new(negotiated.codec.pcm_rate_hz()));
-        if address != self.remote && !address.ip().is_unspecified() {
+        // Only a new SDP address moves RTP; the same one again (hold, unhold, session refresh)
+        // keeps the address symmetric RTP latched onto, which may be a NAT's.
+        if address != self.offered && !address.ip().is_unspecified() {
+            self.offered = address;
             self.remote = address;
             self.latched = false;
         }
@@ -658,5 +665,26 @@ mod tests {
             rtp::is_rtcp(&report),
             "a muxed report is told apart from RTP"
         );
+    }
+
+    #[test]
+    fn a_reinvite_naming_the_same_address_keeps_the_latched_one() {
+        let mut media = MediaSession::new(negotiated(None), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        let nat: SocketAddr = "192.0.2.9:7000".parse().unwrap();
+        media.handle_rtp(nat, &packet(0, 1, 160, &[0xff; 160]), 0);
+        assert_eq!(media.remote(), nat);
+        // Hold (sendonly from the caller, same address), then unhold.
+        let mut held = negotiated(None);
+        held.direction = Direction::RecvOnly;
+        media.update(held).unwrap();
+        assert_eq!(media.remote(), nat, "hold keeps the latched address");
+        media.update(negotiated(None)).unwrap();
+        let (to, _) = media.tick(20).rtp.unwrap();
+        assert_eq!(to, nat, "unhold sends to the latched address at once");
+        // A re-INVITE that names a new address moves RTP there.
+        let mut moved = negotiated(None);
+        moved.remote_port = 4100;
+        media.update(moved).unwrap();
+        assert_eq!(media.remote(), "127.0.0.1:4100".parse().unwrap());
     }
 }
