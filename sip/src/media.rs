@@ -244,14 +244,12 @@ impl MediaSession {
         self.timed_out = false;
         self.stats.rtp_received += 1;
         let clock = self.negotiated.codec.rtp_clock_hz() as u64;
-        if let Some(ext) = self.jitter.extend_timestamp(packet.timestamp) {
-            self.received.on_packet(
-                packet.ssrc,
-                packet.sequence as u64 + (ext & !0xffff),
-                packet.timestamp,
-                now_ms * clock / 1000,
-            );
-        }
+        self.received.on_packet(
+            packet.ssrc,
+            packet.sequence,
+            packet.timestamp,
+            now_ms * clock / 1000,
+        );
         if is_event {
             if let Some(digit) = self
                 .telephone_events

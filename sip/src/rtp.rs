@@ -90,6 +90,10 @@ pub fn is_rtcp(data: &[u8]) -> bool {
     data.len() >= 8 && data[0] >> 6 == 2 && (200..=204).contains(&data[1])
 }
 
+/// Where a source's first sequence number lands on our extended (64-bit) sequence line: one
+/// cycle up, so packets reordered before the first one still have a place.
+const SEQUENCE_ORIGIN: u64 = 1 << 16;
+
 /// Receive statistics for one remote source, for RTCP reception report blocks.
 #[derive(Debug, Clone, Default)]
 pub struct ReceiveStats {
@@ -107,23 +111,20 @@ pub struct ReceiveStats {
 }
 
 impl ReceiveStats {
-    /// Counts one packet; `extended_sequence` comes from the jitter buffer's unwrapping and
-    /// `arrival_rtp` is the arrival time in RTP clock units.
-    pub fn on_packet(
-        &mut self,
-        ssrc: Ssrc,
-        extended_sequence: u64,
-        rtp_timestamp: u32,
-        arrival_rtp: u64,
-    ) {
+    /// Counts one packet with its 16-bit RTP sequence number, unwrapped here against the
+    /// highest seen (RFC 3550 A.1); `arrival_rtp` is the arrival time in RTP clock units.
+    pub fn on_packet(&mut self, ssrc: Ssrc, sequence: u16, rtp_timestamp: u32, arrival_rtp: u64) {
         if self.ssrc != Some(ssrc) {
+            let first = SEQUENCE_ORIGIN + sequence as u64;
             *self = ReceiveStats {
                 ssrc: Some(ssrc),
-                base_sequence: extended_sequence,
-                max_sequence: extended_sequence,
+                base_sequence: first,
+                max_sequence: first,
                 ..Default::default()
             };
         }
+        let delta = sequence.wrapping_sub(self.max_sequence as u16) as i16 as i64;
+        let extended_sequence = (self.max_sequence as i64 + delta).max(0) as u64;
         self.received += 1;
         self.max_sequence = self.max_sequence.max(extended_sequence);
         let transit = arrival_rtp as i64 - rtp_timestamp as i64;
@@ -176,7 +177,10 @@ impl ReceiveStats {
         };
         out.extend_from_slice(&ssrc.0.to_be_bytes());
         out.extend_from_slice(&((fraction << 24) | lost_total).to_be_bytes());
-        out.extend_from_slice(&(self.max_sequence as u32).to_be_bytes());
+        // The extended highest sequence number: cycles since the first packet, and the number.
+        let cycles = (self.max_sequence - SEQUENCE_ORIGIN) & !0xffff;
+        let highest = cycles | (self.max_sequence & 0xffff);
+        out.extend_from_slice(&(highest as u32).to_be_bytes());
         out.extend_from_slice(&self.jitter().to_be_bytes());
         let (lsr, dlsr) = match self.last_sr {
             Some((ntp, at_ms)) => (ntp, ((now_ms.saturating_sub(at_ms)) * 65_536 / 1000) as u32),
@@ -325,8 +329,8 @@ mod tests {
     #[test]
     fn reports_count_loss_and_parse_back() {
         let mut stats = ReceiveStats::default();
-        for seq in [10u64, 11, 13, 14] {
-            stats.on_packet(Ssrc(5), seq, (seq * 160) as u32, seq * 160);
+        for seq in [10u16, 11, 13, 14] {
+            stats.on_packet(Ssrc(5), seq, seq as u32 * 160, seq as u64 * 160);
         }
         assert_eq!(stats.expected(), 5);
         assert_eq!(stats.received(), 4);
@@ -374,5 +378,27 @@ mod tests {
             RtcpSummary::default()
         );
         assert_eq!(read_rtcp(&[]), RtcpSummary::default());
+    }
+
+    /// Sequence numbers unwrap on their own: no loss is counted across the 16-bit wrap, nor
+    /// for a reordered packet, and the report's extended highest number counts the cycle.
+    #[test]
+    fn sequence_numbers_unwrap_across_the_wrap() {
+        let mut stats = ReceiveStats::default();
+        let mut seq = 65_530u16;
+        for i in 0..20u32 {
+            stats.on_packet(Ssrc(5), seq, i * 160, i as u64 * 160);
+            seq = seq.wrapping_add(1);
+        }
+        // One late packet from before the wrap.
+        stats.on_packet(Ssrc(5), 65_535, 5 * 160, 21 * 160);
+        assert_eq!(stats.expected(), 20);
+        assert_eq!(stats.received(), 21);
+        let mut block = Vec::new();
+        stats.report_block(0, &mut block);
+        let lost = u32::from_be_bytes([0, block[5], block[6], block[7]]);
+        assert_eq!(lost, 0);
+        let highest = u32::from_be_bytes([block[8], block[9], block[10], block[11]]);
+        assert_eq!(highest, (1 << 16) | 13, "one cycle, then sequence 13");
     }
 }
