@@ -170,11 +170,9 @@ impl ReceiveStats {
         self.expected_prior = expected;
         self.received_prior = self.received;
         let lost_interval = expected_interval.saturating_sub(received_interval);
-        let fraction = if expected_interval == 0 {
-            0
-        } else {
-            ((lost_interval << 8) / expected_interval).min(255) as u32
-        };
+        let fraction = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .map_or(0, |f| f.min(255) as u32);
         out.extend_from_slice(&ssrc.0.to_be_bytes());
         out.extend_from_slice(&((fraction << 24) | lost_total).to_be_bytes());
         // The extended highest sequence number: cycles since the first packet, and the number.

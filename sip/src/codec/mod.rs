@@ -42,10 +42,7 @@ pub enum CodecError {
 #[derive(Debug)]
 enum State {
     G711,
-    G722 {
-        encoder: G722Encoder,
-        decoder: G722Decoder,
-    },
+    G722(Box<(G722Encoder, G722Decoder)>),
     Opus(Box<OpusCodec>),
 }
 
@@ -61,10 +58,7 @@ impl VoiceCodec {
     pub fn new(codec: Codec) -> Result<Self, CodecError> {
         let state = match codec {
             Codec::Pcmu | Codec::Pcma => State::G711,
-            Codec::G722 => State::G722 {
-                encoder: G722Encoder::new(),
-                decoder: G722Decoder::new(),
-            },
+            Codec::G722 => State::G722(Box::new((G722Encoder::new(), G722Decoder::new()))),
             Codec::Opus => State::Opus(Box::new(OpusCodec::new()?)),
         };
         Ok(Self { codec, state })
@@ -94,7 +88,7 @@ impl VoiceCodec {
         match (&mut self.state, self.codec) {
             (State::G711, Codec::Pcma) => pcm.extend(payload.iter().map(|&b| alaw_to_linear(b))),
             (State::G711, _) => pcm.extend(payload.iter().map(|&b| ulaw_to_linear(b))),
-            (State::G722 { decoder, .. }, _) => decoder.decode(payload, pcm),
+            (State::G722(g722), _) => g722.1.decode(payload, pcm),
             (State::Opus(opus), _) => {
                 opus.decode(payload, pcm)?;
             }
@@ -108,7 +102,7 @@ impl VoiceCodec {
     pub fn conceal(&mut self, next: Option<&[u8]>, samples: usize, pcm: &mut Vec<i16>) -> usize {
         match &mut self.state {
             State::Opus(opus) => opus.conceal(next, samples, pcm),
-            State::G711 | State::G722 { .. } => 0,
+            State::G711 | State::G722(_) => 0,
         }
     }
 
@@ -117,7 +111,7 @@ impl VoiceCodec {
         match (&mut self.state, self.codec) {
             (State::G711, Codec::Pcma) => payload.extend(pcm.iter().map(|&s| linear_to_alaw(s))),
             (State::G711, _) => payload.extend(pcm.iter().map(|&s| linear_to_ulaw(s))),
-            (State::G722 { encoder, .. }, _) => encoder.encode(pcm, payload),
+            (State::G722(g722), _) => g722.0.encode(pcm, payload),
             (State::Opus(opus), _) => opus.encode(pcm, payload)?,
         }
         Ok(())
@@ -127,9 +121,9 @@ impl VoiceCodec {
     pub fn reset(&mut self) -> Result<(), CodecError> {
         match &mut self.state {
             State::G711 => Ok(()),
-            State::G722 { encoder, decoder } => {
-                encoder.reset();
-                decoder.reset();
+            State::G722(g722) => {
+                g722.0.reset();
+                g722.1.reset();
                 Ok(())
             }
             State::Opus(opus) => opus.reset(),
