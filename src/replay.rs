@@ -109,6 +109,9 @@ pub fn replay(
     let mut dialogue = engines.dialogue.new_dialogue(&ctx);
     let mut due: Vec<Due> = Vec::new();
     let mut asr_free_at = Duration::ZERO;
+    // The live pool's policy on the virtual clock (one worker): a partial runs only when the
+    // worker is idle, and a final interrupts a running partial.
+    let mut asr_running_partial = false;
     let wall = Instant::now();
     let mut now = Duration::ZERO;
     let mut caller = Caller::Waiting {
@@ -170,6 +173,27 @@ pub fn replay(
                     grammar,
                     language,
                 } => {
+                    let busy = asr_free_at > now;
+                    if busy && !is_final {
+                        // No idle worker: the live pool answers `Preempted`, and the driver
+                        // tells the session that this partial brought nothing.
+                        session.handle_transcript(turn, false, "", now);
+                        continue;
+                    }
+                    if busy && asr_running_partial {
+                        // The running partial gives way; its result never arrives.
+                        due.retain(|d| {
+                            !matches!(
+                                d.result,
+                                Pending::Transcript {
+                                    is_final: false,
+                                    ..
+                                }
+                            )
+                        });
+                        asr_free_at = now;
+                    }
+                    asr_running_partial = !is_final;
                     let started = now.max(asr_free_at);
                     let job = AsrJob {
                         pcm,

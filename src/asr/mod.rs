@@ -12,7 +12,11 @@
 //!   are not thread-safe are never shared.
 //! - A failing or panicking engine turns into an [`AsrError`] for that job; it never takes the
 //!   pool down. Results are matched to turns by the caller (the session drops stale ones by
-//!   `TurnId`); the pool never cancels an FFI call halfway.
+//!   `TurnId`).
+//! - Final results come first: a worker takes a waiting final before any waiting partial, a
+//!   partial is only queued when a worker is idle, and a partial already running gives way
+//!   (its engine stops at the next [`Interrupt`] check and answers [`AsrError::Preempted`]).
+//!   Finals are never interrupted.
 
 pub mod pool;
 pub mod sphinx;
@@ -20,7 +24,36 @@ pub mod whisper;
 
 pub use pool::{AsrJob, AsrOutput, AsrPool};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use crate::language::Language;
+
+/// Tells a running partial recognition that a final one is waiting for its worker.
+///
+/// Engines poll [`Interrupt::raised`] at safe points (between audio chunks, inside whisper.cpp's
+/// abort callback) and give up with [`AsrError::Preempted`]. The default never rises.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Option<Arc<AtomicUsize>>);
+
+impl Interrupt {
+    /// An interrupt that rises while `finals_waiting` is above zero.
+    pub fn when_finals_wait(finals_waiting: Arc<AtomicUsize>) -> Self {
+        Self(Some(finals_waiting))
+    }
+
+    /// Whether the job should stop now.
+    pub fn raised(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|waiting| waiting.load(Ordering::Acquire) > 0)
+    }
+
+    /// The counter behind the interrupt, for engines that poll it from C.
+    pub(crate) fn counter(&self) -> Option<&Arc<AtomicUsize>> {
+        self.0.as_ref()
+    }
+}
 
 /// Constrains the recognizer for one caller answer (Sphinx grammar mode).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -134,6 +167,17 @@ pub trait Recognizer: Send {
     fn name(&self) -> &'static str;
     /// Transcribes one utterance of 16 kHz mono PCM.
     fn transcribe(&mut self, pcm: &[i16], opts: &AsrOptions) -> Result<Recognized, AsrError>;
+    /// Transcribes like [`Recognizer::transcribe`], giving up with [`AsrError::Preempted`] when
+    /// `interrupt` rises. Engines that cannot stop early just finish.
+    fn transcribe_interruptible(
+        &mut self,
+        pcm: &[i16],
+        opts: &AsrOptions,
+        interrupt: &Interrupt,
+    ) -> Result<Recognized, AsrError> {
+        let _ = interrupt;
+        self.transcribe(pcm, opts)
+    }
 }
 
 /// Why recognition failed.
@@ -177,6 +221,10 @@ pub enum AsrError {
     /// worker has stopped).
     #[error("ASR pool has no running worker")]
     NoWorker,
+    /// A partial result was not computed, or stopped halfway, because a final one needed the
+    /// worker (or no worker was idle to take it).
+    #[error("partial recognition gave way to a final one")]
+    Preempted,
 }
 
 impl AsrError {
@@ -191,6 +239,7 @@ impl AsrError {
             AsrError::Panicked { .. } => "asr.panicked",
             AsrError::Overloaded { .. } => "asr.overloaded",
             AsrError::NoWorker => "asr.no_worker",
+            AsrError::Preempted => "asr.preempted",
         }
     }
 }

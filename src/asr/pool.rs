@@ -1,27 +1,35 @@
-//! The ASR worker pool: a bounded queue in front of a fixed number of threads, each owning one
-//! [`Recognizer`].
+//! The ASR worker pool: two bounded queues (finals and partials) in front of a fixed number of
+//! threads, each owning one [`Recognizer`].
 //!
 //! Invariants:
-//! - Jobs wait in one shared queue of at most [`QUEUE_JOBS_PER_WORKER`] × workers entries; a
-//!   submit to a full queue is answered at once with [`AsrError::Overloaded`] instead of
-//!   blocking the caller (which is usually an async task on the media path).
+//! - At most [`QUEUE_JOBS_PER_WORKER`] × workers jobs wait; a submit to a full pool is answered
+//!   at once with [`AsrError::Overloaded`] instead of blocking the caller (which is usually an
+//!   async task on the media path). A final that finds the pool full evicts the oldest waiting
+//!   partial first.
+//! - Finals go first: a worker takes the oldest waiting final before any partial.
+//! - Partials are a nicety: one is queued only when a worker is idle (else it is answered with
+//!   [`AsrError::Preempted`]), and a running partial is interrupted as soon as a final waits
+//!   (engines check the [`Interrupt`] between chunks). So a final waits for at most one
+//!   partial's next check, not for a queue of them.
 //! - A job whose receiver was dropped before a worker picked it up is skipped; one dropped
 //!   while it runs finishes and its result is discarded (send errors are ignored).
 //! - A panic inside an engine is caught on the worker and returned as
 //!   [`AsrError::Panicked`]; the worker keeps serving.
-//! - Workers stop when the last clone of the pool is dropped (the queue closes).
+//! - Workers stop when the last clone of the pool is dropped (the queues close).
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::sphinx::SphinxRecognizer;
 use super::whisper::{WhisperRecognizer, WhisperSettings};
-use super::{AsrError, AsrOptions, Recognizer};
+use super::{AsrError, AsrOptions, Interrupt, Recognizer};
 use crate::config::{AsrConfig, AsrEngineKind};
 
 /// Queue slots per worker. Jobs beyond this are refused rather than left to grow latency.
@@ -53,10 +61,125 @@ struct QueuedJob {
     reply: Reply,
 }
 
+/// The waiting jobs, guarded by [`Shared::lanes`].
+#[derive(Default)]
+struct Lanes {
+    finals: VecDeque<QueuedJob>,
+    partials: VecDeque<QueuedJob>,
+    /// Workers waiting for a job.
+    idle: usize,
+    closed: bool,
+}
+
+impl Lanes {
+    fn waiting(&self) -> usize {
+        self.finals.len() + self.partials.len()
+    }
+}
+
+/// What the pool handle and its workers share.
+struct Shared {
+    lanes: Mutex<Lanes>,
+    ready: Condvar,
+    /// Finals queued and not yet taken by a worker: partials give way while it is above zero.
+    finals_waiting: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl Shared {
+    fn new(capacity: usize) -> Self {
+        Self {
+            lanes: Mutex::new(Lanes::default()),
+            ready: Condvar::new(),
+            finals_waiting: Arc::new(AtomicUsize::new(0)),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lanes> {
+        // Workers never panic while holding the lock (engines run outside it), so a poisoned
+        // lock still holds consistent queues.
+        self.lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Queues a job, or answers it at once when the pool cannot take it.
+    fn submit(&self, queued: QueuedJob) {
+        let mut lanes = self.lock();
+        if lanes.closed {
+            let _ = queued.reply.send(Err(AsrError::NoWorker));
+            return;
+        }
+        if !queued.job.opts.is_final {
+            if lanes.idle <= lanes.waiting() || lanes.waiting() >= self.capacity {
+                let _ = queued.reply.send(Err(AsrError::Preempted));
+                return;
+            }
+            lanes.partials.push_back(queued);
+        } else {
+            if lanes.waiting() >= self.capacity {
+                match lanes.partials.pop_front() {
+                    Some(evicted) => {
+                        let _ = evicted.reply.send(Err(AsrError::Preempted));
+                    }
+                    None => {
+                        let _ = queued.reply.send(Err(AsrError::Overloaded {
+                            capacity: self.capacity,
+                        }));
+                        return;
+                    }
+                }
+            }
+            lanes.finals.push_back(queued);
+            self.finals_waiting.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(lanes);
+        self.ready.notify_one();
+    }
+
+    /// Blocks until a job is waiting (finals first) or the pool closes.
+    fn next_job(&self) -> Option<QueuedJob> {
+        let mut lanes = self.lock();
+        loop {
+            if let Some(job) = lanes.finals.pop_front() {
+                self.finals_waiting.fetch_sub(1, Ordering::AcqRel);
+                return Some(job);
+            }
+            if let Some(job) = lanes.partials.pop_front() {
+                return Some(job);
+            }
+            if lanes.closed {
+                return None;
+            }
+            lanes.idle += 1;
+            lanes = self
+                .ready
+                .wait(lanes)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            lanes.idle -= 1;
+        }
+    }
+}
+
+/// Closes the queues when the last pool clone goes.
+struct Handle(Arc<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// A bounded pool of recognizer threads. Cloning shares the pool.
 #[derive(Clone)]
 pub struct AsrPool {
-    queue: Option<SyncSender<QueuedJob>>,
+    handle: Option<Arc<Handle>>,
     capacity: usize,
     engine: &'static str,
 }
@@ -89,12 +212,12 @@ impl AsrPool {
         let workers = config.workers.max(1);
         let (loaded_tx, loaded_rx) = mpsc::channel::<Result<&'static str, AsrError>>();
         let capacity = QUEUE_JOBS_PER_WORKER * workers;
-        let (queue, jobs) = mpsc::sync_channel::<QueuedJob>(capacity);
-        let jobs = Arc::new(Mutex::new(jobs));
+        let shared = Arc::new(Shared::new(capacity));
+        let handle = Arc::new(Handle(Arc::clone(&shared)));
         for index in 0..workers {
             let config = config.clone();
             let loaded_tx = loaded_tx.clone();
-            let jobs = Arc::clone(&jobs);
+            let shared = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("asr-{index}"))
                 .spawn(move || {
@@ -107,11 +230,11 @@ impl AsrPool {
                         });
                     match loaded {
                         Ok(recognizer) => {
-                            // The constructor may already have given up; then the queue is
+                            // The constructor may already have given up; then the queues are
                             // closed and the worker loop ends at once.
                             let _ = loaded_tx.send(Ok(recognizer.name()));
                             drop(loaded_tx);
-                            run_worker(recognizer, &jobs);
+                            run_worker(recognizer, &shared);
                         }
                         Err(e) => {
                             let _ = loaded_tx.send(Err(e));
@@ -144,7 +267,7 @@ impl AsrPool {
             model_description(engine, config)
         );
         Ok(Self {
-            queue: Some(queue),
+            handle: Some(handle),
             capacity,
             engine: engine_name,
         })
@@ -155,21 +278,21 @@ impl AsrPool {
     pub fn from_recognizers(recognizers: Vec<Box<dyn Recognizer>>) -> Self {
         let Some(first) = recognizers.first() else {
             return Self {
-                queue: None,
+                handle: None,
                 capacity: 0,
                 engine: "none",
             };
         };
         let engine = first.name();
         let capacity = QUEUE_JOBS_PER_WORKER * recognizers.len();
-        let (queue, jobs) = mpsc::sync_channel::<QueuedJob>(capacity);
-        let jobs = Arc::new(Mutex::new(jobs));
+        let shared = Arc::new(Shared::new(capacity));
+        let handle = Arc::new(Handle(Arc::clone(&shared)));
         let mut started = 0;
         for (index, recognizer) in recognizers.into_iter().enumerate() {
-            let jobs = Arc::clone(&jobs);
+            let shared = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("asr-{index}"))
-                .spawn(move || run_worker(recognizer, &jobs));
+                .spawn(move || run_worker(recognizer, &shared));
             match spawned {
                 Ok(_) => started += 1,
                 Err(e) => tracing::error!("cannot start ASR worker thread {index}: {e}"),
@@ -177,13 +300,13 @@ impl AsrPool {
         }
         if started == 0 {
             return Self {
-                queue: None,
+                handle: None,
                 capacity: 0,
                 engine,
             };
         }
         Self {
-            queue: Some(queue),
+            handle: Some(handle),
             capacity,
             engine,
         }
@@ -195,22 +318,14 @@ impl AsrPool {
     }
 
     /// Queues one utterance. The answer arrives on the returned receiver; dropping it
-    /// abandons the job.
+    /// abandons the job. A partial may be answered with [`AsrError::Preempted`] (no idle
+    /// worker, or a final needed the worker); callers drop such answers.
     pub fn submit(&self, job: AsrJob) -> oneshot::Receiver<Result<AsrOutput, AsrError>> {
         let (reply, answer) = oneshot::channel();
-        let Some(queue) = &self.queue else {
-            let _ = reply.send(Err(AsrError::NoWorker));
-            return answer;
-        };
-        match queue.try_send(QueuedJob { job, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(queued)) => {
-                let _ = queued.reply.send(Err(AsrError::Overloaded {
-                    capacity: self.capacity,
-                }));
-            }
-            Err(TrySendError::Disconnected(queued)) => {
-                let _ = queued.reply.send(Err(AsrError::NoWorker));
+        match &self.handle {
+            Some(handle) => handle.0.submit(QueuedJob { job, reply }),
+            None => {
+                let _ = reply.send(Err(AsrError::NoWorker));
             }
         }
         answer
@@ -249,27 +364,24 @@ fn model_description(engine: AsrEngineKind, config: &AsrConfig) -> String {
     }
 }
 
-/// A worker's loop: take a job, run it, answer; until the queue closes.
-fn run_worker(mut recognizer: Box<dyn Recognizer>, jobs: &Mutex<Receiver<QueuedJob>>) {
-    loop {
-        let next = {
-            let Ok(guard) = jobs.lock() else {
-                // Another worker panicked while holding the lock, which it never does
-                // (it only calls recv); stop rather than serve from a broken queue.
-                return;
-            };
-            guard.recv()
-        };
-        let Ok(QueuedJob { job, reply }) = next else {
-            return;
-        };
+/// A worker's loop: take a job (finals first), run it, answer; until the queues close.
+fn run_worker(mut recognizer: Box<dyn Recognizer>, shared: &Shared) {
+    let interrupt = Interrupt::when_finals_wait(Arc::clone(&shared.finals_waiting));
+    let never = Interrupt::default();
+    while let Some(QueuedJob { job, reply }) = shared.next_job() {
         if reply.is_closed() {
             continue;
         }
         let engine = recognizer.name();
         let started = Instant::now();
+        // Finals run to the end; partials stop when a final waits.
+        let stop = if job.opts.is_final {
+            &never
+        } else {
+            &interrupt
+        };
         let result = catch_unwind(AssertUnwindSafe(|| {
-            recognizer.transcribe(&job.pcm, &job.opts)
+            recognizer.transcribe_interruptible(&job.pcm, &job.opts, stop)
         }));
         let compute = started.elapsed();
         let answer = match result {
@@ -297,5 +409,120 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asr::Recognized;
+
+    /// A recognizer that names the job it ran; a partial runs until interrupted (or gives up
+    /// after 20 s, which fails the test rather than hanging it).
+    struct Scripted {
+        started: std::sync::mpsc::Sender<bool>,
+    }
+
+    impl Recognizer for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+
+        fn transcribe(&mut self, pcm: &[i16], opts: &AsrOptions) -> Result<Recognized, AsrError> {
+            self.transcribe_interruptible(pcm, opts, &Interrupt::default())
+        }
+
+        fn transcribe_interruptible(
+            &mut self,
+            pcm: &[i16],
+            opts: &AsrOptions,
+            interrupt: &Interrupt,
+        ) -> Result<Recognized, AsrError> {
+            let _ = self.started.send(opts.is_final);
+            if !opts.is_final {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    if interrupt.raised() {
+                        return Err(AsrError::Preempted);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Ok(Recognized {
+                text: format!("{} samples", pcm.len()),
+                confidence: None,
+            })
+        }
+    }
+
+    fn job(samples: usize, is_final: bool) -> AsrJob {
+        AsrJob {
+            pcm: vec![0; samples],
+            opts: AsrOptions {
+                is_final,
+                ..AsrOptions::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_final_interrupts_a_running_partial_and_busy_workers_refuse_partials() {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let pool = AsrPool::from_recognizers(vec![Box::new(Scripted {
+            started: started_tx,
+        })]);
+        // A partial is only taken by an idle worker: retry until the new thread waits.
+        let mut partial = pool.submit(job(10, false));
+        for _ in 0..2_000 {
+            match partial.try_recv() {
+                Ok(Err(AsrError::Preempted)) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    partial = pool.submit(job(10, false));
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(started.recv().expect("the partial starts"), false);
+        // The only worker is busy: another partial is refused at once.
+        let refused = pool
+            .submit(job(20, false))
+            .blocking_recv()
+            .expect("answered");
+        assert!(matches!(refused, Err(AsrError::Preempted)), "{refused:?}");
+        // A final interrupts the running partial and is then served.
+        let final_answer = pool.submit(job(30, true));
+        let partial = partial.blocking_recv().expect("answered");
+        assert!(matches!(partial, Err(AsrError::Preempted)), "{partial:?}");
+        let final_answer = final_answer.blocking_recv().expect("answered").expect("ok");
+        assert_eq!(final_answer.text, "30 samples");
+        assert_eq!(started.recv().expect("the final starts"), true);
+    }
+
+    #[test]
+    fn finals_are_taken_before_waiting_partials() {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let pool = AsrPool::from_recognizers(vec![Box::new(Scripted {
+            started: started_tx,
+        })]);
+        // Occupy the worker with a final (runs at once), then queue: the final behind it wins
+        // over nothing else; a partial cannot even queue while the worker is busy.
+        let first = pool.submit(job(1, true));
+        let second = pool.submit(job(2, true));
+        assert_eq!(
+            first.blocking_recv().expect("answered").expect("ok").text,
+            "1 samples"
+        );
+        assert_eq!(
+            second.blocking_recv().expect("answered").expect("ok").text,
+            "2 samples"
+        );
+        assert_eq!(started.try_iter().collect::<Vec<_>>(), [true, true]);
+    }
+
+    #[test]
+    fn an_empty_pool_answers_no_worker() {
+        let pool = AsrPool::from_recognizers(Vec::new());
+        let answer = pool.submit(job(1, true)).blocking_recv().expect("answered");
+        assert!(matches!(answer, Err(AsrError::NoWorker)));
     }
 }

@@ -20,7 +20,7 @@ use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::sync::{Mutex, Once};
 
-use super::{AsrError, AsrOptions, Grammar, Recognized, Recognizer};
+use super::{AsrError, AsrOptions, Grammar, Interrupt, Recognized, Recognizer};
 use crate::language::Language;
 
 const ENGINE: &str = "sphinx";
@@ -199,16 +199,40 @@ impl Decoder {
     }
 
     /// Decodes one whole utterance with the active search: the hypothesis and its path score
-    /// (log-likelihood, larger is better).
-    fn decode(&mut self, pcm: &[i16]) -> Result<(String, i32), String> {
-        // SAFETY: `self.ps` is valid for the decoder's life; `pcm` is a live slice whose
-        // length is passed alongside; the hypothesis string belongs to the decoder and is
-        // copied before the next call into it.
+    /// (log-likelihood, larger is better). `None` when `interrupt` rose halfway.
+    ///
+    /// Without an interrupt the audio goes in as one full utterance (batch cepstral mean
+    /// normalisation, the best accuracy); with one it goes in 250 ms chunks, checking the
+    /// interrupt between them (partials, where stopping early matters more).
+    fn decode(
+        &mut self,
+        pcm: &[i16],
+        interrupt: Option<&Interrupt>,
+    ) -> Result<Option<(String, i32)>, String> {
+        const CHUNK_SAMPLES: usize = 4_000;
+        // SAFETY: `self.ps` is valid for the decoder's life; `pcm` and its chunks are live
+        // slices whose lengths are passed alongside; the hypothesis string belongs to the
+        // decoder and is copied before the next call into it.
         unsafe {
             if ffi::ps_start_utt(self.ps) < 0 {
                 return Err("ps_start_utt failed".into());
             }
-            let searched = ffi::ps_process_raw(self.ps, pcm.as_ptr(), pcm.len(), 0, 1);
+            let mut searched = 0;
+            match interrupt {
+                None => searched = ffi::ps_process_raw(self.ps, pcm.as_ptr(), pcm.len(), 0, 1),
+                Some(interrupt) => {
+                    for chunk in pcm.chunks(CHUNK_SAMPLES) {
+                        if interrupt.raised() {
+                            ffi::ps_end_utt(self.ps);
+                            return Ok(None);
+                        }
+                        searched = ffi::ps_process_raw(self.ps, chunk.as_ptr(), chunk.len(), 0, 0);
+                        if searched < 0 {
+                            break;
+                        }
+                    }
+                }
+            }
             let ended = ffi::ps_end_utt(self.ps);
             if searched < 0 {
                 return Err("ps_process_raw failed".into());
@@ -219,12 +243,12 @@ impl Decoder {
             let mut score = 0i32;
             let hyp = ffi::ps_get_hyp(self.ps, &mut score);
             if hyp.is_null() {
-                return Ok((String::new(), i32::MIN));
+                return Ok(Some((String::new(), i32::MIN)));
             }
-            Ok((
+            Ok(Some((
                 CStr::from_ptr(hyp).to_string_lossy().trim().to_string(),
                 score,
-            ))
+            )))
         }
     }
 }
@@ -338,7 +362,13 @@ impl SphinxRecognizer {
     }
 
     /// Decodes `pcm` with the search `name`.
-    fn decode_with(&mut self, name: &CStr, pcm: &[i16]) -> Result<(String, i32), AsrError> {
+    /// Decodes `pcm` with the search `name`; [`AsrError::Preempted`] when `interrupt` rose.
+    fn decode_with(
+        &mut self,
+        name: &CStr,
+        pcm: &[i16],
+        interrupt: Option<&Interrupt>,
+    ) -> Result<(String, i32), AsrError> {
         if self.active.as_c_str() != name {
             if !self.decoder.use_search(name) {
                 return Err(AsrError::Engine {
@@ -348,10 +378,13 @@ impl SphinxRecognizer {
             }
             self.active = name.to_owned();
         }
-        self.decoder.decode(pcm).map_err(|reason| AsrError::Engine {
-            engine: ENGINE,
-            reason,
-        })
+        self.decoder
+            .decode(pcm, interrupt)
+            .map_err(|reason| AsrError::Engine {
+                engine: ENGINE,
+                reason,
+            })?
+            .ok_or(AsrError::Preempted)
     }
 }
 
@@ -369,13 +402,13 @@ impl SphinxRecognizer {
         search: &CStr,
         phrases: &[String],
         pcm: &[i16],
-        is_final: bool,
+        partial: Option<&Interrupt>,
     ) -> Result<String, AsrError> {
-        let (open, _) = self.decode_with(lm, pcm)?;
-        if !is_final || spot_phrase(&open, phrases).is_some() {
+        let (open, _) = self.decode_with(lm, pcm, partial)?;
+        if partial.is_some() || spot_phrase(&open, phrases).is_some() {
             return Ok(open);
         }
-        let (constrained, _) = self.decode_with(search, pcm)?;
+        let (constrained, _) = self.decode_with(search, pcm, None)?;
         let open_words: Vec<&str> = open.split_whitespace().collect();
         let shared = constrained
             .split_whitespace()
@@ -416,6 +449,18 @@ impl Recognizer for SphinxRecognizer {
     }
 
     fn transcribe(&mut self, pcm: &[i16], opts: &AsrOptions) -> Result<Recognized, AsrError> {
+        self.transcribe_interruptible(pcm, opts, &Interrupt::default())
+    }
+
+    /// Finals decode the whole utterance at once; partials decode in chunks and stop when
+    /// `interrupt` rises.
+    fn transcribe_interruptible(
+        &mut self,
+        pcm: &[i16],
+        opts: &AsrOptions,
+        interrupt: &Interrupt,
+    ) -> Result<Recognized, AsrError> {
+        let partial = (!opts.is_final).then_some(interrupt);
         if opts.language != Language::En {
             return Err(AsrError::UnsupportedLanguage {
                 engine: ENGINE,
@@ -428,7 +473,7 @@ impl Recognizer for SphinxRecognizer {
                 if pcm.is_empty() {
                     return Ok(Recognized::default());
                 }
-                self.decode_with(&lm, pcm)?.0
+                self.decode_with(&lm, pcm, partial)?.0
             }
             Some(grammar) => {
                 // Compile first, so a bad grammar is reported even for empty audio.
@@ -439,9 +484,9 @@ impl Recognizer for SphinxRecognizer {
                 let phrases = grammar.normalized_phrases()?;
                 if phrases.is_empty() {
                     // A JSGF grammar is strict: the caller's answer is one of its sentences.
-                    self.decode_with(&search, pcm)?.0
+                    self.decode_with(&search, pcm, partial)?.0
                 } else {
-                    self.decode_phrases(&lm, &search, &phrases, pcm, opts.is_final)?
+                    self.decode_phrases(&lm, &search, &phrases, pcm, partial)?
                 }
             }
         };

@@ -26,7 +26,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{AsrError, AsrOptions, Grammar, Recognized, Recognizer};
+use super::{AsrError, AsrOptions, Grammar, Interrupt, Recognized, Recognizer};
 use crate::audio::SAMPLE_RATE_HZ;
 use crate::language::Language;
 
@@ -194,6 +194,15 @@ impl Recognizer for WhisperRecognizer {
     }
 
     fn transcribe(&mut self, pcm: &[i16], opts: &AsrOptions) -> Result<Recognized, AsrError> {
+        self.transcribe_interruptible(pcm, opts, &Interrupt::default())
+    }
+
+    fn transcribe_interruptible(
+        &mut self,
+        pcm: &[i16],
+        opts: &AsrOptions,
+        interrupt: &Interrupt,
+    ) -> Result<Recognized, AsrError> {
         self.last_token_count = 0;
         if pcm.is_empty() {
             return Ok(Recognized::default());
@@ -248,13 +257,29 @@ impl Recognizer for WhisperRecognizer {
         if !prompt.is_empty() {
             params.set_tokens(&prompt);
         }
+        // Kept alive until `full` returns: whisper.cpp reads it from its compute threads.
+        let interrupt_counter = interrupt.counter().cloned();
+        if let Some(counter) = &interrupt_counter {
+            // SAFETY: the callback only reads the AtomicUsize behind the pointer, which
+            // `interrupt_counter` keeps alive for the whole `full` call below; whisper.cpp
+            // does not keep the pointer after `full` returns.
+            unsafe {
+                params.set_abort_callback(Some(abort_when_finals_wait));
+                params.set_abort_callback_user_data(
+                    std::sync::Arc::as_ptr(counter) as *mut std::ffi::c_void
+                );
+            }
+        }
 
-        self.state
-            .full(params, &self.samples_f32)
-            .map_err(|e| AsrError::Engine {
-                engine: ENGINE,
-                reason: e.to_string(),
-            })?;
+        let decoded = self.state.full(params, &self.samples_f32);
+        drop(interrupt_counter);
+        if decoded.is_err() && interrupt.raised() {
+            return Err(AsrError::Preempted);
+        }
+        decoded.map_err(|e| AsrError::Engine {
+            engine: ENGINE,
+            reason: e.to_string(),
+        })?;
 
         let token_eot = self.context.token_eot();
         let mut text = String::new();
@@ -284,6 +309,17 @@ impl Recognizer for WhisperRecognizer {
             confidence,
         })
     }
+}
+
+/// whisper.cpp's abort callback: stop while a final recognition waits for this worker.
+unsafe extern "C" fn abort_when_finals_wait(user_data: *mut std::ffi::c_void) -> bool {
+    if user_data.is_null() {
+        return false;
+    }
+    // SAFETY: `user_data` points at the AtomicUsize of the interrupt, kept alive by the caller
+    // of `full` for as long as whisper.cpp may call this.
+    let waiting = unsafe { &*(user_data as *const std::sync::atomic::AtomicUsize) };
+    waiting.load(std::sync::atomic::Ordering::Acquire) > 0
 }
 
 #[cfg(test)]

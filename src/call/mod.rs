@@ -349,9 +349,19 @@ impl CallDriver {
                                 message: "recognizer worker stopped".into(),
                             },
                         };
-                        if is_final || !matches!(result, EngineResult::Error { .. }) {
-                            let _ = results.send(result);
-                        }
+                        // A failed or pre-empted partial brought no words; the session
+                        // still hears of it, so the next partial can be asked for.
+                        let result = match result {
+                            EngineResult::Error { turn, .. } if !is_final => {
+                                EngineResult::Transcript {
+                                    turn,
+                                    is_final,
+                                    text: String::new(),
+                                }
+                            }
+                            other => other,
+                        };
+                        let _ = results.send(result);
                     });
                 }
                 SessionOutput::Converse { turn, input } => {

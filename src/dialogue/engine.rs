@@ -582,10 +582,7 @@ impl FlowDialogue {
             self.on_max(out, &node, Trigger::NoMatch);
             return;
         }
-        match node
-            .no_match
-            .get((self.no_match as usize - 1).min(node.no_match.len().saturating_sub(1)))
-        {
+        match nth_reprompt(&node.no_match, self.no_match) {
             Some(t) => self.say_template(out, t),
             None => {
                 let t = self.loaded.flow.prompts.no_match.clone();
@@ -617,10 +614,7 @@ impl FlowDialogue {
             self.on_max(out, &node, Trigger::NoInput);
             return;
         }
-        match node
-            .no_input
-            .get((self.no_input as usize - 1).min(node.no_input.len().saturating_sub(1)))
-        {
+        match nth_reprompt(&node.no_input, self.no_input) {
             Some(t) => self.say_template(out, t),
             None => {
                 let t = self.loaded.flow.prompts.no_input.clone();
@@ -1130,4 +1124,11 @@ impl Dialogue for FlowDialogue {
     ) -> BotTurn {
         self.step(input, on_prompt)
     }
+}
+
+/// The reprompt for the `count`-th miss in a row (counting from 1): the list's entry, and its
+/// last entry once the misses outrun the list; `None` for an empty list.
+fn nth_reprompt<T>(list: &[T], count: u32) -> Option<&T> {
+    let index = (count as usize).saturating_sub(1);
+    list.get(index.min(list.len().saturating_sub(1)))
 }
