@@ -350,7 +350,7 @@ impl CallAcceptor for EngineAcceptor {
             transport: call.transport.record_name().to_string(),
             from: Some(call.from.clone()),
             to: Some(call.to.clone()),
-            codec: Some(call.codec.clone()),
+            codec: call.codec.clone(),
             language: None,
             flow: None,
             vars,
@@ -358,7 +358,7 @@ impl CallAcceptor for EngineAcceptor {
         };
         match self.engines.start_call(info) {
             Ok(handle) => {
-                tracing::info!(call = %handle.id, sip_call = %call.id, from = %call.from, codec = %call.codec, "phone call answered");
+                tracing::info!(call = %handle.id, sip_call = %call.id, from = %call.from, codec = call.codec.as_deref().unwrap_or("none"), "phone call answered");
                 let context = TransferContext {
                     call_id: Some(handle.id.0.clone()),
                     events: Some(handle.events),
@@ -527,7 +527,7 @@ pub async fn bridge_with_context(
                         call_open = false;
                     }
                 }
-                Some(PhoneEvent::Hangup { reason }) => {
+                Some(PhoneEvent::Hangup { reason, .. }) => {
                     if call_open {
                         let _ = input.send(CallInput::Hangup { reason }).await;
                     }

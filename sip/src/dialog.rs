@@ -2,7 +2,8 @@
 //! requests (BYE, REFER, REGISTER).
 //!
 //! Owns: every call's signalling state (INVITE → 100 → 180 → 200 with the SDP answer → ACK;
-//! BYE either way; CANCEL; re-INVITE for hold/unhold and codec changes; INFO DTMF; session
+//! a late offer, an INVITE without SDP, gets our offer in the 200 and must be answered in the
+//! ACK, or we send BYE with `sdp.no_answer_in_ack`; BYE either way; CANCEL; re-INVITE for hold/unhold and codec changes; INFO DTMF; session
 //! timers), retransmission of our final INVITE responses until ACK over UDP (RFC 3261 17.2.1),
 //! retransmission of our requests until answered (17.1.2), trust (IP allowlist and digest
 //! challenge), and outbound registration.
@@ -24,7 +25,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use crate::auth::{self, DigestGuard, DigestParams};
 use crate::dtmf;
 use crate::message::{param, scheme_of, uri_of, Defect, MessageWriter, SipMessage, StartLine};
-use crate::sdp::{self, Codec, Negotiated, SessionDescription};
+use crate::sdp::{self, Codec, LocalSdp, MediaPorts, Negotiated, SessionDescription};
 
 /// RFC 3261 timer T1 (RTT estimate).
 pub const T1_MS: u64 = 500;
@@ -203,7 +204,10 @@ pub struct IncomingCall {
     pub from: String,
     /// The To URI.
     pub to: String,
-    pub negotiated: Negotiated,
+    /// What the offer in the INVITE and our codecs agreed on; `None` for a late offer (an
+    /// INVITE without SDP): [`SipSession::accept`] then sends our offer, and the caller's
+    /// answer in the ACK arrives as [`SipEvent::LateAnswer`] (or ends the call).
+    pub negotiated: Option<Negotiated>,
     /// Caller context: every header of the INVITE, in order.
     pub headers: Vec<(String, String)>,
 }
@@ -213,6 +217,11 @@ pub struct IncomingCall {
 pub enum SipEvent {
     /// A new call: answer it with [`SipSession::accept`] or refuse with [`SipSession::reject`].
     IncomingCall(IncomingCall),
+    /// The ACK answered the offer we sent for a late-offer call (RFC 3264): media can start.
+    LateAnswer {
+        id: SipCallId,
+        negotiated: Negotiated,
+    },
     /// A re-INVITE changed the media.
     MediaUpdated {
         id: SipCallId,
@@ -266,8 +275,11 @@ struct Call {
     route_set: Vec<String>,
     local_party: String,
     remote_party: String,
+    /// For a late offer, a placeholder until the ACK's answer arrives.
     negotiated: Negotiated,
-    local_rtp_port: u16,
+    /// The INVITE had no SDP: our 200 carries the offer, and the ACK must carry the answer.
+    late_offer: bool,
+    local_ports: MediaPorts,
     sdp_session_id: u64,
     sdp_version: u64,
     /// The last final response to an INVITE (initial or re-), for retransmission.
@@ -799,8 +811,11 @@ impl SipSession {
             );
             return self.remember_refusal(now_ms, peer, id, message, local_tag, 406);
         }
+        // No SDP: a late offer (RFC 3261 13.2.1). We offer in the 200 and read the ACK's answer.
+        let late_offer = message.body.is_empty();
         let offer = match SessionDescription::parse(&message.body) {
-            Ok(offer) => offer,
+            _ if late_offer => None,
+            Ok(offer) => Some(offer),
             Err(e) => {
                 let warning = format!("399 hotline \"{}\"", e.to_string().replace('"', "'"));
                 self.respond(
@@ -813,9 +828,10 @@ impl SipSession {
                 return self.remember_refusal(now_ms, peer, id, message, local_tag, 488);
             }
         };
-        let negotiated = match sdp::negotiate(&offer, &self.config.codecs) {
-            Ok(n) => n,
-            Err(e) => {
+        let negotiated = match offer.map(|offer| sdp::negotiate(&offer, &self.config.codecs)) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
                 let warning = format!("304 hotline \"{e}\"");
                 self.respond(
                     peer,
@@ -894,8 +910,10 @@ impl SipSession {
             local_cseq: self.rng.gen_range(1..10_000),
             remote_target,
             route_set,
-            negotiated,
-            local_rtp_port: 0,
+            negotiated: negotiated
+                .unwrap_or_else(|| placeholder_negotiated(&self.config.codecs, peer.addr.ip())),
+            late_offer,
+            local_ports: MediaPorts::pair(0),
             sdp_session_id: self.rng.gen_range(1..u32::MAX as u64),
             sdp_version: 1,
             last_invite_final: None,
@@ -966,16 +984,9 @@ impl SipSession {
             local_cseq: 0,
             remote_target: String::new(),
             route_set: Vec::new(),
-            negotiated: Negotiated {
-                codec: Codec::Pcmu,
-                payload_type: 0,
-                telephone_event_pt: None,
-                direction: sdp::Direction::Inactive,
-                remote_ip: peer.addr.ip(),
-                remote_port: 0,
-                rtcp: sdp::RtcpTarget::NextPort,
-            },
-            local_rtp_port: 0,
+            negotiated: placeholder_negotiated(&[], peer.addr.ip()),
+            late_offer: false,
+            local_ports: MediaPorts::pair(0),
             sdp_session_id: 0,
             sdp_version: 0,
             last_invite_final: Some((cseq, data)),
@@ -992,14 +1003,23 @@ impl SipSession {
         self.calls.insert(id, call);
     }
 
+    fn local_sdp(&self, call: &Call) -> LocalSdp {
+        LocalSdp {
+            ip: self.config.advertised_ip,
+            ports: call.local_ports,
+            session_id: call.sdp_session_id,
+            session_version: call.sdp_version,
+        }
+    }
+
+    /// Our answer to the caller's offer, or for a late-offer call whose ACK has not yet come,
+    /// our offer.
     fn answer_sdp(&self, call: &Call) -> String {
-        sdp::write_answer(
-            &call.negotiated,
-            self.config.advertised_ip,
-            call.local_rtp_port,
-            call.sdp_session_id,
-            call.sdp_version,
-        )
+        if call.late_offer {
+            sdp::write_offer(&self.config.codecs, &self.local_sdp(call))
+        } else {
+            sdp::write_answer(&call.negotiated, &self.local_sdp(call))
+        }
     }
 
     fn send_invite_final(
@@ -1054,15 +1074,18 @@ impl SipSession {
         self.send(peer, data);
     }
 
-    /// Answers a call: 180 Ringing, then 200 OK with our SDP on `local_rtp_port`.
-    pub fn accept(&mut self, now_ms: u64, id: &SipCallId, local_rtp_port: u16) {
+    /// Answers a call: 180 Ringing, then 200 OK with our SDP naming `ports` (a bare RTP port
+    /// means RTCP on the port above it; any other RTCP port is written as `a=rtcp`). The SDP is
+    /// our answer, or for a late offer ([`IncomingCall::negotiated`] is `None`) our offer with
+    /// every configured codec.
+    pub fn accept(&mut self, now_ms: u64, id: &SipCallId, ports: impl Into<MediaPorts>) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         if call.state != CallState::Offered {
             return;
         }
-        call.local_rtp_port = local_rtp_port;
+        call.local_ports = ports.into();
         call.state = CallState::Answered;
         self.send_ringing(id);
         let Some(call) = self.calls.get(id) else {
@@ -1298,11 +1321,38 @@ impl SipSession {
         if call.last_invite_final.as_ref().map(|(n, _)| Some(*n)) == Some(cseq) {
             call.retransmit = None;
         }
-        if call.state == CallState::Answered {
-            call.state = CallState::Confirmed;
+        if call.state != CallState::Answered {
+            return;
         }
-        // An ACK with a body answers a late offer; we always offer early, so ignore it.
-        let _ = now_ms;
+        call.state = CallState::Confirmed;
+        if !call.late_offer {
+            // An ACK to an answer we sent carries no SDP that could change anything.
+            return;
+        }
+        // The ACK must answer the offer in our 200 (RFC 3264); a BYE ends the call otherwise
+        // (RFC 3261 13.3.1.4).
+        let answer = if message.body.is_empty() {
+            Err("no SDP".to_string())
+        } else {
+            SessionDescription::parse(&message.body)
+                .and_then(|answer| sdp::accept_answer(&answer, &self.config.codecs))
+                .map_err(|e| e.to_string())
+        };
+        match answer {
+            Ok(negotiated) => {
+                call.late_offer = false;
+                call.negotiated = negotiated.clone();
+                tracing::debug!(call = %id, codec = negotiated.codec.name(), "late offer answered in the ACK");
+                self.events.push_back(SipEvent::LateAnswer {
+                    id: id.clone(),
+                    negotiated,
+                });
+            }
+            Err(why) => {
+                tracing::warn!(call = %id, %why, "the ACK did not answer our offer; hanging up");
+                self.hangup(now_ms, id, "sdp.no_answer_in_ack");
+            }
+        }
     }
 
     fn handle_cancel(&mut self, now_ms: u64, peer: Peer, id: &SipCallId, message: &SipMessage) {
@@ -1712,6 +1762,21 @@ impl SipSession {
             registered: false,
             detail,
         });
+    }
+}
+
+/// The media of a call before it has any (refused calls, late offers before the ACK): nothing
+/// flows.
+fn placeholder_negotiated(codecs: &[Codec], remote_ip: IpAddr) -> Negotiated {
+    let codec = codecs.first().copied().unwrap_or(Codec::Pcmu);
+    Negotiated {
+        codec,
+        payload_type: sdp::offer_payload_type(codec),
+        telephone_event_pt: None,
+        direction: sdp::Direction::Inactive,
+        remote_ip,
+        remote_port: 0,
+        rtcp: sdp::RtcpTarget::NextPort,
     }
 }
 

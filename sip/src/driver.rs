@@ -7,7 +7,13 @@
 //! hang-ups and transfers go in.
 //! Invariants: a call's media task ends exactly once and reports [`PhoneEvent::Hangup`] to the
 //! application exactly once; a slow application loses frames rather than stalling the media
-//! clock; RTP and RTCP ports come from the configured range in even/odd pairs.
+//! clock; RTP and RTCP ports come from the configured range in even/odd pairs (with the range
+//! `0..=0`, from the OS: then our SDP names the RTCP port with `a=rtcp`).
+//!
+//! A late-offer call (an INVITE without SDP) gets its sockets at once, for the offer in our 200,
+//! but reaches the application only when the ACK brings the caller's answer: the codec is known
+//! then. If it ends before that (no usable answer in the ACK, no ACK, BYE first), the
+//! application still gets the call, already hung up with the reason, so that it is recorded.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,10 +28,10 @@ use tokio::sync::mpsc;
 use crate::dialog::{
     EndpointConfig, IncomingCall, Peer, SipCallId, SipEvent, SipSession, TransportKind,
 };
-use crate::media::{MediaEvent, MediaSession};
+use crate::media::{MediaEvent, MediaSession, MediaStats};
 use crate::message::StreamFramer;
 use crate::rtp::Ssrc;
-use crate::sdp::Negotiated;
+use crate::sdp::{MediaPorts, Negotiated};
 
 /// The phone edge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +75,12 @@ pub enum PhoneEvent {
     Dtmf(char),
     /// A transfer did not happen; the call is still ours.
     TransferFailed { reason: String },
-    /// The call is over (the caller hung up, timed out, or our hang-up completed).
-    Hangup { reason: String },
+    /// The call is over (the caller hung up, timed out, or our hang-up completed), with the
+    /// media counters of the whole call (`None` when media never started).
+    Hangup {
+        reason: String,
+        media: Option<MediaStats>,
+    },
 }
 
 /// What the application tells one call.
@@ -98,8 +108,9 @@ pub struct PhoneCall {
     pub transport: TransportKind,
     pub from: String,
     pub to: String,
-    /// The codec name (PCMU, PCMA, ...).
-    pub codec: String,
+    /// The codec name (PCMU, PCMA, ...); `None` for a late-offer call that ended before the
+    /// caller answered our offer (its first event is the hang-up).
+    pub codec: Option<String>,
     /// The rate of the PCM in [`PhoneEvent::Audio`] and [`PhoneCommand::Audio`].
     pub pcm_rate_hz: u32,
     /// The INVITE's headers, in order.
@@ -144,6 +155,19 @@ enum MediaControl {
     Dtmf(char),
     TransferFailed(String),
     Ended(String),
+}
+
+/// A late-offer call between our 200 (with the offer) and the ACK (with the answer).
+struct LateCall {
+    incoming: IncomingCall,
+    sockets: MediaSockets,
+}
+
+/// One call's RTP and RTCP sockets and their ports.
+struct MediaSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    ports: MediaPorts,
 }
 
 /// The bound phone edge, ready to run.
@@ -214,6 +238,7 @@ impl PhoneServer {
         let mut tcp_writers: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
         let mut next_connection = 1u64;
         let mut calls: HashMap<SipCallId, mpsc::UnboundedSender<MediaControl>> = HashMap::new();
+        let mut late_calls: HashMap<SipCallId, LateCall> = HashMap::new();
         let mut ports =
             PortAllocator::new(self.config.rtp_port_min, self.config.rtp_port_max, seed);
         let mut buffer = vec![0u8; 65_536];
@@ -259,32 +284,66 @@ impl PhoneServer {
                 match event {
                     SipEvent::IncomingCall(incoming) => {
                         let id = incoming.id.clone();
-                        match self
-                            .start_call(
-                                incoming,
-                                &mut ports,
-                                acceptor.as_ref(),
-                                driver_tx.clone(),
-                                now_ms(),
-                            )
-                            .await
-                        {
-                            Ok((port, control)) => {
-                                calls.insert(id.clone(), control);
-                                session.accept(now_ms(), &id, port);
-                            }
-                            Err(Refusal::Busy) => session.reject(
-                                now_ms(),
-                                &id,
-                                486,
-                                Some(self.config.busy_retry_after_s),
-                            ),
-                            Err(Refusal::Unavailable) => session.reject(
+                        let Some(sockets) = ports.bind(self.config.bind_ip).await else {
+                            tracing::warn!(call = %id, "no free RTP port pair; refusing the call");
+                            session.reject(
                                 now_ms(),
                                 &id,
                                 503,
                                 Some(self.config.busy_retry_after_s),
+                            );
+                            continue;
+                        };
+                        let media_ports = sockets.ports;
+                        let Some(negotiated) = incoming.negotiated.clone() else {
+                            // Late offer: our 200 offers; the application hears of it at the ACK.
+                            late_calls.insert(id.clone(), LateCall { incoming, sockets });
+                            session.accept(now_ms(), &id, media_ports);
+                            continue;
+                        };
+                        match self.start_call(
+                            &incoming,
+                            negotiated,
+                            sockets,
+                            acceptor.as_ref(),
+                            driver_tx.clone(),
+                            now_ms(),
+                        ) {
+                            Ok(control) => {
+                                calls.insert(id.clone(), control);
+                                session.accept(now_ms(), &id, media_ports);
+                            }
+                            Err(refusal) => session.reject(
+                                now_ms(),
+                                &id,
+                                refusal.sip_code(),
+                                Some(self.config.busy_retry_after_s),
                             ),
+                        }
+                    }
+                    SipEvent::LateAnswer { id, negotiated } => {
+                        let Some(late) = late_calls.remove(&id) else {
+                            continue;
+                        };
+                        match self.start_call(
+                            &late.incoming,
+                            negotiated,
+                            late.sockets,
+                            acceptor.as_ref(),
+                            driver_tx.clone(),
+                            now_ms(),
+                        ) {
+                            Ok(control) => {
+                                calls.insert(id, control);
+                            }
+                            Err(refusal) => {
+                                // Already answered: the refusal can only be a BYE now.
+                                let reason = match refusal {
+                                    Refusal::Busy => "server.busy",
+                                    Refusal::Unavailable => "server.unavailable",
+                                };
+                                session.hangup(now_ms(), &id, reason);
+                            }
                         }
                     }
                     SipEvent::MediaUpdated { id, negotiated } => {
@@ -302,6 +361,8 @@ impl PhoneServer {
                     SipEvent::CallEnded { id, reason } => {
                         if let Some(control) = calls.remove(&id) {
                             let _ = control.send(MediaControl::Ended(reason));
+                        } else if let Some(late) = late_calls.remove(&id) {
+                            report_unanswered(&late.incoming, &reason, acceptor.as_ref());
                         }
                     }
                     SipEvent::Registration { registered, detail } => {
@@ -319,10 +380,15 @@ impl PhoneServer {
         for id in calls.keys().cloned().collect::<Vec<_>>() {
             session.hangup(now_ms(), &id, "server.shutdown");
         }
+        for id in late_calls.keys().cloned().collect::<Vec<_>>() {
+            session.hangup(now_ms(), &id, "server.shutdown");
+        }
         while let Some(event) = session.poll_event() {
             if let SipEvent::CallEnded { id, reason } = event {
                 if let Some(control) = calls.remove(&id) {
                     let _ = control.send(MediaControl::Ended(reason));
+                } else if let Some(late) = late_calls.remove(&id) {
+                    report_unanswered(&late.incoming, &reason, acceptor.as_ref());
                 }
             }
         }
@@ -350,21 +416,20 @@ impl PhoneServer {
         }
     }
 
-    async fn start_call(
+    /// Hands an answered call to the application and starts its media task on `sockets`.
+    fn start_call(
         &self,
-        incoming: IncomingCall,
-        ports: &mut PortAllocator,
+        incoming: &IncomingCall,
+        negotiated: Negotiated,
+        sockets: MediaSockets,
         acceptor: &dyn CallAcceptor,
         driver: mpsc::UnboundedSender<DriverMessage>,
         now_ms: u64,
-    ) -> Result<(u16, mpsc::UnboundedSender<MediaControl>), Refusal> {
-        let (rtp, rtcp, port) = ports
-            .bind(self.config.bind_ip)
-            .await
-            .ok_or(Refusal::Unavailable)?;
+    ) -> Result<mpsc::UnboundedSender<MediaControl>, Refusal> {
         let seed = rand::random::<u64>();
+        let codec = negotiated.codec;
         let media = MediaSession::new(
-            incoming.negotiated.clone(),
+            negotiated,
             Ssrc(seed as u32),
             (seed >> 32) as u16,
             (seed >> 16) as u32,
@@ -380,24 +445,62 @@ impl PhoneServer {
             transport: incoming.peer.transport,
             from: incoming.from.clone(),
             to: incoming.to.clone(),
-            codec: incoming.negotiated.codec.name().to_string(),
-            pcm_rate_hz: incoming.negotiated.codec.pcm_rate_hz(),
+            codec: Some(codec.name().to_string()),
+            pcm_rate_hz: codec.pcm_rate_hz(),
             headers: incoming.headers.clone(),
             events: event_rx,
             commands: command_tx,
         };
         acceptor.accept(call)?;
         tokio::spawn(media_task(
-            incoming.id,
+            incoming.id.clone(),
             media,
-            rtp,
-            rtcp,
+            sockets.rtp,
+            sockets.rtcp,
             event_tx,
             command_rx,
             control_rx,
             driver,
         ));
-        Ok((port, control_tx))
+        Ok(control_tx)
+    }
+}
+
+impl Refusal {
+    /// The final response that refuses a call not yet answered.
+    fn sip_code(&self) -> u16 {
+        match self {
+            Refusal::Busy => 486,
+            Refusal::Unavailable => 503,
+        }
+    }
+}
+
+/// Tells the application about a late-offer call that was answered (our 200) but ended before
+/// media could start, so that it leaves a record: a call whose only event is its hang-up.
+fn report_unanswered(incoming: &IncomingCall, reason: &str, acceptor: &dyn CallAcceptor) {
+    let (event_tx, event_rx) = mpsc::channel(1);
+    let (command_tx, _commands) = mpsc::channel(1);
+    let hangup = PhoneEvent::Hangup {
+        reason: reason.to_string(),
+        media: None,
+    };
+    if event_tx.try_send(hangup).is_err() {
+        return;
+    }
+    let call = PhoneCall {
+        id: incoming.id.clone(),
+        transport: incoming.peer.transport,
+        from: incoming.from.clone(),
+        to: incoming.to.clone(),
+        codec: None,
+        pcm_rate_hz: 8_000,
+        headers: incoming.headers.clone(),
+        events: event_rx,
+        commands: command_tx,
+    };
+    if let Err(refusal) = acceptor.accept(call) {
+        tracing::debug!(call = %incoming.id, ?refusal, "ended call not taken by the application");
     }
 }
 
@@ -473,12 +576,16 @@ impl PortAllocator {
         }
     }
 
-    async fn bind(&mut self, ip: IpAddr) -> Option<(UdpSocket, UdpSocket, u16)> {
+    async fn bind(&mut self, ip: IpAddr) -> Option<MediaSockets> {
         if self.min == 0 && self.max == 0 {
+            // Any two ports: the RTCP one is rarely RTP + 1, so the SDP names it (a=rtcp).
             let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
             let rtcp = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
-            let port = rtp.local_addr().ok()?.port();
-            return Some((rtp, rtcp, port));
+            let ports = MediaPorts {
+                rtp: rtp.local_addr().ok()?.port(),
+                rtcp: rtcp.local_addr().ok()?.port(),
+            };
+            return Some(MediaSockets { rtp, rtcp, ports });
         }
         let pairs = ((self.max - self.min) / 2 + 1) as usize;
         for _ in 0..pairs {
@@ -497,7 +604,11 @@ impl PortAllocator {
             let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await else {
                 continue;
             };
-            return Some((rtp, rtcp, port));
+            return Some(MediaSockets {
+                rtp,
+                rtcp,
+                ports: MediaPorts::pair(port),
+            });
         }
         None
     }
@@ -599,6 +710,11 @@ async fn media_task(
         }
     };
     let stats = media.stats();
-    tracing::info!(call = %id, %reason, rtp_in = stats.rtp_received, rtp_out = stats.rtp_sent, garbage = stats.dropped_garbage, "call media ended");
-    let _ = events.send(PhoneEvent::Hangup { reason }).await;
+    tracing::info!(call = %id, %reason, rtp_in = stats.rtp_received, rtp_out = stats.rtp_sent, lost = stats.lost, rtcp_in = stats.rtcp_received, garbage = stats.dropped_garbage, "call media ended");
+    let _ = events
+        .send(PhoneEvent::Hangup {
+            reason,
+            media: Some(stats),
+        })
+        .await;
 }

@@ -55,6 +55,9 @@ pub struct TickOutput {
 pub struct MediaStats {
     pub rtp_received: u64,
     pub rtp_sent: u64,
+    /// RTP packets from the caller's current source that never arrived: expected from the
+    /// sequence numbers seen minus received (RFC 3550 A.3's cumulative loss, never negative).
+    pub lost: u64,
     pub dropped_garbage: u64,
     pub dropped_foreign: u64,
     pub rtcp_received: u64,
@@ -163,6 +166,10 @@ impl MediaSession {
     /// Counters so far.
     pub fn stats(&self) -> MediaStats {
         MediaStats {
+            lost: self
+                .received
+                .expected()
+                .saturating_sub(self.received.received()),
             jitter: self.jitter.stats(),
             ..self.stats
         }

@@ -2,11 +2,13 @@
 //!
 //! Owns: reading a peer's offer, choosing one audio codec by our configured preference order,
 //! noticing telephone-event (RFC 4733), the stream direction, where the peer wants RTCP
-//! (`a=rtcp`, RFC 3605, and `a=rtcp-mux`, RFC 5761), and writing our answer.
+//! (`a=rtcp`, RFC 3605, and `a=rtcp-mux`, RFC 5761), writing our answer, and for a late offer
+//! (an INVITE without SDP) writing our offer and checking the answer that comes in the ACK.
 //! Invariants: parsing never panics on any input; an answer always names exactly one audio codec
 //! plus telephone-event when the peer offered it; an offer with no common codec is an error (488);
 //! we answer `a=rtcp-mux` exactly when the offer had it (we then send RTCP on the RTP port and
-//! already take it there). Opus is answered with RFC 7587's `opus/48000/2` and an `a=fmtp` that
+//! already take it there); our SDP names our RTCP port with `a=rtcp` whenever it is not the RTP
+//! port + 1; an answer to our offer must pick a codec we offered. Opus is answered with RFC 7587's `opus/48000/2` and an `a=fmtp` that
 //! asks for mono wideband ([`OPUS_ANSWER_FMTP`]).
 
 use std::fmt::Write as _;
@@ -436,54 +438,180 @@ pub fn negotiate(offer: &SessionDescription, preference: &[Codec]) -> Result<Neg
     Err(SdpError::NoCommonCodec)
 }
 
-/// Writes our answer (or offer) SDP for one audio stream.
-pub fn write_answer(
-    negotiated: &Negotiated,
-    local_ip: IpAddr,
-    local_rtp_port: u16,
-    session_id: u64,
-    session_version: u64,
+/// Our media sockets' ports, as written in SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaPorts {
+    pub rtp: u16,
+    /// Where we take RTCP. Written as `a=rtcp` (RFC 3605) unless it is `rtp + 1`, the port a
+    /// peer assumes without it (RFC 3550 §11).
+    pub rtcp: u16,
+}
+
+impl MediaPorts {
+    /// The RFC 3550 pair: RTCP on the RTP port + 1.
+    pub fn pair(rtp: u16) -> Self {
+        Self {
+            rtp,
+            rtcp: rtp.wrapping_add(1),
+        }
+    }
+}
+
+impl From<u16> for MediaPorts {
+    /// An RTP port with RTCP on the port above it.
+    fn from(rtp: u16) -> Self {
+        Self::pair(rtp)
+    }
+}
+
+/// Who we are in an SDP body: address, ports and the `o=` session id and version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSdp {
+    pub ip: IpAddr,
+    pub ports: MediaPorts,
+    pub session_id: u64,
+    pub session_version: u64,
+}
+
+/// The payload type we offer Opus on (dynamic, RFC 3551 §3; 111 is what most stacks use).
+pub const OPUS_OFFER_PT: u8 = 111;
+/// The payload type we offer telephone-event/8000 on (RFC 4733).
+pub const TELEPHONE_EVENT_OFFER_PT: u8 = 101;
+
+/// One codec line of an `m=audio` stream we write.
+struct WrittenFormat {
+    payload_type: u8,
+    codec: Codec,
+}
+
+/// Writes an SDP body for one audio stream: `formats` in order, then telephone-event at
+/// `telephone_event` (payload type, clock) when given. Shared by the answer and the offer.
+fn write_audio_sdp(
+    local: &LocalSdp,
+    formats: &[WrittenFormat],
+    telephone_event: Option<(u8, u32)>,
+    rtcp_mux: bool,
+    direction: Direction,
 ) -> String {
-    let family = if local_ip.is_ipv4() { "IP4" } else { "IP6" };
-    let codec = negotiated.codec;
-    let mut pts = negotiated.payload_type.to_string();
-    if let Some(te) = negotiated.telephone_event_pt {
-        let _ = write!(pts, " {te}");
+    let LocalSdp {
+        ip,
+        ports,
+        session_id,
+        session_version,
+    } = *local;
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut pts: Vec<String> = formats.iter().map(|f| f.payload_type.to_string()).collect();
+    if let Some((te, _)) = telephone_event {
+        pts.push(te.to_string());
     }
-    let mut sdp = String::with_capacity(320);
+    let mut sdp = String::with_capacity(384);
     let _ = write!(
         sdp,
-        "v=0\r\no=hotline {session_id} {session_version} IN {family} {local_ip}\r\ns=hotline\r\n\
-         c=IN {family} {local_ip}\r\nt=0 0\r\nm=audio {local_rtp_port} RTP/AVP {pts}\r\n\
-         a=rtpmap:{} {}/{}{}\r\n",
-        negotiated.payload_type,
-        codec.name(),
-        codec.rtp_clock_hz(),
-        codec.rtpmap_suffix()
+        "v=0\r\no=hotline {session_id} {session_version} IN {family} {ip}\r\ns=hotline\r\n\
+         c=IN {family} {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP {}\r\n",
+        ports.rtp,
+        pts.join(" ")
     );
-    if codec == Codec::Opus {
+    for format in formats {
+        let codec = format.codec;
         let _ = write!(
             sdp,
-            "a=fmtp:{} {OPUS_ANSWER_FMTP}\r\n",
-            negotiated.payload_type
+            "a=rtpmap:{} {}/{}{}\r\n",
+            format.payload_type,
+            codec.name(),
+            codec.rtp_clock_hz(),
+            codec.rtpmap_suffix()
         );
+        if codec == Codec::Opus {
+            let _ = write!(sdp, "a=fmtp:{} {OPUS_ANSWER_FMTP}\r\n", format.payload_type);
+        }
     }
-    if let Some(te) = negotiated.telephone_event_pt {
+    if let Some((te, clock_hz)) = telephone_event {
         let _ = write!(
             sdp,
-            "a=rtpmap:{te} telephone-event/{}\r\na=fmtp:{te} 0-16\r\n",
-            codec.rtp_clock_hz()
+            "a=rtpmap:{te} telephone-event/{clock_hz}\r\na=fmtp:{te} 0-16\r\n"
         );
     }
-    if negotiated.rtcp == RtcpTarget::Mux {
+    if rtcp_mux {
         sdp.push_str("a=rtcp-mux\r\n");
+    } else if ports.rtcp != ports.rtp.wrapping_add(1) {
+        let _ = write!(sdp, "a=rtcp:{}\r\n", ports.rtcp);
     }
-    let _ = write!(
-        sdp,
-        "a=ptime:20\r\na={}\r\n",
-        negotiated.direction.attribute()
-    );
+    let _ = write!(sdp, "a=ptime:20\r\na={}\r\n", direction.attribute());
     sdp
+}
+
+/// Writes our answer: the one codec chosen, telephone-event when the offer had it, and
+/// `a=rtcp-mux` when the offer asked for it (else `a=rtcp` when our RTCP port is not RTP + 1).
+pub fn write_answer(negotiated: &Negotiated, local: &LocalSdp) -> String {
+    let codec = negotiated.codec;
+    write_audio_sdp(
+        local,
+        &[WrittenFormat {
+            payload_type: negotiated.payload_type,
+            codec,
+        }],
+        negotiated
+            .telephone_event_pt
+            .map(|te| (te, codec.rtp_clock_hz())),
+        negotiated.rtcp == RtcpTarget::Mux,
+        negotiated.direction,
+    )
+}
+
+/// The payload type we offer a codec on: its static one, or [`OPUS_OFFER_PT`].
+pub fn offer_payload_type(codec: Codec) -> u8 {
+    codec.static_payload_type().unwrap_or(OPUS_OFFER_PT)
+}
+
+/// Writes our offer (RFC 3264 §5) for a late-offer INVITE: every codec in preference order on
+/// its payload type ([`offer_payload_type`]), telephone-event/8000 on
+/// [`TELEPHONE_EVENT_OFFER_PT`], `sendrecv`, 20 ms packets.
+pub fn write_offer(codecs: &[Codec], local: &LocalSdp) -> String {
+    let formats: Vec<WrittenFormat> = codecs
+        .iter()
+        .map(|&codec| WrittenFormat {
+            payload_type: offer_payload_type(codec),
+            codec,
+        })
+        .collect();
+    write_audio_sdp(
+        local,
+        &formats,
+        Some((TELEPHONE_EVENT_OFFER_PT, 8_000)),
+        false,
+        Direction::SendRecv,
+    )
+}
+
+/// Reads the answer to our offer ([`write_offer`] with `offered`): it must keep the audio
+/// stream and pick at least one codec we offered; the first of those (in the answer's order,
+/// RFC 3264 §6.1) is used. RTCP multiplexing is ignored because we did not offer it.
+pub fn accept_answer(
+    answer: &SessionDescription,
+    offered: &[Codec],
+) -> Result<Negotiated, SdpError> {
+    let chosen: Vec<Codec> = answer
+        .formats
+        .iter()
+        .filter_map(|f| {
+            offered.iter().copied().find(|c| {
+                if f.encoding.is_empty() {
+                    Some(f.payload_type) == c.static_payload_type()
+                } else {
+                    f.encoding.eq_ignore_ascii_case(c.name()) && f.clock_hz == c.rtp_clock_hz()
+                }
+            })
+        })
+        .collect();
+    let mut negotiated = negotiate(answer, &chosen)?;
+    if negotiated.rtcp == RtcpTarget::Mux {
+        negotiated.rtcp = match answer.rtcp {
+            Some((port, address)) => RtcpTarget::Port { port, address },
+            None => RtcpTarget::NextPort,
+        };
+    }
+    Ok(negotiated)
 }
 
 #[cfg(test)]
@@ -492,6 +620,15 @@ mod tests {
 
     const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
         m=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+
+    fn local(rtp: u16) -> LocalSdp {
+        LocalSdp {
+            ip: "127.0.0.1".parse().unwrap(),
+            ports: MediaPorts::pair(rtp),
+            session_id: 1,
+            session_version: 1,
+        }
+    }
 
     #[test]
     fn preference_order_chooses_the_codec() {
@@ -525,7 +662,7 @@ mod tests {
         .unwrap();
         let n = negotiate(&offer, &[Codec::Opus, Codec::Pcmu]).unwrap();
         assert_eq!((n.codec, n.payload_type), (Codec::Opus, 111));
-        let answer = write_answer(&n, "127.0.0.1".parse().unwrap(), 7000, 1, 1);
+        let answer = write_answer(&n, &local(7000));
         assert!(answer.contains("a=rtpmap:111 opus/48000/2\r\n"), "{answer}");
     }
 
@@ -538,7 +675,7 @@ mod tests {
             let offer = SessionDescription::parse(body).unwrap();
             let n = negotiate(&offer, &[Codec::G722, Codec::Pcmu]).unwrap();
             assert_eq!((n.codec, n.payload_type), (Codec::G722, 9));
-            let answer = write_answer(&n, "127.0.0.1".parse().unwrap(), 7000, 1, 1);
+            let answer = write_answer(&n, &local(7000));
             assert!(answer.contains("m=audio 7000 RTP/AVP 9\r\n"), "{answer}");
             assert!(answer.contains("a=rtpmap:9 G722/8000\r\n"), "{answer}");
         }
@@ -566,7 +703,7 @@ mod tests {
             (n.codec, n.payload_type, n.telephone_event_pt),
             (Codec::Opus, 96, Some(102))
         );
-        let answer = write_answer(&n, "127.0.0.1".parse().unwrap(), 7000, 1, 1);
+        let answer = write_answer(&n, &local(7000));
         assert!(
             answer.contains("m=audio 7000 RTP/AVP 96 102\r\n"),
             "{answer}"
@@ -615,13 +752,7 @@ mod tests {
         // rtcp-mux wins over a=rtcp (RFC 5761 §5.1.3 offers both for fallback).
         assert_eq!(rtcp("a=rtcp:4001\r\na=rtcp-mux\r\n"), RtcpTarget::Mux);
         let offer = SessionDescription::parse(format!("{base}a=rtcp-mux\r\n").as_bytes()).unwrap();
-        let answer = write_answer(
-            &negotiate(&offer, &[Codec::Pcmu]).unwrap(),
-            "127.0.0.1".parse().unwrap(),
-            7000,
-            1,
-            1,
-        );
+        let answer = write_answer(&negotiate(&offer, &[Codec::Pcmu]).unwrap(), &local(7000));
         assert!(answer.contains("a=rtcp-mux\r\n"), "{answer}");
         // Session-level or other streams' attributes do not count for audio.
         let offer = SessionDescription::parse(
@@ -641,6 +772,109 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_offer_lists_every_codec_in_order_with_telephone_event() {
+        let offer = write_offer(
+            &[Codec::G722, Codec::Opus, Codec::Pcmu, Codec::Pcma],
+            &local(7000),
+        );
+        assert!(
+            offer.contains("m=audio 7000 RTP/AVP 9 111 0 8 101\r\n"),
+            "{offer}"
+        );
+        for line in [
+            "a=rtpmap:9 G722/8000\r\n",
+            "a=rtpmap:111 opus/48000/2\r\n",
+            "a=rtpmap:0 PCMU/8000\r\n",
+            "a=rtpmap:8 PCMA/8000\r\n",
+            "a=rtpmap:101 telephone-event/8000\r\n",
+            "a=ptime:20\r\n",
+            "a=sendrecv\r\n",
+        ] {
+            assert!(offer.contains(line), "{line} in {offer}");
+        }
+        assert!(offer.contains(&format!("a=fmtp:111 {OPUS_ANSWER_FMTP}\r\n")));
+        assert!(!offer.contains("a=rtcp"), "RTCP on RTP + 1 needs no a=rtcp");
+        // Our own offer parses, and each codec in it can be chosen from it.
+        let parsed = SessionDescription::parse(offer.as_bytes()).unwrap();
+        for codec in [Codec::G722, Codec::Opus, Codec::Pcmu, Codec::Pcma] {
+            let n = negotiate(&parsed, &[codec]).unwrap();
+            assert_eq!(n.payload_type, offer_payload_type(codec));
+        }
+    }
+
+    #[test]
+    fn an_answer_must_pick_a_codec_we_offered() {
+        let offered = [Codec::Opus, Codec::Pcmu];
+        let answer = |body: &str| {
+            SessionDescription::parse(
+                format!("v=0\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n{body}").as_bytes(),
+            )
+            .unwrap()
+        };
+        let n = accept_answer(
+            &answer("m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"),
+            &offered,
+        )
+        .unwrap();
+        assert_eq!(
+            (n.codec, n.payload_type, n.telephone_event_pt),
+            (Codec::Pcmu, 0, Some(101))
+        );
+        assert_eq!((n.remote_port, n.direction), (4000, Direction::SendRecv));
+        // The answer's order counts, not ours.
+        let n = accept_answer(
+            &answer("m=audio 4000 RTP/AVP 0 111\r\na=rtpmap:111 opus/48000/2\r\n"),
+            &offered,
+        )
+        .unwrap();
+        assert_eq!(n.codec, Codec::Pcmu);
+        // PCMA was not offered; a refused stream (port 0) is no answer either.
+        for body in [
+            "m=audio 4000 RTP/AVP 8\r\n",
+            "m=audio 0 RTP/AVP 0\r\n",
+            "m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
+        ] {
+            assert_eq!(
+                accept_answer(&answer(body), &offered),
+                Err(SdpError::NoCommonCodec),
+                "{body}"
+            );
+        }
+        // We did not offer rtcp-mux, so an answer cannot turn it on.
+        let n = accept_answer(
+            &answer("m=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\n"),
+            &offered,
+        )
+        .unwrap();
+        assert_eq!(n.rtcp, RtcpTarget::NextPort);
+    }
+
+    #[test]
+    fn an_rtcp_port_off_the_pair_is_advertised() {
+        let offer = SessionDescription::parse(OFFER.as_bytes()).unwrap();
+        let n = negotiate(&offer, &[Codec::Pcmu]).unwrap();
+        let mut at = local(7000);
+        assert!(!write_answer(&n, &at).contains("a=rtcp"));
+        at.ports = MediaPorts {
+            rtp: 7000,
+            rtcp: 40123,
+        };
+        let answer = write_answer(&n, &at);
+        assert!(answer.contains("a=rtcp:40123\r\n"), "{answer}");
+        assert!(write_offer(&[Codec::Pcmu], &at).contains("a=rtcp:40123\r\n"));
+        // What we write is what a peer reads (RFC 3605).
+        let back = SessionDescription::parse(answer.as_bytes()).unwrap();
+        assert_eq!(back.rtcp, Some((40123, None)));
+        // With rtcp-mux RTCP shares the RTP port; a=rtcp would contradict it.
+        let muxed = Negotiated {
+            rtcp: RtcpTarget::Mux,
+            ..n
+        };
+        let answer = write_answer(&muxed, &at);
+        assert!(answer.contains("a=rtcp-mux\r\n") && !answer.contains("a=rtcp:"));
     }
 
     #[test]

@@ -105,8 +105,9 @@ fn invite_is_answered_with_trying_ringing_and_sdp() {
         panic!("{ev:?}")
     };
     assert_eq!(call.from, "sip:alice@127.0.0.1");
-    assert_eq!(call.negotiated.codec, Codec::Pcmu);
-    assert_eq!(call.negotiated.telephone_event_pt, Some(101));
+    let negotiated = call.negotiated.as_ref().expect("an offer in the INVITE");
+    assert_eq!(negotiated.codec, Codec::Pcmu);
+    assert_eq!(negotiated.telephone_event_pt, Some(101));
     s.accept(0, &call.id, 7000);
     let out = drain(&mut s);
     assert_eq!(codes(&out), vec![180, 200]);
@@ -1265,4 +1266,164 @@ fn a_transfer_without_an_answer_or_a_final_notify_times_out() {
     assert!(s
         .poll_timeout()
         .map_or(true, |t| t > 100 + TRANSFER_NO_ANSWER_MS));
+}
+
+/// A late-offer INVITE (no SDP), accepted: returns the 200 with our offer.
+fn late_offer_answered(s: &mut SipSession, call_id: &str) -> String {
+    s.handle_input(
+        0,
+        peer(),
+        &request("INVITE", call_id, 1, None, "z9hG4bK-late", "", ""),
+    );
+    let ev = events(s);
+    let [SipEvent::IncomingCall(call)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(call.negotiated, None, "nothing agreed before the answer");
+    s.accept(0, &call.id, 7000);
+    let out = drain(s);
+    assert_eq!(codes(&out), vec![100, 180, 200]);
+    out[2].clone()
+}
+
+/// The ACK to our 200, carrying `answer` (empty: no body).
+fn ack_with(call_id: &str, tag: &str, answer: &str) -> Vec<u8> {
+    request("ACK", call_id, 1, Some(tag), "z9hG4bK-ack", "", answer)
+}
+
+#[test]
+fn a_late_offer_gets_our_offer_in_the_200_and_the_ack_answer_starts_the_call() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let ok = late_offer_answered(&mut s, "late1");
+    assert!(ok.contains("Content-Type: application/sdp"), "{ok}");
+    assert!(ok.contains("m=audio 7000 RTP/AVP 0 8 101\r\n"), "{ok}");
+    assert!(ok.contains("a=rtpmap:101 telephone-event/8000\r\n"), "{ok}");
+    assert!(ok.contains("a=sendrecv\r\n") && ok.contains("a=ptime:20\r\n"));
+    assert!(events(&mut s).is_empty(), "no media before the answer");
+    let tag = to_tag(&ok);
+    let answer = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                  m=audio 6100 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    s.handle_input(20, peer(), &ack_with("late1", &tag, answer));
+    let ev = events(&mut s);
+    let [SipEvent::LateAnswer { id, negotiated }] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(id.0, "late1");
+    assert_eq!(
+        (
+            negotiated.codec,
+            negotiated.payload_type,
+            negotiated.remote_port
+        ),
+        (Codec::Pcma, 8, 6100)
+    );
+    assert_eq!(negotiated.telephone_event_pt, Some(101));
+    // The 200 is no longer retransmitted and the call is up.
+    s.handle_timeout(600);
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.active_calls(), 1);
+    // A later re-INVITE without SDP gets the agreed codec as our offer, not the full list.
+    s.handle_input(
+        1000,
+        peer(),
+        &request("INVITE", "late1", 2, Some(&tag), "z9hG4bK-re", "", ""),
+    );
+    let out = drain(&mut s);
+    assert!(
+        out[0].contains("m=audio 7000 RTP/AVP 8 101\r\n"),
+        "{}",
+        out[0]
+    );
+}
+
+#[test]
+fn a_late_offer_ack_without_sdp_ends_the_call_with_bye() {
+    let mut s = SipSession::new(config(), 1, 0);
+    let ok = late_offer_answered(&mut s, "late2");
+    let tag = to_tag(&ok);
+    s.handle_input(20, peer(), &ack_with("late2", &tag, ""));
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].starts_with("BYE "), "{}", out[0]);
+    assert!(out[0].contains("sdp.no_answer_in_ack"), "{}", out[0]);
+    assert_eq!(
+        events(&mut s),
+        vec![SipEvent::CallEnded {
+            id: SipCallId("late2".into()),
+            reason: "sdp.no_answer_in_ack".into()
+        }]
+    );
+    assert_eq!(s.active_calls(), 0);
+}
+
+#[test]
+fn a_late_offer_answered_with_a_codec_we_did_not_offer_ends_with_bye() {
+    // We offer PCMU and PCMA; G.722 and garbage are not answers to that.
+    for (call_id, answer) in [
+        (
+            "late3",
+            "v=0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6100 RTP/AVP 9\r\n",
+        ),
+        ("late4", "v=0\r\nthis is not sdp\r\n"),
+        (
+            "late5",
+            "v=0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n",
+        ),
+    ] {
+        let mut s = SipSession::new(config(), 1, 0);
+        let ok = late_offer_answered(&mut s, call_id);
+        let tag = to_tag(&ok);
+        s.handle_input(20, peer(), &ack_with(call_id, &tag, answer));
+        let out = drain(&mut s);
+        assert!(
+            out.len() == 1 && out[0].starts_with("BYE "),
+            "{answer}: {out:?}"
+        );
+        let ev = events(&mut s);
+        assert!(
+            matches!(&ev[..], [SipEvent::CallEnded { reason, .. }] if reason == "sdp.no_answer_in_ack"),
+            "{answer}: {ev:?}"
+        );
+    }
+}
+
+#[test]
+fn our_rtcp_port_is_advertised_when_it_is_not_rtp_plus_one() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(0, peer(), &invite("r1"));
+    events(&mut s);
+    s.accept(
+        0,
+        &SipCallId("r1".into()),
+        MediaPorts {
+            rtp: 7000,
+            rtcp: 41234,
+        },
+    );
+    let ok = drain(&mut s).pop().unwrap();
+    assert!(ok.contains("m=audio 7000 "), "{ok}");
+    assert!(ok.contains("a=rtcp:41234\r\n"), "{ok}");
+    // The same for the offer of a late-offer call.
+    s.handle_input(
+        0,
+        peer(),
+        &request("INVITE", "r2", 1, None, "z9hG4bK-r2", "", ""),
+    );
+    events(&mut s);
+    s.accept(
+        0,
+        &SipCallId("r2".into()),
+        MediaPorts {
+            rtp: 7002,
+            rtcp: 41236,
+        },
+    );
+    let ok = drain(&mut s).pop().unwrap();
+    assert!(ok.contains("a=rtcp:41236\r\n"), "{ok}");
+    // The usual pair needs no attribute.
+    s.handle_input(0, peer(), &invite("r3"));
+    events(&mut s);
+    s.accept(0, &SipCallId("r3".into()), 7004);
+    let ok = drain(&mut s).pop().unwrap();
+    assert!(!ok.contains("a=rtcp"), "{ok}");
 }
