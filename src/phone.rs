@@ -9,7 +9,8 @@
 //! itself (the call task answers each frame); a caller's hang-up reaches the call as
 //! [`CallInput::Hangup`] exactly once. A transfer goes out as REFER with the call's context
 //! (record id, reason, last intent and slots) and its failure comes back to the call as
-//! [`CallInput::TransferFailed`]; the call stays up then.
+//! [`CallInput::TransferFailed`]; the call stays up then. The line's media counters at hang-up
+//! become the record's `call_end` ([`call_media`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,11 +23,13 @@ use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig
 use hotline_sip::driver::{
     CallAcceptor, PhoneCall, PhoneCommand, PhoneConfig, PhoneEvent, PhoneServer, Refusal,
 };
+use hotline_sip::media::MediaStats;
 use hotline_sip::sdp::Codec;
 
 use crate::audio::resample::StreamResampler;
 use crate::audio::{Frame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
-use crate::call::{CallError, CallInfo, CallInput, CallOutput, Engines};
+use crate::call::{CallError, CallInfo, CallInput, CallOutput, Engines, MediaReport};
+use crate::session::event::CallMedia;
 use crate::session::{CallEvent, EventKind};
 
 /// A `[sip]` value that parses but makes no sense; names the key.
@@ -356,12 +359,13 @@ impl CallAcceptor for EngineAcceptor {
             vars,
             tracks_transfers: true,
         };
-        match self.engines.start_call(info) {
-            Ok(handle) => {
+        match self.engines.start_call_reporting_media(info) {
+            Ok((handle, media_report)) => {
                 tracing::info!(call = %handle.id, sip_call = %call.id, from = %call.from, codec = call.codec.as_deref().unwrap_or("none"), "phone call answered");
                 let context = TransferContext {
                     call_id: Some(handle.id.0.clone()),
                     events: Some(handle.events),
+                    media_report: Some(media_report),
                 };
                 tokio::spawn(bridge_with_context(
                     call,
@@ -443,13 +447,28 @@ pub async fn bridge(
     bridge_with_context(call, input, output, TransferContext::default()).await
 }
 
-/// What a transfer tells the PBX about the call (REFER headers, see `sip/PBX.md`).
+/// What a transfer tells the PBX about the call (REFER headers, see `sip/PBX.md`), and where
+/// the line's media counters go at the end.
 #[derive(Default)]
 pub struct TransferContext {
     /// The call's record id (`X-Hotline-Call`).
     pub call_id: Option<String>,
     /// The call's events, for the last intent and the slots filled.
     pub events: Option<broadcast::Receiver<CallEvent>>,
+    /// Where the media counters go when the line hangs up (the record's `call_end`).
+    pub media_report: Option<MediaReport>,
+}
+
+/// The record's view of the line's counters.
+pub fn call_media(stats: &MediaStats) -> CallMedia {
+    CallMedia {
+        packets_in: stats.rtp_received,
+        packets_out: stats.rtp_sent,
+        lost: stats.lost,
+        late: stats.jitter.late,
+        concealed_frames: stats.jitter.concealed_frames,
+        rtcp_in: stats.rtcp_received,
+    }
 }
 
 /// The REFER headers for a transfer: record id, reason, last intent, slots.
@@ -527,7 +546,11 @@ pub async fn bridge_with_context(
                         call_open = false;
                     }
                 }
-                Some(PhoneEvent::Hangup { reason, .. }) => {
+                Some(PhoneEvent::Hangup { reason, media }) => {
+                    // Counters first: the call's record is closed soon after it hears the hang-up.
+                    if let (Some(report), Some(stats)) = (context.media_report.take(), media) {
+                        report.send(call_media(&stats));
+                    }
                     if call_open {
                         let _ = input.send(CallInput::Hangup { reason }).await;
                     }

@@ -7,6 +7,11 @@
 //! TTS, dialogue on the blocking pool) and feeds their results back tagged with the turn they
 //! belong to. Events go to the call's record and to live subscribers.
 //!
+//! A transport that counts media packets starts the call with
+//! [`Engines::start_call_reporting_media`] and sends its counters once through the
+//! [`MediaReport`] when the line is down; the driver waits for them (at most
+//! [`MEDIA_REPORT_WAIT`]) after the call ends and writes them as the record's `call_end`.
+//!
 //! Invariant: the driver never blocks on an engine; heavy work runs off the media path.
 
 pub mod record;
@@ -16,13 +21,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::asr::{AsrError, AsrJob, AsrOptions, AsrPool};
 use crate::audio::Frame;
 use crate::config::Config;
 use crate::dialogue::{factory_from_config, CallContext, Dialogue, DialogueError, DialogueFactory};
 use crate::language::Language;
+use crate::session::event::CallMedia;
 use crate::session::{CallEvent, CallSession, EventKind, SessionOutput, TurnId};
 use crate::tts::{TtsError, TtsService};
 use record::CallRecord;
@@ -108,6 +114,23 @@ pub struct CallHandle {
     pub events: broadcast::Receiver<CallEvent>,
 }
 
+/// How long a finished call waits for its transport's media counters before the record is
+/// closed without them (the line hangs up in milliseconds; this only bounds a stuck transport).
+pub const MEDIA_REPORT_WAIT: Duration = Duration::from_secs(3);
+
+/// A transport's promise to report the call's media counters once, when its line is down.
+/// Dropping it unsent closes the record without `call_end`.
+#[derive(Debug)]
+pub struct MediaReport(oneshot::Sender<CallMedia>);
+
+impl MediaReport {
+    /// Sends the counters for the record's `call_end`.
+    pub fn send(self, media: CallMedia) {
+        // The call may be gone already (it stopped waiting); then there is nothing to record.
+        let _ = self.0.send(media);
+    }
+}
+
 /// The engines and settings shared by every call.
 pub struct Engines {
     pub config: Config,
@@ -141,6 +164,25 @@ impl Engines {
 
     /// Starts one call's driver task. Must be called inside a tokio runtime.
     pub fn start_call(self: &Arc<Self>, info: CallInfo) -> Result<CallHandle, CallError> {
+        self.start(info, None)
+    }
+
+    /// [`Engines::start_call`] for a transport that counts media packets: the call's record
+    /// ends with `call_end` and the counters sent through the [`MediaReport`].
+    pub fn start_call_reporting_media(
+        self: &Arc<Self>,
+        info: CallInfo,
+    ) -> Result<(CallHandle, MediaReport), CallError> {
+        let (report, media) = oneshot::channel();
+        let handle = self.start(info, Some(media))?;
+        Ok((handle, MediaReport(report)))
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        info: CallInfo,
+        media: Option<oneshot::Receiver<CallMedia>>,
+    ) -> Result<CallHandle, CallError> {
         let slot = CallSlot::take(&self.active, self.config.server.max_calls)?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -170,6 +212,7 @@ impl Engines {
             record: Some(record),
             events: events_tx,
             output: output_tx,
+            media,
             _slot: slot,
         };
         tracing::info!(call = %id, transport = %info.transport, from = ?info.from, "call started");
@@ -240,6 +283,8 @@ struct CallDriver {
     record: Option<CallRecord>,
     events: broadcast::Sender<CallEvent>,
     output: mpsc::Sender<CallOutput>,
+    /// The transport's media counters, when it reports them.
+    media: Option<oneshot::Receiver<CallMedia>>,
     _slot: CallSlot,
 }
 
@@ -294,6 +339,21 @@ impl CallDriver {
                 _ = sleep_until(timeout) => self.session.handle_timeout(start.elapsed()),
             }
             self.drain(&results_tx).await;
+        }
+        if let Some(media) = self.media.take() {
+            // The caller's hang-up comes with the counters; ours waits for the line to go down.
+            if let Ok(Ok(media)) = tokio::time::timeout(MEDIA_REPORT_WAIT, media).await {
+                let event = CallEvent {
+                    t_ms: start.elapsed().as_millis() as u64,
+                    kind: EventKind::CallEnd { media },
+                };
+                if let Some(record) = self.record.as_mut() {
+                    if let Err(e) = record.event(&event) {
+                        tracing::error!(call = %self.id, "call record: {e}");
+                    }
+                }
+                let _ = self.events.send(event);
+            }
         }
         if let Some(record) = self.record.take() {
             match record.finish() {

@@ -99,6 +99,26 @@ pub enum EventKind {
     Error { code: String, message: String },
     /// The call ended.
     Hangup { reason: String },
+    /// The record's last line, after `hangup`, from transports that count media packets (phone
+    /// calls): the whole call's counters. Not written when media never started.
+    CallEnd { media: CallMedia },
+}
+
+/// A call's media counters, as the transport saw them (the `media` of `call_end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CallMedia {
+    /// RTP packets received from the caller.
+    pub packets_in: u64,
+    /// RTP packets sent to the caller.
+    pub packets_out: u64,
+    /// Caller packets that never arrived (from their sequence numbers).
+    pub lost: u64,
+    /// Caller packets that arrived after their playout time and were dropped.
+    pub late: u64,
+    /// 20 ms frames filled by concealment because nothing was there to play.
+    pub concealed_frames: u64,
+    /// RTCP packets received from the caller.
+    pub rtcp_in: u64,
 }
 
 impl EventKind {
@@ -121,6 +141,7 @@ impl EventKind {
             EventKind::KnowledgeGap { .. } => "knowledge_gap",
             EventKind::Error { .. } => "error",
             EventKind::Hangup { .. } => "hangup",
+            EventKind::CallEnd { .. } => "call_end",
         }
     }
 }
