@@ -314,6 +314,35 @@ fn rtcp_reports_are_exchanged_with_baresip() {
     }
     let events = hotline.one_call(Duration::from_secs(20));
     assert_eq!(first(&events, "call_start")["codec"], "PCMU");
+    // hotline's own count, in the record's media counters (written just after the hang-up).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let end = loop {
+        let events: Vec<serde_json::Value> = hotline
+            .call_dirs()
+            .iter()
+            .filter_map(|dir| common::records::read_events(&dir.join("events.jsonl")))
+            .flatten()
+            .collect();
+        if let Some(end) = events.into_iter().find(|e| e["type"] == "call_end") {
+            break end;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record ends with call_end:\n{}",
+            hotline.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rtcp_in = end["media"]["rtcp_in"].as_u64().unwrap_or(0);
+    assert!(
+        rtcp_in > 0 && rtcp_in as usize <= relay.rtcp(false).len(),
+        "hotline counted baresip's RTCP ({} datagrams relayed): {end}",
+        relay.rtcp(false).len()
+    );
+    assert!(
+        end["media"]["packets_in"].as_u64().unwrap_or(0) > 200,
+        "{end}"
+    );
 }
 
 /// The cumulative packets lost (RFC 3550 6.4.1, signed 24 bits) of the first report block of an
