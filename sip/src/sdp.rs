@@ -8,8 +8,9 @@
 //! plus telephone-event when the peer offered it; an offer with no common codec is an error (488);
 //! we answer `a=rtcp-mux` exactly when the offer had it (we then send RTCP on the RTP port and
 //! already take it there); our SDP names our RTCP port with `a=rtcp` whenever it is not the RTP
-//! port + 1; an answer to our offer must pick a codec we offered. Opus is answered with RFC 7587's `opus/48000/2` and an `a=fmtp` that
-//! asks for mono wideband ([`OPUS_ANSWER_FMTP`]).
+//! port + 1; an answer to our offer must pick a codec we offered. Opus is answered (and offered)
+//! with RFC 7587's `opus/48000/2` and an `a=fmtp` that asks for mono wideband
+//! ([`OPUS_ANSWER_FMTP`]).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
