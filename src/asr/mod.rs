@@ -31,7 +31,7 @@ use crate::language::Language;
 
 /// Tells a running partial recognition that a final one is waiting for its worker.
 ///
-/// Engines poll [`Interrupt::raised`] at safe points (between audio chunks, inside whisper.cpp's
+/// Engines poll [`Interrupt::raised`] at safe points (before a decode starts, inside whisper.cpp's
 /// abort callback) and give up with [`AsrError::Preempted`]. The default never rises.
 #[derive(Debug, Clone, Default)]
 pub struct Interrupt(Option<Arc<AtomicUsize>>);

@@ -9,7 +9,8 @@
 //! - Finals go first: a worker takes the oldest waiting final before any partial.
 //! - Partials are a nicety: one is queued only when a worker is idle (else it is answered with
 //!   [`AsrError::Preempted`]), and a running partial is interrupted as soon as a final waits
-//!   (engines check the [`Interrupt`] between chunks). So a final waits for at most one
+//!   (engines check the [`Interrupt`] where they can: whisper.cpp while it computes, Sphinx
+//!   before a partial starts). So a final waits for at most one
 //!   partial's next check, not for a queue of them.
 //! - A job whose receiver was dropped before a worker picked it up is skipped; one dropped
 //!   while it runs finishes and its result is discarded (send errors are ignored).

@@ -199,40 +199,29 @@ impl Decoder {
     }
 
     /// Decodes one whole utterance with the active search: the hypothesis and its path score
-    /// (log-likelihood, larger is better). `None` when `interrupt` rose halfway.
+    /// (log-likelihood, larger is better). `None` when `interrupt` had risen before the decode
+    /// began.
     ///
-    /// Without an interrupt the audio goes in as one full utterance (batch cepstral mean
-    /// normalisation, the best accuracy); with one it goes in 250 ms chunks, checking the
-    /// interrupt between them (partials, where stopping early matters more).
+    /// The audio always goes in as one full utterance: feeding it in chunks would move the
+    /// decoder onto live cepstral mean normalisation, whose running state then leaks into the
+    /// next utterances (other turns, other calls) and changes what they are heard as. A partial
+    /// window is short, so checking the interrupt only before it starts bounds the wait.
     fn decode(
         &mut self,
         pcm: &[i16],
         interrupt: Option<&Interrupt>,
     ) -> Result<Option<(String, i32)>, String> {
-        const CHUNK_SAMPLES: usize = 4_000;
-        // SAFETY: `self.ps` is valid for the decoder's life; `pcm` and its chunks are live
-        // slices whose lengths are passed alongside; the hypothesis string belongs to the
-        // decoder and is copied before the next call into it.
+        if interrupt.is_some_and(Interrupt::raised) {
+            return Ok(None);
+        }
+        // SAFETY: `self.ps` is valid for the decoder's life; `pcm` is a live slice whose
+        // length is passed alongside; the hypothesis string belongs to the decoder and is
+        // copied before the next call into it.
         unsafe {
             if ffi::ps_start_utt(self.ps) < 0 {
                 return Err("ps_start_utt failed".into());
             }
-            let mut searched = 0;
-            match interrupt {
-                None => searched = ffi::ps_process_raw(self.ps, pcm.as_ptr(), pcm.len(), 0, 1),
-                Some(interrupt) => {
-                    for chunk in pcm.chunks(CHUNK_SAMPLES) {
-                        if interrupt.raised() {
-                            ffi::ps_end_utt(self.ps);
-                            return Ok(None);
-                        }
-                        searched = ffi::ps_process_raw(self.ps, chunk.as_ptr(), chunk.len(), 0, 0);
-                        if searched < 0 {
-                            break;
-                        }
-                    }
-                }
-            }
+            let searched = ffi::ps_process_raw(self.ps, pcm.as_ptr(), pcm.len(), 0, 1);
             let ended = ffi::ps_end_utt(self.ps);
             if searched < 0 {
                 return Err("ps_process_raw failed".into());
@@ -452,8 +441,8 @@ impl Recognizer for SphinxRecognizer {
         self.transcribe_interruptible(pcm, opts, &Interrupt::default())
     }
 
-    /// Finals decode the whole utterance at once; partials decode in chunks and stop when
-    /// `interrupt` rises.
+    /// Partials give way when `interrupt` has risen before their decode starts (see
+    /// [`Decoder::decode`]); finals always run.
     fn transcribe_interruptible(
         &mut self,
         pcm: &[i16],
