@@ -213,6 +213,16 @@ pub fn replay(
                                 text: out.text,
                             },
                         ),
+                        // A partial that failed (or found the real pool's worker between
+                        // jobs) brought no words, as in the live driver.
+                        Ok(Err(_)) if !is_final => (
+                            Duration::ZERO,
+                            Pending::Transcript {
+                                turn,
+                                is_final,
+                                text: String::new(),
+                            },
+                        ),
                         Ok(Err(e)) => (
                             Duration::ZERO,
                             Pending::Error {
