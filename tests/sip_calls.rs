@@ -14,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::hotline::InProcessHotline;
-use common::pcap::{dtmf_tone, from_ulaw, g711_encode, g711_silence, wav_data, RtpStream, PT_PCMU};
+use common::pcap::{dtmf_tone, g711_encode, support_request_pcap, RtpStream, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{dtmf_digits, final_transcripts, first};
 use common::relay::MediaRelay;
-use common::shared::shared;
 use common::sipp::Sipp;
 
 /// hotline's public address, where the relay listens.
@@ -49,27 +48,9 @@ async fn run_sipp(sipp: Sipp) {
     .expect("join");
 }
 
-/// The recorded caller as 20 ms RTP packets of PCMU (pt 0) or PCMA (pt 8), after a short lead-in
-/// of silence, followed by trailing silence so the endpoint is reached.
-fn caller_pcap(dir: &Path, payload_type: u8) -> PathBuf {
-    let (format, data) = wav_data(&shared(
-        "audio/telephone/speak-to-customer-support_mulaw8k.wav",
-    ));
-    assert_eq!(format, 7, "the recording is µ-law");
-    let silence = g711_silence(payload_type);
-    let mut payload: Vec<u8> = vec![silence; 8_000];
-    payload.extend(from_ulaw(payload_type, &data));
-    payload.extend(std::iter::repeat_n(silence, 16_000));
-    let mut stream = RtpStream::default();
-    stream.push_g711(payload_type, 0, &payload, silence);
-    let path = dir.join(format!("caller-{payload_type}.pcap"));
-    stream.write_pcap(&path);
-    path
-}
-
 async fn caller_is_heard_and_greeted(payload_type: u8, codec: &str) {
     let work = tempfile::tempdir().expect("tempdir");
-    let pcap = caller_pcap(work.path(), payload_type);
+    let pcap = support_request_pcap(work.path(), payload_type);
     let (hotline, relay) = start_hotline(&format!("codecs = [\"{codec}\"]")).await;
     run_sipp(
         Sipp::scenario("uac_utterance.xml")

@@ -9,38 +9,19 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use common::hotline::InProcessHotline;
-use common::pcap::{from_ulaw, g711_silence, wav_data, RtpStream, PT_PCMU};
+use common::pcap::{support_request_pcap, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{first, of_type, read_events};
 use common::relay::MediaRelay;
-use common::shared::shared;
 use common::sipp::Sipp;
 
 /// hotline's public address, where the relay listens.
 const PUBLIC_IP: &str = "127.0.0.3";
-
-/// The recorded caller as PCMU RTP after a second of silence, then two seconds of silence.
-fn caller_pcap(dir: &Path) -> PathBuf {
-    let (format, data) = wav_data(&shared(
-        "audio/telephone/speak-to-customer-support_mulaw8k.wav",
-    ));
-    assert_eq!(format, 7, "the recording is µ-law");
-    let silence = g711_silence(PT_PCMU);
-    let mut payload: Vec<u8> = vec![silence; 8_000];
-    payload.extend(from_ulaw(PT_PCMU, &data));
-    payload.extend(std::iter::repeat_n(silence, 16_000));
-    let mut stream = RtpStream::default();
-    stream.push_g711(PT_PCMU, 0, &payload, silence);
-    let path = dir.join("caller-late-offer.pcap");
-    stream.write_pcap(&path);
-    path
-}
 
 /// Waits until the only call record holds `kind`, and returns its events.
 async fn record_with(hotline: &InProcessHotline, kind: &str, within: Duration) -> Vec<Value> {
@@ -65,7 +46,7 @@ async fn record_with(hotline: &InProcessHotline, kind: &str, within: Duration) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_offer_answered_with_pcmu_in_the_ack_is_a_pcmu_call() {
     let work = tempfile::tempdir().expect("tempdir");
-    let pcap = caller_pcap(work.path());
+    let pcap = support_request_pcap(work.path(), PT_PCMU);
     let rtp = RtpPorts::free(2);
     let relay = MediaRelay::start(PUBLIC_IP, &rtp);
     // The default codec list (wideband first): the offer lists them all, the caller picks PCMU.

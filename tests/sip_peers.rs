@@ -19,17 +19,7 @@ use common::ports::RtpPorts;
 use common::records::{final_transcripts, first, loud_frames};
 use common::relay::MediaRelay;
 use common::shared::shared;
-use common::sipp::{Sipp, SippRun};
-
-/// The `[sip]` body for registering as 1001 at a registrar on `registrar_port`.
-fn registration_config(registrar_port: u16, password: &str) -> String {
-    format!(
-        "port = 0\n{}\
-         [sip.registration]\nregistrar = \"127.0.0.1:{registrar_port}\"\nusername = \"1001\"\n\
-         password = \"{password}\"\nexpires_s = 300\n",
-        RtpPorts::free(2).toml()
-    )
-}
+use common::sipp::{registration_config, Sipp, SippRun};
 
 /// A SIPp registrar (`registrar.xml`) for user 1001 with password s3cret, granting 120 s.
 fn registrar(work: &std::path::Path) -> SippRun {

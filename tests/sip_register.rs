@@ -10,18 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::hotline::Hotline;
-use common::ports::RtpPorts;
-use common::sipp::Sipp;
-
-/// The `[sip]` body for registering as 1001 at a registrar on `registrar_port`.
-fn registration_config(registrar_port: u16, password: &str) -> String {
-    format!(
-        "port = 0\n{}\
-         [sip.registration]\nregistrar = \"127.0.0.1:{registrar_port}\"\nusername = \"1001\"\n\
-         password = \"{password}\"\nexpires_s = 300\n",
-        RtpPorts::free(2).toml()
-    )
-}
+use common::sipp::{registration_config, Sipp};
 
 #[test]
 fn registers_through_a_proxy_challenge_then_a_registrar_challenge_and_refreshes() {

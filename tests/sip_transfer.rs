@@ -13,17 +13,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use common::hotline::InProcessHotline;
-use common::pcap::{from_ulaw, g711_silence, wav_data, RtpStream, PT_PCMU};
+use common::pcap::{support_request_pcap, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{first, of_type};
 use common::relay::MediaRelay;
-use common::shared::shared;
 use common::sipp::Sipp;
 
 /// hotline's public address, where the relay listens.
@@ -43,24 +41,6 @@ async fn start_hotline() -> (InProcessHotline, MediaRelay) {
     (hotline, relay)
 }
 
-/// The recorded caller asking for customer support, as PCMU RTP, after 1 s of silence and
-/// followed by 2 s of silence so the endpoint is reached.
-fn caller_pcap(dir: &Path) -> PathBuf {
-    let (format, data) = wav_data(&shared(
-        "audio/telephone/speak-to-customer-support_mulaw8k.wav",
-    ));
-    assert_eq!(format, 7, "the recording is µ-law");
-    let silence = g711_silence(PT_PCMU);
-    let mut payload: Vec<u8> = vec![silence; 8_000];
-    payload.extend(from_ulaw(PT_PCMU, &data));
-    payload.extend(std::iter::repeat_n(silence, 16_000));
-    let mut stream = RtpStream::default();
-    stream.push_g711(PT_PCMU, 0, &payload, silence);
-    let path = dir.join("caller.pcap");
-    stream.write_pcap(&path);
-    path
-}
-
 /// Runs one SIPp caller with `scenario` against hotline; fails unless SIPp succeeds. Returns
 /// the call's record.
 async fn call(scenario: &str, extra_keys: &[(&str, &str)]) -> (Vec<Value>, MediaRelay) {
@@ -77,7 +57,7 @@ async fn call(scenario: &str, extra_keys: &[(&str, &str)]) -> (Vec<Value>, Media
     }
     tokio::task::spawn_blocking(move || {
         let work = tempfile::tempdir().expect("tempdir");
-        let pcap = caller_pcap(work.path());
+        let pcap = support_request_pcap(work.path(), PT_PCMU);
         sipp.key("pcap", pcap.display()).run_ok(work.path())
     })
     .await

@@ -204,3 +204,22 @@ pub fn write_pcap(path: &Path, packets: &[(u64, Vec<u8>)]) {
     }
     std::fs::write(path, out).unwrap_or_else(|e| panic!("write pcap {}: {e}", path.display()));
 }
+
+/// The shared recording of a caller asking for customer support, as 20 ms G.711 RTP packets
+/// (`payload_type` PCMU or PCMA) after 1 s of silence and followed by 2 s of silence so the
+/// endpoint is reached; written to `dir` as a pcap for SIPp's `play_pcap_audio`.
+pub fn support_request_pcap(dir: &Path, payload_type: u8) -> std::path::PathBuf {
+    let (format, data) = wav_data(&crate::common::shared::shared(
+        "audio/telephone/speak-to-customer-support_mulaw8k.wav",
+    ));
+    assert_eq!(format, 7, "the recording is µ-law");
+    let silence = g711_silence(payload_type);
+    let mut payload: Vec<u8> = vec![silence; 8_000];
+    payload.extend(from_ulaw(payload_type, &data));
+    payload.extend(std::iter::repeat_n(silence, 16_000));
+    let mut stream = RtpStream::default();
+    stream.push_g711(payload_type, 0, &payload, silence);
+    let path = dir.join(format!("support-request-{payload_type}.pcap"));
+    stream.write_pcap(&path);
+    path
+}

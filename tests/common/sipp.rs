@@ -175,3 +175,14 @@ impl Drop for SippRun {
         }
     }
 }
+
+/// hotline's `[sip]` body for registering as 1001 (with `password`) at a SIPp registrar on
+/// `registrar_port`, with free RTP ports.
+pub fn registration_config(registrar_port: u16, password: &str) -> String {
+    format!(
+        "port = 0\n{}\
+         [sip.registration]\nregistrar = \"127.0.0.1:{registrar_port}\"\nusername = \"1001\"\n\
+         password = \"{password}\"\nexpires_s = 300\n",
+        crate::common::ports::RtpPorts::free(2).toml()
+    )
+}

@@ -613,15 +613,7 @@ fn untrusted_callers_are_challenged_or_refused() {
 
 #[test]
 fn registration_answers_the_challenge_refreshes_and_backs_off() {
-    let mut cfg = config();
-    cfg.registration = Some(RegistrationConfig {
-        registrar: "127.0.0.1:5090".parse().unwrap(),
-        domain: "pbx.example".into(),
-        username: "1001".into(),
-        password: "pw".into(),
-        expires_s: 300,
-    });
-    let mut s = SipSession::new(cfg, 1, 0);
+    let mut s = registering("pbx.example");
     s.handle_timeout(0);
     let out = drain(&mut s);
     assert!(
@@ -674,15 +666,7 @@ fn registration_answers_the_challenge_refreshes_and_backs_off() {
 
 #[test]
 fn registration_answers_a_proxy_challenge_with_proxy_authorization() {
-    let mut cfg = config();
-    cfg.registration = Some(RegistrationConfig {
-        registrar: "127.0.0.1:5090".parse().unwrap(),
-        domain: String::new(),
-        username: "1001".into(),
-        password: "pw".into(),
-        expires_s: 300,
-    });
-    let mut s = SipSession::new(cfg, 1, 0);
+    let mut s = registering("");
     s.handle_timeout(0);
     let register = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
     let challenge = MessageWriter::response(407)
@@ -708,15 +692,7 @@ fn registration_answers_a_proxy_challenge_with_proxy_authorization() {
 
 #[test]
 fn registration_failure_backs_off() {
-    let mut cfg = config();
-    cfg.registration = Some(RegistrationConfig {
-        registrar: "127.0.0.1:5090".parse().unwrap(),
-        domain: String::new(),
-        username: "1001".into(),
-        password: "pw".into(),
-        expires_s: 300,
-    });
-    let mut s = SipSession::new(cfg, 1, 0);
+    let mut s = registering("");
     s.handle_timeout(0);
     let register = SipMessage::parse(drain(&mut s)[0].as_bytes()).unwrap();
     s.handle_input(
