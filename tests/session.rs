@@ -338,3 +338,107 @@ fn dtmf_interrupts_and_starts_a_turn() {
     assert!(h.feed(&Frame::silence()).is_none(), "the prompt stopped");
     assert!(h.outputs.iter().any(|(_, o)| matches!(o, SessionOutput::Converse { input: CallerInput::Dtmf { digit: '1' }, turn } if *turn == TurnId(1))));
 }
+
+/// Three sentences with short pauses: each pause ends an utterance, and each final arrives
+/// only after the caller has started the next sentence (real recognizers take 0.3–1.5 s).
+/// Every sentence must reach the dialogue, in order, in one request.
+#[test]
+fn finals_that_arrive_after_the_caller_went_on_are_merged_in_order() {
+    let mut h = Harness::new(SessionConfig::default());
+    let sentences = [
+        "audio/en/speechbrain_spk1_snt1.wav",
+        "audio/en/speechbrain_spk1_snt2.wav",
+        "audio/en/speechbrain_spk1_snt3.wav",
+    ];
+    let words = ["the child almost hurt the small dog", "drop the two", "the air is pure"];
+    for path in sentences {
+        h.silence(700);
+        for f in recording(path) {
+            h.feed(&f);
+        }
+    }
+    h.silence(700);
+    let finals = h.final_requests();
+    assert_eq!(finals.len(), 3, "one final request per sentence: {finals:?}");
+    // The results come back late and out of order; the last one first.
+    h.session.handle_transcript(finals[2].0, true, words[2], h.now);
+    h.drain();
+    assert!(
+        h.first("transcript").is_none(),
+        "the request waits for the earlier sentences"
+    );
+    h.session.handle_transcript(finals[0].0, true, words[0], h.now);
+    h.session.handle_transcript(finals[1].0, true, words[1], h.now);
+    // A second final for a sentence already heard changes nothing.
+    h.session.handle_transcript(finals[1].0, true, "ignored", h.now);
+    h.drain();
+    let expected = words.join(" ");
+    let transcripts: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter_map(|(_, k)| match k {
+            EventKind::Transcript {
+                text,
+                is_final: true,
+                turn,
+            } => Some((turn, text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(transcripts, vec![(finals[2].0, expected.clone())]);
+    let asked: Vec<_> = h
+        .outputs
+        .iter()
+        .filter_map(|(_, o)| match o {
+            SessionOutput::Converse {
+                turn,
+                input: CallerInput::Speech { text, .. },
+            } => Some((*turn, text.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![(finals[2].0, expected)]);
+}
+
+/// A caller who continues after the dialogue was asked: the old answer is stale, and the new
+/// request holds both utterances.
+#[test]
+fn speech_after_the_question_continues_the_request() {
+    let mut h = Harness::new(SessionConfig::default());
+    h.silence(300);
+    for f in speech() {
+        h.feed(&f);
+    }
+    h.silence(800);
+    let first = h.final_requests()[0].0;
+    h.session.handle_transcript(first, true, "i want to", h.now);
+    h.drain();
+    for f in recording("audio/en/speechbrain_spk1_snt2.wav") {
+        h.feed(&f);
+    }
+    h.silence(800);
+    // The dialogue's answer to the first question arrives late: stale.
+    h.session.handle_bot_turn(
+        first,
+        BotTurn {
+            say: vec![Prompt::text("stale")],
+            ..BotTurn::default()
+        },
+        h.now,
+    );
+    let second = h.final_requests()[1].0;
+    h.session.handle_transcript(second, true, "pay my bill", h.now);
+    h.drain();
+    assert!(h
+        .events()
+        .iter()
+        .all(|(_, k)| !matches!(k, EventKind::BotReply { text, .. } if text == "stale")));
+    let last_ask = h.outputs.iter().rev().find_map(|(_, o)| match o {
+        SessionOutput::Converse {
+            turn,
+            input: CallerInput::Speech { text, .. },
+        } => Some((*turn, text.clone())),
+        _ => None,
+    });
+    assert_eq!(last_ask, Some((second, "i want to pay my bill".to_string())));
+}

@@ -104,6 +104,19 @@ struct Playout {
     then: Option<Action>,
 }
 
+/// One utterance of the caller's current request.
+///
+/// A pause ends an utterance and asks for its final transcript, which takes real compute
+/// (0.3 to 1.5 s with whisper). A caller who goes on speaking meanwhile starts a new turn,
+/// so the earlier final arrives for a superseded turn. It is not stale: it is kept here, in
+/// order, and the dialogue is asked only once every utterance of the request has its text.
+#[derive(Debug, Clone, PartialEq)]
+struct Heard {
+    turn: TurnId,
+    /// The final transcript, once it has arrived.
+    text: Option<String>,
+}
+
 /// One call's turn-taking state machine. See the module docs.
 pub struct CallSession {
     config: SessionConfig,
@@ -119,10 +132,11 @@ pub struct CallSession {
     /// Utterance length at the last partial request.
     partial_at_samples: usize,
     partial_in_flight: bool,
-    /// The final transcript of a turn the caller continued before the bot answered.
-    carried_text: Option<String>,
-    /// The current turn's final transcript, until the bot's reply supersedes it.
-    pending_text: Option<String>,
+    /// The caller's request since the bot last answered: each utterance in order, with its
+    /// final transcript once it has arrived. See [`Heard`].
+    request: Vec<Heard>,
+    /// The dialogue has been asked about `request` for the current turn.
+    asked: bool,
     /// Voiced frames heard while the bot talks (toward a barge-in).
     barge_voiced: u32,
     /// The dialogue's grammar for the next answer.
@@ -164,8 +178,8 @@ impl CallSession {
             utterance: Vec::new(),
             partial_at_samples: 0,
             partial_in_flight: false,
-            carried_text: None,
-            pending_text: None,
+            request: Vec::new(),
+            asked: false,
             barge_voiced: 0,
             expect: None,
             playout: Playout::default(),
@@ -205,6 +219,7 @@ impl CallSession {
             },
         );
         self.new_turn();
+        self.clear_request();
         let turn = self.turn;
         let prompt = transfer_failed_prompt(self.language);
         self.emit(
@@ -276,6 +291,7 @@ impl CallSession {
             if now >= at && matches!(self.speech, Speech::Quiet { .. }) && !self.bot_active() {
                 self.no_input_at = None;
                 self.new_turn();
+                self.clear_request();
                 self.outputs.push_back(SessionOutput::Converse {
                     turn: self.turn,
                     input: CallerInput::NoInput,
@@ -309,6 +325,8 @@ impl CallSession {
         );
         self.stop_bot(now, "barge_in");
         self.new_turn();
+        // A key is a request of its own: speech still being recognized is superseded.
+        self.clear_request();
         self.no_input_at = None;
         self.outputs.push_back(SessionOutput::Converse {
             turn: self.turn,
@@ -316,15 +334,22 @@ impl CallSession {
         });
     }
 
-    /// Takes a recognizer result for `turn`. Stale results are dropped.
+    /// Takes a recognizer result for `turn`.
+    ///
+    /// A partial counts only for the current turn. A final counts for any utterance of the
+    /// caller's current request, even one the caller has since continued (see [`Heard`]);
+    /// anything else is stale and dropped.
     pub fn handle_transcript(&mut self, turn: TurnId, is_final: bool, text: &str, now: Duration) {
-        if self.ended || turn != self.turn {
+        if self.ended {
             return;
         }
         let text = text.trim();
         if !is_final {
+            if turn != self.turn {
+                return;
+            }
             self.partial_in_flight = false;
-            if !text.is_empty() && self.pending_text.is_none() {
+            if !text.is_empty() && !self.asked {
                 self.emit(
                     now,
                     EventKind::Transcript {
@@ -336,15 +361,37 @@ impl CallSession {
             }
             return;
         }
-        if self.pending_text.is_some() {
-            return; // one final per turn
-        }
-        self.clock.transcript = Some(now);
-        let full = match self.carried_text.take() {
-            Some(before) if !text.is_empty() => format!("{before} {text}"),
-            Some(before) => before,
-            None => text.to_string(),
+        let Some(heard) = self
+            .request
+            .iter_mut()
+            .find(|h| h.turn == turn && h.text.is_none())
+        else {
+            return; // stale, or a second final for the same utterance
         };
+        heard.text = Some(text.to_string());
+        self.settle_request(now);
+    }
+
+    /// Asks the dialogue once the request is complete: the caller is not speaking again, and
+    /// every utterance has its final transcript. The transcript is the utterances in order.
+    fn settle_request(&mut self, now: Duration) {
+        let current = self.request.last().is_some_and(|h| h.turn == self.turn);
+        if self.asked || !current || self.request.iter().any(|h| h.text.is_none()) {
+            return;
+        }
+        let separator = match self.language {
+            Language::Zh => "",
+            _ => " ",
+        };
+        let full = self
+            .request
+            .iter()
+            .filter_map(|h| h.text.as_deref())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(separator);
+        let turn = self.turn;
+        self.clock.transcript = Some(now);
         self.emit(
             now,
             EventKind::Transcript {
@@ -353,7 +400,7 @@ impl CallSession {
                 is_final: true,
             },
         );
-        self.pending_text = Some(full.clone());
+        self.asked = true;
         let level_vs_baseline_db = self.take_loudness();
         self.outputs.push_back(SessionOutput::Converse {
             turn,
@@ -362,6 +409,12 @@ impl CallSession {
                 level_vs_baseline_db,
             },
         });
+    }
+
+    /// Forgets the caller's request (answered, or superseded by a key or a timeout).
+    fn clear_request(&mut self) {
+        self.request.clear();
+        self.asked = false;
     }
 
     /// Takes an engine failure for `turn`; the call goes on.
@@ -376,8 +429,9 @@ impl CallSession {
                 message: message.to_string(),
             },
         );
-        if turn == self.turn && code.starts_with("asr.") {
-            // Treat a failed final recognition as "heard nothing" so the dialogue can reprompt.
+        if code.starts_with("asr.") {
+            // A failed final recognition counts as "heard nothing" for its utterance, so the
+            // request still completes and the dialogue can reprompt.
             self.handle_transcript(turn, true, "", now);
         }
     }
@@ -388,7 +442,7 @@ impl CallSession {
             return;
         }
         self.clock.reply = Some(now);
-        self.pending_text = None;
+        self.clear_request();
         if let Some(intent) = &bot.intent {
             self.emit(
                 now,
@@ -532,13 +586,10 @@ impl CallSession {
     }
 
     fn begin_utterance(&mut self, now: Duration, voiced_frames: u32) {
-        // A caller who goes on speaking before the bot answered continues the same request.
-        if let Some(text) = self.pending_text.take() {
-            self.carried_text = Some(match self.carried_text.take() {
-                Some(before) => format!("{before} {text}"),
-                None => text,
-            });
-        }
+        // A caller who goes on speaking before the bot answered continues the same request:
+        // its utterances stay in `request`, and the dialogue will be asked again with all of
+        // them (the answer to the earlier question, if any comes, is for a superseded turn).
+        self.asked = false;
         self.new_turn();
         let onset = now.saturating_sub(FRAME_DURATION * voiced_frames.saturating_sub(1));
         self.speech = Speech::Speaking {
@@ -590,6 +641,10 @@ impl CallSession {
         };
         self.emit(now, EventKind::SpeechEnd { turn: self.turn });
         self.partial_in_flight = false;
+        self.request.push(Heard {
+            turn: self.turn,
+            text: None,
+        });
         self.outputs.push_back(SessionOutput::Recognize {
             turn: self.turn,
             pcm: std::mem::take(&mut self.utterance),
