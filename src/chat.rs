@@ -11,11 +11,14 @@
 //! | `/silence` | the caller says nothing until the no-input timeout |
 //! | `/dtmf 47#` | the caller presses keys (one turn per key) |
 //! | `/shout words` | the caller says `words` loudly (20 dB over their baseline) |
-//! | `/call [flow=NAME] [key=value ...]` | end this call and start another, with caller context |
+//! | `/call [flow=NAME] [key=value ...]` | end this call and start another (on flow `NAME`, else the `--flow` one), with caller context |
 //! | `/hangup` | the caller hangs up |
 //!
-//! Blank lines and lines starting with `#` are ignored. Each new call picks up flows that changed
-//! on disk (hot reload); calls in progress keep the version they started with.
+//! The flow is chosen as for any call ([`DialogueFactory::plan`]): `--flow` and `flow=` take a
+//! flow name or the path of a flow file in `dialogue.flows_dir`; anything else is an error that
+//! lists the valid names. Blank lines and lines starting with `#` are ignored. Each new call
+//! picks up flows that changed on disk (hot reload); calls in progress keep the version they
+//! started with.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -24,7 +27,8 @@ use std::sync::Arc;
 use crate::config::{Config, DialogueEngineKind};
 use crate::dialogue::engine::FlowFactory;
 use crate::dialogue::{
-    self, Action, BotTurn, CallContext, CallerInput, Dialogue, DialogueError, DialogueFactory,
+    self, plan_flow_arg, Action, BotTurn, CallContext, CallPlan, CallerInput, Dialogue,
+    DialogueError, DialogueFactory, FlowArgError, FlowChoice,
 };
 use crate::session::event::{CallEvent, EventKind, TurnId};
 
@@ -33,6 +37,8 @@ use crate::session::event::{CallEvent, EventKind, TurnId};
 pub enum ChatError {
     #[error("loading the dialogue: {0}")]
     Load(#[from] DialogueError),
+    #[error(transparent)]
+    Flow(#[from] FlowArgError),
     #[error("chat i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("line {line}: {message}")]
@@ -61,7 +67,6 @@ struct Chat<'a, W: Write> {
     calls: u32,
     flow_factory: Option<&'a FlowFactory>,
     factory: Arc<dyn DialogueFactory>,
-    config: &'a Config,
 }
 
 impl<W: Write> Chat<'_, W> {
@@ -84,11 +89,9 @@ impl<W: Write> Chat<'_, W> {
         Ok(())
     }
 
-    fn start_call(
-        &mut self,
-        flow: Option<String>,
-        vars: BTreeMap<String, String>,
-    ) -> Result<ChatCall, ChatError> {
+    /// Starts the clock for a new call and reports flows that failed to reload (a call about
+    /// to start is when flows are reloaded), before the call's flow is chosen.
+    fn begin_call(&mut self) -> Result<(), ChatError> {
         self.calls += 1;
         self.t_ms = 0;
         if let Some(f) = self.flow_factory {
@@ -105,18 +108,20 @@ impl<W: Write> Chat<'_, W> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Starts a call on `plan` (after [`Chat::begin_call`]) and answers with its greeting.
+    fn start_call(
+        &mut self,
+        plan: CallPlan,
+        vars: BTreeMap<String, String>,
+    ) -> Result<ChatCall, ChatError> {
         let ctx = CallContext {
-            language: self.config.language,
-            flow,
+            plan,
             vars: vars.clone(),
         };
-        let mut dialogue = match self.flow_factory {
-            Some(f) => {
-                let loaded = f.current(ctx.flow.as_deref(), None);
-                Box::new(f.dialogue_for(loaded, &ctx)) as Box<dyn Dialogue>
-            }
-            None => self.factory.new_dialogue(&ctx),
-        };
+        let mut dialogue = self.factory.new_dialogue(&ctx);
         self.event(EventKind::CallStart {
             call_id: Some(format!("chat-{}", self.calls)),
             transport: Some("chat".into()),
@@ -283,7 +288,10 @@ pub fn run_chat(
     output: impl Write,
 ) -> Result<(), ChatError> {
     let flow_factory = match config.dialogue.engine {
-        DialogueEngineKind::Flow => Some(Arc::new(FlowFactory::load(&config.dialogue)?)),
+        DialogueEngineKind::Flow => Some(Arc::new(FlowFactory::load(
+            &config.dialogue,
+            config.language,
+        )?)),
         DialogueEngineKind::Basic => None,
     };
     let factory: Arc<dyn DialogueFactory> = match &flow_factory {
@@ -298,12 +306,14 @@ pub fn run_chat(
         calls: 0,
         flow_factory: flow_factory.as_deref(),
         factory,
-        config,
     };
     let default_vars: BTreeMap<String, String> = [("from".to_string(), "chat".to_string())]
         .into_iter()
         .collect();
-    let mut call = chat.start_call(flow.map(str::to_string), default_vars.clone())?;
+    // `--flow` is checked before any caller line is read: a typo fails at once.
+    chat.begin_call()?;
+    let plan = plan_flow_arg(chat.factory.as_ref(), flow)?;
+    let mut call = chat.start_call(plan, default_vars.clone())?;
     for (i, line) in input.lines().enumerate() {
         let line_no = i + 1;
         let line = line?;
@@ -380,7 +390,19 @@ pub fn run_chat(
                 if !chat.events {
                     writeln!(chat.out, "--- new call ---")?;
                 }
-                call = chat.start_call(f.or_else(|| flow.map(str::to_string)), vars)?;
+                chat.begin_call()?;
+                let plan = match f {
+                    Some(name) => {
+                        chat.factory
+                            .plan(&FlowChoice::flow(Some(&name)))
+                            .map_err(|e| ChatError::BadLine {
+                                line: line_no,
+                                message: format!("/call flow={name}: {e}"),
+                            })?
+                    }
+                    None => plan_flow_arg(chat.factory.as_ref(), flow)?,
+                };
+                call = chat.start_call(plan, vars)?;
             }
             other => {
                 return Err(ChatError::BadLine {

@@ -15,7 +15,7 @@ use crate::audio::wav::read_wav_mono_16k;
 use crate::audio::{frames_of, Frame, FRAME_DURATION};
 use crate::call::record::CallRecord;
 use crate::call::Engines;
-use crate::dialogue::{BotTurn, CallContext};
+use crate::dialogue::{plan_flow_arg, BotTurn, CallContext, FlowArgError};
 use crate::session::{CallEvent, CallSession, EventKind, SessionOutput, TurnId};
 
 /// A replay that could not run.
@@ -25,6 +25,8 @@ pub enum ReplayError {
     Input { path: String, message: String },
     #[error("record: {0}")]
     Record(#[from] crate::call::record::RecordError),
+    #[error(transparent)]
+    Flow(#[from] FlowArgError),
 }
 
 /// What a replay produced.
@@ -79,12 +81,15 @@ enum Caller {
     Speaking { index: usize, pos: usize },
 }
 
-/// Runs the caller WAVs through the pipeline and writes the record into `out`.
+/// Runs the caller WAVs through the pipeline and writes the record into `out`. `flow` is
+/// `--flow` (`None`: the default flow), resolved as `hotline chat` resolves it.
 pub fn replay(
     engines: &Arc<Engines>,
+    flow: Option<&str>,
     wavs: &[PathBuf],
     out: &Path,
 ) -> Result<ReplayOutcome, ReplayError> {
+    let plan = plan_flow_arg(engines.dialogue.as_ref(), flow)?;
     let turns: Vec<Vec<Frame>> = wavs
         .iter()
         .map(|path| {
@@ -100,10 +105,10 @@ pub fn replay(
     let pause = Duration::from_millis(config.replay.pause_after_reply_ms);
     let tail = Duration::from_millis(config.replay.tail_ms);
     let mut record = CallRecord::create(out)?;
-    let mut session = CallSession::new(config.session.clone(), config.language);
+    let language = plan.language();
+    let mut session = CallSession::new(config.session.clone(), language);
     let ctx = CallContext {
-        language: config.language,
-        flow: None,
+        plan,
         vars: Default::default(),
     };
     let mut dialogue = engines.dialogue.new_dialogue(&ctx);
@@ -129,7 +134,7 @@ pub fn replay(
             from: None,
             to: None,
             codec: Some("L16/16000".into()),
-            language: Some(config.language.code().to_string()),
+            language: Some(language.code().to_string()),
         },
         now,
     );

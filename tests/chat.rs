@@ -663,3 +663,145 @@ fn hot_reload_serves_new_calls_and_keeps_calls_in_progress() {
     let status = child.wait().expect("chat exits");
     assert!(status.success());
 }
+
+/// Runs `hotline chat --events` with `args` and `script`, expecting it to fail; returns stderr.
+fn chat_failure(args: &[&str], config: Option<&Path>, script: &str) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotline"));
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
+        .args(["chat", "--events"])
+        .args(args)
+        .current_dir(repo())
+        .env("HOTLINE_DEMO_URL", demo_base())
+        .env("RUST_LOG", "warn")
+        .env_remove("HOTLINE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hotline chat");
+    // The chat may fail before it reads its input; a closed pipe is then no error.
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes());
+    let out = child.wait_with_output().expect("chat output");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "chat {args:?} must fail; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn an_unknown_flow_is_an_error_listing_the_flows_and_a_flow_file_in_the_folder_runs() {
+    let stderr = chat_failure(&["--flow", "nope"], None, "hello\n");
+    assert!(
+        stderr.contains("--flow: unknown flow \"nope\" (valid flows: ecommerce_zh, telecom_en)"),
+        "{stderr}"
+    );
+
+    // A flow file in the flows folder is accepted by its path, as the flow it holds.
+    let events = chat(&["--flow", "assets/flows/ecommerce_zh.toml"], "");
+    assert!(said(&events, "欢迎致电优选商城"), "{}", dump(&events));
+    let absolute = repo().join("assets/flows/ecommerce_zh.toml");
+    let events = chat(&["--flow", &absolute.display().to_string()], "");
+    assert!(said(&events, "欢迎致电优选商城"), "{}", dump(&events));
+
+    // A flow file elsewhere is refused, saying why and where flows run from.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outside = dir.path().join("my_flow.toml");
+    std::fs::write(&outside, telecom()).expect("write flow");
+    let stderr = chat_failure(&["--flow", &outside.display().to_string()], None, "");
+    assert!(
+        stderr.contains("is not a flow file in dialogue.flows_dir (assets/flows)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(valid flows: ecommerce_zh, telecom_en)"),
+        "{stderr}"
+    );
+
+    // `/call flow=` is checked the same way, naming the script line.
+    let stderr = chat_failure(&[], None, "hello\n/call flow=nope\n");
+    assert!(
+        stderr.contains(
+            "line 2: /call flow=nope: unknown flow \"nope\" (valid flows: ecommerce_zh, telecom_en)"
+        ),
+        "{stderr}"
+    );
+    let events = chat(&[], "/call flow=ecommerce_zh\n");
+    assert!(said(&events, "欢迎致电优选商城"), "{}", dump(&events));
+}
+
+#[test]
+fn the_configured_default_flow_runs_whatever_the_language() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(&config, "[dialogue]\ndefault_flow = \"ecommerce_zh\"\n").expect("write");
+    let events = chat_with(&[], demo_base(), Some(&config), "");
+    assert!(said(&events, "欢迎致电优选商城"), "{}", dump(&events));
+
+    std::fs::write(&config, "language = \"zh\"\n").expect("write");
+    let events = chat_with(&[], demo_base(), Some(&config), "");
+    assert!(said(&events, "欢迎致电优选商城"), "{}", dump(&events));
+
+    std::fs::write(
+        &config,
+        "language = \"en\"\n[dialogue]\ndefault_flow = \"ecommerce_zh\"\n",
+    )
+    .expect("write");
+    let stderr = chat_failure(&[], Some(&config), "");
+    assert!(
+        stderr.contains("language = \"en\" and dialogue.default_flow = \"ecommerce_zh\" disagree"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ecommerce_zh (zh), telecom_en (en)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn slot_validation_messages_are_in_the_flow_language() {
+    // A Luhn failure and a short id, spoken and keyed, in the Chinese flow.
+    let script = "我想查一下订单\n四七一二三六\n四七一\n/call\n我想查一下订单\n/dtmf 471236\n";
+    let events = chat(&["--flow", "ecommerce_zh"], script);
+    let text = dump(&events);
+    let rejected: Vec<String> = replies(&events)
+        .into_iter()
+        .filter(|r| r.starts_with("抱歉，这个号码好像不对"))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            "抱歉，这个号码好像不对：校验位不匹配。",
+            "抱歉，这个号码好像不对：听到3位数字，应该是6位。",
+            "抱歉，这个号码好像不对：校验位不匹配。",
+        ],
+        "{text}"
+    );
+    for reply in replies(&events) {
+        assert!(
+            !reply.chars().any(|c| c.is_ascii_alphabetic()),
+            "English in a Chinese reply: {reply}\n{text}"
+        );
+    }
+
+    // The English flow keeps its English reasons.
+    let events = chat(&[], "where is my order\nfour seven one two three six\n");
+    assert!(
+        said(
+            &events,
+            "that doesn't look right: check digit does not match."
+        ),
+        "{}",
+        dump(&events)
+    );
+}

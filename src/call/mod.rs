@@ -26,7 +26,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::asr::{AsrError, AsrJob, AsrOptions, AsrPool};
 use crate::audio::Frame;
 use crate::config::Config;
-use crate::dialogue::{factory_from_config, CallContext, Dialogue, DialogueError, DialogueFactory};
+use crate::dialogue::{
+    factory_from_config, CallContext, Dialogue, DialogueError, DialogueFactory, FlowChoice,
+    FlowChoiceError,
+};
 use crate::language::Language;
 use crate::session::event::CallMedia;
 use crate::session::{CallEvent, CallSession, EventKind, SessionOutput, TurnId};
@@ -61,6 +64,9 @@ pub enum CallError {
     Busy { active: usize },
     #[error("cannot write the call record: {0}")]
     Record(#[from] record::RecordError),
+    /// The flow or language the caller or transport chose names no flow.
+    #[error("call.flow: {0}")]
+    Flow(#[from] FlowChoiceError),
 }
 
 /// What a transport knows about a new call.
@@ -144,9 +150,11 @@ pub struct Engines {
 impl Engines {
     /// Loads the recognizer, the synthesizer and the dialogue.
     pub fn load(config: Config) -> Result<Arc<Self>, EngineError> {
+        // The dialogue first: its config (flows, `dialogue.default_flow`) is the likeliest to be
+        // wrong, and it loads in milliseconds where a recognizer model takes seconds.
+        let dialogue = factory_from_config(&config)?;
         let asr = AsrPool::new(&config.asr)?;
         let tts = TtsService::new(&config.tts)?;
-        let dialogue = factory_from_config(&config)?;
         Ok(Arc::new(Self {
             config,
             asr,
@@ -183,6 +191,10 @@ impl Engines {
         info: CallInfo,
         media: Option<oneshot::Receiver<CallMedia>>,
     ) -> Result<CallHandle, CallError> {
+        let plan = self.dialogue.plan(&FlowChoice {
+            flow: info.flow.clone(),
+            language: info.language,
+        })?;
         let slot = CallSlot::take(&self.active, self.config.server.max_calls)?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -193,10 +205,9 @@ impl Engines {
         let (input_tx, input_rx) = mpsc::channel(64);
         let (output_tx, output_rx) = mpsc::channel(64);
         let (events_tx, events_rx) = broadcast::channel(256);
-        let language = info.language.unwrap_or(self.config.language);
+        let language = plan.language();
         let ctx = CallContext {
-            language,
-            flow: info.flow.clone(),
+            plan,
             vars: info.vars.clone(),
         };
         let dialogue = Arc::new(Mutex::new(self.dialogue.new_dialogue(&ctx)));

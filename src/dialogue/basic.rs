@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{
-    Action, BotTurn, CallContext, CallerInput, Dialogue, DialogueError, DialogueFactory,
-    IntentMatch, Prompt,
+    Action, BotTurn, CallContext, CallPlan, CallerInput, Dialogue, DialogueError, DialogueFactory,
+    FlowChoice, FlowChoiceError, IntentMatch, Prompt,
 };
 use crate::asr::Grammar;
 use crate::language::Language;
@@ -39,6 +39,9 @@ pub struct FaqEntry {
     pub keywords: Vec<String>,
     pub answer: String,
 }
+
+/// The name the basic dialogue answers to as a flow (`--flow basic`, the web phone's list).
+pub const BASIC_FLOW: &str = "basic";
 
 /// Loads the script once and makes a [`BasicDialogue`] per call.
 pub struct BasicFactory {
@@ -70,6 +73,21 @@ impl BasicFactory {
 }
 
 impl DialogueFactory for BasicFactory {
+    /// The one "flow" is `basic`; the call speaks the caller's language if they chose one,
+    /// else the configured `language`.
+    fn plan(&self, choice: &FlowChoice) -> Result<CallPlan, FlowChoiceError> {
+        match choice.flow.as_deref() {
+            None | Some(BASIC_FLOW) => Ok(CallPlan {
+                flow: BASIC_FLOW.to_string(),
+                language: choice.language.unwrap_or(self.language),
+            }),
+            Some(other) => Err(FlowChoiceError::UnknownFlow {
+                name: other.to_string(),
+                known: vec![BASIC_FLOW.to_string()],
+            }),
+        }
+    }
+
     fn new_dialogue(&self, _ctx: &CallContext) -> Box<dyn Dialogue> {
         Box::new(BasicDialogue {
             script: self.script.clone(),
@@ -77,7 +95,7 @@ impl DialogueFactory for BasicFactory {
     }
 
     fn flows(&self) -> Vec<(String, Language)> {
-        vec![("basic".to_string(), self.language)]
+        vec![(BASIC_FLOW.to_string(), self.language)]
     }
 }
 

@@ -12,7 +12,10 @@
 //! before each new call re-checks the files' modification times: a changed flow or knowledge
 //! base is reloaded, and if the new version is invalid the old one stays in service and the
 //! error is reported. Each call holds an `Arc` of the version it started with, so calls in
-//! progress are never disturbed by a reload.
+//! progress are never disturbed by a reload. It also decides which flow a call runs
+//! ([`DialogueFactory::plan`]): a named flow, else one in the caller's language, else the
+//! default flow, which [`choose_default_flow`] fixes at load from `dialogue.default_flow` and
+//! `language`. Flows are never removed from the catalog, so a plan's flow stays loadable.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,15 +28,15 @@ use super::flow::{Collect, Flow, FlowError, GlobalIntent, Node, OnMax, BUILTIN_I
 use super::kb::{KbError, KnowledgeBase};
 use super::llm::LlmClient;
 use super::nlu::IntentMatcher;
-use super::slots::{self, SlotReject, SlotType};
+use super::slots::{self, SlotProblem, SlotReject, SlotType};
 use super::template::Template;
 use super::webhook::{self, WebhookOutcome};
 use super::{
-    Action, BotTurn, CallContext, CallerInput, Dialogue, DialogueError, DialogueFactory,
-    IntentMatch, Prompt,
+    Action, BotTurn, CallContext, CallPlan, CallerInput, Dialogue, DialogueError, DialogueFactory,
+    FlowChoice, FlowChoiceError, IntentMatch, Prompt,
 };
 use crate::asr::Grammar;
-use crate::config::DialogueConfig;
+use crate::config::{DialogueConfig, BUILTIN_DEFAULT_FLOW};
 use crate::language::Language;
 
 /// A flow with its compiled matcher and knowledge base: one immutable version.
@@ -117,8 +120,13 @@ fn flow_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 impl FlowFactory {
-    /// Loads every flow in the configured folder. Any invalid flow fails start-up.
-    pub fn load(config: &DialogueConfig) -> Result<Self, DialogueError> {
+    /// Loads every flow in the configured folder. Any invalid flow fails start-up, and so does
+    /// a default flow that cannot be chosen (see [`choose_default_flow`]). `language` is the
+    /// top-level `language` key, if the config sets it.
+    pub fn load(
+        config: &DialogueConfig,
+        language: Option<Language>,
+    ) -> Result<Self, DialogueError> {
         let files = flow_files(&config.flows_dir).map_err(DialogueError::Load)?;
         let mut flows = BTreeMap::new();
         let mut by_file = BTreeMap::new();
@@ -144,18 +152,11 @@ impl FlowFactory {
                 },
             );
         }
-        if !flows.contains_key(&config.default_flow) {
-            return Err(DialogueError::Load(format!(
-                "dialogue.default_flow: flow {:?} not found in {} (found: {})",
-                config.default_flow,
-                config.flows_dir.display(),
-                flows.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
-        }
+        let default_flow = choose_default_flow(config, language, &flows)?;
         Ok(Self {
             flows_dir: config.flows_dir.clone(),
             kb_dir: config.kb_dir.clone(),
-            default_flow: config.default_flow.clone(),
+            default_flow,
             llm: config
                 .llm
                 .enabled
@@ -209,28 +210,28 @@ impl FlowFactory {
         errors
     }
 
-    /// The current version of a flow (or of the default flow).
-    pub fn current(&self, name: Option<&str>, language: Option<Language>) -> Arc<LoadedFlow> {
+    /// The flow file `path` names, if it is one of the loaded flows' files (compared as
+    /// canonical paths, so `./assets/flows/x.toml` and an absolute path both match).
+    fn flow_at_path<'c>(
+        path: &str,
+        flows: &'c BTreeMap<String, CatalogEntry>,
+        by_file: &BTreeMap<PathBuf, String>,
+    ) -> Option<&'c CatalogEntry> {
+        let wanted = std::fs::canonicalize(path).ok()?;
+        by_file
+            .iter()
+            .find(|(file, _)| std::fs::canonicalize(file).ok().as_ref() == Some(&wanted))
+            .and_then(|(_, name)| flows.get(name))
+    }
+
+    /// The current version of the flow a plan names.
+    fn version(&self, plan: &CallPlan) -> Arc<LoadedFlow> {
         let guard = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
-        let flows = &guard.0;
-        let default = &flows
-            .get(&self.default_flow)
-            .expect("the default flow is checked at load and never removed")
-            .loaded;
-        if let Some(name) = name {
-            match flows.get(name) {
-                Some(e) => return e.loaded.clone(),
-                None => tracing::warn!(flow = %name, "unknown flow requested; using the default"),
-            }
-        }
-        if let Some(lang) = language {
-            if default.flow.language != lang {
-                if let Some(e) = flows.values().find(|e| e.loaded.flow.language == lang) {
-                    return e.loaded.clone();
-                }
-            }
-        }
-        default.clone()
+        guard
+            .0
+            .get(plan.flow())
+            .map(|e| e.loaded.clone())
+            .expect("a plan names a flow this factory loaded, and loaded flows are never removed")
     }
 
     /// A dialogue on a given flow version.
@@ -240,10 +241,51 @@ impl FlowFactory {
 }
 
 impl DialogueFactory for FlowFactory {
-    fn new_dialogue(&self, ctx: &CallContext) -> Box<dyn Dialogue> {
+    /// Picks up changed flows first, then: a named flow (or the path of a flow file in the
+    /// flows folder) runs as named; a language alone runs the default flow if it speaks that
+    /// language, else the first flow (by name) that does; nothing runs the default flow. The
+    /// call speaks its flow's language.
+    fn plan(&self, choice: &FlowChoice) -> Result<CallPlan, FlowChoiceError> {
         self.refresh();
-        let loaded = self.current(ctx.flow.as_deref(), Some(ctx.language));
-        Box::new(self.dialogue_for(loaded, ctx))
+        let guard = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        let (flows, by_file) = &*guard;
+        let known = || flows.keys().cloned().collect::<Vec<_>>();
+        let default = flows
+            .get(&self.default_flow)
+            .expect("the default flow is checked at load and never removed");
+        let entry = match (&choice.flow, choice.language) {
+            (Some(name), _) => match flows.get(name) {
+                Some(entry) => entry,
+                None if looks_like_path(name) => Self::flow_at_path(name, flows, by_file)
+                    .ok_or_else(|| FlowChoiceError::NotInFlowsDir {
+                        path: name.clone(),
+                        flows_dir: self.flows_dir.display().to_string(),
+                        known: known(),
+                    })?,
+                None => {
+                    return Err(FlowChoiceError::UnknownFlow {
+                        name: name.clone(),
+                        known: known(),
+                    })
+                }
+            },
+            (None, Some(language)) if default.loaded.flow.language != language => flows
+                .values()
+                .find(|e| e.loaded.flow.language == language)
+                .ok_or_else(|| FlowChoiceError::NoFlowInLanguage {
+                    language,
+                    known: known(),
+                })?,
+            (None, _) => default,
+        };
+        Ok(CallPlan {
+            flow: entry.loaded.flow.name.clone(),
+            language: entry.loaded.flow.language,
+        })
+    }
+
+    fn new_dialogue(&self, ctx: &CallContext) -> Box<dyn Dialogue> {
+        Box::new(self.dialogue_for(self.version(&ctx.plan), ctx))
     }
 
     fn flows(&self) -> Vec<(String, Language)> {
@@ -253,6 +295,91 @@ impl DialogueFactory for FlowFactory {
             .values()
             .map(|e| (e.loaded.flow.name.clone(), e.loaded.flow.language))
             .collect()
+    }
+}
+
+/// True when a `--flow` value is meant as a file rather than a flow name.
+fn looks_like_path(flow: &str) -> bool {
+    flow.contains('/') || flow.contains(std::path::MAIN_SEPARATOR) || flow.ends_with(".toml")
+}
+
+/// "name (language), ..." for every loaded flow, for errors about languages.
+fn describe_flows(flows: &BTreeMap<String, CatalogEntry>) -> String {
+    flows
+        .values()
+        .map(|e| format!("{} ({})", e.loaded.flow.name, e.loaded.flow.language))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The flow a call runs when nobody chooses one, from the config:
+///
+/// | `dialogue.default_flow` | `language` | default flow |
+/// |---|---|---|
+/// | set | not set | that flow (the call speaks its language) |
+/// | set | set | that flow; it must speak `language`, else start-up fails |
+/// | not set | set | [`BUILTIN_DEFAULT_FLOW`] if it speaks `language`, else the first flow (by name) that does |
+/// | not set | not set | [`BUILTIN_DEFAULT_FLOW`] |
+///
+/// Every failure names the key and lists the flows.
+fn choose_default_flow(
+    config: &DialogueConfig,
+    language: Option<Language>,
+    flows: &BTreeMap<String, CatalogEntry>,
+) -> Result<String, DialogueError> {
+    let names = || flows.keys().cloned().collect::<Vec<_>>().join(", ");
+    let dir = config.flows_dir.display();
+    let speaks = |name: &str, language: Language| {
+        flows
+            .get(name)
+            .is_some_and(|e| e.loaded.flow.language == language)
+    };
+    match (&config.default_flow, language) {
+        (Some(name), language) => {
+            let Some(entry) = flows.get(name) else {
+                return Err(DialogueError::Load(format!(
+                    "dialogue.default_flow: flow {name:?} not found in {dir} (valid flows: {})",
+                    names()
+                )));
+            };
+            let flow_language = entry.loaded.flow.language;
+            if let Some(language) = language.filter(|l| *l != flow_language) {
+                return Err(DialogueError::Load(format!(
+                    "language = \"{language}\" and dialogue.default_flow = {name:?} disagree: that \
+                     flow speaks {flow_language}, and a call speaks its flow's language; remove \
+                     `language`, or set dialogue.default_flow to a flow in {language} (flows: {})",
+                    describe_flows(flows)
+                )));
+            }
+            Ok(name.clone())
+        }
+        (None, Some(language)) => {
+            if speaks(BUILTIN_DEFAULT_FLOW, language) {
+                return Ok(BUILTIN_DEFAULT_FLOW.to_string());
+            }
+            flows
+                .values()
+                .find(|e| e.loaded.flow.language == language)
+                .map(|e| e.loaded.flow.name.clone())
+                .ok_or_else(|| {
+                    DialogueError::Load(format!(
+                        "language = \"{language}\": no flow in {dir} speaks {language}; set \
+                         dialogue.default_flow (flows: {})",
+                        describe_flows(flows)
+                    ))
+                })
+        }
+        (None, None) => {
+            if flows.contains_key(BUILTIN_DEFAULT_FLOW) {
+                Ok(BUILTIN_DEFAULT_FLOW.to_string())
+            } else {
+                Err(DialogueError::Load(format!(
+                    "dialogue.default_flow: not set, and the built-in default {BUILTIN_DEFAULT_FLOW:?} \
+                     is not in {dir}; set it (valid flows: {})",
+                    names()
+                )))
+            }
+        }
     }
 }
 
@@ -676,7 +803,7 @@ impl FlowDialogue {
         }
     }
 
-    fn slot_rejected(&mut self, problem: String, out: &mut TurnOut) {
+    fn slot_rejected(&mut self, problem: SlotProblem, out: &mut TurnOut) {
         self.no_match += 1;
         if let Some(trigger) = self.escalation.no_match() {
             self.escalate(out, trigger);
@@ -687,7 +814,11 @@ impl FlowDialogue {
             self.on_max(out, &node, Trigger::NoMatch);
             return;
         }
-        self.vars.insert("slot_problem".into(), problem);
+        // In the flow's words: a Chinese prompt gets a Chinese reason.
+        self.vars.insert(
+            "slot_problem".into(),
+            problem.describe(self.loaded.flow.language),
+        );
         let t = self.loaded.flow.prompts.slot_rejected.clone();
         self.say_template(out, &t);
         self.say_node_prompt(out, &node);

@@ -7,6 +7,10 @@
 //! same trait. Its parts: [`flow`] (the schema and its validation), [`nlu`] (intents), [`slots`],
 //! [`kb`] (FAQ retrieval), [`webhook`], [`escalation`], [`llm`] (optional), [`template`],
 //! [`text`] (normalization) and [`demo`] (the demo business systems hotline serves itself).
+//!
+//! Which flow a call runs, and so its language, has one owner: [`DialogueFactory::plan`].
+//! Every transport of `hotline serve` (through `Engines::start_call`), `hotline replay` and
+//! `hotline chat` ask it, and the command line's `--flow` goes through [`plan_flow_arg`].
 
 pub mod basic;
 pub mod demo;
@@ -123,13 +127,76 @@ pub trait Dialogue: Send {
     }
 }
 
-/// What a dialogue knows about its call when it starts.
-#[derive(Debug, Clone, Default)]
-pub struct CallContext {
-    /// The call's language.
-    pub language: Language,
-    /// The flow the caller chose (web phone) or the transport routed to; `None` for the default.
+/// What a caller, a transport or the command line asked a call to run. Both are optional;
+/// [`DialogueFactory::plan`] turns a choice into a [`CallPlan`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowChoice {
+    /// A flow name (`hotline chat --flow`, `hotline replay --flow`, `/call flow=`, the web
+    /// phone's `flow`), or the path of a flow file in `dialogue.flows_dir` (for flow authors
+    /// who have the file at hand; a file elsewhere is refused, since flows run from that folder).
     pub flow: Option<String>,
+    /// A language the caller chose without a flow (the web phone's `language`).
+    pub language: Option<Language>,
+}
+
+impl FlowChoice {
+    /// A choice of flow by name (or flow file path), `None` for the default flow.
+    pub fn flow(flow: Option<&str>) -> Self {
+        Self {
+            flow: flow.map(str::to_string),
+            language: None,
+        }
+    }
+}
+
+/// Which flow a call runs and the language it starts in, as [`DialogueFactory::plan`]
+/// resolved them. Only a factory makes one, so its flow is one the factory knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallPlan {
+    flow: String,
+    language: Language,
+}
+
+impl CallPlan {
+    /// The flow's name (`basic` for the basic dialogue).
+    pub fn flow(&self) -> &str {
+        &self.flow
+    }
+
+    /// The call's language: the flow's own (for the basic dialogue, the configured one).
+    pub fn language(&self) -> Language {
+        self.language
+    }
+}
+
+/// A [`FlowChoice`] that names nothing this factory can run. The message lists what it can.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FlowChoiceError {
+    #[error("unknown flow {name:?} (valid flows: {})", known.join(", "))]
+    UnknownFlow { name: String, known: Vec<String> },
+    #[error(
+        "{path:?} is not a flow file in dialogue.flows_dir ({flows_dir}); a flow runs from that \
+         folder (copy the file there, or point dialogue.flows_dir at its folder), by name or by \
+         its path there (valid flows: {})",
+        known.join(", ")
+    )]
+    NotInFlowsDir {
+        path: String,
+        flows_dir: String,
+        known: Vec<String>,
+    },
+    #[error("no flow speaks {language} (valid flows: {})", known.join(", "))]
+    NoFlowInLanguage {
+        language: Language,
+        known: Vec<String>,
+    },
+}
+
+/// What a dialogue knows about its call when it starts.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The flow and language, from [`DialogueFactory::plan`].
+    pub plan: CallPlan,
     /// Caller context: SIP headers (`from`, `to`, ...), web phone parameters.
     pub vars: BTreeMap<String, String>,
 }
@@ -137,10 +204,35 @@ pub struct CallContext {
 /// Makes one [`Dialogue`] per call. Shared by all calls; implementations hold the loaded
 /// flows and knowledge bases.
 pub trait DialogueFactory: Send + Sync {
-    /// A new conversation for one call.
+    /// Which flow a call runs, and in which language: the one owner of that rule, asked by
+    /// every transport (`serve`), `replay` and `chat`. An empty choice gives the default flow;
+    /// a name that is not a flow is an error listing the valid names, never the default.
+    fn plan(&self, choice: &FlowChoice) -> Result<CallPlan, FlowChoiceError>;
+    /// A new conversation for one call, on the flow its plan names.
     fn new_dialogue(&self, ctx: &CallContext) -> Box<dyn Dialogue>;
     /// The flows a caller can choose from (name, language), for the web phone.
     fn flows(&self) -> Vec<(String, Language)>;
+}
+
+/// A `--flow` (of `hotline chat` or `hotline replay`) that names no flow.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--flow: {0}")]
+pub struct FlowArgError(pub FlowChoiceError);
+
+impl From<FlowChoiceError> for FlowArgError {
+    fn from(e: FlowChoiceError) -> Self {
+        Self(e)
+    }
+}
+
+/// The plan for the command line's `--flow NAME` (or a flow file's path in the flows folder;
+/// `None`: the default flow). `chat` and `replay` both resolve their flag here, with the same
+/// rule as any call and the same error.
+pub fn plan_flow_arg(
+    factory: &dyn DialogueFactory,
+    flow: Option<&str>,
+) -> Result<CallPlan, FlowArgError> {
+    Ok(factory.plan(&FlowChoice::flow(flow))?)
 }
 
 /// A dialogue engine that could not load.
@@ -155,12 +247,13 @@ pub fn factory_from_config(
     config: &crate::config::Config,
 ) -> Result<Arc<dyn DialogueFactory>, DialogueError> {
     match config.dialogue.engine {
-        crate::config::DialogueEngineKind::Flow => {
-            Ok(Arc::new(engine::FlowFactory::load(&config.dialogue)?))
-        }
+        crate::config::DialogueEngineKind::Flow => Ok(Arc::new(engine::FlowFactory::load(
+            &config.dialogue,
+            config.language,
+        )?)),
         crate::config::DialogueEngineKind::Basic => Ok(Arc::new(basic::BasicFactory::load(
             &config.dialogue.basic,
-            config.language,
+            config.language.unwrap_or_default(),
         )?)),
     }
 }

@@ -5,10 +5,13 @@
 //! ASCII, yes/no as `yes`/`no`, dates as `YYYY-MM-DD`, `MM-DD` or a relative word, times as
 //! `HH:MM`) or a [`SlotReject`] saying why not. Parsers are pure functions: no clock, no state.
 //! Keyed digits (DTMF) are gathered by the dialogue and checked with [`SlotKind::validate`].
+//! A broken rule is a [`SlotProblem`], which the dialogue words in the call's language
+//! ([`SlotProblem::describe`]) for its `${slot_problem}` prompt.
 
 use serde::Deserialize;
 
 use super::text::{self, Segment};
+use crate::language::Language;
 
 /// What kind of value a slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -60,7 +63,55 @@ pub enum SlotReject {
     NotFound,
     /// A value was heard but it breaks a rule (length, checksum).
     #[error("{0}")]
-    Invalid(String),
+    Invalid(SlotProblem),
+}
+
+/// The rule a heard value breaks. [`Display`](std::fmt::Display) is the English wording (for
+/// logs); [`SlotProblem::describe`] words it for the caller in the call's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SlotProblem {
+    /// Too few or too many digits: `heard`, where `min..=max` was expected (`max` is
+    /// `usize::MAX` when there is no upper bound).
+    #[error("{}", self.describe(Language::En))]
+    Length {
+        heard: usize,
+        min: usize,
+        max: usize,
+    },
+    /// The check digit (the last one) does not match the others.
+    #[error("{}", self.describe(Language::En))]
+    CheckDigit,
+}
+
+impl SlotProblem {
+    /// The problem in words for the caller, in `language`, to fit the flows' built-in
+    /// "that doesn't look right: ${slot_problem}." prompt.
+    pub fn describe(&self, language: Language) -> String {
+        match (*self, language) {
+            (Self::Length { heard, min, max }, Language::En) => {
+                let expected = if min == max {
+                    format!("{min} digits")
+                } else if max == usize::MAX {
+                    format!("at least {min} digits")
+                } else {
+                    format!("{min} to {max} digits")
+                };
+                format!("heard {heard} digits, expected {expected}")
+            }
+            (Self::Length { heard, min, max }, Language::Zh) => {
+                let expected = if min == max {
+                    format!("应该是{min}位")
+                } else if max == usize::MAX {
+                    format!("至少应该是{min}位")
+                } else {
+                    format!("应该是{min}到{max}位")
+                };
+                format!("听到{heard}位数字，{expected}")
+            }
+            (Self::CheckDigit, Language::En) => "check digit does not match".to_string(),
+            (Self::CheckDigit, Language::Zh) => "校验位不匹配".to_string(),
+        }
+    }
 }
 
 impl SlotKind {
@@ -119,19 +170,14 @@ impl SlotKind {
             ),
         };
         if n < min || n > max {
-            let expected = if min == max {
-                format!("{min} digits")
-            } else if max == usize::MAX {
-                format!("at least {min} digits")
-            } else {
-                format!("{min} to {max} digits")
-            };
-            return Err(SlotReject::Invalid(format!(
-                "heard {n} digits, expected {expected}"
-            )));
+            return Err(SlotReject::Invalid(SlotProblem::Length {
+                heard: n,
+                min,
+                max,
+            }));
         }
         if self.checksum == Some(Checksum::Luhn) && !luhn_valid(value) {
-            return Err(SlotReject::Invalid("check digit does not match".into()));
+            return Err(SlotReject::Invalid(SlotProblem::CheckDigit));
         }
         Ok(value.to_string())
     }
@@ -751,10 +797,63 @@ mod tests {
             kind.parse("four seven one"),
             Err(SlotReject::Invalid(_))
         ));
+        assert_eq!(
+            kind.parse("four seven one two three six"),
+            Err(SlotReject::Invalid(SlotProblem::CheckDigit))
+        );
         let phone = SlotKind::plain(SlotType::Phone);
         assert_eq!(
             phone.parse("five five five one two three four").as_deref(),
             Ok("5551234")
         );
+    }
+
+    #[test]
+    fn every_problem_is_worded_in_the_call_language() {
+        let problems = [
+            SlotProblem::Length {
+                heard: 3,
+                min: 6,
+                max: 6,
+            },
+            SlotProblem::Length {
+                heard: 3,
+                min: 7,
+                max: usize::MAX,
+            },
+            SlotProblem::Length {
+                heard: 3,
+                min: 7,
+                max: 15,
+            },
+            SlotProblem::CheckDigit,
+        ];
+        let zh: Vec<String> = problems.iter().map(|p| p.describe(Language::Zh)).collect();
+        assert_eq!(
+            zh,
+            [
+                "听到3位数字，应该是6位",
+                "听到3位数字，至少应该是7位",
+                "听到3位数字，应该是7到15位",
+                "校验位不匹配",
+            ]
+        );
+        for text in &zh {
+            assert!(
+                !text.chars().any(|c| c.is_ascii_alphabetic()),
+                "no English in a Chinese problem: {text}"
+            );
+        }
+        let en: Vec<String> = problems.iter().map(|p| p.describe(Language::En)).collect();
+        assert_eq!(
+            en,
+            [
+                "heard 3 digits, expected 6 digits",
+                "heard 3 digits, expected at least 7 digits",
+                "heard 3 digits, expected 7 to 15 digits",
+                "check digit does not match",
+            ]
+        );
+        assert_eq!(SlotProblem::CheckDigit.to_string(), en[3]);
     }
 }

@@ -49,6 +49,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::call::{CallError, CallInfo, Engines};
+use crate::dialogue::FlowChoice;
 use crate::language::Language;
 
 pub use config::{TurnServerConfig, WebConfig, WebConfigError};
@@ -255,7 +256,9 @@ async fn healthz(State(state): State<WebState>) -> Json<serde_json::Value> {
 }
 
 async fn flows(State(state): State<WebState>) -> Json<serde_json::Value> {
-    let default_language = state.engines.config.language;
+    // The default is what a call that chooses nothing runs (the dialogue's plan).
+    let default = state.engines.dialogue.plan(&FlowChoice::default()).ok();
+    let default_language = default.as_ref().map(|p| p.language()).unwrap_or_default();
     let flows: Vec<serde_json::Value> = state
         .engines
         .dialogue
@@ -269,7 +272,7 @@ async fn flows(State(state): State<WebState>) -> Json<serde_json::Value> {
             languages.push(f.1);
         }
     }
-    let default_flow = &state.engines.config.dialogue.default_flow;
+    let default_flow = default.as_ref().map(|p| p.flow().to_string());
     Json(json!({
         "default_flow": default_flow,
         "default_language": default_language,
@@ -382,6 +385,9 @@ async fn start_web_call(
                     "server.busy",
                     "every line is busy; try again shortly",
                 ),
+                CallError::Flow(e) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "call.flow", e.to_string())
+                }
                 other => ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "call.start",
