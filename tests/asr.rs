@@ -275,7 +275,7 @@ fn whisper_gives_clear_errors_for_missing_and_corrupt_models() -> Result<()> {
         err.to_string().contains("models/no-such-model.bin"),
         "{err}"
     );
-    assert!(err.to_string().contains("hotline models download"), "{err}");
+    assert!(err.to_string().contains("hotline models fetch"), "{err}");
 
     let dir = tempfile::tempdir()?;
     let garbage = dir.path().join("garbage.bin");

@@ -350,7 +350,11 @@ fn finals_that_arrive_after_the_caller_went_on_are_merged_in_order() {
         "audio/en/speechbrain_spk1_snt2.wav",
         "audio/en/speechbrain_spk1_snt3.wav",
     ];
-    let words = ["the child almost hurt the small dog", "drop the two", "the air is pure"];
+    let words = [
+        "the child almost hurt the small dog",
+        "drop the two",
+        "the air is pure",
+    ];
     for path in sentences {
         h.silence(700);
         for f in recording(path) {
@@ -359,18 +363,26 @@ fn finals_that_arrive_after_the_caller_went_on_are_merged_in_order() {
     }
     h.silence(700);
     let finals = h.final_requests();
-    assert_eq!(finals.len(), 3, "one final request per sentence: {finals:?}");
+    assert_eq!(
+        finals.len(),
+        3,
+        "one final request per sentence: {finals:?}"
+    );
     // The results come back late and out of order; the last one first.
-    h.session.handle_transcript(finals[2].0, true, words[2], h.now);
+    h.session
+        .handle_transcript(finals[2].0, true, words[2], h.now);
     h.drain();
     assert!(
         h.first("transcript").is_none(),
         "the request waits for the earlier sentences"
     );
-    h.session.handle_transcript(finals[0].0, true, words[0], h.now);
-    h.session.handle_transcript(finals[1].0, true, words[1], h.now);
+    h.session
+        .handle_transcript(finals[0].0, true, words[0], h.now);
+    h.session
+        .handle_transcript(finals[1].0, true, words[1], h.now);
     // A second final for a sentence already heard changes nothing.
-    h.session.handle_transcript(finals[1].0, true, "ignored", h.now);
+    h.session
+        .handle_transcript(finals[1].0, true, "ignored", h.now);
     h.drain();
     let expected = words.join(" ");
     let transcripts: Vec<_> = h
@@ -427,7 +439,8 @@ fn speech_after_the_question_continues_the_request() {
         h.now,
     );
     let second = h.final_requests()[1].0;
-    h.session.handle_transcript(second, true, "pay my bill", h.now);
+    h.session
+        .handle_transcript(second, true, "pay my bill", h.now);
     h.drain();
     assert!(h
         .events()
@@ -440,5 +453,8 @@ fn speech_after_the_question_continues_the_request() {
         } => Some((*turn, text.clone())),
         _ => None,
     });
-    assert_eq!(last_ask, Some((second, "i want to pay my bill".to_string())));
+    assert_eq!(
+        last_ask,
+        Some((second, "i want to pay my bill".to_string()))
+    );
 }

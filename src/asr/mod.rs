@@ -19,6 +19,7 @@
 //!   Finals are never interrupted.
 
 pub mod pool;
+pub mod score;
 pub mod sphinx;
 pub mod whisper;
 
@@ -184,8 +185,11 @@ pub trait Recognizer: Send {
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
     /// The model file (or folder) is not there.
-    #[error("{what} not found at {path} (see models/README.md: `hotline models download ggml-base.en-q5_1.bin`, or use the Sphinx engine)")]
+    #[error("{what} not found at {path} (`hotline models fetch` installs the trained models; see models/README.md, or use the Sphinx engine)")]
     ModelMissing { what: &'static str, path: String },
+    /// The config names a model hotline does not know.
+    #[error("{key}: {message}")]
+    UnknownModel { key: &'static str, message: String },
     /// The model exists but could not be loaded.
     #[error("cannot load {what} from {path}: {reason}")]
     ModelLoad {
@@ -233,6 +237,7 @@ impl AsrError {
         match self {
             AsrError::ModelMissing { .. } => "asr.model_missing",
             AsrError::ModelLoad { .. } => "asr.model_load",
+            AsrError::UnknownModel { .. } => "asr.unknown_model",
             AsrError::Engine { .. } => "asr.engine",
             AsrError::Grammar(_) => "asr.grammar",
             AsrError::UnsupportedLanguage { .. } => "asr.unsupported_language",

@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::sphinx::SphinxRecognizer;
-use super::whisper::{WhisperRecognizer, WhisperSettings};
+use super::whisper::{WhisperByLanguage, WhisperRecognizer, WhisperSettings};
 use super::{AsrError, AsrOptions, Interrupt, Recognizer};
 use crate::config::{AsrConfig, AsrEngineKind};
 
@@ -194,14 +194,86 @@ impl std::fmt::Debug for AsrPool {
     }
 }
 
-/// Which engine [`AsrPool::new`] picks for a config: `auto` means whisper when its model file
-/// exists, else Sphinx.
-pub fn resolve_engine(config: &AsrConfig) -> AsrEngineKind {
-    match config.engine {
-        AsrEngineKind::Auto if config.model.is_file() => AsrEngineKind::Whisper,
-        AsrEngineKind::Auto => AsrEngineKind::Sphinx,
-        other => other,
+/// Which engine [`AsrPool::new`] runs for a config, with which model files, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineChoice {
+    /// [`AsrEngineKind::Whisper`] or [`AsrEngineKind::Sphinx`], never `Auto`.
+    pub engine: AsrEngineKind,
+    /// The whisper model for English turns (with whisper).
+    pub model: Option<PathBuf>,
+    /// The whisper model for Mandarin turns, when it is installed.
+    pub model_zh: Option<PathBuf>,
+    /// Why, in words, for the start-up log line.
+    pub reason: String,
+}
+
+/// Decides the engine: `auto` means whisper when the English model is installed, else
+/// Sphinx. A model named in the config that hotline does not know is an error (listing the
+/// names it knows), never a fallback.
+pub fn choose_engine(config: &AsrConfig) -> Result<EngineChoice, AsrError> {
+    let resolve = |key: &'static str, value: &Path| {
+        crate::models::resolve(&value.to_string_lossy()).map_err(|e| AsrError::UnknownModel {
+            key,
+            message: e.to_string(),
+        })
+    };
+    let sphinx = |reason: String| EngineChoice {
+        engine: AsrEngineKind::Sphinx,
+        model: None,
+        model_zh: None,
+        reason,
+    };
+    if config.engine == AsrEngineKind::Sphinx {
+        return Ok(sphinx("asr.engine = \"sphinx\"".into()));
     }
+    let model = resolve("asr.model", &config.model)?;
+    let model_zh = if config.model_zh.as_os_str().is_empty() {
+        None
+    } else {
+        Some(resolve("asr.model_zh", &config.model_zh)?)
+    };
+    if !model.is_file() {
+        if config.engine == AsrEngineKind::Whisper {
+            return Err(AsrError::ModelMissing {
+                what: "whisper model",
+                path: model.display().to_string(),
+            });
+        }
+        return Ok(sphinx(format!(
+            "asr.engine = \"auto\" and the whisper model {} is not installed at {} \
+             (`hotline models fetch` installs it)",
+            config.model.display(),
+            model.display()
+        )));
+    }
+    let zh_note = match &model_zh {
+        Some(zh) if zh.is_file() => format!(", Mandarin with {}", config.model_zh.display()),
+        Some(zh) => format!(
+            "; the Mandarin model {} is not installed at {}, so Mandarin turns go to the \
+             English model",
+            config.model_zh.display(),
+            zh.display()
+        ),
+        None => String::new(),
+    };
+    Ok(EngineChoice {
+        engine: AsrEngineKind::Whisper,
+        reason: format!(
+            "asr.engine = \"{}\" and {} is installed{zh_note}",
+            match config.engine {
+                AsrEngineKind::Auto => "auto",
+                _ => "whisper",
+            },
+            config.model.display()
+        ),
+        model: Some(model),
+        model_zh: model_zh.filter(|zh| zh.is_file()),
+    })
+}
+
+/// The engine [`choose_engine`] picks (Sphinx when the config names no usable model).
+pub fn resolve_engine(config: &AsrConfig) -> AsrEngineKind {
+    choose_engine(config).map_or(AsrEngineKind::Sphinx, |c| c.engine)
 }
 
 impl AsrPool {
@@ -209,7 +281,7 @@ impl AsrPool {
     /// engine, and waits until all have loaded. The first load error is returned (and the
     /// threads that did load stop).
     pub fn new(config: &AsrConfig) -> Result<Self, AsrError> {
-        let engine = resolve_engine(config);
+        let choice = choose_engine(config)?;
         let workers = config.workers.max(1);
         let (loaded_tx, loaded_rx) = mpsc::channel::<Result<&'static str, AsrError>>();
         let capacity = QUEUE_JOBS_PER_WORKER * workers;
@@ -217,12 +289,13 @@ impl AsrPool {
         let handle = Arc::new(Handle(Arc::clone(&shared)));
         for index in 0..workers {
             let config = config.clone();
+            let choice = choice.clone();
             let loaded_tx = loaded_tx.clone();
             let shared = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("asr-{index}"))
                 .spawn(move || {
-                    let loaded = catch_unwind(AssertUnwindSafe(|| load(engine, &config)))
+                    let loaded = catch_unwind(AssertUnwindSafe(|| load(&choice, &config)))
                         .unwrap_or_else(|panic| {
                             Err(AsrError::Panicked {
                                 engine: "loader",
@@ -260,12 +333,12 @@ impl AsrPool {
         }
         tracing::info!(
             engine = engine_name,
-            model = %model_description(engine, config),
             workers,
             threads = config.threads,
             trim_audio_ctx = config.trim_audio_ctx,
-            "ASR ready: {engine_name} ({})",
-            model_description(engine, config)
+            "ASR ready: {engine_name} ({}), because {}",
+            model_description(&choice, config),
+            choice.reason
         );
         Ok(Self {
             handle: Some(handle),
@@ -333,35 +406,41 @@ impl AsrPool {
     }
 }
 
-/// Loads one recognizer of the resolved engine.
-fn load(engine: AsrEngineKind, config: &AsrConfig) -> Result<Box<dyn Recognizer>, AsrError> {
-    match engine {
-        AsrEngineKind::Sphinx => Ok(Box::new(SphinxRecognizer::new(
-            &config.sphinx_hmm,
-            &config.sphinx_lm,
-            &config.sphinx_dict,
-        )?)),
-        AsrEngineKind::Whisper | AsrEngineKind::Auto => {
+/// Loads one recognizer of the chosen engine.
+fn load(choice: &EngineChoice, config: &AsrConfig) -> Result<Box<dyn Recognizer>, AsrError> {
+    match (choice.engine, &choice.model) {
+        (AsrEngineKind::Whisper, Some(model)) => {
             let settings = WhisperSettings {
                 threads: config.threads,
                 trim_audio_ctx: config.trim_audio_ctx,
                 ..WhisperSettings::default()
             };
-            Ok(Box::new(WhisperRecognizer::new(&config.model, settings)?))
+            let en = WhisperRecognizer::new(model, settings.clone())?;
+            let zh = match &choice.model_zh {
+                Some(zh) if zh != model => Some(WhisperRecognizer::new(zh, settings)?),
+                _ => None,
+            };
+            Ok(Box::new(WhisperByLanguage::new(en, zh)))
         }
+        _ => Ok(Box::new(SphinxRecognizer::new(
+            &config.sphinx_hmm,
+            &config.sphinx_lm,
+            &config.sphinx_dict,
+        )?)),
     }
 }
 
-fn model_description(engine: AsrEngineKind, config: &AsrConfig) -> String {
+fn model_description(choice: &EngineChoice, config: &AsrConfig) -> String {
     let show = |p: &Path| p.display().to_string();
-    match engine {
-        AsrEngineKind::Sphinx => format!(
+    match (&choice.model, &choice.model_zh) {
+        (Some(en), Some(zh)) => format!("model {}, Mandarin {}", show(en), show(zh)),
+        (Some(en), None) => format!("model {}", show(en)),
+        _ => format!(
             "hmm {}, lm {}, dict {}",
             show(&config.sphinx_hmm),
             show(&config.sphinx_lm),
             show(&config.sphinx_dict)
         ),
-        _ => format!("model {}", show(&config.model)),
     }
 }
 

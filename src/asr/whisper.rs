@@ -32,10 +32,12 @@ use crate::language::Language;
 
 /// whisper's encoder positions per second of audio (100 mel frames per second, stride 2).
 pub const AUDIO_CTX_PER_SECOND: usize = 50;
-/// Encoder positions added beyond the audio's own length.
-pub const AUDIO_CTX_MARGIN: usize = 64;
 /// The smallest trimmed encoder context.
 pub const AUDIO_CTX_MIN: usize = 128;
+/// The most prompt tokens a phrase list may become. whisper keeps at most half its text
+/// context (224 tokens) of prompt, and a long prompt costs decoder time on every turn and
+/// invites whisper to repeat prompt words; the shortest phrases (keywords) go first.
+pub const PROMPT_MAX_TOKENS: usize = 96;
 /// whisper's full encoder context (30 s).
 pub const AUDIO_CTX_FULL: usize = 1500;
 /// Audio shorter than this (1 s at 16 kHz) is padded with silence.
@@ -48,11 +50,23 @@ const ENGINE: &str = "whisper";
 pub struct WhisperSettings {
     /// CPU threads for one transcription.
     pub threads: usize,
-    /// Cut the encoder's context to the audio's length.
+    /// Cut the encoder's context to the audio's length plus [`WhisperSettings::trim_pad_ms`].
     pub trim_audio_ctx: bool,
+    /// Silence after the utterance that a trimmed context still covers. whisper learnt to end
+    /// its transcript where it sees the speech stop and the padding begin; a context cut
+    /// tight to the speech hides that and the decoder repeats itself.
+    pub trim_pad_ms: u32,
     /// Re-decode at higher temperatures when the greedy result looks poor (whisper.cpp's
     /// default); off keeps latency bounded.
     pub temperature_fallback: bool,
+    /// Decode again with the full context when a trimmed decode runs away (a repeated
+    /// phrase, or the token budget filled): the cost of the full context only where needed.
+    pub runaway_retry: bool,
+    /// Let whisper predict timestamp tokens (it then tends to close the utterance with an
+    /// end timestamp rather than start it over); the text is the same without them.
+    pub timestamps: bool,
+    /// Decode the audio as one segment.
+    pub single_segment: bool,
 }
 
 impl Default for WhisperSettings {
@@ -60,17 +74,54 @@ impl Default for WhisperSettings {
         Self {
             threads: 2,
             trim_audio_ctx: true,
+            trim_pad_ms: 1_280,
             temperature_fallback: false,
+            runaway_retry: true,
+            timestamps: false,
+            single_segment: true,
         }
     }
 }
 
-/// The encoder context for `samples` of 16 kHz audio: ceil(seconds × 50) plus a margin,
-/// clamped to [`AUDIO_CTX_MIN`]..=[`AUDIO_CTX_FULL`].
-pub fn audio_ctx_for(samples: usize) -> usize {
+/// The encoder context for `samples` of 16 kHz audio followed by `pad_ms` of silence:
+/// ceil(seconds × 50), clamped to [`AUDIO_CTX_MIN`]..=[`AUDIO_CTX_FULL`].
+pub fn audio_ctx_for(samples: usize, pad_ms: u32) -> usize {
     let rate = SAMPLE_RATE_HZ as usize;
     let positions = (samples * AUDIO_CTX_PER_SECOND).div_ceil(rate);
-    (positions + AUDIO_CTX_MARGIN).clamp(AUDIO_CTX_MIN, AUDIO_CTX_FULL)
+    let pad = (pad_ms as usize * AUDIO_CTX_PER_SECOND).div_ceil(1000);
+    (positions + pad).clamp(AUDIO_CTX_MIN, AUDIO_CTX_FULL)
+}
+
+/// Whether a decode ran away: it filled its token budget, or its end repeats what came
+/// before it ([`repeated_tail`]).
+pub fn is_runaway(tokens: &[i32], max_tokens: usize) -> bool {
+    tokens.len() >= max_tokens || repeated_tail(tokens).is_some()
+}
+
+/// The length of the end of `tokens` that repeats the run just before it, if it is a loop:
+/// for some period p, each of the last L tokens equals the one p places earlier, with
+/// L ≥ 4 and L ≥ p / 2. That covers a word said five times, a phrase three times, and a
+/// sentence started over ("and there I grew up when I was little, and there I grew up
+/// when I was"); "no no no" or a repeated word is speech.
+pub fn repeated_tail(tokens: &[i32]) -> Option<usize> {
+    const MIN_REPEAT: usize = 4;
+    let n = tokens.len();
+    (1..=n.saturating_sub(MIN_REPEAT)).find_map(|period| {
+        let repeat = (period..n)
+            .rev()
+            .take_while(|&i| tokens[i] == tokens[i - period])
+            .count();
+        (repeat >= MIN_REPEAT && 2 * repeat >= period).then_some(repeat)
+    })
+}
+
+/// `tokens` without a looping tail: one copy of what was said.
+fn cut_repetition(tokens: &[i32]) -> &[i32] {
+    let mut end = tokens.len();
+    while let Some(repeat) = repeated_tail(&tokens[..end]) {
+        end -= repeat;
+    }
+    &tokens[..end]
 }
 
 /// The most tokens the decoder may emit for `samples` of audio: ten per second (fast speech
@@ -88,6 +139,8 @@ pub struct WhisperRecognizer {
     multilingual: bool,
     /// Prompt tokens per phrase-list grammar (tokenizing is cheap, but grammars repeat).
     prompts: HashMap<Grammar, Vec<i32>>,
+    /// The prompt that steers Mandarin towards simplified characters.
+    zh_prompt: Vec<i32>,
     /// Reused buffer for the float samples.
     samples_f32: Vec<f32>,
     /// Text tokens the decoder produced for the last utterance.
@@ -137,12 +190,18 @@ impl WhisperRecognizer {
             reason: format!("cannot create a decoding state: {e}"),
         })?;
         let multilingual = context.is_multilingual();
+        let zh_prompt = tokenize(&context, SIMPLIFIED_PROMPT).map_err(|e| AsrError::ModelLoad {
+            what: "whisper model",
+            path: path.clone(),
+            reason: format!("cannot tokenize the Mandarin prompt: {e}"),
+        })?;
         Ok(Self {
             context,
             state,
             settings,
             multilingual,
             prompts: HashMap::new(),
+            zh_prompt,
             samples_f32: Vec::new(),
             last_token_count: 0,
         })
@@ -169,23 +228,138 @@ impl WhisperRecognizer {
         self.multilingual
     }
 
+    /// The prompt for a phrase-list grammar: as many phrases as fit in
+    /// [`PROMPT_MAX_TOKENS`], shortest first, in whole phrases.
     fn prompt_tokens(&mut self, grammar: &Grammar) -> Result<Vec<i32>, AsrError> {
         if let Some(tokens) = self.prompts.get(grammar) {
             return Ok(tokens.clone());
         }
-        let phrases = grammar.normalized_phrases()?;
-        let tokens = if phrases.is_empty() {
-            Vec::new()
-        } else {
-            let prompt = phrases.join(", ");
-            // whisper keeps at most half its text context (224 tokens) of prompt.
-            self.context.tokenize(&prompt, 200).map_err(|e| {
+        let mut phrases = grammar.normalized_phrases()?;
+        phrases.sort_by_key(|p| p.len());
+        let mut prompt = String::new();
+        let mut tokens = Vec::new();
+        for phrase in &phrases {
+            let longer = if prompt.is_empty() {
+                phrase.clone()
+            } else {
+                format!("{prompt}, {phrase}")
+            };
+            let candidate = tokenize(&self.context, &longer).map_err(|e| {
                 AsrError::Grammar(format!("cannot turn the phrase list into a prompt: {e}"))
-            })?
-        };
+            })?;
+            if candidate.len() > PROMPT_MAX_TOKENS {
+                break;
+            }
+            prompt = longer;
+            tokens = candidate;
+        }
         self.prompts.insert(grammar.clone(), tokens.clone());
         Ok(tokens)
     }
+
+    /// One decode of the samples in `self.samples_f32`; returns the text tokens.
+    fn decode(
+        &mut self,
+        opts: &AsrOptions,
+        prompt: &[i32],
+        audio_ctx: usize,
+        max_tokens: usize,
+        interrupt: &Interrupt,
+    ) -> Result<Vec<(i32, f32)>, AsrError> {
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let threads = i32::try_from(self.settings.threads.max(1)).unwrap_or(i32::MAX);
+        params.set_n_threads(threads);
+        if opts.language != Language::En {
+            // whisper's default language is already "en"; whisper-rs keeps the string alive
+            // for the rest of the process (a few bytes per call).
+            params.set_language(Some(opts.language.code()));
+        }
+        params.set_translate(false);
+        params.set_no_context(true);
+        params.set_no_timestamps(!self.settings.timestamps);
+        params.set_single_segment(self.settings.single_segment);
+        params.set_suppress_nst(true);
+        params.set_suppress_blank(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_temperature(0.0);
+        params.set_temperature_inc(if self.settings.temperature_fallback {
+            0.2
+        } else {
+            0.0
+        });
+        params.set_max_tokens(i32::try_from(max_tokens).unwrap_or(i32::MAX));
+        if audio_ctx < AUDIO_CTX_FULL {
+            params.set_audio_ctx(i32::try_from(audio_ctx).unwrap_or(0));
+        }
+        if !prompt.is_empty() {
+            params.set_tokens(prompt);
+        }
+        // Kept alive until `full` returns: whisper.cpp reads it from its compute threads.
+        let interrupt_counter = interrupt.counter().cloned();
+        if let Some(counter) = &interrupt_counter {
+            // SAFETY: the callback only reads the AtomicUsize behind the pointer, which
+            // `interrupt_counter` keeps alive for the whole `full` call below; whisper.cpp
+            // does not keep the pointer after `full` returns.
+            unsafe {
+                params.set_abort_callback(Some(abort_when_finals_wait));
+                params.set_abort_callback_user_data(
+                    std::sync::Arc::as_ptr(counter) as *mut std::ffi::c_void
+                );
+            }
+        }
+
+        let decoded = self.state.full(params, &self.samples_f32);
+        drop(interrupt_counter);
+        if decoded.is_err() && interrupt.raised() {
+            return Err(AsrError::Preempted);
+        }
+        decoded.map_err(|e| AsrError::Engine {
+            engine: ENGINE,
+            reason: e.to_string(),
+        })?;
+
+        let token_eot = self.context.token_eot();
+        let mut tokens = Vec::new();
+        for segment in self.state.as_iter() {
+            for i in 0..segment.n_tokens() {
+                if let Some(token) = segment.get_token(i) {
+                    if token.token_id() < token_eot {
+                        tokens.push((token.token_id(), token.token_probability()));
+                    }
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The text of `tokens`, joined as bytes (a character may span tokens).
+    fn detokenize(&self, tokens: &[i32]) -> String {
+        let mut bytes = Vec::new();
+        for &token in tokens {
+            if let Ok(piece) = self.context.token_to_bytes(token) {
+                bytes.extend_from_slice(&piece);
+            }
+        }
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    }
+}
+
+/// Steers whisper's Mandarin towards simplified characters ("what follows are sentences in
+/// Mandarin"); whisper otherwise often writes traditional ones.
+pub const SIMPLIFIED_PROMPT: &str = "以下是普通话的句子。";
+
+/// Tokenizes `text` with a buffer sized from the text, so whisper.cpp can never report more
+/// tokens than the buffer holds (each token is at least one byte).
+///
+/// whisper-rs 0.16's own `tokenize(text, max)` trusts whisper.cpp's return value: when the
+/// text has more than `max` tokens whisper.cpp returns minus the count, and whisper-rs turns
+/// that into a huge length ("capacity overflow", or worse). Sizing from the text means the
+/// negative return cannot happen.
+fn tokenize(context: &WhisperContext, text: &str) -> Result<Vec<i32>, whisper_rs::WhisperError> {
+    context.tokenize(text, text.len() + 1)
 }
 
 impl Recognizer for WhisperRecognizer {
@@ -215,6 +389,7 @@ impl Recognizer for WhisperRecognizer {
         }
         let prompt = match &opts.grammar {
             Some(grammar) => self.prompt_tokens(grammar)?,
+            None if opts.language == Language::Zh => self.zh_prompt.clone(),
             None => Vec::new(),
         };
 
@@ -226,88 +401,85 @@ impl Recognizer for WhisperRecognizer {
         }
         let n_samples = self.samples_f32.len();
 
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        let threads = i32::try_from(self.settings.threads.max(1)).unwrap_or(i32::MAX);
-        params.set_n_threads(threads);
-        if opts.language != Language::En {
-            // whisper's default language is already "en"; whisper-rs keeps the string alive
-            // for the rest of the process (a few bytes per call).
-            params.set_language(Some(opts.language.code()));
-        }
-        params.set_translate(false);
-        params.set_no_context(true);
-        params.set_no_timestamps(true);
-        params.set_single_segment(true);
-        params.set_suppress_nst(true);
-        params.set_suppress_blank(true);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
-        params.set_temperature(0.0);
-        params.set_temperature_inc(if self.settings.temperature_fallback {
-            0.2
+        let max_tokens = max_tokens_for(n_samples);
+        let trimmed = self.settings.trim_audio_ctx;
+        let audio_ctx = if trimmed {
+            audio_ctx_for(pcm.len(), self.settings.trim_pad_ms)
         } else {
-            0.0
-        });
-        params.set_max_tokens(i32::try_from(max_tokens_for(n_samples)).unwrap_or(i32::MAX));
-        if self.settings.trim_audio_ctx {
-            params.set_audio_ctx(i32::try_from(audio_ctx_for(n_samples)).unwrap_or(0));
+            AUDIO_CTX_FULL
+        };
+        let mut tokens = self.decode(opts, &prompt, audio_ctx, max_tokens, interrupt)?;
+        let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();
+        if trimmed
+            && audio_ctx < AUDIO_CTX_FULL
+            && self.settings.runaway_retry
+            && is_runaway(&ids, max_tokens)
+        {
+            tracing::debug!(
+                tokens = ids.len(),
+                audio_ctx,
+                "whisper ran away on a trimmed context; decoding again with the full context"
+            );
+            tokens = self.decode(opts, &prompt, AUDIO_CTX_FULL, max_tokens, interrupt)?;
         }
-        if !prompt.is_empty() {
-            params.set_tokens(&prompt);
-        }
-        // Kept alive until `full` returns: whisper.cpp reads it from its compute threads.
-        let interrupt_counter = interrupt.counter().cloned();
-        if let Some(counter) = &interrupt_counter {
-            // SAFETY: the callback only reads the AtomicUsize behind the pointer, which
-            // `interrupt_counter` keeps alive for the whole `full` call below; whisper.cpp
-            // does not keep the pointer after `full` returns.
-            unsafe {
-                params.set_abort_callback(Some(abort_when_finals_wait));
-                params.set_abort_callback_user_data(
-                    std::sync::Arc::as_ptr(counter) as *mut std::ffi::c_void
-                );
-            }
-        }
-
-        let decoded = self.state.full(params, &self.samples_f32);
-        drop(interrupt_counter);
-        if decoded.is_err() && interrupt.raised() {
-            return Err(AsrError::Preempted);
-        }
-        decoded.map_err(|e| AsrError::Engine {
-            engine: ENGINE,
-            reason: e.to_string(),
-        })?;
-
-        let token_eot = self.context.token_eot();
-        let mut text = String::new();
-        let mut probability_sum = 0.0f64;
-        let mut probability_count = 0usize;
-        for segment in self.state.as_iter() {
-            let piece = segment.to_str_lossy().map_err(|e| AsrError::Engine {
-                engine: ENGINE,
-                reason: e.to_string(),
-            })?;
-            text.push_str(&piece);
-            for i in 0..segment.n_tokens() {
-                if let Some(token) = segment.get_token(i) {
-                    if token.token_id() < token_eot {
-                        probability_sum += f64::from(token.token_probability());
-                        probability_count += 1;
-                    }
-                }
-            }
-        }
-        self.last_token_count = probability_count;
-        let confidence = (probability_count > 0)
-            .then(|| (probability_sum / probability_count as f64) as f32)
+        let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();
+        let kept = cut_repetition(&ids);
+        let tokens = &tokens[..kept.len()];
+        self.last_token_count = tokens.len();
+        let confidence = (!tokens.is_empty())
+            .then(|| {
+                let sum: f64 = tokens.iter().map(|t| f64::from(t.1)).sum();
+                (sum / tokens.len() as f64) as f32
+            })
             .filter(|c| c.is_finite());
-        Ok(Recognized {
-            text: text.trim().to_string(),
-            confidence,
-        })
+        let mut text = self.detokenize(kept);
+        if opts.language == Language::Zh {
+            text = crate::language::to_simplified(&text);
+        }
+        Ok(Recognized { text, confidence })
+    }
+}
+
+/// whisper with a model per language: the English model for English turns, and a
+/// multilingual model for Mandarin. A Mandarin turn without a Mandarin model goes to the
+/// English model, which refuses it unless it is multilingual.
+#[derive(Debug)]
+pub struct WhisperByLanguage {
+    en: WhisperRecognizer,
+    zh: Option<WhisperRecognizer>,
+}
+
+impl WhisperByLanguage {
+    /// Routes English to `en` and Mandarin to `zh` (or to `en` when there is none).
+    pub fn new(en: WhisperRecognizer, zh: Option<WhisperRecognizer>) -> Self {
+        Self { en, zh }
+    }
+
+    fn for_language(&mut self, language: Language) -> &mut WhisperRecognizer {
+        match (language, self.zh.as_mut()) {
+            (Language::Zh, Some(zh)) => zh,
+            _ => &mut self.en,
+        }
+    }
+}
+
+impl Recognizer for WhisperByLanguage {
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn transcribe(&mut self, pcm: &[i16], opts: &AsrOptions) -> Result<Recognized, AsrError> {
+        self.for_language(opts.language).transcribe(pcm, opts)
+    }
+
+    fn transcribe_interruptible(
+        &mut self,
+        pcm: &[i16],
+        opts: &AsrOptions,
+        interrupt: &Interrupt,
+    ) -> Result<Recognized, AsrError> {
+        self.for_language(opts.language)
+            .transcribe_interruptible(pcm, opts, interrupt)
     }
 }
 
@@ -328,13 +500,32 @@ mod tests {
 
     #[test]
     fn audio_ctx_follows_the_audio_length() {
-        // 3 s: 150 positions + margin.
-        assert_eq!(audio_ctx_for(3 * 16_000), 150 + AUDIO_CTX_MARGIN);
+        // 3 s: 150 positions + 1 s of padding.
+        assert_eq!(audio_ctx_for(3 * 16_000, 1_000), 200);
         // Short audio is clamped up, long audio down to the full context.
-        assert_eq!(audio_ctx_for(1_000), AUDIO_CTX_MIN);
-        assert_eq!(audio_ctx_for(60 * 16_000), AUDIO_CTX_FULL);
+        assert_eq!(audio_ctx_for(1_000, 0), AUDIO_CTX_MIN);
+        assert_eq!(audio_ctx_for(60 * 16_000, 1_000), AUDIO_CTX_FULL);
         // Part of a position rounds up.
-        assert_eq!(audio_ctx_for(16_000 * 3 + 1), 151 + AUDIO_CTX_MARGIN);
+        assert_eq!(audio_ctx_for(16_000 * 3 + 1, 0), 151);
+    }
+
+    #[test]
+    fn runaway_repetition_is_found_and_cut() {
+        let looped = [5, 1, 2, 3, 1, 2, 3, 1, 2, 3];
+        assert_eq!(repeated_tail(&looped), Some(6));
+        assert!(is_runaway(&looped, 100));
+        assert_eq!(cut_repetition(&looped), &[5, 1, 2, 3]);
+        // A sentence started over, cut off by the budget.
+        let again = [9, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5];
+        assert_eq!(cut_repetition(&again), &[9, 1, 2, 3, 4, 5, 6, 7]);
+        // Speech that repeats a word or two is speech.
+        let no_no_no = [7, 9, 9, 9];
+        assert_eq!(repeated_tail(&no_no_no), None);
+        assert_eq!(cut_repetition(&no_no_no), &no_no_no);
+        assert_eq!(repeated_tail(&[1, 2, 1, 2]), None);
+        assert!(!is_runaway(&[1, 2, 3], 100));
+        // A full budget is a runaway whatever it says.
+        assert!(is_runaway(&[1, 2, 3], 3));
     }
 
     #[test]

@@ -39,3 +39,18 @@ pub fn scenario(name: &str) -> PathBuf {
     assert!(path.is_file(), "no SIPp scenario {}", path.display());
     path
 }
+
+/// A trained whisper model that `hotline models fetch` installs (`make test` fetches the
+/// defaults before the tests run), by name: `tiny.en-q8_0`, `base-q8_0`, … Fails with a
+/// clear message when it is not installed: these tests never fall back to another model.
+pub fn trained_model(name: &str) -> PathBuf {
+    let path =
+        hotline::models::resolve(name).unwrap_or_else(|e| panic!("trained model {name}: {e}"));
+    assert!(
+        path.is_file(),
+        "the trained whisper model {name} is not installed at {} (run `make test`, or \
+         `cargo run --release -- models fetch {name}`)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,191 @@
+//! whisper decoding policies on trained weights: accuracy (WER for English, CER for Mandarin)
+//! against compute per utterance (p50, p95), side by side in one run.
+//!
+//! Corpora, from the shared recordings (`$HOTLINE_SHARED/audio/index.tsv`):
+//! - `en-read`: every English clip with a transcript under `hifitts/` and `en/`;
+//! - `en-phone`: the 8 kHz G.711 clips under `telephone/` (upsampled to 16 kHz as a phone
+//!   line's audio is);
+//! - `zh`: the Mandarin clips with a whole transcript (the caller clip whose transcript
+//!   gives only its first word is left out).
+//!
+//! Models are the trained ones `hotline models fetch` installs (`tiny.en`, `tiny.en-q8_0`,
+//! `base`, `base-q8_0`); a model that is not installed is skipped with a note.
+//!
+//! `cargo bench --bench asr_policy` (release). `HOTLINE_BENCH_MODELS=tiny.en,base` and
+//! `HOTLINE_BENCH_POLICIES=full,trim-1.3s-retry` narrow the grid; `HOTLINE_BENCH_THREADS=1,2`.
+//! A figure here is never a test assertion: the accuracy thresholds live in `tests/`.
+
+use std::path::{Path, PathBuf};
+
+use hotline::asr::score::{evaluate, read_index, Sample};
+use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
+use hotline::language::Language;
+
+fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("HOTLINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    assert!(
+        dir.join("audio/index.tsv").is_file(),
+        "shared test data not found at {} (set HOTLINE_SHARED)",
+        dir.display()
+    );
+    dir
+}
+
+/// The decoding policies compared.
+fn policies() -> Vec<(&'static str, WhisperSettings)> {
+    let base = WhisperSettings::default();
+    let trim = |pad_ms: u32, retry: bool| WhisperSettings {
+        trim_audio_ctx: true,
+        trim_pad_ms: pad_ms,
+        runaway_retry: retry,
+        ..base.clone()
+    };
+    vec![
+        (
+            "full",
+            WhisperSettings {
+                trim_audio_ctx: false,
+                ..base.clone()
+            },
+        ),
+        ("trim-1.3s", trim(1_280, false)),
+        ("trim-1.3s-retry", trim(1_280, true)),
+        ("trim-3s-retry", trim(3_000, true)),
+        ("trim-6s-retry", trim(6_000, true)),
+        ("trim-6s", trim(6_000, false)),
+        ("trim-12s", trim(12_000, false)),
+        (
+            "trim-1.3s-timestamps",
+            WhisperSettings {
+                timestamps: true,
+                ..trim(1_280, false)
+            },
+        ),
+        (
+            "trim-1.3s-timestamps-segments",
+            WhisperSettings {
+                timestamps: true,
+                single_segment: false,
+                ..trim(1_280, false)
+            },
+        ),
+        ("trim-3s", trim(3_000, false)),
+        (
+            "trim-1.3s-fallback",
+            WhisperSettings {
+                temperature_fallback: true,
+                ..trim(1_280, false)
+            },
+        ),
+    ]
+}
+
+fn list_env(name: &str) -> Option<Vec<String>> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+}
+
+fn corpora(shared: &Path) -> Vec<(&'static str, Vec<Sample>)> {
+    let all = read_index(&shared.join("audio/index.tsv")).expect("read the shared index");
+    let under = |prefix: &str| {
+        let root = shared.join("audio").join(prefix);
+        all.iter()
+            .filter(|s| s.path.starts_with(&root))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut read = under("hifitts");
+    read.extend(under("en"));
+    let zh: Vec<Sample> = all
+        .iter()
+        .filter(|s| s.language == Language::Zh)
+        // Its transcript names only the first word of a longer request.
+        .filter(|s| !s.path.ends_with("active-call_hello_book_course_zh_16k.wav"))
+        .cloned()
+        .collect();
+    vec![
+        ("en-read", read),
+        ("en-phone", under("telephone")),
+        ("zh", zh),
+    ]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    let shared = shared_dir();
+    let corpora = corpora(&shared);
+    let models = list_env("HOTLINE_BENCH_MODELS").unwrap_or_else(|| {
+        ["tiny.en", "tiny.en-q8_0", "base", "base-q8_0"]
+            .map(String::from)
+            .to_vec()
+    });
+    let wanted_policies = list_env("HOTLINE_BENCH_POLICIES");
+    let threads: Vec<usize> = list_env("HOTLINE_BENCH_THREADS")
+        .map(|v| v.iter().filter_map(|t| t.parse().ok()).collect())
+        .unwrap_or_else(|| vec![2]);
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        eprintln!("load average before the run: {}", load.trim());
+    }
+    println!("| model | policy | threads | corpus | utterances | error rate | compute p50 | compute p95 |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for name in &models {
+        let path = match hotline::models::resolve(name) {
+            Ok(path) if path.is_file() => path,
+            Ok(path) => {
+                eprintln!(
+                    "{name}: not installed at {} (run `hotline models fetch {name}`); skipped",
+                    path.display()
+                );
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}; skipped");
+                continue;
+            }
+        };
+        let mut whisper =
+            WhisperRecognizer::new(&path, WhisperSettings::default()).expect("the model loads");
+        for (policy, settings) in policies() {
+            if wanted_policies
+                .as_ref()
+                .is_some_and(|w| !w.iter().any(|p| p == policy))
+            {
+                continue;
+            }
+            for &t in &threads {
+                whisper.set_settings(WhisperSettings {
+                    threads: t,
+                    ..settings.clone()
+                });
+                for (corpus, samples) in &corpora {
+                    let zh = samples.first().is_some_and(|s| s.language == Language::Zh);
+                    if zh != whisper.is_multilingual() && zh {
+                        continue;
+                    }
+                    let result = evaluate(&mut whisper, samples).expect("evaluate");
+                    let ms = |q: f64| result.compute_quantile(q).as_millis();
+                    println!(
+                        "| {name} | {policy} | {t} | {corpus} | {} | {:.3} | {} ms | {} ms |",
+                        samples.len(),
+                        result.errors.rate(),
+                        ms(0.5),
+                        ms(0.95)
+                    );
+                    if std::env::var_os("HOTLINE_BENCH_VERBOSE").is_some() {
+                        for (path, heard, errors) in &result.heard {
+                            eprintln!(
+                                "  {} ({}/{}): {heard}",
+                                path.display(),
+                                errors.edits,
+                                errors.reference
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
