@@ -51,9 +51,14 @@ fn policies() -> Vec<(&'static str, WhisperSettings)> {
             },
         ),
         ("trim-1.3s", trim(1_280, false)),
+        (
+            "trim-1.3s-retry-full",
+            WhisperSettings {
+                retry_pad_ms: 30_000,
+                ..trim(1_280, true)
+            },
+        ),
         ("trim-1.3s-retry", trim(1_280, true)),
-        ("trim-3s-retry", trim(3_000, true)),
-        ("trim-6s-retry", trim(6_000, true)),
         ("trim-6s", trim(6_000, false)),
         ("trim-12s", trim(12_000, false)),
         (

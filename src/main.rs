@@ -96,6 +96,20 @@ enum ModelsCommand {
         #[arg(long)]
         expect: Option<String>,
     },
+    /// Score a whisper model on recordings with transcripts: word (English) or character
+    /// (Mandarin) error rate, and compute per utterance, with the server's decoding policy.
+    Eval {
+        /// A trained model's name or a ggml file.
+        model: String,
+        /// Tab-separated lines: file (relative to the index), language, transcript.
+        index: PathBuf,
+        /// Only recordings of this language (en, zh).
+        #[arg(long)]
+        language: Option<hotline::language::Language>,
+        /// Print what was heard for each recording.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Download an official model into models/, checking its sha256.
     Download {
         /// The file name, e.g. ggml-base.en-q5_1.bin (see `hotline models list`).
@@ -177,6 +191,12 @@ fn main() -> Result<()> {
         }
         Command::Models { command } => match command {
             ModelsCommand::List { dir } => models_list(&dir),
+            ModelsCommand::Eval {
+                model,
+                index,
+                language,
+                verbose,
+            } => models_eval(&config, &model, &index, language, verbose)?,
             ModelsCommand::Fetch { names, dir } => {
                 let dir = dir.unwrap_or_else(hotline::models::cache_dir);
                 let names = if names.is_empty() {
@@ -365,4 +385,62 @@ fn models_list(dir: &std::path::Path) {
             println!("  {} ({} bytes, {what})", f.path.display(), f.bytes);
         }
     }
+}
+
+/// `hotline models eval`: the model on the index's recordings, with the configured policy.
+fn models_eval(
+    config: &hotline::config::Config,
+    model: &str,
+    index: &std::path::Path,
+    language: Option<hotline::language::Language>,
+    verbose: bool,
+) -> Result<()> {
+    use hotline::asr::score::{evaluate, read_index};
+    use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
+    let path = hotline::models::resolve(model)?;
+    let settings = WhisperSettings {
+        threads: config.asr.threads,
+        trim_audio_ctx: config.asr.trim_audio_ctx,
+        ..WhisperSettings::default()
+    };
+    let mut whisper = WhisperRecognizer::new(&path, settings)?;
+    let samples: Vec<_> = read_index(index)?
+        .into_iter()
+        .filter(|s| language.is_none_or(|l| s.language == l))
+        .filter(|s| whisper.is_multilingual() || s.language == hotline::language::Language::En)
+        .collect();
+    anyhow::ensure!(
+        !samples.is_empty(),
+        "{}: no recordings with a transcript in a language this model hears",
+        index.display()
+    );
+    let result = evaluate(&mut whisper, &samples)?;
+    if verbose {
+        for (file, heard, errors) in &result.heard {
+            println!(
+                "{}/{}\t{}\t{heard}",
+                errors.edits,
+                errors.reference,
+                file.display()
+            );
+        }
+    }
+    let unit = if samples
+        .iter()
+        .all(|s| s.language == hotline::language::Language::Zh)
+    {
+        "CER"
+    } else {
+        "error rate (WER for English, CER for Mandarin)"
+    };
+    println!(
+        "{model}: {unit} {:.3} over {} recordings ({} errors in {} units); compute per utterance p50 {} ms, p95 {} ms",
+        result.errors.rate(),
+        samples.len(),
+        result.errors.edits,
+        result.errors.reference,
+        result.compute_quantile(0.5).as_millis(),
+        result.compute_quantile(0.95).as_millis()
+    );
+    Ok(())
 }

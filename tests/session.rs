@@ -458,3 +458,46 @@ fn speech_after_the_question_continues_the_request() {
         Some((second, "i want to pay my bill".to_string()))
     );
 }
+
+/// A caller who hangs up while a later sentence is still being recognized: the sentences
+/// that were recognized stay in the record.
+#[test]
+fn words_recognized_before_a_hangup_stay_in_the_record() {
+    let mut h = Harness::new(SessionConfig::default());
+    for path in [
+        "audio/en/speechbrain_spk1_snt1.wav",
+        "audio/en/speechbrain_spk1_snt2.wav",
+    ] {
+        h.silence(700);
+        for f in recording(path) {
+            h.feed(&f);
+        }
+    }
+    h.silence(700);
+    let finals = h.final_requests();
+    assert_eq!(finals.len(), 2);
+    h.session.handle_transcript(
+        finals[0].0,
+        true,
+        "the child almost hurt the small dog",
+        h.now,
+    );
+    h.session.handle_hangup("caller.hangup", h.now);
+    h.drain();
+    let kept: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter_map(|(_, k)| match k {
+            EventKind::Transcript {
+                text,
+                is_final: true,
+                ..
+            } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        vec!["the child almost hurt the small dog".to_string()]
+    );
+}

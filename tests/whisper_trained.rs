@@ -29,6 +29,14 @@ fn corpus(prefixes: &[&str]) -> Vec<Sample> {
         .collect()
 }
 
+/// One test at a time: whisper.cpp's threads spin while they wait, so two recognizers with two
+/// threads each on a two-core machine slow each other down many times over.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn default_whisper(name: &str) -> WhisperRecognizer {
     WhisperRecognizer::new(&trained_model(name), WhisperSettings::default())
         .unwrap_or_else(|e| panic!("{name} loads: {e}"))
@@ -44,6 +52,7 @@ fn show(result: &hotline::asr::score::Evaluation) -> String {
 
 #[test]
 fn english_read_speech_is_recognized_with_the_default_model_and_policy() {
+    let _alone = alone();
     let samples = corpus(&["hifitts", "en"]);
     assert!(samples.len() >= 70, "{} clips", samples.len());
     let mut whisper = default_whisper(DEFAULT_MODEL_EN);
@@ -74,6 +83,7 @@ fn english_read_speech_is_recognized_with_the_default_model_and_policy() {
 
 #[test]
 fn english_phone_line_speech_is_recognized() {
+    let _alone = alone();
     let samples = corpus(&["telephone"]);
     assert_eq!(samples.len(), 7);
     let mut whisper = default_whisper(DEFAULT_MODEL_EN);
@@ -85,6 +95,7 @@ fn english_phone_line_speech_is_recognized() {
 
 #[test]
 fn mandarin_is_recognized_in_simplified_characters() {
+    let _alone = alone();
     let samples = corpus(&["zh"]);
     assert_eq!(samples.len(), 3, "{samples:?}");
     let mut whisper = default_whisper(DEFAULT_MODEL_ZH);
@@ -121,6 +132,7 @@ fn mandarin_is_recognized_in_simplified_characters() {
 /// never an overflow, and still help.
 #[test]
 fn a_phrase_list_longer_than_whisper_allows_becomes_a_bounded_prompt() {
+    let _alone = alone();
     let mut phrases: Vec<String> = (0..400)
         .map(|i| format!("account number {i} please check my balance and my bill"))
         .collect();
@@ -154,6 +166,7 @@ fn a_phrase_list_longer_than_whisper_allows_becomes_a_bounded_prompt() {
 /// comes back as one copy of what was said.
 #[test]
 fn trimmed_decoding_does_not_loop() {
+    let _alone = alone();
     let samples = corpus(&["hifitts"]);
     let mut whisper = default_whisper(DEFAULT_MODEL_EN);
     let unguarded = WhisperSettings {

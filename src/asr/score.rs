@@ -198,8 +198,56 @@ pub fn words(text: &str) -> Vec<String> {
         .split_whitespace()
         .map(|w| w.trim_matches('\''))
         .filter(|w| !w.is_empty())
-        .map(|w| number_word(w).map_or_else(|| w.to_string(), str::to_string))
+        .flat_map(|w| match contraction(w) {
+            Some(expanded) => expanded.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            None => vec![number_word(w).map_or_else(|| w.to_string(), str::to_string)],
+        })
         .collect()
+}
+
+/// Contractions written out, as whisper's own English normaliser does, so "I'm" and "I am"
+/// are the same words. Ambiguous ones ("I'd": would or had) stay as they are.
+fn contraction(word: &str) -> Option<&'static [&'static str]> {
+    const CONTRACTIONS: &[(&str, &[&str])] = &[
+        ("i'm", &["i", "am"]),
+        ("i'll", &["i", "will"]),
+        ("i've", &["i", "have"]),
+        ("you're", &["you", "are"]),
+        ("you'll", &["you", "will"]),
+        ("you've", &["you", "have"]),
+        ("we're", &["we", "are"]),
+        ("we'll", &["we", "will"]),
+        ("we've", &["we", "have"]),
+        ("they're", &["they", "are"]),
+        ("they'll", &["they", "will"]),
+        ("it's", &["it", "is"]),
+        ("that's", &["that", "is"]),
+        ("there's", &["there", "is"]),
+        ("what's", &["what", "is"]),
+        ("he's", &["he", "is"]),
+        ("she's", &["she", "is"]),
+        ("can't", &["can", "not"]),
+        ("cannot", &["can", "not"]),
+        ("won't", &["will", "not"]),
+        ("don't", &["do", "not"]),
+        ("doesn't", &["does", "not"]),
+        ("didn't", &["did", "not"]),
+        ("isn't", &["is", "not"]),
+        ("aren't", &["are", "not"]),
+        ("wasn't", &["was", "not"]),
+        ("weren't", &["were", "not"]),
+        ("haven't", &["have", "not"]),
+        ("hasn't", &["has", "not"]),
+        ("couldn't", &["could", "not"]),
+        ("wouldn't", &["would", "not"]),
+        ("shouldn't", &["should", "not"]),
+        ("let's", &["let", "us"]),
+        ("em", &["them"]),
+    ];
+    CONTRACTIONS
+        .iter()
+        .find(|(c, _)| *c == word)
+        .map(|(_, expanded)| *expanded)
 }
 
 /// Mandarin text as simplified characters, without punctuation or spaces.
@@ -282,7 +330,11 @@ mod tests {
         );
         assert_eq!(e.edits, 2);
         assert!((e.rate() - 0.4).abs() < 1e-9);
-        assert_eq!(words("I'd like 'em"), ["i'd", "like", "em"]);
+        assert_eq!(words("I'd like 'em"), ["i'd", "like", "them"]);
+        assert_eq!(
+            words("I'm sure it's fine"),
+            ["i", "am", "sure", "it", "is", "fine"]
+        );
     }
 
     #[test]

@@ -59,9 +59,12 @@ pub struct WhisperSettings {
     /// Re-decode at higher temperatures when the greedy result looks poor (whisper.cpp's
     /// default); off keeps latency bounded.
     pub temperature_fallback: bool,
-    /// Decode again with the full context when a trimmed decode runs away (a repeated
-    /// phrase, or the token budget filled): the cost of the full context only where needed.
+    /// Decode again with a longer context when a trimmed decode runs away (a repeated
+    /// phrase, or the token budget filled): the cost of the long context only where needed.
     pub runaway_retry: bool,
+    /// The silence after the utterance that the retry's context covers (the full 30 s
+    /// context when it reaches it).
+    pub retry_pad_ms: u32,
     /// Let whisper predict timestamp tokens (it then tends to close the utterance with an
     /// end timestamp rather than start it over); the text is the same without them.
     pub timestamps: bool,
@@ -77,6 +80,7 @@ impl Default for WhisperSettings {
             trim_pad_ms: 1_280,
             temperature_fallback: false,
             runaway_retry: true,
+            retry_pad_ms: 12_000,
             timestamps: false,
             single_segment: true,
         }

@@ -1125,14 +1125,19 @@ impl FlowDialogue {
         }
     }
 
-    /// The grammar for the caller's next answer (English only: the grammar recognizer is the
-    /// English PocketSphinx model).
+    /// The grammar for the caller's next answer. English flows get phrase lists and JSGF
+    /// grammars (PocketSphinx decodes against them; whisper takes a phrase list as its
+    /// prompt). Mandarin flows get phrase lists only, in Chinese: no grammar recognizer hears
+    /// Mandarin, but whisper's prompt steers it towards the flow's words.
     fn grammar(&self) -> Option<Grammar> {
-        if self.loaded.flow.language != Language::En {
-            return None;
-        }
+        let english = self.loaded.flow.language == Language::En;
         match &self.waiting {
-            Waiting::ConfirmIntent(_) | Waiting::ConfirmSlot(_) => return Some(yes_no_grammar()),
+            Waiting::ConfirmIntent(_) | Waiting::ConfirmSlot(_) if english => {
+                return Some(yes_no_grammar())
+            }
+            Waiting::ConfirmIntent(_) | Waiting::ConfirmSlot(_) => {
+                return Some(mandarin_yes_no_phrases())
+            }
             Waiting::Collect => {}
         }
         let node = self.node();
@@ -1142,24 +1147,34 @@ impl FlowDialogue {
                 let mut phrases: Vec<String> = Vec::new();
                 for intent in &self.loaded.flow.intents {
                     if candidates.contains(&intent.name) {
-                        phrases.extend(
-                            intent
-                                .examples
-                                .iter()
-                                .chain(&intent.keywords)
-                                .filter_map(|p| grammar_phrase(p)),
-                        );
+                        phrases.extend(intent.examples.iter().chain(&intent.keywords).filter_map(
+                            |p| {
+                                if english {
+                                    grammar_phrase(p)
+                                } else {
+                                    Some(p.trim().to_string()).filter(|p| !p.is_empty())
+                                }
+                            },
+                        ));
                     }
                 }
                 if candidates.iter().any(|c| c == "yes" || c == "no") {
-                    phrases.extend(
-                        ["yes", "yes please", "no", "no thanks", "no thank you"].map(String::from),
-                    );
+                    match mandarin_yes_no_phrases() {
+                        Grammar::Phrases(yes_no) if !english => phrases.extend(yes_no),
+                        _ => phrases.extend(
+                            ["yes", "yes please", "no", "no thanks", "no thank you"]
+                                .map(String::from),
+                        ),
+                    }
                 }
                 phrases.sort();
                 phrases.dedup();
                 (!phrases.is_empty()).then_some(Grammar::Phrases(phrases))
             }
+            Collect::Slot if !english => match node.slot.as_ref()?.kind.slot_type {
+                SlotType::YesNo => Some(mandarin_yes_no_phrases()),
+                _ => None,
+            },
             Collect::Slot => match node.slot.as_ref()?.kind.slot_type {
                 SlotType::Digits | SlotType::Id | SlotType::Phone => Some(digits_grammar()),
                 SlotType::YesNo => Some(yes_no_grammar()),
@@ -1231,6 +1246,25 @@ pub fn yes_no_grammar() -> Grammar {
         "#JSGF V1.0;\ngrammar yesno;\npublic <answer> = yes | yeah | yep | yes please | correct | \
          that's right | right | no | nope | no thanks | wrong | that's wrong;\n"
             .to_string(),
+    )
+}
+
+/// Yes and no in Mandarin, as a phrase list (whisper's prompt for a confirmation).
+pub fn mandarin_yes_no_phrases() -> Grammar {
+    Grammar::Phrases(
+        [
+            "是",
+            "是的",
+            "对",
+            "对的",
+            "好的",
+            "不是",
+            "不对",
+            "不用了",
+            "不要",
+        ]
+        .map(String::from)
+        .to_vec(),
     )
 }
 

@@ -11,8 +11,10 @@
 //! - Audio is exchanged one 20 ms [`Frame`] at a time: each [`CallSession::handle_audio`]
 //!   returns the bot's frame for that tick (or `None` when the bot is quiet).
 //! - Engine results carry the [`TurnId`] they were asked for; a result for any turn other than
-//!   the current one is stale and dropped. A new caller utterance, a DTMF key or a barge-in
-//!   starts a new turn.
+//!   the current one is stale and dropped, except a final transcript for an utterance of the
+//!   caller's current request (see [`Heard`]): it is kept in order, and the dialogue is asked
+//!   once every utterance of the request has its text. A new caller utterance, a DTMF key or
+//!   a barge-in starts a new turn.
 //! - After [`SessionOutput::Hangup`] the session ignores all input.
 //! - A transfer on a transport that reports its outcome ([`CallSession::track_transfers`])
 //!   keeps the session waiting, silent and deaf, until [`CallSession::handle_transfer_failed`]
@@ -379,17 +381,7 @@ impl CallSession {
         if self.asked || !current || self.request.iter().any(|h| h.text.is_none()) {
             return;
         }
-        let separator = match self.language {
-            Language::Zh => "",
-            _ => " ",
-        };
-        let full = self
-            .request
-            .iter()
-            .filter_map(|h| h.text.as_deref())
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(separator);
+        let full = self.request_text();
         let turn = self.turn;
         self.clock.transcript = Some(now);
         self.emit(
@@ -409,6 +401,43 @@ impl CallSession {
                 level_vs_baseline_db,
             },
         });
+    }
+
+    /// The call ends while the request still waits for a final: the words that did arrive go
+    /// into the record as the request's final transcript, so none is lost (the dialogue is
+    /// not asked any more).
+    fn keep_unanswered_words(&mut self, now: Duration) {
+        if self.asked {
+            return;
+        }
+        let heard = self.request_text();
+        if heard.is_empty() {
+            return;
+        }
+        let turn = self.turn;
+        self.emit(
+            now,
+            EventKind::Transcript {
+                turn,
+                text: heard,
+                is_final: true,
+            },
+        );
+        self.clear_request();
+    }
+
+    /// The texts of the request's utterances that have arrived, in order.
+    fn request_text(&self) -> String {
+        let separator = match self.language {
+            Language::Zh => "",
+            _ => " ",
+        };
+        self.request
+            .iter()
+            .filter_map(|h| h.text.as_deref())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(separator)
     }
 
     /// Forgets the caller's request (answered, or superseded by a key or a timeout).
@@ -533,6 +562,7 @@ impl CallSession {
             return;
         }
         self.stop_bot(now, "hangup");
+        self.keep_unanswered_words(now);
         self.finish(reason, now);
     }
 
