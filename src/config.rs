@@ -81,7 +81,7 @@ impl Default for SessionConfig {
             preroll_ms: 200,
             barge_in_min_speech_ms: 160,
             barge_in_grace_ms: 0,
-            partial_interval_ms: 1_000,
+            partial_interval_ms: 2_000,
             no_input_timeout_ms: 8_000,
         }
     }

@@ -414,17 +414,19 @@ impl Recognizer for WhisperRecognizer {
         };
         let mut tokens = self.decode(opts, &prompt, audio_ctx, max_tokens, interrupt)?;
         let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();
+        let retry_ctx = audio_ctx_for(pcm.len(), self.settings.retry_pad_ms);
         if trimmed
-            && audio_ctx < AUDIO_CTX_FULL
             && self.settings.runaway_retry
+            && retry_ctx > audio_ctx
             && is_runaway(&ids, max_tokens)
         {
             tracing::debug!(
                 tokens = ids.len(),
                 audio_ctx,
-                "whisper ran away on a trimmed context; decoding again with the full context"
+                retry_ctx,
+                "whisper ran away on a trimmed context; decoding again with a longer one"
             );
-            tokens = self.decode(opts, &prompt, AUDIO_CTX_FULL, max_tokens, interrupt)?;
+            tokens = self.decode(opts, &prompt, retry_ctx, max_tokens, interrupt)?;
         }
         let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();
         let kept = cut_repetition(&ids);
