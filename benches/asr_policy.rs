@@ -119,7 +119,12 @@ fn corpora(shared: &Path) -> Vec<(&'static str, Vec<Sample>)> {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this target without it,
+    // and the whole grid (minutes of compute) is not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("asr_policy: a measurement; run it with `cargo bench --bench asr_policy`");
+        return;
+    }
     let shared = shared_dir();
     let corpora = corpora(&shared);
     let models = list_env("HOTLINE_BENCH_MODELS").unwrap_or_else(|| {

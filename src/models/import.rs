@@ -20,10 +20,7 @@ use std::path::Path;
 
 use super::ggml::{mel_and_vocab_bytes, tensor_specs, GgmlType, GgmlWriter, WhisperHparams};
 use super::quantize::{is_quantized, q8_0_blocks, QuantType};
-use super::{
-    commit_part, create_parent, io_error, part_path, trained_match, Converted, ModelError,
-    TrainedModel,
-};
+use super::{commit_part, create_parent, io_error, part_path, Converted, ModelError, TrainedModel};
 
 /// Vocabulary entries a ggml whisper file stores (GPT-2's 50256 byte-level tokens and
 /// `<|endoftext|>`); whisper.cpp makes up the special tokens after them.
@@ -533,21 +530,7 @@ pub fn import_ct2(
     create_parent(out)?;
     let part = part_path(out);
     let written = write_ggml(&model, &hparams, &mel_and_vocab, quant, &part);
-    let written = match written {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
-    };
-    commit_part(&part, out, &written, expected)?;
-    Ok(Converted {
-        path: out.to_path_buf(),
-        bytes: written.bytes,
-        sha256: written.sha256.clone(),
-        hparams,
-        matches: trained_match(&written),
-    })
+    commit_part(&part, out, written, expected, hparams)
 }
 
 fn write_ggml(

@@ -473,14 +473,23 @@ struct Written {
     sha256: String,
 }
 
-/// Checks a finished part file against `expected` (when given) and renames it to `out`; on a
-/// mismatch the part file is deleted and the error says so.
+/// Finishes a conversion written to `part`: a failed write deletes the part file; a finished
+/// one is checked against `expected` (when given) and renamed to `out`. On a mismatch the part
+/// file is deleted and the error says so.
 fn commit_part(
     part: &Path,
     out: &Path,
-    written: &Written,
+    written: Result<Written, ModelError>,
     expected: Option<&TrainedModel>,
-) -> Result<(), ModelError> {
+    hparams: WhisperHparams,
+) -> Result<Converted, ModelError> {
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_file(part);
+            return Err(e);
+        }
+    };
     if let Some(t) = expected {
         if written.bytes != t.bytes {
             let _ = std::fs::remove_file(part);
@@ -504,7 +513,14 @@ fn commit_part(
             });
         }
     }
-    std::fs::rename(part, out).map_err(io_error(out))
+    std::fs::rename(part, out).map_err(io_error(out))?;
+    Ok(Converted {
+        path: out.to_path_buf(),
+        bytes: written.bytes,
+        sha256: written.sha256.clone(),
+        hparams,
+        matches: trained_match(&written),
+    })
 }
 
 /// Creates `path`'s parent directory if it has one.

@@ -13,9 +13,7 @@
 use std::path::Path;
 
 use super::ggml::{parse_header, read_tensor_head, Cursor, GgmlType, GgmlWriter, FTYPE_OFFSET};
-use super::{
-    commit_part, create_parent, part_path, trained_match, Converted, ModelError, TrainedModel,
-};
+use super::{commit_part, create_parent, part_path, Converted, ModelError, TrainedModel};
 
 /// Values per q8_0 block.
 const QK8_0: usize = 32;
@@ -139,21 +137,7 @@ pub fn quantize_file(
         }
         w.finish()
     })();
-    let written = match written {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
-    };
-    commit_part(&part, out, &written, expected)?;
-    Ok(Converted {
-        path: out.to_path_buf(),
-        bytes: written.bytes,
-        sha256: written.sha256.clone(),
-        hparams,
-        matches: trained_match(&written),
-    })
+    commit_part(&part, out, written, expected, hparams)
 }
 
 fn to_f32(data: &[u8], ty: GgmlType) -> Vec<f32> {
