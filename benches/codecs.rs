@@ -1,6 +1,6 @@
-//! Per-frame costs of the phone line's codecs: encode and decode of one 20 ms frame for G.711
-//! µ-law (the baseline), G.722 (our sub-band ADPCM) and Opus (libopus at 16 kHz, 32 kbit/s,
-//! in-band FEC), plus one Opus loss concealment (PLC). Run with `cargo bench --bench codecs`.
+//! Per-frame costs of `hotline-media`'s codecs, which both transports use: encode and decode of
+//! one 20 ms frame for G.711 µ-law (the baseline), G.722 (our sub-band ADPCM) and Opus (libopus
+//! at 16 kHz, 32 kbit/s, in-band FEC), plus one Opus loss concealment (PLC). Run with `cargo bench --bench codecs`.
 //!
 //! The frames come from a recording in the shared test data when it is there
 //! (`$HOTLINE_SHARED`, else `../shared`), else from a synthetic vowel-like signal.
@@ -10,8 +10,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hotline_sip::codec::VoiceCodec;
-use hotline_sip::sdp::Codec;
+use hotline_media::{Codec, VoiceCodec};
 
 fn synthetic(sample_rate_hz: u32, samples: usize) -> Vec<i16> {
     (0..samples)

@@ -24,13 +24,17 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use crate::call::core::CallCore;
+use crate::call::virtual_call::{Timing, VirtualCall};
 use crate::config::{Config, DialogueEngineKind};
 use crate::dialogue::engine::FlowFactory;
 use crate::dialogue::{
-    self, plan_flow_arg, Action, BotTurn, CallContext, CallPlan, CallerInput, Dialogue,
-    DialogueError, DialogueFactory, FlowArgError, FlowChoice,
+    self, plan_flow_arg, CallContext, CallPlan, DialogueError, DialogueFactory, FlowArgError,
+    FlowChoice,
 };
-use crate::session::event::{CallEvent, EventKind, TurnId};
+use crate::session::{CallEvent, CallSession, EndReason, ErrorCode, EventKind};
 
 /// Why a chat could not run.
 #[derive(Debug, thiserror::Error)]
@@ -52,34 +56,58 @@ const KEY_MS: u64 = 300;
 /// How much louder than the baseline `/shout` is.
 const SHOUT_DB: f32 = 20.0;
 
-/// One chat call.
+/// One chat call: a [`VirtualCall`] with text in place of audio, no recognizer and silent
+/// replies, on instant timing (repeatable runs).
 struct ChatCall {
-    dialogue: Box<dyn Dialogue>,
-    turn: u32,
-    open: bool,
+    call: VirtualCall<'static>,
+}
+
+impl ChatCall {
+    fn open(&self) -> bool {
+        !self.call.is_ended()
+    }
 }
 
 struct Chat<'a, W: Write> {
     out: W,
     events: bool,
-    t_ms: u64,
-    no_input_ms: u64,
+    config: &'a Config,
     calls: u32,
     flow_factory: Option<&'a FlowFactory>,
     factory: Arc<dyn DialogueFactory>,
 }
 
 impl<W: Write> Chat<'_, W> {
-    fn event(&mut self, kind: EventKind) -> std::io::Result<()> {
-        if self.events {
-            let event = CallEvent {
-                t_ms: self.t_ms,
-                kind,
-            };
-            let line = serde_json::to_string(&event).map_err(std::io::Error::other)?;
-            writeln!(self.out, "{line}")?;
+    /// Writes events: as JSON lines, or as the bot's lines and notes in text mode.
+    fn write(&mut self, events: Vec<CallEvent>) -> std::io::Result<()> {
+        for event in events {
+            if self.events {
+                let line = serde_json::to_string(&event).map_err(std::io::Error::other)?;
+                writeln!(self.out, "{line}")?;
+                continue;
+            }
+            match &event.kind {
+                EventKind::BotReply { text, .. } => writeln!(self.out, "bot: {text}")?,
+                EventKind::Intent {
+                    name, confidence, ..
+                } => writeln!(self.out, "  · intent {name} ({confidence:.2})")?,
+                EventKind::Slot { name, value, .. } => {
+                    writeln!(self.out, "  · slot {name} = {value}")?
+                }
+                EventKind::KnowledgeGap { text, .. } => {
+                    writeln!(self.out, "  · knowledge gap: {text}")?
+                }
+                EventKind::Transfer { target, reason } => {
+                    writeln!(self.out, "  · transfer to {target} ({reason})")?
+                }
+                EventKind::Hangup { reason } => writeln!(self.out, "  · hangup ({reason})")?,
+                EventKind::Error { code, message } => {
+                    writeln!(self.out, "  · error {code}: {message}")?
+                }
+                _ => {}
+            }
         }
-        Ok(())
+        self.out.flush()
     }
 
     fn note(&mut self, text: &str) -> std::io::Result<()> {
@@ -89,22 +117,32 @@ impl<W: Write> Chat<'_, W> {
         Ok(())
     }
 
-    /// Starts the clock for a new call and reports flows that failed to reload (a call about
-    /// to start is when flows are reloaded), before the call's flow is chosen.
+    /// Counts a new call and reports flows that failed to reload (a call about to start is
+    /// when flows are reloaded), before the call's flow is chosen.
     fn begin_call(&mut self) -> Result<(), ChatError> {
         self.calls += 1;
-        self.t_ms = 0;
         if let Some(f) = self.flow_factory {
-            for error in f.refresh() {
-                self.event(EventKind::Error {
-                    code: "flow.reload".into(),
-                    message: error.clone(),
-                })?;
-                if !self.events {
-                    writeln!(
-                        self.out,
-                        "! flow reload failed, the previous version stays: {error}"
-                    )?;
+            let errors: Vec<CallEvent> = f
+                .refresh()
+                .into_iter()
+                .map(|message| CallEvent {
+                    t_ms: 0,
+                    kind: EventKind::Error {
+                        code: ErrorCode::FlowReload,
+                        message,
+                    },
+                })
+                .collect();
+            if self.events {
+                self.write(errors)?;
+            } else {
+                for e in errors {
+                    if let EventKind::Error { message, .. } = e.kind {
+                        writeln!(
+                            self.out,
+                            "! flow reload failed, the previous version stays: {message}"
+                        )?;
+                    }
                 }
             }
         }
@@ -117,144 +155,71 @@ impl<W: Write> Chat<'_, W> {
         plan: CallPlan,
         vars: BTreeMap<String, String>,
     ) -> Result<ChatCall, ChatError> {
+        let language = plan.language();
         let ctx = CallContext {
             plan,
             vars: vars.clone(),
         };
-        let mut dialogue = self.factory.new_dialogue(&ctx);
-        self.event(EventKind::CallStart {
+        let dialogue = self.factory.new_dialogue(&ctx);
+        let session = CallSession::new(self.config.session.clone(), language);
+        let core = CallCore::new(None, session).keeping_events();
+        let mut call = VirtualCall::new(core, dialogue, None, None, Timing::Instant);
+        call.start(EventKind::CallStart {
             call_id: Some(format!("chat-{}", self.calls)),
             transport: Some("chat".into()),
             from: vars.get("from").cloned(),
             to: vars.get("to").cloned(),
             codec: None,
-            language: None,
-        })?;
-        let mut call = ChatCall {
-            dialogue: Box::new(NoDialogue),
-            turn: 0,
-            open: true,
-        };
-        let turn = self.ask(&mut dialogue, &CallerInput::Start, TurnId(0))?;
-        call.dialogue = dialogue;
-        self.finish_turn(&mut call, turn)?;
-        Ok(call)
-    }
-
-    /// Runs one input through the dialogue, printing prompts as they stream in text mode.
-    fn ask(
-        &mut self,
-        dialogue: &mut Box<dyn Dialogue>,
-        input: &CallerInput,
-        _turn: TurnId,
-    ) -> std::io::Result<BotTurn> {
-        let mut streamed = Vec::new();
-        let events = self.events;
-        let out = &mut self.out;
-        let mut io_error = None;
-        let turn = dialogue.handle_streaming(input, &mut |p| {
-            streamed.push(p.text.clone());
-            if !events {
-                if let Err(e) = writeln!(out, "bot: {}", p.text).and_then(|_| out.flush()) {
-                    io_error.get_or_insert(e);
-                }
-            }
+            language: Some(language.code().to_string()),
         });
-        if let Some(e) = io_error {
-            return Err(e);
-        }
-        Ok(turn)
+        call.run_until_idle();
+        let events = call.take_events();
+        self.write(events)?;
+        Ok(ChatCall { call })
     }
 
-    fn finish_turn(&mut self, call: &mut ChatCall, turn: BotTurn) -> Result<(), ChatError> {
-        let id = TurnId(call.turn);
-        if let Some(m) = &turn.intent {
-            self.event(EventKind::Intent {
-                turn: id,
-                name: m.name.clone(),
-                confidence: m.confidence,
-            })?;
-            self.note(&format!("intent {} ({:.2})", m.name, m.confidence))?;
-        }
-        for (name, value) in &turn.slots {
-            self.event(EventKind::Slot {
-                turn: id,
-                name: name.clone(),
-                value: value.clone(),
-            })?;
-            self.note(&format!("slot {name} = {value}"))?;
-        }
-        if let Some(gap) = &turn.knowledge_gap {
-            self.event(EventKind::KnowledgeGap {
-                turn: id,
-                text: gap.clone(),
-            })?;
-            self.note(&format!("knowledge gap: {gap}"))?;
-        }
-        for prompt in &turn.say {
-            self.event(EventKind::BotReply {
-                turn: id,
-                text: prompt.text.clone(),
-            })?;
-        }
-        match &turn.action {
-            Some(Action::Transfer { target, reason }) => {
-                self.event(EventKind::Transfer {
-                    target: target.clone(),
-                    reason: reason.clone(),
-                })?;
-                self.note(&format!("transfer to {target} ({reason})"))?;
-                call.open = false;
-            }
-            Some(Action::Hangup { reason }) => {
-                self.event(EventKind::Hangup {
-                    reason: reason.clone(),
-                })?;
-                self.note(&format!("hangup ({reason})"))?;
-                call.open = false;
-            }
-            None => {}
-        }
-        self.out.flush()?;
-        Ok(())
-    }
-
+    /// What the caller does on one line, then the bot's answer.
     fn input(
         &mut self,
         call: &mut ChatCall,
-        input: CallerInput,
+        input: ChatInput,
         advance_ms: u64,
     ) -> Result<(), ChatError> {
-        if !call.open {
+        if !call.open() {
             self.note("the call has ended; `/call` starts another")?;
             return Ok(());
         }
-        self.t_ms += advance_ms;
-        call.turn += 1;
-        let id = TurnId(call.turn);
-        match &input {
-            CallerInput::Speech { text, .. } => self.event(EventKind::Transcript {
-                turn: id,
-                text: text.clone(),
-                is_final: true,
-            })?,
-            CallerInput::Dtmf { digit } => self.event(EventKind::Dtmf {
-                digit: digit.to_string(),
-            })?,
-            CallerInput::NoInput | CallerInput::Start => {}
+        let c = &mut call.call;
+        match input {
+            // Nothing happens until the no-input timeout.
+            ChatInput::Silence => c.wait_for_timer(),
+            _ => c.wait(Duration::from_millis(advance_ms)),
         }
-        let turn = self.ask(&mut call.dialogue, &input, id)?;
-        self.finish_turn(call, turn)
+        let now = c.now();
+        let session = c.core_mut().session_mut();
+        match input {
+            ChatInput::Say { text, level_db } => session.handle_text(&text, level_db, now),
+            ChatInput::Key(digit) => session.handle_dtmf(digit, now),
+            ChatInput::Silence => {}
+            ChatInput::Hangup => session.handle_hangup(EndReason::CallerHangup, now),
+        }
+        c.run_until_idle();
+        let events = c.take_events();
+        self.write(events)?;
+        Ok(())
     }
 }
 
-/// A placeholder while a call's dialogue is being built.
-struct NoDialogue;
-
-impl Dialogue for NoDialogue {
-    fn handle(&mut self, _input: &CallerInput) -> BotTurn {
-        BotTurn::default()
-    }
+/// One thing the caller does.
+enum ChatInput {
+    Say {
+        text: String,
+        level_db: f32,
+    },
+    Key(char),
+    /// Nothing: the no-input timeout runs out during the wait.
+    Silence,
+    Hangup,
 }
 
 fn parse_vars(
@@ -301,8 +266,7 @@ pub fn run_chat(
     let mut chat = Chat {
         out: output,
         events,
-        t_ms: 0,
-        no_input_ms: config.session.no_input_timeout_ms,
+        config,
         calls: 0,
         flow_factory: flow_factory.as_deref(),
         factory,
@@ -324,9 +288,9 @@ pub fn run_chat(
         let Some(command) = text.strip_prefix('/') else {
             chat.input(
                 &mut call,
-                CallerInput::Speech {
+                ChatInput::Say {
                     text: text.to_string(),
-                    level_vs_baseline_db: 0.0,
+                    level_db: 0.0,
                 },
                 SPEECH_MS,
             )?;
@@ -336,10 +300,7 @@ pub fn run_chat(
         let name = words.next().unwrap_or("");
         let rest: Vec<&str> = words.collect();
         match name {
-            "silence" => {
-                let ms = chat.no_input_ms;
-                chat.input(&mut call, CallerInput::NoInput, ms)?
-            }
+            "silence" => chat.input(&mut call, ChatInput::Silence, 0)?,
             "dtmf" => {
                 let keys: String = rest.concat();
                 if keys.is_empty()
@@ -353,35 +314,28 @@ pub fn run_chat(
                     });
                 }
                 for digit in keys.chars() {
-                    chat.input(&mut call, CallerInput::Dtmf { digit }, KEY_MS)?;
+                    chat.input(&mut call, ChatInput::Key(digit), KEY_MS)?;
                 }
             }
             "shout" => {
                 let said = rest.join(" ");
                 chat.input(
                     &mut call,
-                    CallerInput::Speech {
+                    ChatInput::Say {
                         text: said,
-                        level_vs_baseline_db: SHOUT_DB,
+                        level_db: SHOUT_DB,
                     },
                     SPEECH_MS,
                 )?
             }
             "hangup" => {
-                if call.open {
-                    chat.t_ms += SPEECH_MS;
-                    chat.event(EventKind::Hangup {
-                        reason: "caller.hangup".into(),
-                    })?;
-                    chat.note("caller hung up")?;
-                    call.open = false;
+                if call.open() {
+                    chat.input(&mut call, ChatInput::Hangup, SPEECH_MS)?;
                 }
             }
             "call" => {
-                if call.open {
-                    chat.event(EventKind::Hangup {
-                        reason: "caller.hangup".into(),
-                    })?;
+                if call.open() {
+                    chat.input(&mut call, ChatInput::Hangup, 0)?;
                 }
                 let (f, mut vars) = parse_vars(&rest, line_no)?;
                 for (k, v) in &default_vars {
@@ -414,11 +368,8 @@ pub fn run_chat(
             }
         }
     }
-    if call.open {
-        chat.t_ms += SPEECH_MS;
-        chat.event(EventKind::Hangup {
-            reason: "caller.hangup".into(),
-        })?;
+    if call.open() {
+        chat.input(&mut call, ChatInput::Hangup, SPEECH_MS)?;
     }
     chat.out.flush()?;
     Ok(())

@@ -230,6 +230,9 @@ pub struct ServerConfig {
     pub records_dir: PathBuf,
     /// The most calls at once, across all transports.
     pub max_calls: usize,
+    /// On SIGTERM or Ctrl-C, how long calls in progress may go on before the bot says goodbye
+    /// and hangs up (new calls are refused meanwhile). A second signal ends them at once.
+    pub drain_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -237,6 +240,7 @@ impl Default for ServerConfig {
         Self {
             records_dir: PathBuf::from("records"),
             max_calls: 32,
+            drain_timeout_s: 30,
         }
     }
 }

@@ -19,18 +19,18 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use hotline_media::MediaCounters;
 use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
 use hotline_sip::driver::{
     CallAcceptor, PhoneCall, PhoneCommand, PhoneConfig, PhoneEvent, PhoneServer, Refusal,
 };
-use hotline_sip::media::MediaStats;
 use hotline_sip::sdp::Codec;
 
 use crate::audio::resample::StreamResampler;
 use crate::audio::{Frame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
-use crate::call::{CallError, CallInfo, CallInput, CallOutput, Engines, MediaReport};
+use crate::call::{CallControl, CallError, CallInfo, CallInput, CallOutput, Engines, MediaReport};
 use crate::session::event::CallMedia;
-use crate::session::{CallEvent, EventKind};
+use crate::session::{CallEvent, EndReason, EventKind};
 
 /// A `[sip]` value that parses but makes no sense; names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -366,6 +366,7 @@ impl CallAcceptor for EngineAcceptor {
                     call_id: Some(handle.id.0.clone()),
                     events: Some(handle.events),
                     media_report: Some(media_report),
+                    control: Some(handle.control),
                 };
                 tokio::spawn(bridge_with_context(
                     call,
@@ -378,6 +379,11 @@ impl CallAcceptor for EngineAcceptor {
             Err(CallError::Busy { active }) => {
                 tracing::warn!(active, "phone call refused: busy");
                 Err(Refusal::Busy)
+            }
+            Err(CallError::Closed) => {
+                // 503 with Retry-After: the caller's proxy tries another server.
+                tracing::info!(from = %call.from, "phone call refused: the server is shutting down");
+                Err(Refusal::Unavailable)
             }
             Err(e) => {
                 tracing::error!("phone call refused: {e}");
@@ -457,17 +463,21 @@ pub struct TransferContext {
     pub events: Option<broadcast::Receiver<CallEvent>>,
     /// Where the media counters go when the line hangs up (the record's `call_end`).
     pub media_report: Option<MediaReport>,
+    /// The call's control channel: the line's hang-up and a transfer's failure go there, never
+    /// behind audio (without it they go in band).
+    pub control: Option<mpsc::UnboundedSender<CallControl>>,
 }
 
-/// The record's view of the line's counters.
-pub fn call_media(stats: &MediaStats) -> CallMedia {
+/// The record's view of a line's counters (`call_end`), for every transport: the phone line
+/// and the web phone count with the same [`MediaCounters`].
+pub fn call_media(counters: &MediaCounters) -> CallMedia {
     CallMedia {
-        packets_in: stats.rtp_received,
-        packets_out: stats.rtp_sent,
-        lost: stats.lost,
-        late: stats.jitter.late,
-        concealed_frames: stats.jitter.concealed_frames,
-        rtcp_in: stats.rtcp_received,
+        packets_in: counters.packets_in,
+        packets_out: counters.packets_out,
+        lost: counters.lost,
+        late: counters.late,
+        concealed_frames: counters.concealed_frames,
+        rtcp_in: counters.rtcp_in,
     }
 }
 
@@ -542,9 +552,11 @@ pub async fn bridge_with_context(
                 }
                 Some(PhoneEvent::TransferFailed { reason }) => {
                     tracing::warn!(sip_call = %call.id, %reason, "transfer failed; the call stays");
-                    if call_open && input.send(CallInput::TransferFailed { reason }).await.is_err() {
-                        call_open = false;
-                    }
+                    let sent = match &context.control {
+                        Some(control) => control.send(CallControl::TransferFailed { reason }).is_ok(),
+                        None => input.send(CallInput::TransferFailed { reason }).await.is_ok(),
+                    };
+                    call_open &= sent;
                 }
                 Some(PhoneEvent::Hangup { reason, media }) => {
                     // Counters first: the call's record is closed soon after it hears the hang-up.
@@ -552,7 +564,12 @@ pub async fn bridge_with_context(
                         report.send(call_media(&stats));
                     }
                     if call_open {
-                        let _ = input.send(CallInput::Hangup { reason }).await;
+                        // The call may have ended on its own meanwhile.
+                        let reason = EndReason::from_code(&reason);
+                        match &context.control {
+                            Some(control) => { let _ = control.send(CallControl::Hangup { reason }); }
+                            None => { let _ = input.send(CallInput::Hangup { reason }).await; }
+                        }
                     }
                     return;
                 }
@@ -576,7 +593,7 @@ pub async fn bridge_with_context(
                     let _ = call.commands.send(PhoneCommand::Transfer { target, headers }).await;
                 }
                 Some(CallOutput::Hangup { reason }) => {
-                    let _ = call.commands.send(PhoneCommand::Hangup { reason }).await;
+                    let _ = call.commands.send(PhoneCommand::Hangup { reason: reason.code().to_string() }).await;
                 }
                 None => {
                     // The call task ended on its own: end the line too.

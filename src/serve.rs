@@ -1,9 +1,21 @@
-//! `hotline serve`: loads the config and engines, starts the transports, and runs until Ctrl-C.
+//! `hotline serve`: loads the config and engines, starts the transports, and runs until
+//! SIGTERM or Ctrl-C, then shuts down gracefully (mini-redis's `shutdown.rs` is the model).
 //!
 //! Each transport is a task given the shared [`Engines`] and a shutdown signal; a transport that
 //! fails to start is reported and the others keep serving.
+//!
+//! Shutdown, on the first signal:
+//! 1. no new calls ([`Engines::close`]): SIP answers 503 with Retry-After, the web phone says the
+//!    line is closed, `/healthz` says `closing`;
+//! 2. calls in progress go on, for up to `server.drain_timeout_s`;
+//! 3. the rest hear a spoken goodbye and are hung up (`server.shutdown`);
+//! 4. the transports stop once every call's record is closed.
+//!
+//! A second signal skips the waiting: every call is hung up at once, and the server still
+//! waits (briefly) for their records to close.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -12,22 +24,122 @@ use crate::call::Engines;
 /// Tells transports to stop: they see `true` on the channel.
 pub type Shutdown = watch::Receiver<bool>;
 
-/// Runs the server until Ctrl-C.
+/// The longest the goodbyes may take (synthesis and playout) before the calls are cut.
+const GOODBYE_LIMIT: Duration = Duration::from_secs(15);
+/// The longest calls that were hung up may take to close their records (the line's media
+/// counters wait at most `call::MEDIA_REPORT_WAIT`).
+const RECORD_CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+/// SIGTERM and Ctrl-C (SIGINT), as one stream of shutdown requests.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            let term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => Some(term),
+                    Err(e) => {
+                        tracing::warn!("cannot listen for SIGTERM ({e}); Ctrl-C still stops");
+                        None
+                    }
+                };
+            Self { term }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves at the next SIGTERM or Ctrl-C.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                r = tokio::signal::ctrl_c() => {
+                    if let Err(e) = r {
+                        tracing::warn!("cannot listen for Ctrl-C: {e}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then shuts down as the module docs say.
 pub async fn serve(engines: Arc<Engines>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
-    let _ = &stop_rx;
-    // Transports: each line starts one.
-    tasks.spawn(crate::web::run(engines.clone(), stop_rx.clone()));
-    tasks.spawn(crate::phone::run(engines.clone(), stop_rx.clone()));
-    let _ = &mut tasks;
+    let mut transports: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    transports.spawn(crate::web::run(engines.clone(), stop_rx.clone()));
+    transports.spawn(crate::phone::run(engines.clone(), stop_rx));
     tracing::info!(
         asr = engines.asr.engine_name(),
         max_calls = engines.config.server.max_calls,
         "hotline is ready"
     );
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
+    let mut signals = Signals::new();
+    signals.next().await;
+    drain(&engines, &mut signals).await;
+    // Transports stop last: every call has ended and closed its record by now (or was given
+    // its chance to).
     let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    while transports.join_next().await.is_some() {}
+    tracing::info!("hotline stopped");
+}
+
+/// Steps 1 to 3 of the shutdown; a second signal cuts them short.
+async fn drain(engines: &Engines, signals: &mut Signals) {
+    engines.close();
+    let drain = Duration::from_secs(engines.config.server.drain_timeout_s);
+    let active = engines.active_calls();
+    tracing::info!(
+        active,
+        drain_timeout_s = drain.as_secs(),
+        "shutting down: no new calls; calls in progress may finish"
+    );
+    let graceful = async {
+        if engines.wait_idle(drain).await {
+            return;
+        }
+        tracing::info!(
+            active = engines.active_calls(),
+            "drain timeout: saying goodbye to the calls still in progress"
+        );
+        engines.end_calls(true);
+        if !engines.wait_idle(GOODBYE_LIMIT).await {
+            tracing::warn!(
+                active = engines.active_calls(),
+                "goodbyes did not finish; hanging up"
+            );
+            engines.end_calls(false);
+            engines.wait_idle(RECORD_CLOSE_LIMIT).await;
+        }
+    };
+    tokio::select! {
+        _ = graceful => {}
+        _ = signals.next() => {
+            tracing::info!(active = engines.active_calls(), "second signal: hanging up every call now");
+            engines.end_calls(false);
+            if !engines.wait_idle(RECORD_CLOSE_LIMIT).await {
+                tracing::warn!(active = engines.active_calls(), "some call records did not close in time");
+            }
+        }
+    }
 }

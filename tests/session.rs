@@ -10,7 +10,7 @@ use hotline::audio::{frames_of, Frame, FRAME_DURATION};
 use hotline::config::SessionConfig;
 use hotline::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use hotline::language::Language;
-use hotline::session::{CallSession, EventKind, SessionOutput, TurnId};
+use hotline::session::{CallSession, EndReason, EventKind, SessionOutput, TurnId};
 
 use common::shared::shared_dir;
 
@@ -482,7 +482,7 @@ fn words_recognized_before_a_hangup_stay_in_the_record() {
         "the child almost hurt the small dog",
         h.now,
     );
-    h.session.handle_hangup("caller.hangup", h.now);
+    h.session.handle_hangup(EndReason::CallerHangup, h.now);
     h.drain();
     let kept: Vec<_> = h
         .events()

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use hotline::call::{CallInput, CallOutput};
-use hotline_sip::codec::{linear_to_ulaw, ulaw_to_linear};
+use hotline_media::codec::g711::{ulaw_decode as ulaw_to_linear, ulaw_encode as linear_to_ulaw};
+use hotline_media::rtp::{RtpPacket, Ssrc};
 use hotline_sip::driver::{CallAcceptor, PhoneCall, Refusal};
-use hotline_sip::rtp::{RtpPacket, Ssrc};
 
 /// User and system CPU seconds from a /proc `stat` file (fields 14 and 15, in USER_HZ = 100).
 fn cpu_seconds(stat_path: &str) -> (f64, f64) {

@@ -1,5 +1,6 @@
 //! Speech synthesis with the real espeak-ng 1.52: English and Mandarin speech, Mandarin read as
-//! Hanzi (not tone digits), sentence streaming, the cache, and recorded prompt files.
+//! Hanzi (not tone digits), sentence streaming, the cache, recorded prompt files, and
+//! cancellation on barge-in (queued sentences dropped, the sentence in synthesis aborted).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +13,8 @@ use hotline::config::TtsConfig;
 use hotline::dialogue::Prompt;
 use hotline::language::Language;
 use hotline::tts::{
-    split_sentences, EspeakSynthesizer, Synthesizer, TtsChunk, TtsError, TtsService,
+    split_sentences, CancelToken, EspeakSynthesizer, Speech, Synthesizer, TtsChunk, TtsError,
+    TtsService,
 };
 
 /// Long enough for any synthesis here; only a guard against a hung test.
@@ -30,9 +32,7 @@ fn seconds(pcm: &[i16]) -> f64 {
 }
 
 /// Collects a whole reply.
-async fn collect(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Result<TtsChunk, TtsError>>,
-) -> Vec<Result<TtsChunk, TtsError>> {
+async fn collect(mut rx: Speech) -> Vec<Result<TtsChunk, TtsError>> {
     let mut items = Vec::new();
     loop {
         match tokio::time::timeout(GUARD, rx.recv())
@@ -200,7 +200,8 @@ async fn first_sentence_streams_before_the_rest_is_synthesized() {
         calls: Arc::clone(&calls),
         gate: Arc::new(Mutex::new(gate)),
     };
-    let tts = TtsService::with_synthesizer(&config(), Box::new(gated));
+    let tts =
+        TtsService::with_synthesizer(&config(), Box::new(gated)).unwrap_or_else(|e| panic!("{e}"));
     let mut rx = tts.speak(vec![Prompt::text(reply)], Language::En);
 
     let first = tokio::time::timeout(GUARD, rx.recv())
@@ -358,4 +359,187 @@ fn splits_english_and_chinese_sentences() {
         split_sentences("您好。请问您要办理什么业务？谢谢！"),
         ["您好。", "请问您要办理什么业务？", "谢谢！"]
     );
+}
+
+/// A long reply: `n` distinct sentences, so none comes from the cache.
+fn long_reply(n: usize, topic: &str) -> String {
+    (1..=n)
+        .map(|i| {
+            format!("Step {i} of the {topic} procedure takes a little while, so please stay on the line and listen carefully.")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// TTS cancellation on barge-in: the stale reply stops synthesising. The caller barges in
+/// after the first chunk of a long reply; the bot cancels it and speaks a new one at once.
+/// The old reply yields nothing more, its queued sentences are dropped unsynthesized (at most
+/// the one in flight when it was cancelled is finished or aborted), and the new reply's audio
+/// arrives in full.
+#[tokio::test]
+async fn tts_cancellation_on_barge_in_the_stale_reply_stops_synthesising() {
+    const OLD_SENTENCES: usize = 8;
+    let tts = TtsService::new(&config()).unwrap_or_else(|e| panic!("{e}"));
+    let old_text = long_reply(OLD_SENTENCES, "password reset");
+    assert_eq!(split_sentences(&old_text).len(), OLD_SENTENCES);
+    let mut old = tts.speak(vec![Prompt::text(old_text)], Language::En);
+    let first = tokio::time::timeout(GUARD, old.recv())
+        .await
+        .expect("first chunk")
+        .expect("stream open")
+        .expect("audio");
+    assert!(!first.last && !first.cached && rms(&first.pcm) > 500.0);
+
+    // Barge-in: cancel the old reply and start the new one straight away.
+    old.cancel();
+    let new_text = "Sure, I can transfer you now. Please hold for a moment.";
+    let new_sentences = split_sentences(new_text).len();
+    let new = collect(tts.speak(vec![Prompt::text(new_text)], Language::En)).await;
+
+    assert_eq!(new.len(), new_sentences, "one chunk per new sentence");
+    let new: Vec<TtsChunk> = new.into_iter().map(|r| r.expect("audio")).collect();
+    assert!(new.iter().all(|c| !c.cached && rms(&c.pcm) > 500.0));
+    assert!(new.last().is_some_and(|c| c.last));
+
+    // The stale reply produced no further chunks...
+    assert!(old.is_cancelled());
+    assert!(
+        old.recv().await.is_none(),
+        "a chunk arrived after the cancel"
+    );
+    assert!(old.try_recv().is_err());
+    // ...and its remaining sentences were never synthesized. The worker had received the
+    // first chunk's receipt just before the cancel, so it may have been working on the second
+    // sentence: that one is aborted, or finished and discarded. Nothing after it started.
+    let stats = tts.stats();
+    eprintln!("{stats:?}");
+    let (old_n, new_n) = (OLD_SENTENCES as u64, new_sentences as u64);
+    assert_eq!(stats.replies, 2);
+    assert_eq!(stats.units_queued, old_n + new_n);
+    assert_eq!(
+        stats.units_started + stats.units_dropped,
+        stats.units_queued
+    );
+    assert!(
+        stats.units_dropped >= old_n - 2,
+        "only {} of the old reply's queued sentences were dropped",
+        stats.units_dropped
+    );
+    let old_started = stats.units_started - new_n;
+    assert!(
+        (1..=2).contains(&old_started),
+        "{old_started} old sentences started"
+    );
+    // The old reply's second sentence, if it started, was aborted, or thrown away when it
+    // finished after the cancel, or (finished just before it) sent but never delivered.
+    let old_second_sent = stats.items_sent - 1 - new_n;
+    assert_eq!(
+        stats.sentences_aborted + stats.units_discarded + old_second_sent,
+        old_started - 1
+    );
+    assert_eq!(
+        stats.sentences_synthesized + stats.sentences_aborted,
+        stats.units_started
+    );
+    assert!(stats.items_sent <= 2 + new_n);
+}
+
+/// Dropping the stream (a caller that hangs up, a driver that lets go) cancels as well.
+#[tokio::test]
+async fn dropping_a_reply_drops_its_queued_sentences() {
+    const SENTENCES: usize = 6;
+    let tts = TtsService::new(&config()).unwrap_or_else(|e| panic!("{e}"));
+    let mut reply = tts.speak(
+        vec![Prompt::text(long_reply(SENTENCES, "account recovery"))],
+        Language::En,
+    );
+    let canceller = reply.canceller();
+    tokio::time::timeout(GUARD, reply.recv())
+        .await
+        .expect("first chunk")
+        .expect("stream open")
+        .expect("audio");
+    drop(reply);
+    assert!(canceller.is_cancelled(), "dropping the stream cancels it");
+    // A reply after it is spoken in full.
+    let next = collect(tts.speak(vec![Prompt::text("Goodbye.")], Language::En)).await;
+    assert!(next.len() == 1 && next[0].as_ref().is_ok_and(|c| c.last));
+    let stats = tts.stats();
+    eprintln!("{stats:?}");
+    assert!(stats.units_dropped >= SENTENCES as u64 - 2);
+    assert_eq!(
+        stats.units_started + stats.units_dropped,
+        stats.units_queued
+    );
+}
+
+/// espeak-ng stops mid-sentence when its reply is cancelled: the synth callback returns 1 at
+/// its next audio buffer. Checked on one very long sentence, cancelled once espeak has made a
+/// few buffers of it; the engine then speaks the next sentence normally.
+#[test]
+fn espeak_aborts_a_sentence_mid_way_when_cancelled() {
+    let espeak = EspeakSynthesizer::new(&config()).unwrap_or_else(|e| panic!("{e}"));
+    // One sentence (no full stop until the end) of several minutes of speech.
+    let long = format!(
+        "{}.",
+        (1..=120)
+            .map(|i| format!("item {i} on the list is a reminder to check the account details"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert_eq!(split_sentences(&long).len(), 1);
+    let native_hz = EspeakSynthesizer::native_sample_rate_hz().expect("rate") as f64;
+
+    let cancel = CancelToken::new();
+    let worker = {
+        let (espeak, cancel, long) = (espeak.clone(), cancel.clone(), long.clone());
+        std::thread::spawn(move || {
+            espeak.synthesize_native_cancellable(&long, Language::En, &cancel)
+        })
+    };
+    // Wait (no timing assumption) until espeak has polled the token a few times: it is
+    // producing audio for this sentence.
+    while cancel.checks() < 5 && !worker.is_finished() {
+        std::thread::yield_now();
+    }
+    assert!(cancel.cancel());
+    let result = worker.join().expect("synthesis thread");
+    let samples = match result {
+        Err(TtsError::Cancelled { samples }) => samples,
+        Err(e) => panic!("expected a cancelled synthesis, got {e}"),
+        Ok(pcm) => panic!(
+            "the sentence finished ({:.1} s of audio) before the cancel",
+            pcm.len() as f64 / native_hz
+        ),
+    };
+    let full = espeak
+        .synthesize_native(&long, Language::En)
+        .expect("the full sentence");
+    eprintln!(
+        "aborted after {:.2} s of {:.1} s of audio ({} polls)",
+        samples as f64 / native_hz,
+        full.len() as f64 / native_hz,
+        cancel.checks()
+    );
+    assert!(samples > 0, "espeak had made audio before the cancel");
+    assert!(
+        samples < full.len() / 2,
+        "the abort came late: {samples} of {} samples",
+        full.len()
+    );
+    assert!(full.len() as f64 / native_hz > 60.0, "a long sentence");
+
+    // A token cancelled before the request starts stops it before espeak runs.
+    let early = CancelToken::new();
+    early.cancel();
+    assert!(matches!(
+        espeak.synthesize_native_cancellable("Hello.", Language::En, &early),
+        Err(TtsError::Cancelled { samples: 0 })
+    ));
+    // And espeak is left in a clean state: the next sentence is whole.
+    let mut espeak = espeak;
+    let after = espeak
+        .synthesize("Thank you for calling.", Language::En)
+        .expect("after");
+    assert!(seconds(&after) > 0.8 && rms(&after) > 500.0);
 }

@@ -23,6 +23,7 @@ use client::TestCaller;
 use harness::{post_offer, Server};
 use hotline::audio::{Frame, FRAME_SAMPLES};
 use hotline::web::media::WebMediaSession;
+use hotline_media::rtp::{RtpPacket, Ssrc};
 
 /// CPU seconds (user + system) a process has used, from /proc.
 fn cpu_seconds(pid: u32) -> Result<f64> {
@@ -72,7 +73,15 @@ fn opus_codec_cost_per_frame() -> Result<()> {
     let frames = 5_000;
     let started = Instant::now();
     for i in 0..frames {
-        session.push_rtp(i as u16, &packets[i % packets.len()]);
+        let packet = RtpPacket {
+            marker: false,
+            payload_type: 111,
+            sequence: i as u16,
+            timestamp: i as u32 * 960,
+            ssrc: Ssrc(1),
+            payload: &packets[i % packets.len()],
+        };
+        session.push_rtp(&packet, i as u64 * 20);
         let _ = session.next_caller_frame();
         let _ = session.encode_bot_frame(&speechlike[i % speechlike.len()])?;
     }

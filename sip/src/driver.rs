@@ -7,8 +7,9 @@
 //! hang-ups and transfers go in.
 //! Invariants: a call's media task ends exactly once and reports [`PhoneEvent::Hangup`] to the
 //! application exactly once; a slow application loses frames rather than stalling the media
-//! clock; RTP and RTCP ports come from the configured range in even/odd pairs (with the range
-//! `0..=0`, from the OS: then our SDP names the RTCP port with `a=rtcp`).
+//! clock; RTP and RTCP ports come from `hotline-media`'s port pool, from the configured range in
+//! even/odd pairs (with the range `0..=0`, from the OS: then our SDP names the RTCP port with
+//! `a=rtcp`), and go back to it when the call's media task ends.
 //!
 //! A late-offer call (an INVITE without SDP) gets its sockets at once, for the offer in our 200,
 //! but reaches the application only when the ACK brings the caller's answer: the codec is known
@@ -25,10 +26,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+use hotline_media::ports::{PortLease, PortPool};
+use hotline_media::MediaCounters;
+
 use crate::dialog::{
     EndpointConfig, IncomingCall, Peer, SipCallId, SipEvent, SipSession, TransportKind,
 };
-use crate::media::{MediaEvent, MediaSession, MediaStats};
+use crate::media::{MediaEvent, MediaSession};
 use crate::message::StreamFramer;
 use crate::rtp::Ssrc;
 use crate::sdp::{MediaPorts, Negotiated};
@@ -79,7 +83,7 @@ pub enum PhoneEvent {
     /// media counters of the whole call (`None` when media never started).
     Hangup {
         reason: String,
-        media: Option<MediaStats>,
+        media: Option<MediaCounters>,
     },
 }
 
@@ -163,11 +167,47 @@ struct LateCall {
     sockets: MediaSockets,
 }
 
-/// One call's RTP and RTCP sockets and their ports.
+/// One call's RTP and RTCP sockets, their ports, and the lease that holds them in the pool.
 struct MediaSockets {
     rtp: UdpSocket,
     rtcp: UdpSocket,
     ports: MediaPorts,
+    _lease: PortLease,
+}
+
+impl MediaSockets {
+    /// Binds a pair from the pool, as tokio sockets.
+    fn bind(pool: &PortPool) -> Option<MediaSockets> {
+        let pair = match pool.bind_pair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("RTP ports: {e}");
+                return None;
+            }
+        };
+        let tokio_socket = |socket: std::net::UdpSocket| {
+            socket.set_nonblocking(true)?;
+            UdpSocket::from_std(socket)
+        };
+        let (rtp, rtcp) = match (tokio_socket(pair.rtp), tokio_socket(pair.rtcp)) {
+            (Ok(rtp), Ok(rtcp)) => (rtp, rtcp),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("RTP sockets: {e}");
+                return None;
+            }
+        };
+        let rtp_port = pair.lease.addr().port();
+        let ports = MediaPorts {
+            rtp: rtp_port,
+            rtcp: pair.lease.rtcp_port().unwrap_or(rtp_port.wrapping_add(1)),
+        };
+        Some(MediaSockets {
+            rtp,
+            rtcp,
+            ports,
+            _lease: pair.lease,
+        })
+    }
 }
 
 /// The bound phone edge, ready to run.
@@ -239,8 +279,9 @@ impl PhoneServer {
         let mut next_connection = 1u64;
         let mut calls: HashMap<SipCallId, mpsc::UnboundedSender<MediaControl>> = HashMap::new();
         let mut late_calls: HashMap<SipCallId, LateCall> = HashMap::new();
-        let mut ports =
-            PortAllocator::new(self.config.rtp_port_min, self.config.rtp_port_max, seed);
+        let range = (self.config.rtp_port_max != 0)
+            .then_some((self.config.rtp_port_min, self.config.rtp_port_max));
+        let ports = PortPool::new(self.config.bind_ip, range).with_seed(seed);
         let mut buffer = vec![0u8; 65_536];
         tokio::pin!(shutdown);
         loop {
@@ -284,7 +325,7 @@ impl PhoneServer {
                 match event {
                     SipEvent::IncomingCall(incoming) => {
                         let id = incoming.id.clone();
-                        let Some(sockets) = ports.bind(self.config.bind_ip).await else {
+                        let Some(sockets) = MediaSockets::bind(&ports) else {
                             tracing::warn!(call = %id, "no free RTP port pair; refusing the call");
                             session.reject(
                                 now_ms(),
@@ -455,8 +496,7 @@ impl PhoneServer {
         tokio::spawn(media_task(
             incoming.id.clone(),
             media,
-            sockets.rtp,
-            sockets.rtcp,
+            sockets,
             event_tx,
             command_rx,
             control_rx,
@@ -558,62 +598,6 @@ async fn tcp_connection(
     let _ = incoming.send((peer, Vec::new()));
 }
 
-/// Hands out RTP/RTCP port pairs from the configured range.
-struct PortAllocator {
-    min: u16,
-    max: u16,
-    next: u16,
-}
-
-impl PortAllocator {
-    fn new(min: u16, max: u16, seed: u64) -> Self {
-        let span = (max.saturating_sub(min) / 2).max(1);
-        let next = min + ((seed % span as u64) as u16) * 2;
-        Self {
-            min: min + (min % 2),
-            max,
-            next,
-        }
-    }
-
-    async fn bind(&mut self, ip: IpAddr) -> Option<MediaSockets> {
-        if self.min == 0 && self.max == 0 {
-            // Any two ports: the RTCP one is rarely RTP + 1, so the SDP names it (a=rtcp).
-            let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
-            let rtcp = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
-            let ports = MediaPorts {
-                rtp: rtp.local_addr().ok()?.port(),
-                rtcp: rtcp.local_addr().ok()?.port(),
-            };
-            return Some(MediaSockets { rtp, rtcp, ports });
-        }
-        let pairs = ((self.max - self.min) / 2 + 1) as usize;
-        for _ in 0..pairs {
-            let port = self.next;
-            self.next = if port + 2 > self.max.saturating_sub(1) {
-                self.min
-            } else {
-                port + 2
-            };
-            if port >= self.max {
-                continue;
-            }
-            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(ip, port)).await else {
-                continue;
-            };
-            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await else {
-                continue;
-            };
-            return Some(MediaSockets {
-                rtp,
-                rtcp,
-                ports: MediaPorts::pair(port),
-            });
-        }
-        None
-    }
-}
-
 /// NTP time (RFC 3550) for sender reports.
 fn ntp_now() -> u64 {
     let since_unix = std::time::SystemTime::now()
@@ -624,18 +608,18 @@ fn ntp_now() -> u64 {
     (seconds << 32) | fraction
 }
 
-/// One call's media: paced on a monotonic 20 ms interval.
-#[allow(clippy::too_many_arguments)]
+/// One call's media: paced on a monotonic 20 ms interval. Its ports go back to the pool when
+/// it returns (the sockets and their lease drop here).
 async fn media_task(
     id: SipCallId,
     mut media: MediaSession,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    sockets: MediaSockets,
     events: mpsc::Sender<PhoneEvent>,
     mut commands: mpsc::Receiver<PhoneCommand>,
     mut control: mpsc::UnboundedReceiver<MediaControl>,
     driver: mpsc::UnboundedSender<DriverMessage>,
 ) {
+    let MediaSockets { rtp, rtcp, .. } = &sockets;
     let started = Instant::now();
     let now_ms = move || started.elapsed().as_millis() as u64;
     let mut ticker = tokio::time::interval(Duration::from_millis(crate::media::PTIME_MS as u64));
@@ -652,7 +636,7 @@ async fn media_task(
                 }
                 if let Some((to, report)) = media.poll_rtcp(now, ntp_now()) {
                     // Muxed RTCP (a=rtcp-mux) leaves from the RTP port, as the peer expects.
-                    let socket = if media.rtcp_muxed() { &rtp } else { &rtcp };
+                    let socket = if media.rtcp_muxed() { rtp } else { rtcp };
                     let _ = socket.send_to(&report, to).await;
                 }
                 // A slow application loses a frame rather than stalling the clock.
@@ -709,12 +693,14 @@ async fn media_task(
             }
         }
     };
-    let stats = media.stats();
-    tracing::info!(call = %id, %reason, rtp_in = stats.rtp_received, rtp_out = stats.rtp_sent, lost = stats.lost, rtcp_in = stats.rtcp_received, garbage = stats.dropped_garbage, "call media ended");
+    let counters = media.counters();
+    tracing::info!(call = %id, %reason, rtp_in = counters.packets_in, rtp_out = counters.packets_out, lost = counters.lost, rtcp_in = counters.rtcp_in, malformed = counters.dropped_malformed, "call media ended");
+    // The line is down: the ports go back before the application hears of the hang-up.
+    drop(sockets);
     let _ = events
         .send(PhoneEvent::Hangup {
             reason,
-            media: Some(stats),
+            media: Some(counters),
         })
         .await;
 }

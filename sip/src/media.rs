@@ -1,5 +1,8 @@
 //! One call's media: RTP in through the jitter buffer to PCM frames, PCM frames out as paced
 //! RTP, DTMF from telephone-events or in-band tones, RTCP reports, and symmetric RTP.
+//! The codecs, the jitter buffer, RTP/RTCP and the counters are `hotline-media`'s, shared with
+//! the web phone; this module is the phone line's use of them: the SDP's payload types and
+//! direction, latching, DTMF and the RTCP schedule.
 //!
 //! Two rates are kept apart: frames are 20 ms at the codec's PCM rate
 //! ([`Codec::pcm_rate_hz`]: 8 kHz G.711, 16 kHz G.722 and Opus), while RTP timestamps advance by
@@ -12,19 +15,36 @@
 //! Sans-IO: the driver calls [`MediaSession::tick`] every 20 ms of a monotonic clock and passes
 //! every datagram to [`MediaSession::handle_rtp`]; nothing here reads a clock or a socket.
 //! Invariants: each tick yields exactly one caller frame and at most one RTP packet; garbage
-//! datagrams are counted and dropped without touching the call.
+//! datagrams are counted and dropped without touching the call; the counters
+//! ([`MediaSession::counters`]) cover the whole call, across re-INVITEs and codec changes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::codec::{CodecError, VoiceCodec};
+use hotline_media::codec::{CodecError, VoiceCodec};
+use hotline_media::jitter::JitterStats;
+use hotline_media::rtp::{self, RtpPacket, SendStats, Ssrc};
+use hotline_media::{MediaCounters, Playout, ReceiveStream};
+
 use crate::dtmf::{TelephoneEventReceiver, ToneDetector};
-use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
-use crate::rtp::{self, ReceiveStats, RtpPacket, SendStats, Ssrc};
 use crate::sdp::{Negotiated, RtcpTarget};
 
 #[cfg(doc)]
 use crate::sdp::Codec;
+
+/// The SDP's codec is the media layer's codec under its SDP name. This bridge stands until
+/// `sdp::Codec` becomes a re-export of [`hotline_media::Codec`] (one enum for both); the
+/// compiler then flags this impl as overlapping, and it is simply deleted.
+impl From<crate::sdp::Codec> for hotline_media::Codec {
+    fn from(codec: crate::sdp::Codec) -> Self {
+        match codec {
+            crate::sdp::Codec::Pcmu => hotline_media::Codec::Pcmu,
+            crate::sdp::Codec::Pcma => hotline_media::Codec::Pcma,
+            crate::sdp::Codec::G722 => hotline_media::Codec::G722,
+            crate::sdp::Codec::Opus => hotline_media::Codec::Opus,
+        }
+    }
+}
 
 /// The packetisation interval we send and tick at.
 pub const PTIME_MS: u32 = 20;
@@ -50,28 +70,12 @@ pub struct TickOutput {
     pub rtp: Option<(SocketAddr, Vec<u8>)>,
 }
 
-/// Counters for records, tests and benchmarks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MediaStats {
-    pub rtp_received: u64,
-    pub rtp_sent: u64,
-    /// RTP packets from the caller's current source that never arrived: expected from the
-    /// sequence numbers seen minus received (RFC 3550 A.3's cumulative loss, never negative).
-    pub lost: u64,
-    pub dropped_garbage: u64,
-    pub dropped_foreign: u64,
-    pub rtcp_received: u64,
-    /// Outbound frames the codec failed to encode (not sent; the timeline goes on).
-    pub encode_errors: u64,
-    pub jitter: JitterStats,
-}
-
 /// The sans-IO media state of one call.
 #[derive(Debug)]
 pub struct MediaSession {
     negotiated: Negotiated,
     codec: VoiceCodec,
-    jitter: JitterBuffer,
+    receive: ReceiveStream,
     remote: SocketAddr,
     /// The RTP address the SDP named last (not `0.0.0.0`); a re-INVITE that names the same one
     /// keeps the latched address.
@@ -82,7 +86,6 @@ pub struct MediaSession {
     timestamp: u32,
     first_packet: bool,
     sent: SendStats,
-    received: ReceiveStats,
     telephone_events: TelephoneEventReceiver,
     tones: Option<ToneDetector>,
     outbound: VecDeque<Vec<i16>>,
@@ -92,7 +95,9 @@ pub struct MediaSession {
     timed_out: bool,
     next_rtcp_ms: u64,
     cname: String,
-    stats: MediaStats,
+    /// What only this session counts (packets out, RTCP, foreign and garbage datagrams); the
+    /// receive side counts the rest.
+    counters: MediaCounters,
     scratch: Vec<u8>,
 }
 
@@ -112,23 +117,19 @@ impl MediaSession {
             .telephone_event_pt
             .is_none()
             .then(|| ToneDetector::new(negotiated.codec.pcm_rate_hz()));
-        let jitter = JitterBuffer::new(JitterConfig::phone(
-            negotiated.codec.pcm_rate_hz(),
-            negotiated.codec.rtp_clock_hz(),
-        ));
+        let receive = ReceiveStream::new(negotiated.codec.into());
         Ok(Self {
             remote: SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
             offered: SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
             negotiated,
             codec,
-            jitter,
+            receive,
             latched: false,
             ssrc,
             sequence: initial_sequence,
             timestamp: initial_timestamp,
             first_packet: true,
             sent: SendStats::default(),
-            received: ReceiveStats::default(),
             telephone_events: TelephoneEventReceiver::default(),
             tones,
             outbound: VecDeque::new(),
@@ -138,7 +139,7 @@ impl MediaSession {
             timed_out: false,
             next_rtcp_ms: now_ms + 5_000,
             cname: format!("hotline-{:08x}", ssrc.0),
-            stats: MediaStats::default(),
+            counters: MediaCounters::default(),
             scratch: Vec::with_capacity(512),
         })
     }
@@ -163,16 +164,22 @@ impl MediaSession {
         self.ssrc
     }
 
-    /// Counters so far.
-    pub fn stats(&self) -> MediaStats {
-        MediaStats {
-            lost: self
-                .received
-                .expected()
-                .saturating_sub(self.received.received()),
-            jitter: self.jitter.stats(),
-            ..self.stats
+    /// The call's media counters so far.
+    pub fn counters(&self) -> MediaCounters {
+        let received = self.receive.counters();
+        MediaCounters {
+            packets_out: self.counters.packets_out,
+            rtcp_in: self.counters.rtcp_in,
+            dropped_malformed: received.dropped_malformed + self.counters.dropped_malformed,
+            dropped_foreign: self.counters.dropped_foreign,
+            encode_errors: self.counters.encode_errors,
+            ..received
         }
+    }
+
+    /// The jitter buffer's detailed counters (depth skips, restarts, codec concealment).
+    pub fn jitter_stats(&self) -> JitterStats {
+        self.receive.jitter().stats()
     }
 
     /// Applies a re-INVITE's outcome. The SSRC, sequence and timestamp carry on; a codec change
@@ -181,10 +188,7 @@ impl MediaSession {
         let address = SocketAddr::new(negotiated.remote_ip, negotiated.remote_port);
         if negotiated.codec != self.negotiated.codec {
             self.codec = VoiceCodec::new(negotiated.codec)?;
-            self.jitter = JitterBuffer::new(JitterConfig::phone(
-                negotiated.codec.pcm_rate_hz(),
-                negotiated.codec.rtp_clock_hz(),
-            ));
+            self.receive.set_codec(negotiated.codec.into());
             self.outbound.clear();
         }
         self.tones = negotiated
@@ -228,19 +232,19 @@ impl MediaSession {
             return;
         }
         let Ok(packet) = RtpPacket::parse(data) else {
-            self.stats.dropped_garbage += 1;
+            self.counters.dropped_malformed += 1;
             return;
         };
         let is_audio = packet.payload_type == self.negotiated.payload_type;
         let is_event = Some(packet.payload_type) == self.negotiated.telephone_event_pt;
         if !is_audio && !is_event {
-            self.stats.dropped_garbage += 1;
+            self.counters.dropped_malformed += 1;
             return;
         }
         // Symmetric RTP: answer to where the caller's media comes from.
         if from != self.remote {
             if self.latched && now_ms.saturating_sub(self.last_rtp_ms) < 2_000 {
-                self.stats.dropped_foreign += 1;
+                self.counters.dropped_foreign += 1;
                 return;
             }
             self.remote = from;
@@ -249,15 +253,9 @@ impl MediaSession {
         self.latched = true;
         self.last_rtp_ms = now_ms;
         self.timed_out = false;
-        self.stats.rtp_received += 1;
-        let clock = self.negotiated.codec.rtp_clock_hz() as u64;
-        self.received.on_packet(
-            packet.ssrc,
-            packet.sequence,
-            packet.timestamp,
-            now_ms * clock / 1000,
-        );
         if is_event {
+            // Telephone-events share the stream's sequence numbers: count them for loss.
+            self.receive.count(&packet, now_ms);
             if let Some(digit) = self
                 .telephone_events
                 .on_packet(packet.timestamp, packet.payload)
@@ -266,30 +264,21 @@ impl MediaSession {
             }
             return;
         }
-        // Decoded when its turn to play comes, so the decoder sees the timeline in order.
-        let Some(samples) = self.codec.samples_in(packet.payload) else {
-            self.stats.dropped_garbage += 1;
-            return;
-        };
-        self.jitter.push(
-            packet.ssrc,
-            packet.timestamp,
-            packet.payload.to_vec(),
-            samples,
-            now_ms,
-        );
+        // Decoded when its turn to play comes, so the decoder sees the timeline in order; a
+        // payload whose duration is unknown is counted as malformed there.
+        self.receive.receive(&packet, now_ms, &self.codec);
     }
 
     /// Handles one RTCP datagram (from the RTCP port or muxed on the RTP port).
     pub fn handle_rtcp(&mut self, data: &[u8], now_ms: u64) {
         let summary = rtp::read_rtcp(data);
         if summary == rtp::RtcpSummary::default() {
-            self.stats.dropped_garbage += 1;
+            self.counters.dropped_malformed += 1;
             return;
         }
-        self.stats.rtcp_received += 1;
+        self.counters.rtcp_in += 1;
         if let Some(ntp) = summary.sender_report_ntp_middle {
-            self.received.on_sender_report(ntp, now_ms);
+            self.receive.rtcp_stats_mut().on_sender_report(ntp, now_ms);
         }
     }
 
@@ -297,7 +286,7 @@ impl MediaSession {
     pub fn tick(&mut self, now_ms: u64) -> TickOutput {
         let n = self.frame_samples();
         let mut caller_pcm = vec![0i16; n];
-        let playout = self.jitter.pop(&mut caller_pcm, &mut self.codec);
+        let playout = self.receive.pop(&mut caller_pcm, &mut self.codec);
         if let Some(detector) = self.tones.as_mut() {
             if let Some(digit) = detector.on_block(&caller_pcm) {
                 self.events.push_back(MediaEvent::Dtmf(digit));
@@ -321,7 +310,7 @@ impl MediaSession {
         if sending {
             payload.reserve(n);
             if self.codec.encode(&pcm, &mut payload).is_err() {
-                self.stats.encode_errors += 1;
+                self.counters.encode_errors += 1;
             }
         }
         let rtp = (sending && !payload.is_empty()).then(|| {
@@ -340,7 +329,7 @@ impl MediaSession {
             self.sent.packets = self.sent.packets.wrapping_add(1);
             self.sent.octets = self.sent.octets.wrapping_add(payload.len() as u32);
             self.sent.last_rtp_timestamp = self.timestamp;
-            self.stats.rtp_sent += 1;
+            self.counters.packets_out += 1;
             (self.remote, out)
         });
         // The timeline advances whether or not we send (hold keeps continuity too).
@@ -363,7 +352,7 @@ impl MediaSession {
         rtp::write_report(
             self.ssrc,
             &self.sent,
-            &mut self.received,
+            self.receive.rtcp_stats_mut(),
             ntp,
             now_ms,
             &self.cname,
@@ -405,8 +394,8 @@ impl crate::sdp::Direction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::linear_to_ulaw;
     use crate::sdp::{Codec, Direction};
+    use hotline_media::codec::g711::ulaw_encode as linear_to_ulaw;
 
     fn negotiated(te: Option<u8>) -> Negotiated {
         Negotiated {
@@ -485,9 +474,9 @@ mod tests {
             media.handle_rtp(caller, junk, 10);
         }
         media.handle_rtp(intruder, &packet(0, 2, 320, &[0; 160]), 20);
-        let stats = media.stats();
-        assert_eq!(stats.rtp_received, 1);
-        assert_eq!(stats.dropped_garbage, 4);
+        let stats = media.counters();
+        assert_eq!(stats.packets_in, 1);
+        assert_eq!(stats.dropped_malformed, 4);
         assert_eq!(stats.dropped_foreign, 1);
         assert_eq!(media.remote(), caller);
     }
@@ -618,7 +607,7 @@ mod tests {
                 level > 0.7 && level < 1.3,
                 "{codec:?}: level ratio {level:.2}"
             );
-            assert_eq!(bot.stats().dropped_garbage, 0);
+            assert_eq!(bot.counters().dropped_malformed, 0);
         }
     }
 
@@ -630,7 +619,7 @@ mod tests {
         // TOC code 3 with a frame count of zero cannot be placed on the timeline.
         media.handle_rtp(caller, &packet(111, 1, 960, &[0x03, 0x00]), 0);
         media.handle_rtp(caller, &packet(111, 2, 1920, &[]), 0);
-        assert_eq!(media.stats().dropped_garbage, 2);
+        assert_eq!(media.counters().dropped_malformed, 2);
         for i in 0..10 {
             assert_eq!(media.tick(i * 20).caller_pcm.len(), 320);
         }

@@ -1,5 +1,6 @@
 //! The audio core: 20 ms frames of 16 kHz mono i16 inside the pipeline; codecs, resampling
-//! and WAV files live at the edges.
+//! and WAV files live at the edges. The codecs and the resampler are `hotline-media`'s, shared
+//! with both transports; [`g711`] and [`resample`] re-export them under their old paths.
 //!
 //! Invariant: every [`Frame`] holds exactly [`FRAME_SAMPLES`] samples at [`SAMPLE_RATE_HZ`].
 

@@ -1,40 +1,54 @@
-//! Live calls: the engines shared by all calls, and one `CallDriver` task per call.
+//! Live calls: the engines shared by all calls, the call limit and registry, and one
+//! [`driver::CallDriver`] task per call.
 //!
 //! A transport edge (SIP/RTP, WebRTC, the local microphone) starts a call with
 //! [`Engines::start_call`] and gets a [`CallHandle`]. The edge paces: every 20 ms it sends one
-//! [`CallInput::Audio`] and receives exactly one [`CallOutput::Audio`] back. The driver task owns
-//! the call's [`CallSession`] and its [`Dialogue`], sends engine work to the worker pools (ASR,
-//! TTS, dialogue on the blocking pool) and feeds their results back tagged with the turn they
-//! belong to. Events go to the call's record and to live subscribers.
+//! [`CallInput::Audio`] and receives exactly one [`CallOutput::Audio`] back. Control (the
+//! caller's hang-up, a transfer's outcome, shutdown, more legs) goes on its own channel,
+//! [`CallHandle::control`], and never waits behind audio. Events go to the call's record and to
+//! live subscribers.
+//!
+//! The same [`core::CallCore`] runs every call: live here, on a virtual clock in `hotline
+//! replay` and `hotline chat` ([`virtual_call::VirtualCall`]). A call can hold more legs than
+//! its caller ([`leg`]): a human agent or a supervisor, bridged to the caller's audio.
 //!
 //! A transport that counts media packets starts the call with
 //! [`Engines::start_call_reporting_media`] and sends its counters once through the
 //! [`MediaReport`] when the line is down; the driver waits for them (at most
 //! [`MEDIA_REPORT_WAIT`]) after the call ends and writes them as the record's `call_end`.
 //!
-//! Invariant: the driver never blocks on an engine; heavy work runs off the media path.
+//! Shutdown ([`Engines::close`], [`Engines::end_calls`], [`Engines::wait_idle`]): the server
+//! stops taking calls (transports answer "closed": SIP 503), lets calls in progress finish,
+//! then asks the rest to say goodbye; every driver closes its record before it gives back its
+//! place, so waiting for no calls is waiting for every record to be complete.
+//!
+//! Invariant: the driver never blocks on an engine; heavy work runs off the media path, and
+//! nothing here blocks the transport's signalling task.
 
+pub mod core;
+mod driver;
+pub mod leg;
 pub mod record;
+pub mod virtual_call;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::asr::{AsrError, AsrJob, AsrOptions, AsrPool};
+use crate::asr::{AsrError, AsrPool};
 use crate::audio::Frame;
 use crate::config::Config;
 use crate::dialogue::{
-    factory_from_config, CallContext, Dialogue, DialogueError, DialogueFactory, FlowChoice,
-    FlowChoiceError,
+    factory_from_config, CallContext, DialogueError, DialogueFactory, FlowChoice, FlowChoiceError,
 };
 use crate::language::Language;
 use crate::session::event::CallMedia;
-use crate::session::{CallEvent, CallSession, EventKind, SessionOutput, TurnId};
+use crate::session::{CallEvent, CallSession, EndReason};
 use crate::tts::{TtsError, TtsService};
-use record::CallRecord;
+use leg::{LegHandle, LegId, LegRole};
 
 /// A call's id: unique within this server, and the name of its record folder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -62,8 +76,9 @@ pub enum EngineError {
 pub enum CallError {
     #[error("busy: {active} calls in progress (server.max_calls)")]
     Busy { active: usize },
-    #[error("cannot write the call record: {0}")]
-    Record(#[from] record::RecordError),
+    /// The server is shutting down and takes no new calls.
+    #[error("closed: the server is shutting down")]
+    Closed,
     /// The flow or language the caller or transport chose names no flow.
     #[error("call.flow: {0}")]
     Flow(#[from] FlowChoiceError),
@@ -95,10 +110,31 @@ pub enum CallInput {
     Audio(Frame),
     /// A DTMF key.
     Dtmf(char),
-    /// The caller hung up.
-    Hangup { reason: String },
+    /// The caller hung up. (Prefer [`CallControl::Hangup`], which never waits behind audio.)
+    Hangup { reason: EndReason },
     /// A transfer the call asked for did not happen; the caller is still on the line.
     TransferFailed { reason: String },
+}
+
+/// Control of a call: never queued behind its audio.
+#[derive(Debug)]
+pub enum CallControl {
+    /// The caller (or the transport) ended the call.
+    Hangup { reason: EndReason },
+    /// A transfer the call asked for did not happen; the caller is still on the line.
+    TransferFailed { reason: String },
+    /// The server is shutting down: the bot says goodbye and hangs up.
+    Shutdown,
+    /// Adds a leg (ringing: not yet bridged); its handle comes back on `reply`.
+    AddLeg {
+        role: LegRole,
+        reply: oneshot::Sender<LegHandle>,
+    },
+    /// Joins (`true`) or parts (`false`) a leg's audio and the caller's. While any leg is
+    /// joined, the bot is quiet and the session only listens, transcribes and records.
+    Bridge { leg: LegId, joined: bool },
+    /// The leg hung up.
+    RemoveLeg { leg: LegId },
 }
 
 /// What the call sends back to its transport.
@@ -109,13 +145,14 @@ pub enum CallOutput {
     /// Hand the call to `target`.
     Transfer { target: String, reason: String },
     /// The bot ended the call.
-    Hangup { reason: String },
+    Hangup { reason: EndReason },
 }
 
 /// A transport's handle on one call.
 pub struct CallHandle {
     pub id: CallId,
     pub input: mpsc::Sender<CallInput>,
+    pub control: mpsc::UnboundedSender<CallControl>,
     pub output: mpsc::Receiver<CallOutput>,
     pub events: broadcast::Receiver<CallEvent>,
 }
@@ -145,6 +182,44 @@ pub struct Engines {
     pub dialogue: Arc<dyn DialogueFactory>,
     active: Arc<AtomicUsize>,
     next_id: AtomicU64,
+    calls: Arc<CallRegistry>,
+}
+
+/// The live calls' control channels, and how many there are (for shutdown).
+#[derive(Default)]
+struct CallRegistry {
+    controls: Mutex<HashMap<String, mpsc::UnboundedSender<CallControl>>>,
+    count: watch::Sender<usize>,
+    closed: AtomicBool,
+}
+
+impl CallRegistry {
+    fn controls(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<CallControl>>> {
+        // Plain data; a panic elsewhere cannot leave it inconsistent.
+        self.controls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A call's place in the call limit and the registry, given back when its driver ends (after
+/// its record is closed).
+struct Registration {
+    _slot: CallSlot,
+    id: String,
+    calls: Arc<CallRegistry>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut controls = self.calls.controls();
+        controls.remove(&self.id);
+        let n = controls.len();
+        drop(controls);
+        self.calls.count.send_replace(n);
+    }
 }
 
 impl Engines {
@@ -162,7 +237,43 @@ impl Engines {
             dialogue,
             active: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
+            calls: Arc::new(CallRegistry::default()),
         }))
+    }
+
+    /// Stops taking calls: every new call is refused with [`CallError::Closed`].
+    pub fn close(&self) {
+        self.calls.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the server has stopped taking calls.
+    pub fn is_closed(&self) -> bool {
+        self.calls.closed.load(Ordering::SeqCst)
+    }
+
+    /// Asks every call in progress to end: with a spoken goodbye ([`CallControl::Shutdown`]),
+    /// or at once (`goodbye: false`, a hangup with `server.shutdown`).
+    pub fn end_calls(&self, goodbye: bool) {
+        for control in self.calls.controls().values() {
+            let message = if goodbye {
+                CallControl::Shutdown
+            } else {
+                CallControl::Hangup {
+                    reason: EndReason::ServerShutdown,
+                }
+            };
+            // A call whose driver is ending is about to leave the registry anyway.
+            let _ = control.send(message);
+        }
+    }
+
+    /// Waits until no call is in progress (every record closed), at most `limit`; whether
+    /// that happened.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let mut count = self.calls.count.subscribe();
+        tokio::time::timeout(limit, count.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Calls in progress, across all transports.
@@ -191,6 +302,9 @@ impl Engines {
         info: CallInfo,
         media: Option<oneshot::Receiver<CallMedia>>,
     ) -> Result<CallHandle, CallError> {
+        if self.is_closed() {
+            return Err(CallError::Closed);
+        }
         let plan = self.dialogue.plan(&FlowChoice {
             flow: info.flow.clone(),
             language: info.language,
@@ -201,8 +315,9 @@ impl Engines {
             .unwrap_or_default();
         let seq = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = CallId(format!("{}-{}-{seq}", started.as_secs(), info.transport));
-        let record = CallRecord::create(&self.config.server.records_dir.join(&id.0))?;
+        let record_dir = self.config.server.records_dir.join(&id.0);
         let (input_tx, input_rx) = mpsc::channel(64);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (output_tx, output_rx) = mpsc::channel(64);
         let (events_tx, events_rx) = broadcast::channel(256);
         let language = plan.language();
@@ -210,27 +325,39 @@ impl Engines {
             plan,
             vars: info.vars.clone(),
         };
-        let dialogue = Arc::new(Mutex::new(self.dialogue.new_dialogue(&ctx)));
-        let driver = CallDriver {
+        let mut session = CallSession::new(self.config.session.clone(), language);
+        session.track_transfers(info.tracks_transfers);
+        let registration = {
+            let mut controls = self.calls.controls();
+            controls.insert(id.0.clone(), control_tx.clone());
+            let n = controls.len();
+            drop(controls);
+            self.calls.count.send_replace(n);
+            Registration {
+                _slot: slot,
+                id: id.0.clone(),
+                calls: self.calls.clone(),
+            }
+        };
+        let setup = driver::CallSetup {
+            record_dir,
+            ctx,
+            session,
+            events: events_tx,
+        };
+        let driver = driver::CallDriver {
             engines: self.clone(),
             id: id.clone(),
-            session: {
-                let mut session = CallSession::new(self.config.session.clone(), language);
-                session.track_transfers(info.tracks_transfers);
-                session
-            },
-            dialogue,
-            record: Some(record),
-            events: events_tx,
             output: output_tx,
             media,
-            _slot: slot,
+            registration,
         };
         tracing::info!(call = %id, transport = %info.transport, from = ?info.from, "call started");
-        tokio::spawn(driver.run(info, input_rx));
+        tokio::spawn(driver.run(setup, info, input_rx, control_rx));
         Ok(CallHandle {
             id,
             input: input_tx,
+            control: control_tx,
             output: output_rx,
             events: events_rx,
         })
@@ -259,254 +386,5 @@ impl CallSlot {
 impl Drop for CallSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// An engine's answer, on its way back to the driver.
-enum EngineResult {
-    Transcript {
-        turn: TurnId,
-        is_final: bool,
-        text: String,
-    },
-    BotTurn {
-        turn: TurnId,
-        bot: crate::dialogue::BotTurn,
-    },
-    BotAudio {
-        turn: TurnId,
-        pcm: Vec<i16>,
-        last: bool,
-    },
-    Error {
-        turn: TurnId,
-        code: &'static str,
-        message: String,
-    },
-}
-
-/// The IO task of one call. See the module docs.
-struct CallDriver {
-    engines: Arc<Engines>,
-    id: CallId,
-    session: CallSession,
-    dialogue: Arc<Mutex<Box<dyn Dialogue>>>,
-    record: Option<CallRecord>,
-    events: broadcast::Sender<CallEvent>,
-    output: mpsc::Sender<CallOutput>,
-    /// The transport's media counters, when it reports them.
-    media: Option<oneshot::Receiver<CallMedia>>,
-    _slot: CallSlot,
-}
-
-impl CallDriver {
-    async fn run(mut self, info: CallInfo, mut input: mpsc::Receiver<CallInput>) {
-        let start = Instant::now();
-        let (results_tx, mut results) = mpsc::unbounded_channel::<EngineResult>();
-        self.session.start(
-            EventKind::CallStart {
-                call_id: Some(self.id.0.clone()),
-                transport: Some(info.transport.clone()),
-                from: info.from.clone(),
-                to: info.to.clone(),
-                codec: info.codec.clone(),
-                language: Some(self.session.language().code().to_string()),
-            },
-            Duration::ZERO,
-        );
-        self.drain(&results_tx).await;
-        while !self.session.is_ended() {
-            let timeout = self.session.poll_timeout().map(|at| start + at);
-            tokio::select! {
-                msg = input.recv() => {
-                    let now = start.elapsed();
-                    match msg {
-                        Some(CallInput::Audio(frame)) => {
-                            let bot = self.session.handle_audio(&frame, now);
-                            if let Some(record) = self.record.as_mut() {
-                                record.audio(&frame, bot.as_ref());
-                            }
-                            // A full channel means the transport stopped reading; it will hang up.
-                            let _ = self.output.try_send(CallOutput::Audio(bot.unwrap_or_default()));
-                        }
-                        Some(CallInput::Dtmf(digit)) => self.session.handle_dtmf(digit, now),
-                        Some(CallInput::Hangup { reason }) => self.session.handle_hangup(&reason, now),
-                        Some(CallInput::TransferFailed { reason }) => self.session.handle_transfer_failed(&reason, now),
-                        None => self.session.handle_hangup("transport.closed", now),
-                    }
-                }
-                Some(result) = results.recv() => {
-                    let now = start.elapsed();
-                    match result {
-                        EngineResult::Transcript { turn, is_final, text } => self.session.handle_transcript(turn, is_final, &text, now),
-                        EngineResult::BotTurn { turn, bot } => self.session.handle_bot_turn(turn, bot, now),
-                        EngineResult::BotAudio { turn, pcm, last } => self.session.handle_bot_audio(turn, &pcm, last, now),
-                        EngineResult::Error { turn, code, message } => {
-                            tracing::warn!(call = %self.id, code, "{message}");
-                            self.session.handle_engine_error(turn, code, &message, now);
-                        }
-                    }
-                }
-                _ = sleep_until(timeout) => self.session.handle_timeout(start.elapsed()),
-            }
-            self.drain(&results_tx).await;
-        }
-        if let Some(media) = self.media.take() {
-            // The caller's hang-up comes with the counters; ours waits for the line to go down.
-            if let Ok(Ok(media)) = tokio::time::timeout(MEDIA_REPORT_WAIT, media).await {
-                let event = CallEvent {
-                    t_ms: start.elapsed().as_millis() as u64,
-                    kind: EventKind::CallEnd { media },
-                };
-                if let Some(record) = self.record.as_mut() {
-                    if let Err(e) = record.event(&event) {
-                        tracing::error!(call = %self.id, "call record: {e}");
-                    }
-                }
-                let _ = self.events.send(event);
-            }
-        }
-        if let Some(record) = self.record.take() {
-            match record.finish() {
-                Ok(dir) => tracing::info!(call = %self.id, record = %dir.display(), "call ended"),
-                Err(e) => tracing::error!(call = %self.id, "call record: {e}"),
-            }
-        }
-    }
-
-    /// Performs everything the session asked for.
-    async fn drain(&mut self, results: &mpsc::UnboundedSender<EngineResult>) {
-        while let Some(output) = self.session.poll_output() {
-            match output {
-                SessionOutput::Event(event) => {
-                    if let Some(record) = self.record.as_mut() {
-                        if let Err(e) = record.event(&event) {
-                            tracing::error!(call = %self.id, "call record: {e}");
-                        }
-                    }
-                    let _ = self.events.send(event);
-                }
-                SessionOutput::Recognize {
-                    turn,
-                    pcm,
-                    is_final,
-                    grammar,
-                    language,
-                } => {
-                    let rx = self.engines.asr.submit(AsrJob {
-                        pcm,
-                        opts: AsrOptions {
-                            language,
-                            grammar,
-                            is_final,
-                        },
-                    });
-                    let results = results.clone();
-                    tokio::spawn(async move {
-                        let result = match rx.await {
-                            Ok(Ok(out)) => EngineResult::Transcript {
-                                turn,
-                                is_final,
-                                text: out.text,
-                            },
-                            Ok(Err(e)) => EngineResult::Error {
-                                turn,
-                                code: "asr.failed",
-                                message: e.to_string(),
-                            },
-                            Err(_) => EngineResult::Error {
-                                turn,
-                                code: "asr.failed",
-                                message: "recognizer worker stopped".into(),
-                            },
-                        };
-                        // A failed or pre-empted partial brought no words; the session
-                        // still hears of it, so the next partial can be asked for.
-                        let result = match result {
-                            EngineResult::Error { turn, .. } if !is_final => {
-                                EngineResult::Transcript {
-                                    turn,
-                                    is_final,
-                                    text: String::new(),
-                                }
-                            }
-                            other => other,
-                        };
-                        let _ = results.send(result);
-                    });
-                }
-                SessionOutput::Converse { turn, input } => {
-                    let dialogue = self.dialogue.clone();
-                    let results = results.clone();
-                    tokio::spawn(async move {
-                        let answer = tokio::task::spawn_blocking(move || {
-                            let mut dialogue = dialogue
-                                .lock()
-                                .unwrap_or_else(|poisoned| poisoned.into_inner());
-                            dialogue.handle(&input)
-                        })
-                        .await;
-                        let result = match answer {
-                            Ok(bot) => EngineResult::BotTurn { turn, bot },
-                            Err(e) => EngineResult::Error {
-                                turn,
-                                code: "dialogue.failed",
-                                message: e.to_string(),
-                            },
-                        };
-                        let _ = results.send(result);
-                    });
-                }
-                SessionOutput::Speak {
-                    turn,
-                    prompts,
-                    language,
-                } => {
-                    let mut chunks = self.engines.tts.speak(prompts, language);
-                    let results = results.clone();
-                    tokio::spawn(async move {
-                        while let Some(chunk) = chunks.recv().await {
-                            let result = match chunk {
-                                Ok(chunk) => EngineResult::BotAudio {
-                                    turn,
-                                    pcm: chunk.pcm,
-                                    last: chunk.last,
-                                },
-                                Err(e) => EngineResult::Error {
-                                    turn,
-                                    code: "tts.failed",
-                                    message: e.to_string(),
-                                },
-                            };
-                            if results.send(result).is_err() {
-                                return;
-                            }
-                        }
-                        // Whatever happened, let the session know the reply's audio is complete.
-                        let _ = results.send(EngineResult::BotAudio {
-                            turn,
-                            pcm: Vec::new(),
-                            last: true,
-                        });
-                    });
-                }
-                SessionOutput::Transfer { target, reason } => {
-                    let _ = self
-                        .output
-                        .send(CallOutput::Transfer { target, reason })
-                        .await;
-                }
-                SessionOutput::Hangup { reason } => {
-                    let _ = self.output.send(CallOutput::Hangup { reason }).await;
-                }
-            }
-        }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }

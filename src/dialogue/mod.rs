@@ -257,3 +257,7 @@ pub fn factory_from_config(
         )?)),
     }
 }
+#[cfg(test)]
+mod flow_old_tmp;
+#[cfg(test)]
+mod flow_diff_tmp;

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind};
+
 /// Identifies one caller turn within a call. A new caller utterance, a DTMF key or a barge-in
 /// starts a new turn; results tagged with an older turn are stale and dropped.
 #[derive(
@@ -70,8 +72,11 @@ pub enum EventKind {
     BotReply { turn: TurnId, text: String },
     /// The bot's audio began to play to the caller.
     BotAudioStart { turn: TurnId },
-    /// The bot's audio stopped: `done` or `barge_in`.
-    BotAudioEnd { turn: TurnId, reason: String },
+    /// The bot's audio stopped: `done`, `barge_in`, `dtmf`, `superseded` or `hangup`.
+    BotAudioEnd {
+        turn: TurnId,
+        reason: AudioEndReason,
+    },
     /// A DTMF key from the caller.
     Dtmf { digit: String },
     /// The call is handed to a human.
@@ -96,12 +101,32 @@ pub enum EventKind {
     /// Something the bot could not answer, for the knowledge base to learn from.
     KnowledgeGap { turn: TurnId, text: String },
     /// A recoverable error in an engine; the call goes on.
-    Error { code: String, message: String },
+    Error { code: ErrorCode, message: String },
     /// The call ended.
-    Hangup { reason: String },
+    Hangup { reason: EndReason },
     /// The record's last line, after `hangup`, from transports that count media packets (phone
     /// calls): the whole call's counters. Not written when media never started.
     CallEnd { media: CallMedia },
+    /// The web phone's connection to the browser (the page's live events, not the record):
+    /// `connected` with the time from the offer to media, or `disconnected` (it may recover).
+    PeerState {
+        state: PeerState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connect_ms: Option<u64>,
+    },
+    /// The web phone's end marker on the page's live events, after the record's last line:
+    /// nothing follows it.
+    CallEnded { reason: String },
+}
+
+/// A WebRTC connection's state, as the page sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// ICE and DTLS are up: media flows.
+    Connected,
+    /// Consent checks stopped getting answers; it may recover.
+    Disconnected,
 }
 
 /// A call's media counters, as the transport saw them (the `media` of `call_end`).
@@ -142,6 +167,8 @@ impl EventKind {
             EventKind::Error { .. } => "error",
             EventKind::Hangup { .. } => "hangup",
             EventKind::CallEnd { .. } => "call_end",
+            EventKind::PeerState { .. } => "peer_state",
+            EventKind::CallEnded { .. } => "call_ended",
         }
     }
 }

@@ -21,6 +21,7 @@
 //!   (the bot apologises and the call goes on) or a hangup (the transfer happened).
 
 pub mod event;
+pub mod reason;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::config::SessionConfig;
 use crate::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use crate::language::Language;
 pub use event::{CallEvent, EventKind, TurnId};
+pub use reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind};
 
 /// Samples in one millisecond at the pipeline rate.
 const SAMPLES_PER_MS: usize = (SAMPLE_RATE_HZ / 1000) as usize;
@@ -63,7 +65,7 @@ pub enum SessionOutput {
     /// with a hangup after; with it, it waits for the outcome.
     Transfer { target: String, reason: String },
     /// The call is over; the transport hangs up.
-    Hangup { reason: String },
+    Hangup { reason: EndReason },
 }
 
 /// Where the caller is in speaking.
@@ -157,6 +159,20 @@ pub struct CallSession {
     tracks_transfers: bool,
     /// The target of a transfer whose outcome we wait for.
     transferring: Option<String>,
+    /// The server is shutting down: the bot says goodbye and hangs up; the caller is no longer
+    /// heard.
+    closing: bool,
+    /// The caller is bridged to another leg (a human): the session goes on listening,
+    /// transcribing and recording, but the bot does not answer.
+    bridged: bool,
+}
+
+/// What the bot says when the server shuts down with the call still in progress.
+fn shutdown_prompt(language: Language) -> Prompt {
+    Prompt::text(match language {
+        Language::Zh => "抱歉，服务即将关闭，请稍后再拨。再见。",
+        _ => "Sorry, this line is closing now. Please call again later. Goodbye.",
+    })
 }
 
 /// What the bot says when a transfer fails, before the call goes on.
@@ -194,7 +210,36 @@ impl CallSession {
             ended: false,
             tracks_transfers: false,
             transferring: None,
+            closing: false,
+            bridged: false,
         }
+    }
+
+    /// The caller is bridged to another leg (`true`) or back with the bot (`false`). While
+    /// bridged the bot is quiet: caller speech is still recognized and recorded as
+    /// transcripts, but the dialogue is not asked and no timers run.
+    pub fn set_bridged(&mut self, bridged: bool, now: Duration) {
+        if self.ended || self.bridged == bridged {
+            return;
+        }
+        self.bridged = bridged;
+        if bridged {
+            self.stop_bot(now, AudioEndReason::Superseded);
+            self.no_input_at = None;
+        } else {
+            self.arm_no_input(now);
+        }
+    }
+
+    /// Whether the caller is bridged to another leg.
+    pub fn is_bridged(&self) -> bool {
+        self.bridged
+    }
+
+    /// The turn whose reply is playing or awaited, if any: a synthesis job for any other turn
+    /// is dead and may be dropped.
+    pub fn speaking_turn(&self) -> Option<TurnId> {
+        self.playout.turn
     }
 
     /// Whether the transport reports transfer outcomes (SIP REFER does; a web call cannot be
@@ -290,7 +335,12 @@ impl CallSession {
             return;
         }
         if let Some(at) = self.no_input_at {
-            if now >= at && matches!(self.speech, Speech::Quiet { .. }) && !self.bot_active() {
+            if now >= at
+                && matches!(self.speech, Speech::Quiet { .. })
+                && !self.bot_active()
+                && !self.closing
+                && !self.bridged
+            {
                 self.no_input_at = None;
                 self.new_turn();
                 self.clear_request();
@@ -308,15 +358,88 @@ impl CallSession {
             return None;
         }
         self.handle_timeout(now);
-        let voiced = self.vad.score(frame) >= self.config.vad_threshold;
-        self.track_speech(frame, voiced, now);
-        self.track_barge_in(voiced, now);
+        if !self.closing {
+            let voiced = self.vad.score(frame) >= self.config.vad_threshold;
+            self.track_speech(frame, voiced, now);
+            self.track_barge_in(voiced, now);
+        }
         self.next_bot_frame(now)
+    }
+
+    /// Takes a caller utterance that arrives as text (`hotline chat`): a complete request of
+    /// its own, heard at once, at the loudness given (dB over the caller's baseline).
+    pub fn handle_text(&mut self, text: &str, level_vs_baseline_db: f32, now: Duration) {
+        if self.ended || self.transferring.is_some() || self.closing {
+            return;
+        }
+        self.stop_bot(now, AudioEndReason::BargeIn);
+        self.new_turn();
+        self.clear_request();
+        self.no_input_at = None;
+        self.clock = TurnClock::default();
+        let turn = self.turn;
+        let text = text.trim().to_string();
+        self.emit(
+            now,
+            EventKind::Transcript {
+                turn,
+                text: text.clone(),
+                is_final: true,
+            },
+        );
+        self.asked = true;
+        self.outputs.push_back(SessionOutput::Converse {
+            turn,
+            input: CallerInput::Speech {
+                text,
+                level_vs_baseline_db,
+            },
+        });
+    }
+
+    /// The server is shutting down: the bot stops what it is saying, says goodbye and hangs
+    /// up with `server.shutdown` once the goodbye has played. The caller is no longer heard.
+    /// A call waiting on a transfer ends at once.
+    pub fn handle_shutdown(&mut self, now: Duration) {
+        if self.ended || self.closing {
+            return;
+        }
+        if self.transferring.is_some() {
+            self.finish(EndReason::ServerShutdown, now);
+            return;
+        }
+        self.closing = true;
+        self.stop_bot(now, AudioEndReason::Superseded);
+        self.keep_unanswered_words(now);
+        self.new_turn();
+        self.clear_request();
+        self.no_input_at = None;
+        let turn = self.turn;
+        let prompt = shutdown_prompt(self.language);
+        self.emit(
+            now,
+            EventKind::BotReply {
+                turn,
+                text: prompt.text.clone(),
+            },
+        );
+        self.playout = Playout {
+            turn: Some(turn),
+            then: Some(Action::Hangup {
+                reason: EndReason::ServerShutdown.code().to_string(),
+            }),
+            ..Playout::default()
+        };
+        self.outputs.push_back(SessionOutput::Speak {
+            turn,
+            prompts: vec![prompt],
+            language: self.language,
+        });
     }
 
     /// Takes a DTMF key: it interrupts the bot and goes to the dialogue as its own turn.
     pub fn handle_dtmf(&mut self, digit: char, now: Duration) {
-        if self.ended || self.transferring.is_some() {
+        if self.ended || self.transferring.is_some() || self.closing {
             return;
         }
         self.emit(
@@ -325,7 +448,10 @@ impl CallSession {
                 digit: digit.to_string(),
             },
         );
-        self.stop_bot(now, "barge_in");
+        if self.bridged {
+            return;
+        }
+        self.stop_bot(now, AudioEndReason::Dtmf);
         self.new_turn();
         // A key is a request of its own: speech still being recognized is superseded.
         self.clear_request();
@@ -392,6 +518,11 @@ impl CallSession {
                 is_final: true,
             },
         );
+        if self.bridged {
+            // Heard and recorded; the human on the other leg answers.
+            self.clear_request();
+            return;
+        }
         self.asked = true;
         let level_vs_baseline_db = self.take_loudness();
         self.outputs.push_back(SessionOutput::Converse {
@@ -447,18 +578,24 @@ impl CallSession {
     }
 
     /// Takes an engine failure for `turn`; the call goes on.
-    pub fn handle_engine_error(&mut self, turn: TurnId, code: &str, message: &str, now: Duration) {
+    pub fn handle_engine_error(
+        &mut self,
+        turn: TurnId,
+        code: ErrorCode,
+        message: &str,
+        now: Duration,
+    ) {
         if self.ended {
             return;
         }
         self.emit(
             now,
             EventKind::Error {
-                code: code.to_string(),
+                code,
                 message: message.to_string(),
             },
         );
-        if code.starts_with("asr.") {
+        if code.kind() == ErrorKind::Asr {
             // A failed final recognition counts as "heard nothing" for its utterance, so the
             // request still completes and the dialogue can reprompt.
             self.handle_transcript(turn, true, "", now);
@@ -467,7 +604,7 @@ impl CallSession {
 
     /// Takes the dialogue's answer for `turn`. Stale answers are dropped.
     pub fn handle_bot_turn(&mut self, turn: TurnId, bot: BotTurn, now: Duration) {
-        if self.ended || turn != self.turn {
+        if self.ended || self.closing || turn != self.turn {
             return;
         }
         self.clock.reply = Some(now);
@@ -520,7 +657,7 @@ impl CallSession {
             );
         }
         // A new reply replaces whatever the bot was saying.
-        self.stop_bot(now, "barge_in");
+        self.stop_bot(now, AudioEndReason::Superseded);
         if prompts.is_empty() {
             if let Some(action) = bot.action {
                 self.perform(action, now);
@@ -553,15 +690,20 @@ impl CallSession {
         self.playout.queue.extend(pcm.iter().copied());
         if last {
             self.playout.complete = true;
+            if self.playout.queue.is_empty() && !self.playout.started {
+                // A reply with no audio at all (silent, or every sentence failed): nothing
+                // to wait for.
+                self.finish_playout(now);
+            }
         }
     }
 
     /// The caller (or the transport) ended the call.
-    pub fn handle_hangup(&mut self, reason: &str, now: Duration) {
+    pub fn handle_hangup(&mut self, reason: EndReason, now: Duration) {
         if self.ended {
             return;
         }
-        self.stop_bot(now, "hangup");
+        self.stop_bot(now, AudioEndReason::Hangup);
         self.keep_unanswered_words(now);
         self.finish(reason, now);
     }
@@ -728,7 +870,7 @@ impl CallSession {
         if u64::from(self.barge_voiced) * frame_ms
             >= self.config.barge_in_min_speech_ms.max(frame_ms)
         {
-            self.stop_bot(now, "barge_in");
+            self.stop_bot(now, AudioEndReason::BargeIn);
         }
     }
 
@@ -791,7 +933,7 @@ impl CallSession {
                 now,
                 EventKind::BotAudioEnd {
                     turn,
-                    reason: "done".into(),
+                    reason: AudioEndReason::Done,
                 },
             );
         }
@@ -803,16 +945,10 @@ impl CallSession {
     }
 
     /// Stops the bot's audio now, dropping what is queued and what is still being made.
-    fn stop_bot(&mut self, now: Duration, reason: &str) {
+    fn stop_bot(&mut self, now: Duration, reason: AudioEndReason) {
         if let Some(turn) = self.playout.turn {
             if self.playout.started {
-                self.emit(
-                    now,
-                    EventKind::BotAudioEnd {
-                        turn,
-                        reason: reason.to_string(),
-                    },
-                );
+                self.emit(now, EventKind::BotAudioEnd { turn, reason });
             }
         }
         self.playout = Playout::default();
@@ -843,23 +979,21 @@ impl CallSession {
                     self.transferring = Some(target);
                     self.no_input_at = None;
                 } else {
-                    self.finish("transfer", now);
+                    self.finish(EndReason::Transfer, now);
                 }
             }
-            Action::Hangup { reason } => self.finish(&reason, now),
+            Action::Hangup { reason } => self.finish(EndReason::from_code(&reason), now),
         }
     }
 
-    fn finish(&mut self, reason: &str, now: Duration) {
+    fn finish(&mut self, reason: EndReason, now: Duration) {
         self.emit(
             now,
             EventKind::Hangup {
-                reason: reason.to_string(),
+                reason: reason.clone(),
             },
         );
-        self.outputs.push_back(SessionOutput::Hangup {
-            reason: reason.to_string(),
-        });
+        self.outputs.push_back(SessionOutput::Hangup { reason });
         self.ended = true;
         self.no_input_at = None;
     }
@@ -994,7 +1128,7 @@ mod transfer_tests {
     #[test]
     fn a_tracked_transfer_that_happens_ends_with_the_hangup() {
         let (mut s, _) = transferring(true);
-        s.handle_hangup("transfer.done", Duration::from_millis(900));
+        s.handle_hangup(EndReason::TransferDone, Duration::from_millis(900));
         let out = drain(&mut s);
         assert!(out.iter().any(|o| matches!(o, SessionOutput::Event(CallEvent { kind: EventKind::Hangup { reason }, .. }) if reason == "transfer.done")));
         assert!(s.is_ended());

@@ -15,6 +15,13 @@
 //! checkout's `target/`; and, last, Debian's `espeak-ng-data` (whose Mandarin is wrong).
 //!
 //! espeak-ng speaks at 22 050 Hz; [`EspeakSynthesizer`] converts to the pipeline's 16 kHz.
+//!
+//! Cancellation: a synthesis request may carry a [`CancelToken`]. The worker checks it before
+//! it starts the sentence, and espeak-ng's synth callback polls it after every audio buffer
+//! (60 ms of audio, the smallest espeak-ng allows): returning 1 makes espeak-ng stop
+//! (`SpeakNextClause(2)` empties its phoneme list and command queue) and answer
+//! `ENS_SPEECH_STOPPED`, which becomes [`TtsError::Cancelled`]. The next request starts from
+//! clean state: each synthesis decodes its text afresh.
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_short, c_void, CStr, CString};
@@ -23,7 +30,7 @@ use std::sync::{mpsc, OnceLock};
 
 use espeak_rs_sys as sys;
 
-use super::{Synthesizer, TtsError};
+use super::{CancelToken, Synthesizer, TtsError};
 use crate::config::TtsConfig;
 use crate::language::Language;
 
@@ -140,6 +147,7 @@ enum Request {
         voice: String,
         rate_wpm: u32,
         text: String,
+        cancel: Option<CancelToken>,
         reply: mpsc::Sender<Result<Vec<i16>, TtsError>>,
     },
     /// Translates `text` to espeak's phoneme mnemonics.
@@ -210,14 +218,22 @@ fn start_worker() -> Result<Worker, String> {
 thread_local! {
     /// Samples of the sentence being synthesized; only the espeak thread touches it.
     static SYNTH_BUFFER: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
+    /// The token of the sentence being synthesized, if it can be cancelled.
+    static SYNTH_CANCEL: RefCell<Option<CancelToken>> = const { RefCell::new(None) };
 }
 
-/// espeak's synchronous-mode callback: appends each block of samples to [`SYNTH_BUFFER`].
+/// espeak's synchronous-mode callback: appends each block of samples to [`SYNTH_BUFFER`], or
+/// aborts the synthesis (returns 1) once [`SYNTH_CANCEL`] is cancelled.
 unsafe extern "C" fn collect_samples(
     wav: *mut c_short,
     samples: c_int,
     _events: *mut sys::espeak_EVENT,
 ) -> c_int {
+    let cancelled =
+        SYNTH_CANCEL.with(|cancel| cancel.borrow().as_ref().is_some_and(CancelToken::check));
+    if cancelled {
+        return 1; // abort synthesis
+    }
     if !wav.is_null() && samples > 0 {
         // SAFETY: espeak passes `samples` valid samples at `wav` for the duration of the call.
         let block = unsafe { std::slice::from_raw_parts(wav, samples as usize) };
@@ -285,9 +301,10 @@ impl Engine {
                 voice,
                 rate_wpm,
                 text,
+                cancel,
                 reply,
             } => {
-                let _ = reply.send(self.synthesize(&voice, rate_wpm, &text));
+                let _ = reply.send(self.synthesize(&voice, rate_wpm, &text, cancel));
             }
             Request::Phonemes { voice, text, reply } => {
                 let _ = reply.send(self.phonemes(&voice, &text));
@@ -319,22 +336,36 @@ impl Engine {
         Ok(())
     }
 
-    fn synthesize(&mut self, voice: &str, rate_wpm: u32, text: &str) -> Result<Vec<i16>, TtsError> {
+    fn synthesize(
+        &mut self,
+        voice: &str,
+        rate_wpm: u32,
+        text: &str,
+        cancel: Option<CancelToken>,
+    ) -> Result<Vec<i16>, TtsError> {
+        if cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            // Cancelled while the request waited for this thread.
+            return Err(TtsError::Cancelled { samples: 0 });
+        }
         self.set_voice(voice)?;
+        // SAFETY: espeak thread only; a plain parameter setter.
+        let status = unsafe {
+            sys::espeak_ng_SetParameter(sys::espeak_PARAMETER_espeakRATE, rate_wpm as c_int, 0)
+        };
+        if status != sys::espeak_ng_STATUS_ENS_OK {
+            return Err(TtsError::Synthesis {
+                message: format!("rate {rate_wpm}: {}", status_message(status)),
+            });
+        }
         let text = c_text(text);
-        // SAFETY: espeak thread only. In synchronous mode `espeak_ng_Synthesize` returns after
-        // every callback has run, so the thread-local buffer holds the whole sentence.
-        unsafe {
-            let status =
-                sys::espeak_ng_SetParameter(sys::espeak_PARAMETER_espeakRATE, rate_wpm as c_int, 0);
-            if status != sys::espeak_ng_STATUS_ENS_OK {
-                return Err(TtsError::Synthesis {
-                    message: format!("rate {rate_wpm}: {}", status_message(status)),
-                });
-            }
-            SYNTH_BUFFER.with(|buffer| buffer.borrow_mut().clear());
+        SYNTH_BUFFER.with(|buffer| buffer.borrow_mut().clear());
+        SYNTH_CANCEL.with(|slot| *slot.borrow_mut() = cancel);
+        // SAFETY: espeak thread only; `text` is a valid C string for the call. In synchronous
+        // mode `espeak_ng_Synthesize` returns after every callback has run, so the thread-local
+        // buffer then holds the whole sentence, or what was made before the callback aborted.
+        let status = unsafe {
             let bytes = text.as_bytes_with_nul();
-            let status = sys::espeak_ng_Synthesize(
+            sys::espeak_ng_Synthesize(
                 bytes.as_ptr().cast::<c_void>(),
                 bytes.len(),
                 0,
@@ -343,14 +374,21 @@ impl Engine {
                 sys::espeakCHARS_UTF8,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-            );
-            if status != sys::espeak_ng_STATUS_ENS_OK {
-                return Err(TtsError::Synthesis {
-                    message: status_message(status),
-                });
-            }
+            )
+        };
+        let cancelled = SYNTH_CANCEL
+            .with(|slot| slot.borrow_mut().take())
+            .is_some_and(|token| token.is_cancelled());
+        let pcm = SYNTH_BUFFER.with(|buffer| std::mem::take(&mut *buffer.borrow_mut()));
+        if status == sys::espeak_ng_STATUS_ENS_SPEECH_STOPPED && cancelled {
+            return Err(TtsError::Cancelled { samples: pcm.len() });
         }
-        Ok(SYNTH_BUFFER.with(|buffer| std::mem::take(&mut *buffer.borrow_mut())))
+        if status != sys::espeak_ng_STATUS_ENS_OK {
+            return Err(TtsError::Synthesis {
+                message: status_message(status),
+            });
+        }
+        Ok(pcm)
     }
 
     fn phonemes(&mut self, voice: &str, text: &str) -> Result<String, TtsError> {
@@ -459,14 +497,45 @@ impl EspeakSynthesizer {
 
     /// Speaks `text` at espeak's own rate ([`Self::native_sample_rate_hz`]).
     pub fn synthesize_native(&self, text: &str, language: Language) -> Result<Vec<i16>, TtsError> {
+        self.request_synthesis(text, language, None)
+    }
+
+    /// [`Self::synthesize_native`], stopped within one 60 ms audio buffer once `cancel` is
+    /// cancelled: then [`TtsError::Cancelled`] with the samples made so far.
+    pub fn synthesize_native_cancellable(
+        &self,
+        text: &str,
+        language: Language,
+        cancel: &CancelToken,
+    ) -> Result<Vec<i16>, TtsError> {
+        self.request_synthesis(text, language, Some(cancel.clone()))
+    }
+
+    fn request_synthesis(
+        &self,
+        text: &str,
+        language: Language,
+        cancel: Option<CancelToken>,
+    ) -> Result<Vec<i16>, TtsError> {
         let voice = self.voice(language).to_string();
         let rate_wpm = self.rate_wpm;
         ask(|reply| Request::Synthesize {
             voice,
             rate_wpm,
             text: text.to_string(),
+            cancel,
             reply,
         })
+    }
+
+    /// espeak's 22 050 Hz speech as the pipeline's 16 kHz.
+    fn to_pipeline_rate(native: &[i16]) -> Result<Vec<i16>, TtsError> {
+        let from_hz = Self::native_sample_rate_hz()?;
+        Ok(crate::audio::resample::resample(
+            native,
+            from_hz,
+            crate::audio::SAMPLE_RATE_HZ,
+        )?)
     }
 
     /// espeak's phoneme mnemonics for `text` (what it will say), clause by clause.
@@ -486,13 +555,16 @@ impl Synthesizer for EspeakSynthesizer {
     }
 
     fn synthesize(&mut self, text: &str, language: Language) -> Result<Vec<i16>, TtsError> {
-        let native = self.synthesize_native(text, language)?;
-        let from_hz = Self::native_sample_rate_hz()?;
-        Ok(crate::audio::resample::resample(
-            &native,
-            from_hz,
-            crate::audio::SAMPLE_RATE_HZ,
-        )?)
+        Self::to_pipeline_rate(&self.synthesize_native(text, language)?)
+    }
+
+    fn synthesize_cancellable(
+        &mut self,
+        text: &str,
+        language: Language,
+        cancel: &CancelToken,
+    ) -> Result<Vec<i16>, TtsError> {
+        Self::to_pipeline_rate(&self.synthesize_native_cancellable(text, language, cancel)?)
     }
 }
 

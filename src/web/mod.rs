@@ -244,8 +244,13 @@ async fn healthz(State(state): State<WebState>) -> Json<serde_json::Value> {
     let tasks_alive = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
+    let status = if state.engines.is_closed() {
+        "closing"
+    } else {
+        "ok"
+    };
     Json(json!({
-        "status": "ok",
+        "status": status,
         "calls": state.engines.active_calls(),
         "webrtc_calls": state.calls.len(),
         "webrtc_drivers": state.calls.drivers(),
@@ -388,6 +393,12 @@ async fn start_web_call(
                 CallError::Flow(e) => {
                     ApiError::new(StatusCode::BAD_REQUEST, "call.flow", e.to_string())
                 }
+                CallError::Closed => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server.closed",
+                    "the line is closed: the server is shutting down; call again later",
+                ),
+                #[allow(unreachable_patterns)]
                 other => ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "call.start",

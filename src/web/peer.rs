@@ -3,8 +3,10 @@
 //!
 //! The answer is non-trickle (WHIP-style): local candidates are gathered before it is returned,
 //! so one HTTP round trip sets the call up. Only Opus audio is negotiated. The remote track's
-//! RTP payloads reach the driver through a bounded channel; when the driver falls behind,
-//! packets are dropped (and concealed), never queued without limit.
+//! RTP packets reach the driver through a bounded channel as [`RtpIn`]: the header fields the
+//! shared jitter buffer needs (SSRC, sequence number, timestamp) with the payload and its
+//! arrival time. When the driver falls behind, packets are dropped (and concealed), never
+//! queued without limit.
 //!
 //! Invariant: every task this module spawns ends when the peer connection is closed (the remote
 //! track's `poll` returns `None`), so closing the [`PeerLink::peer`] releases the socket and the
@@ -28,6 +30,8 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState,
     RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
+
+use hotline_media::rtp::{RtpPacket, Ssrc};
 
 use super::config::WebConfig;
 use super::ports::PortLease;
@@ -60,7 +64,35 @@ pub enum PeerEvent {
     /// The peer closed the connection (DTLS close or our own close).
     Closed,
     /// One RTP packet of caller audio.
-    Rtp { seq: u16, payload: bytes::Bytes },
+    Rtp(RtpIn),
+}
+
+/// One received RTP packet of caller audio (SRTP already removed by the stack).
+#[derive(Debug, Clone)]
+pub struct RtpIn {
+    pub ssrc: Ssrc,
+    pub sequence: u16,
+    /// On the 48 kHz Opus clock.
+    pub timestamp: u32,
+    pub payload_type: u8,
+    pub marker: bool,
+    pub payload: bytes::Bytes,
+    /// When the network task took it, on the monotonic clock.
+    pub received_at: Instant,
+}
+
+impl RtpIn {
+    /// The packet as the media layer reads RTP.
+    pub fn packet(&self) -> RtpPacket<'_> {
+        RtpPacket {
+            marker: self.marker,
+            payload_type: self.payload_type,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            payload: &self.payload,
+        }
+    }
 }
 
 /// A negotiated peer: the answer to send, and what the driver needs to run media.
@@ -149,10 +181,15 @@ impl PeerConnectionEventHandler for PeerHandler {
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(packet) = event {
-                    let rtp = PeerEvent::Rtp {
-                        seq: packet.header.sequence_number,
+                    let rtp = PeerEvent::Rtp(RtpIn {
+                        ssrc: Ssrc(packet.header.ssrc),
+                        sequence: packet.header.sequence_number,
+                        timestamp: packet.header.timestamp,
+                        payload_type: packet.header.payload_type,
+                        marker: packet.header.marker,
                         payload: packet.payload,
-                    };
+                        received_at: Instant::now(),
+                    });
                     match events.try_send(rtp) {
                         Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
                         Err(mpsc::error::TrySendError::Closed(_)) => break,
@@ -264,6 +301,66 @@ pub async fn answer_offer(
     }
 }
 
+/// The bot's audio track, on a random SSRC.
+fn bot_track(
+    codec: &RTCRtpCodecParameters,
+) -> Result<(Arc<TrackLocalStaticSample>, u32), PeerError> {
+    let ssrc: u32 = rand::random();
+    let track = TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            "hotline".to_owned(),
+            "hotline-bot-audio".to_owned(),
+            "bot".to_owned(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec.rtp_codec.clone(),
+                ..Default::default()
+            }],
+        ),
+    )
+    .map_err(|e| PeerError::Stack(e.to_string()))?;
+    Ok((Arc::new(track), ssrc))
+}
+
+/// A link whose peer connection is built but never negotiated, with the sender of its events:
+/// tests of the call driver play the network's part through it.
+#[cfg(test)]
+pub(super) async fn unnegotiated_link(
+    lease: PortLease,
+) -> Result<(PeerLink, mpsc::Sender<PeerEvent>), PeerError> {
+    let (events_tx, events_rx) = mpsc::channel(RTP_CHANNEL_PACKETS);
+    let (gathered, _) = watch::channel(false);
+    let handler = Arc::new(PeerHandler {
+        events: events_tx.clone(),
+        gathered,
+    });
+    let peer: Arc<dyn PeerConnection> = Arc::new(
+        PeerConnectionBuilder::new()
+            .with_handler(handler)
+            .with_udp_addrs(vec![lease.addr()])
+            .build()
+            .await
+            .map_err(|e| PeerError::Stack(e.to_string()))?,
+    );
+    let codec = opus_codec();
+    let (track, ssrc) = bot_track(&codec)?;
+    let link = PeerLink {
+        answer_sdp: String::new(),
+        peer,
+        track,
+        payload_type: codec.payload_type,
+        ssrc,
+        events: events_rx,
+        lease,
+    };
+    Ok((link, events_tx))
+}
+
 /// Adds the bot track, applies the offer, creates the answer and waits for gathering.
 async fn negotiate(
     config: &WebConfig,
@@ -273,27 +370,7 @@ async fn negotiate(
     gathered: &mut watch::Receiver<bool>,
 ) -> Result<(String, Arc<TrackLocalStaticSample>, u8, u32), PeerError> {
     let stack = |e: webrtc::error::Error| PeerError::Stack(e.to_string());
-    let ssrc: u32 = rand::random();
-    let track = Arc::new(
-        TrackLocalStaticSample::new(
-            Instant::now(),
-            MediaStreamTrack::new(
-                "hotline".to_owned(),
-                "hotline-bot-audio".to_owned(),
-                "bot".to_owned(),
-                RtpCodecKind::Audio,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: codec.rtp_codec.clone(),
-                    ..Default::default()
-                }],
-            ),
-        )
-        .map_err(stack)?,
-    );
+    let (track, ssrc) = bot_track(&codec)?;
     peer.set_remote_description(offer)
         .await
         .map_err(|e| PeerError::BadOffer(format!("offer rejected: {e}")))?;

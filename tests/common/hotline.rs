@@ -25,9 +25,14 @@ const READY_WITHIN: Duration = Duration::from_secs(90);
 /// A hotline config: the offline recognizer, `records_dir`, `max_calls`, no web server, and
 /// `sip` as the body of the `[sip]` section (which may go on with `[sip.registration]`).
 pub fn config_toml(records_dir: &Path, max_calls: usize, sip: &str) -> String {
+    config_toml_with(records_dir, max_calls, "", sip)
+}
+
+/// [`config_toml`] with more `[server]` keys (`server` is their lines).
+pub fn config_toml_with(records_dir: &Path, max_calls: usize, server: &str, sip: &str) -> String {
     format!(
         "[asr]\nengine = \"sphinx\"\n[server]\nrecords_dir = {records:?}\nmax_calls = {max_calls}\n\
-         [web]\nenabled = false\n[sip]\n{sip}\n",
+         {server}\n[web]\nenabled = false\n[sip]\n{sip}\n",
         records = records_dir.display().to_string()
     )
 }
@@ -71,10 +76,16 @@ impl Hotline {
     /// Starts `hotline serve` for at most `max_calls` calls with `sip` as the `[sip]` body, and
     /// waits until it answers phone calls.
     pub fn start_with(max_calls: usize, sip: &str) -> Self {
+        Self::start_with_server(max_calls, "", sip)
+    }
+
+    /// [`Hotline::start_with`] with more `[server]` keys (`server` is their lines).
+    pub fn start_with_server(max_calls: usize, server: &str, sip: &str) -> Self {
         let work = tempfile::tempdir().expect("tempdir");
         let records = work.path().join("records");
         let config = work.path().join("hotline.toml");
-        std::fs::write(&config, config_toml(&records, max_calls, sip)).expect("write config");
+        std::fs::write(&config, config_toml_with(&records, max_calls, server, sip))
+            .expect("write config");
         let log = work.path().join("hotline.log");
         let child = Command::new(env!("CARGO_BIN_EXE_hotline"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -169,6 +180,28 @@ impl Hotline {
     /// The call record folders so far.
     pub fn call_dirs(&self) -> Vec<PathBuf> {
         records::call_dirs(&self.records)
+    }
+
+    /// Sends the server a signal (`TERM`, `INT`), as an operator or a service manager would.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the server to exit on its own; its exit status, or `None` when it is still
+    /// running after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 

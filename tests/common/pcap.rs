@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
-use hotline_sip::codec::{linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
-use hotline_sip::rtp::{RtpPacket, Ssrc};
+use hotline_media::codec::g711::{
+    alaw_encode as linear_to_alaw, ulaw_decode as ulaw_to_linear, ulaw_encode as linear_to_ulaw,
+};
+use hotline_media::rtp::{RtpPacket, Ssrc};
 
 /// The SSRC of streams built here.
 pub const TEST_SSRC: Ssrc = Ssrc(0x5151_0001);

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hotline_sip::codec::{alaw_to_linear, ulaw_to_linear};
-use hotline_sip::rtp::{is_rtcp, RtpPacket};
+use hotline_media::codec::g711::{alaw_decode as alaw_to_linear, ulaw_decode as ulaw_to_linear};
+use hotline_media::rtp::{is_rtcp, RtpPacket};
 
 use super::ports::RtpPorts;
 

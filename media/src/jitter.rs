@@ -1,4 +1,6 @@
-//! The receive jitter buffer: reorders RTP audio, conceals loss and adapts its depth to jitter.
+//! The receive jitter buffer, the one for every transport: reorders RTP audio, conceals loss and
+//! adapts its depth to jitter. SIP phone lines (G.711, G.722, Opus on their RTP clocks) and the
+//! web phone (Opus on WebRTC's 48 kHz clock) both play through it.
 //!
 //! Owns: encoded payloads keyed by their position on the sender's (extended) timeline, the
 //! playout position, and the target depth. It is fed packets with their arrival time and drained
@@ -14,7 +16,9 @@
 //! payloads are decoded at most once and in timeline order;
 //! audio behind the playout position is dropped as late; a duplicate position is ignored; the
 //! depth stays between the configured minimum and maximum; a jump in the sender's timeline (new
-//! SSRC, resumed stream) restarts buffering rather than stalling.
+//! SSRC, resumed stream) restarts buffering rather than stalling; at most [`MAX_SEGMENTS`]
+//! payloads are held, so a sender that floods (or a reader that stops popping) cannot grow
+//! memory: the oldest are dropped first.
 
 use std::collections::BTreeMap;
 
@@ -81,6 +85,8 @@ pub struct JitterStats {
     pub decode_errors: u64,
     /// Samples filled by the codec's own concealment (FEC or PLC), whole frames or parts.
     pub codec_concealed_samples: u64,
+    /// Payloads dropped, oldest first, because [`MAX_SEGMENTS`] were already held.
+    pub overflowed: u64,
 }
 
 /// One payload on the timeline: encoded until its turn to play comes.
@@ -128,6 +134,9 @@ pub struct JitterBuffer {
 
 /// Frames concealed by fading the last audio before falling to silence.
 const CONCEAL_FRAMES: u32 = 3;
+/// The most payloads held at once: two seconds of 20 ms packets, far above the deepest
+/// configured delay, so only a flood reaches it.
+pub const MAX_SEGMENTS: usize = 100;
 /// Empty pops after which the buffer primes again (a paused or held stream).
 const REPRIME_AFTER_EMPTY: u32 = 10;
 
@@ -151,6 +160,24 @@ impl JitterBuffer {
     /// Counters so far.
     pub fn stats(&self) -> JitterStats {
         self.stats
+    }
+
+    /// The tuning in use.
+    pub fn config(&self) -> JitterConfig {
+        self.config
+    }
+
+    /// Starts over with a new tuning (a codec change), keeping the counters: everything
+    /// buffered is dropped and playout primes again.
+    pub fn reset(&mut self, config: JitterConfig) {
+        let stats = self.stats;
+        *self = Self::new(config);
+        self.stats = stats;
+    }
+
+    /// Payloads held now (at most [`MAX_SEGMENTS`]).
+    pub fn buffered_packets(&self) -> usize {
+        self.segments.len()
     }
 
     /// The current target depth in PCM samples.
@@ -247,6 +274,20 @@ impl JitterBuffer {
                 audio: SegmentAudio::Encoded(payload),
             },
         );
+        while self.segments.len() > MAX_SEGMENTS {
+            let Some((oldest, _)) = self.segments.pop_first() else {
+                break;
+            };
+            self.stats.overflowed += 1;
+            // Playout resumes at the oldest payload still held.
+            if let (Some(playout), Some((&next, _))) =
+                (self.playout, self.segments.first_key_value())
+            {
+                if playout <= oldest {
+                    self.playout = Some(next);
+                }
+            }
+        }
     }
 
     /// Buffered audio ahead of the playout position (or of the earliest segment while priming).
@@ -409,19 +450,19 @@ fn conceal_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{linear_to_ulaw, ulaw_to_linear, VoiceCodec};
-    use crate::sdp::Codec;
+    use crate::codec::g711::{ulaw_decode, ulaw_encode};
+    use crate::codec::{Codec, VoiceCodec};
 
     const N: usize = 160;
 
     /// A 20 ms PCMU payload of one level.
     fn frame(value: i16) -> Vec<u8> {
-        vec![linear_to_ulaw(value); N]
+        vec![ulaw_encode(value); N]
     }
 
     /// The level PCMU plays back for `value`.
     fn q(value: i16) -> i16 {
-        ulaw_to_linear(linear_to_ulaw(value))
+        ulaw_decode(ulaw_encode(value))
     }
 
     /// A buffer and the real codec that decodes for it.
@@ -654,6 +695,24 @@ mod tests {
         assert_eq!(concealed, CONCEAL_FRAMES as usize);
         assert_eq!(tail.last().map(|(k, _)| *k), Some(Playout::Silence));
         assert!(line.jb.stats().codec_concealed_samples >= 320 * (1 + CONCEAL_FRAMES as u64));
+    }
+
+    /// A sender far faster than playout (or a reader that stops popping) cannot grow the
+    /// buffer past its bound; playout then resumes from what is held.
+    #[test]
+    fn a_flood_cannot_grow_memory() {
+        let mut jb = buffer();
+        for seq in 0u32..1_000 {
+            jb.push(1, seq * N as u32, frame(1000), 0);
+        }
+        assert_eq!(jb.jb.buffered_packets(), MAX_SEGMENTS);
+        assert_eq!(jb.jb.stats().overflowed, 1_000 - MAX_SEGMENTS as u64);
+        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
+        for seq in 1_000u32..1_500 {
+            jb.push(1, seq * N as u32, frame(2000), 20);
+            jb.pop();
+        }
+        assert!(jb.jb.buffered_packets() <= MAX_SEGMENTS);
     }
 
     #[test]

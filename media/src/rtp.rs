@@ -1,4 +1,6 @@
-//! RTP (RFC 3550) packets and RTCP sender/receiver reports.
+//! RTP (RFC 3550) packets and RTCP sender/receiver reports, on plain UDP (the phone line) or
+//! as fields a WebRTC stack hands over (the web phone uses only [`Ssrc`], [`RtpPacket`] and
+//! [`ReceiveStats`]: its stack does SRTP and RTCP itself).
 //!
 //! Owns: parsing and writing RTP headers, the receive statistics that RTCP reports carry
 //! (RFC 3550 appendix A.3 loss and A.8 jitter), and SR/RR packets.

@@ -1,9 +1,10 @@
-//! Opus (RFC 6716) on a phone line, through libopus (the `opus` crate).
+//! Opus (RFC 6716) through libopus (the `opus` crate), for phone lines and WebRTC alike.
 //!
 //! Owns: one call's libopus encoder and decoder. Both run at [`OPUS_PCM_RATE_HZ`] (16 kHz)
 //! mono: libopus resamples internally, so the line hands the pipeline its own rate with no
-//! resampler of ours, while the RTP clock stays 48 kHz as RFC 7587 requires (the media session
-//! advances timestamps by [`crate::sdp::Codec::rtp_clock_hz`], not by the PCM rate).
+//! resampler of ours, while the RTP clock stays 48 kHz as RFC 7587 requires (senders advance
+//! timestamps by [`crate::Codec::rtp_clock_hz`], not by the PCM rate). A browser's stereo
+//! stream is downmixed by libopus.
 //!
 //! Invariants: every payload either decodes or is reported as [`CodecError::Corrupt`], never a
 //! panic (libopus validates packets); a packet longer than [`MAX_PACKET_MS`] is refused;
@@ -14,7 +15,7 @@
 
 use super::CodecError;
 
-/// The PCM rate of the Opus codec on the phone line: the pipeline's rate.
+/// The PCM rate of the Opus codec: the pipeline's rate.
 pub const OPUS_PCM_RATE_HZ: u32 = 16_000;
 /// The encoder's bit rate: wideband speech with room for FEC.
 pub const OPUS_BITRATE_BPS: i32 = 32_000;
@@ -23,7 +24,7 @@ pub const OPUS_EXPECTED_LOSS_PERCENT: i32 = 10;
 /// The longest audio one Opus packet can carry (RFC 6716 §3.2.5).
 pub const MAX_PACKET_MS: usize = 120;
 /// The largest packet we write for one 20 ms frame (RFC 6716 caps a frame at 1275 bytes).
-const MAX_PACKET_BYTES: usize = 1275;
+pub const MAX_PACKET_BYTES: usize = 1275;
 /// libopus conceals and recovers in whole 2.5 ms steps.
 const CONCEAL_STEP_SAMPLES: usize = OPUS_PCM_RATE_HZ as usize / 400;
 

@@ -1,0 +1,375 @@
+//! `CallDriver`: the IO task of one live call, on the wall clock.
+//!
+//! It owns the call's [`CallCore`] and its [`Dialogue`], and waits on four things at once, in
+//! this order of priority: control (hang-up, transfer outcome, shutdown, legs: never behind
+//! audio), engine results, the caller's frames and keys, and the other legs' frames; plus the
+//! session's timer. Work the session asks for goes to the worker pools (ASR, TTS, the dialogue
+//! on the blocking pool) and comes back as an [`EngineResult`] tagged with its turn.
+//!
+//! Cancellation: a reply's synthesis runs only while the session still waits for that turn's
+//! audio ([`crate::session::CallSession::speaking_turn`]); the moment it does not (barge-in, a
+//! key, a newer reply, hang-up) the stream is dropped, which stops the synthesis worker on that
+//! job. A dialogue job whose turn has been superseded by the time it would run is skipped, so
+//! the dialogue does not advance on a turn the session would drop.
+//!
+//! Invariant: the driver never blocks on an engine; heavy work runs off the media path.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use std::path::PathBuf;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::asr::{AsrJob, AsrOptions};
+use crate::audio::Frame;
+use crate::dialogue::{CallContext, Dialogue};
+use crate::session::event::CallMedia;
+use crate::session::{CallEvent, CallSession, EndReason, EventKind, TurnId};
+
+use crate::tts::SpeechCanceller;
+
+use super::core::{CallCore, EngineResult, Work};
+use super::leg::{mix, Bridge, Leg, LegHandle, LegId};
+use super::record::{CallRecord, RecordError};
+use super::{CallControl, CallId, CallInfo, CallInput, CallOutput, Engines, MEDIA_REPORT_WAIT};
+
+/// What a call needs made before it runs: made on the blocking pool by the driver, so that
+/// starting a call never blocks the transport's signalling task on files.
+pub(super) struct CallSetup {
+    pub record_dir: PathBuf,
+    pub ctx: CallContext,
+    pub session: CallSession,
+    pub events: broadcast::Sender<CallEvent>,
+}
+
+/// The IO task of one call. See the module docs.
+pub(super) struct CallDriver {
+    pub engines: Arc<Engines>,
+    pub id: CallId,
+    pub output: mpsc::Sender<CallOutput>,
+    /// The transport's media counters, when it reports them.
+    pub media: Option<oneshot::Receiver<CallMedia>>,
+    /// Held for the call's life: its place in the call limit and the registry.
+    pub registration: super::Registration,
+}
+
+/// The synthesis job of the reply now playing; dropping it cancels the job at once (queued
+/// sentences are dropped, the one in synthesis is aborted) and ends its forwarding task.
+struct Speaking {
+    turn: TurnId,
+    canceller: SpeechCanceller,
+    _forwarding: oneshot::Sender<()>,
+}
+
+impl Drop for Speaking {
+    fn drop(&mut self) {
+        self.canceller.cancel();
+    }
+}
+
+impl CallDriver {
+    pub async fn run(
+        self,
+        setup: CallSetup,
+        info: CallInfo,
+        input: mpsc::Receiver<CallInput>,
+        control: mpsc::UnboundedReceiver<CallControl>,
+    ) {
+        let factory = self.engines.dialogue.clone();
+        let CallSetup {
+            record_dir,
+            ctx,
+            session,
+            events,
+        } = setup;
+        let made = tokio::task::spawn_blocking(move || {
+            let record = CallRecord::create(&record_dir)?;
+            Ok::<_, RecordError>((record, factory.new_dialogue(&ctx)))
+        })
+        .await;
+        let (record, dialogue) = match made {
+            Ok(Ok(made)) => made,
+            Ok(Err(e)) => {
+                return self
+                    .refuse(&format!("cannot write the call record: {e}"))
+                    .await
+            }
+            Err(e) => return self.refuse(&format!("call set-up failed: {e}")).await,
+        };
+        let core = CallCore::new(Some(self.id.clone()), session)
+            .with_record(record)
+            .with_live_events(events);
+        Running {
+            engines: self.engines,
+            id: self.id,
+            core,
+            dialogue: Arc::new(Mutex::new(dialogue)),
+            output: self.output,
+            media: self.media,
+            registration: self.registration,
+        }
+        .run(info, input, control)
+        .await
+    }
+
+    /// The call cannot run: the transport hangs up (`server.record_failed`).
+    async fn refuse(self, why: &str) {
+        tracing::error!(call = %self.id, "{why}");
+        let _ = self
+            .output
+            .send(CallOutput::Hangup {
+                reason: EndReason::Other("server.record_failed".into()),
+            })
+            .await;
+    }
+}
+
+/// A call that runs: its core, dialogue and channels.
+struct Running {
+    engines: Arc<Engines>,
+    id: CallId,
+    core: CallCore,
+    dialogue: Arc<Mutex<Box<dyn Dialogue>>>,
+    output: mpsc::Sender<CallOutput>,
+    media: Option<oneshot::Receiver<CallMedia>>,
+    registration: super::Registration,
+}
+
+impl Running {
+    async fn run(
+        mut self,
+        info: CallInfo,
+        mut input: mpsc::Receiver<CallInput>,
+        mut control: mpsc::UnboundedReceiver<CallControl>,
+    ) {
+        let start = Instant::now();
+        let (results_tx, mut results) = mpsc::unbounded_channel::<EngineResult>();
+        let (legs_tx, mut leg_frames) = mpsc::channel::<(LegId, Frame)>(64);
+        let mut legs: Vec<Leg> = Vec::new();
+        let mut next_leg = 1u32;
+        let current_turn = Arc::new(AtomicU32::new(0));
+        let mut speaking: Option<Speaking> = None;
+        let language = self.core.session().language().code().to_string();
+        self.core.start(
+            EventKind::CallStart {
+                call_id: Some(self.id.0.clone()),
+                transport: Some(info.transport.clone()),
+                from: info.from.clone(),
+                to: info.to.clone(),
+                codec: info.codec.clone(),
+                language: Some(language),
+            },
+            Duration::ZERO,
+        );
+        self.perform(&results_tx, &current_turn, &mut speaking)
+            .await;
+        while !self.core.is_ended() {
+            let timeout = self.core.session().poll_timeout().map(|at| start + at);
+            tokio::select! {
+                biased;
+                command = control.recv() => {
+                    let now = start.elapsed();
+                    let session = self.core.session_mut();
+                    match command {
+                        Some(CallControl::Hangup { reason }) => session.handle_hangup(reason, now),
+                        Some(CallControl::TransferFailed { reason }) => session.handle_transfer_failed(&reason, now),
+                        Some(CallControl::Shutdown) => session.handle_shutdown(now),
+                        Some(CallControl::AddLeg { role, reply }) => {
+                            let id = LegId(next_leg);
+                            next_leg += 1;
+                            let (out_tx, out_rx) = mpsc::channel(64);
+                            legs.push(Leg { id, role, output: out_tx, bridge: Bridge::default() });
+                            tracing::info!(call = %self.id, leg = id.0, ?role, "leg added");
+                            // The transport may have given up waiting; the leg then just idles.
+                            let _ = reply.send(LegHandle::new(id, legs_tx.clone(), out_rx));
+                        }
+                        Some(CallControl::Bridge { leg, joined }) => {
+                            if let Some(l) = legs.iter_mut().find(|l| l.id == leg) {
+                                l.bridge.joined = joined;
+                            }
+                            let any = legs.iter().any(|l| l.bridge.joined);
+                            self.core.session_mut().set_bridged(any, now);
+                        }
+                        Some(CallControl::RemoveLeg { leg }) => {
+                            if let Some(l) = legs.iter().find(|l| l.id == leg) {
+                                tracing::info!(call = %self.id, leg = leg.0, role = ?l.role, "leg removed");
+                            }
+                            legs.retain(|l| l.id != leg);
+                            let any = legs.iter().any(|l| l.bridge.joined);
+                            self.core.session_mut().set_bridged(any, now);
+                        }
+                        // Every handle dropped: the transport is gone.
+                        None => session.handle_hangup(EndReason::TransportClosed, now),
+                    }
+                }
+                Some(result) = results.recv() => self.core.apply(result, start.elapsed()),
+                msg = input.recv() => {
+                    let now = start.elapsed();
+                    match msg {
+                        Some(CallInput::Audio(frame)) => {
+                            let mut others = Frame::silence();
+                            for leg in legs.iter_mut() {
+                                others = mix(&others, &leg.bridge.caller_tick(&frame));
+                            }
+                            let out = self.core.audio_with(&frame, &others, now);
+                            // A full channel means the transport stopped reading; it will hang up.
+                            let _ = self.output.try_send(CallOutput::Audio(out));
+                        }
+                        Some(CallInput::Dtmf(digit)) => self.core.session_mut().handle_dtmf(digit, now),
+                        Some(CallInput::Hangup { reason }) => self.core.session_mut().handle_hangup(reason, now),
+                        Some(CallInput::TransferFailed { reason }) => self.core.session_mut().handle_transfer_failed(&reason, now),
+                        None => self.core.session_mut().handle_hangup(EndReason::TransportClosed, now),
+                    }
+                }
+                Some((id, frame)) = leg_frames.recv() => {
+                    if let Some(leg) = legs.iter_mut().find(|l| l.id == id) {
+                        let heard = leg.bridge.leg_tick(&frame);
+                        // A leg that stopped reading is the leg's transport's problem.
+                        let _ = leg.output.try_send(heard);
+                    }
+                }
+                _ = sleep_until(timeout) => self.core.session_mut().handle_timeout(start.elapsed()),
+            }
+            self.perform(&results_tx, &current_turn, &mut speaking)
+                .await;
+        }
+        drop(speaking);
+        if let Some(media) = self.media.take() {
+            // The caller's hang-up comes with the counters; ours waits for the line to go down.
+            if let Ok(Ok(media)) = tokio::time::timeout(MEDIA_REPORT_WAIT, media).await {
+                self.core.end_with_media(media, start.elapsed());
+            }
+        }
+        match self.core.finish() {
+            Ok(Some(dir)) => tracing::info!(call = %self.id, record = %dir.display(), "call ended"),
+            Ok(None) => tracing::info!(call = %self.id, "call ended"),
+            Err(e) => tracing::error!(call = %self.id, "call record: {e}"),
+        }
+        drop(self.registration);
+    }
+
+    /// Performs everything the session asked for, and cancels the synthesis of a reply the
+    /// session no longer waits for.
+    async fn perform(
+        &mut self,
+        results: &mpsc::UnboundedSender<EngineResult>,
+        current_turn: &Arc<AtomicU32>,
+        speaking: &mut Option<Speaking>,
+    ) {
+        while let Some(work) = self.core.poll_work() {
+            match work {
+                Work::Recognize {
+                    turn,
+                    pcm,
+                    is_final,
+                    grammar,
+                    language,
+                } => {
+                    let rx = self.engines.asr.submit(AsrJob {
+                        pcm,
+                        opts: AsrOptions {
+                            language,
+                            grammar,
+                            is_final,
+                        },
+                    });
+                    let results = results.clone();
+                    tokio::spawn(async move {
+                        let outcome = rx.await.ok();
+                        let _ = results.send(EngineResult::asr(turn, is_final, outcome));
+                    });
+                }
+                Work::Converse { turn, input } => {
+                    current_turn.store(self.core.session().turn().0, Ordering::SeqCst);
+                    let dialogue = self.dialogue.clone();
+                    let results = results.clone();
+                    let current = current_turn.clone();
+                    let id = self.id.clone();
+                    tokio::spawn(async move {
+                        let answer = tokio::task::spawn_blocking(move || {
+                            if current.load(Ordering::SeqCst) != turn.0 {
+                                // Superseded while it waited: the session would drop the
+                                // answer, so the dialogue must not advance on it.
+                                tracing::debug!(call = %id, turn = turn.0, "dialogue skipped a superseded turn");
+                                return None;
+                            }
+                            let mut dialogue = dialogue
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                            Some(dialogue.handle(&input))
+                        })
+                        .await;
+                        let result = match answer {
+                            Ok(Some(bot)) => EngineResult::dialogue(turn, Ok(bot)),
+                            Ok(None) => return,
+                            Err(e) => EngineResult::dialogue(turn, Err(e.to_string())),
+                        };
+                        let _ = results.send(result);
+                    });
+                }
+                Work::Speak {
+                    turn,
+                    prompts,
+                    language,
+                } => {
+                    let mut chunks = self.engines.tts.speak(prompts, language);
+                    let results = results.clone();
+                    let (forwarding, mut cancelled) = oneshot::channel::<()>();
+                    *speaking = Some(Speaking {
+                        turn,
+                        canceller: chunks.canceller(),
+                        _forwarding: forwarding,
+                    });
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::select! {
+                                biased;
+                                // Dropped by the driver: the reply is dead. Dropping `chunks`
+                                // stops its synthesis.
+                                _ = &mut cancelled => return,
+                                item = chunks.recv() => match item {
+                                    Some(item) => {
+                                        if results.send(EngineResult::tts(turn, item)).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    None => break,
+                                },
+                            }
+                        }
+                        // Whatever happened, let the session know the reply's audio is complete.
+                        let _ = results.send(EngineResult::audio_complete(turn));
+                    });
+                }
+                Work::Transfer { target, reason } => {
+                    let _ = self
+                        .output
+                        .send(CallOutput::Transfer { target, reason })
+                        .await;
+                }
+                Work::Hangup { reason } => {
+                    let _ = self.output.send(CallOutput::Hangup { reason }).await;
+                }
+                // `poll_work` publishes events itself.
+                Work::Event(event) => self.core.publish(event),
+            }
+        }
+        let session = self.core.session();
+        current_turn.store(session.turn().0, Ordering::SeqCst);
+        if speaking
+            .as_ref()
+            .is_some_and(|s| session.speaking_turn() != Some(s.turn))
+        {
+            *speaking = None;
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
