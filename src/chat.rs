@@ -261,7 +261,7 @@ pub fn run_chat(
     };
     let factory: Arc<dyn DialogueFactory> = match &flow_factory {
         Some(f) => f.clone(),
-        None => dialogue::factory_from_config(config)?,
+        None => dialogue::factory_from_config(&config.dialogue, config.language)?,
     };
     let mut chat = Chat {
         out: output,

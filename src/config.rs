@@ -171,56 +171,9 @@ impl Default for TtsConfig {
     }
 }
 
-/// The default flow when neither `dialogue.default_flow` nor `language` is set (the English
-/// demo flow).
-pub const BUILTIN_DEFAULT_FLOW: &str = "telecom_en";
-
-/// Which dialogue engine runs calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DialogueEngineKind {
-    /// The flow engine: flows, intents, slots, knowledge base, webhooks, escalation.
-    #[default]
-    Flow,
-    /// The minimal greeting/FAQ/goodbye/agent dialogue.
-    Basic,
-}
-
-/// The dialogue.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DialogueConfig {
-    pub engine: DialogueEngineKind,
-    /// The minimal dialogue's greeting, FAQ and phrases (`engine = "basic"`).
-    pub basic: PathBuf,
-    /// Where flow files (`*.toml`) live; changed files are reloaded for new calls.
-    pub flows_dir: PathBuf,
-    /// Where the knowledge-base files that flows name live.
-    pub kb_dir: PathBuf,
-    /// The flow a call runs when neither the caller nor the transport chooses one, in `serve`,
-    /// `replay` and `chat` alike; the call speaks that flow's language. Not set: the first flow
-    /// in `language` if that is set, else [`BUILTIN_DEFAULT_FLOW`]. An unknown name fails
-    /// start-up with the valid names.
-    pub default_flow: Option<String>,
-    /// If set, unanswered caller questions (knowledge gaps) are also appended here as JSON lines.
-    pub gaps_file: Option<PathBuf>,
-    /// The optional LLM (off by default).
-    pub llm: crate::dialogue::llm::LlmConfig,
-}
-
-impl Default for DialogueConfig {
-    fn default() -> Self {
-        Self {
-            engine: DialogueEngineKind::Flow,
-            basic: PathBuf::from("assets/basic_dialogue.toml"),
-            flows_dir: PathBuf::from("assets/flows"),
-            kb_dir: PathBuf::from("assets/kb"),
-            default_flow: None,
-            gaps_file: None,
-            llm: crate::dialogue::llm::LlmConfig::default(),
-        }
-    }
-}
+/// The `[dialogue]` section is the dialogue's own type (`dialogue::config`), re-exported here so
+/// that every section of the file can be named from this module.
+pub use crate::dialogue::config::{DialogueConfig, DialogueEngineKind, BUILTIN_DEFAULT_FLOW};
 
 /// The server's shared settings.
 #[derive(Debug, Clone, Deserialize)]

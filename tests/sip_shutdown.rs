@@ -95,3 +95,59 @@ fn sigterm_drains_says_goodbye_closes_records_and_refuses_new_calls() {
     let log = hotline.log_text();
     assert!(log.contains("refused: the server is shutting down"), "{log}");
 }
+
+#[test]
+fn a_second_signal_hangs_up_at_once_and_still_closes_the_record() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let silence = g711_silence(0);
+    let mut stream = RtpStream::default();
+    stream.push_g711(0, 0, &vec![silence; 8_000 * 30], silence);
+    let pcap = work.path().join("silence.pcap");
+    stream.write_pcap(&pcap);
+
+    // A drain long enough that only the second signal can end the call in time.
+    let mut hotline = Hotline::start_with_server(
+        4,
+        "drain_timeout_s = 600",
+        &format!("port = 0\n{}", RtpPorts::free(2).toml()),
+    );
+    let caller = Sipp::scenario("uac_wait_for_bye.xml")
+        .remote(hotline.sip_addr())
+        .media()
+        .key("service", "support")
+        .key("pcap", pcap.display())
+        .timeout_s(60)
+        .spawn(work.path());
+    hotline.wait_for_log(&["phone call answered"], Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1_000));
+    hotline.signal("TERM");
+    hotline.wait_for_log(&["shutting down"], Duration::from_secs(5));
+    hotline.signal("INT");
+    hotline.wait_for_log(&["second signal"], Duration::from_secs(5));
+
+    let outcome = caller.wait(Duration::from_secs(30));
+    assert!(
+        outcome.success,
+        "the caller got a BYE:\n{}\n{}",
+        outcome.screen,
+        hotline.log_text()
+    );
+    let status = hotline.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "hotline exits ({status:?}):\n{}",
+        hotline.log_text()
+    );
+    let events = hotline.one_call(Duration::from_secs(1));
+    let hangup = first(&events, "hangup");
+    assert_eq!(hangup["reason"], "server.shutdown", "{hangup}");
+    assert!(
+        !of_type(&events, "bot_reply")
+            .iter()
+            .any(|e| e["text"].as_str().unwrap_or("").contains("Goodbye")),
+        "no goodbye on a second signal: {events:#?}"
+    );
+    let dir = &hotline.call_dirs()[0];
+    hound::WavReader::open(dir.join("recording.wav")).expect("recording.wav reads");
+    assert!(dir.join("transcript.txt").exists(), "transcript.txt written");
+}

@@ -228,6 +228,24 @@ fn web_phone_call_in_chromium() -> Result<()> {
             .is_some_and(|ev| ev.iter().any(|e| e["type"] == "call_ended")),
         "the page never heard call_ended"
     );
+    // The record ends with the web line's media counters, as a phone call's does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let call_end = loop {
+        let events = server.record_events(&call_id)?;
+        if let Some(end) = events.iter().find(|e| e["type"] == "call_end") {
+            break end.clone();
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no call_end in the record: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    ensure!(
+        call_end["media"]["packets_in"].as_u64().unwrap_or(0) > 50
+            && call_end["media"]["packets_out"].as_u64().unwrap_or(0) > 50,
+        "the media counters count the call: {call_end}"
+    );
     server.wait_idle(Duration::from_secs(10))?;
 
     // The keypad reached the server during the call.

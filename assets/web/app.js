@@ -164,7 +164,6 @@
       case "dtmf": systemNote(`You pressed ${ev.digit}`); break;
       case "transfer": systemNote(`Transferring you to ${ev.target}…`, "transfer"); break;
       case "peer_state":
-        if (ev.state === "transferring") notice(`Connecting you to ${ev.target}…`);
         if (ev.state === "disconnected") notice("Connection unstable — reconnecting…");
         if (ev.state === "connected") notice("");
         break;

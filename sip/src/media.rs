@@ -35,17 +35,6 @@ use crate::sdp::Codec;
 /// The SDP's codec is the media layer's codec under its SDP name. This bridge stands until
 /// `sdp::Codec` becomes a re-export of [`hotline_media::Codec`] (one enum for both); the
 /// compiler then flags this impl as overlapping, and it is simply deleted.
-impl From<crate::sdp::Codec> for hotline_media::Codec {
-    fn from(codec: crate::sdp::Codec) -> Self {
-        match codec {
-            crate::sdp::Codec::Pcmu => hotline_media::Codec::Pcmu,
-            crate::sdp::Codec::Pcma => hotline_media::Codec::Pcma,
-            crate::sdp::Codec::G722 => hotline_media::Codec::G722,
-            crate::sdp::Codec::Opus => hotline_media::Codec::Opus,
-        }
-    }
-}
-
 /// The packetisation interval we send and tick at.
 pub const PTIME_MS: u32 = 20;
 

@@ -15,76 +15,15 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// An audio codec hotline can speak on a phone line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// G.711 µ-law, 8 kHz.
-    Pcmu,
-    /// G.711 A-law, 8 kHz.
-    Pcma,
-    /// G.722, 16 kHz audio on an 8 kHz RTP clock.
-    G722,
-    /// Opus, 48 kHz RTP clock; we decode and encode at 16 kHz (libopus resamples inside).
-    Opus,
-}
+/// An audio codec hotline can speak on a phone line: the media layer's one codec list.
+pub use hotline_media::Codec;
 
-impl Codec {
-    /// The encoding name used in `a=rtpmap` and in call records.
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Pcmu => "PCMU",
-            Codec::Pcma => "PCMA",
-            Codec::G722 => "G722",
-            Codec::Opus => "opus",
-        }
-    }
-
-    /// Parses a configured or rtpmap name, case-insensitively.
-    pub fn from_name(name: &str) -> Option<Codec> {
-        match name.to_ascii_lowercase().as_str() {
-            "pcmu" => Some(Codec::Pcmu),
-            "pcma" => Some(Codec::Pcma),
-            "g722" => Some(Codec::G722),
-            "opus" => Some(Codec::Opus),
-            _ => None,
-        }
-    }
-
-    /// The static payload type, where the codec has one.
-    pub fn static_payload_type(self) -> Option<u8> {
-        match self {
-            Codec::Pcmu => Some(0),
-            Codec::Pcma => Some(8),
-            Codec::G722 => Some(9),
-            Codec::Opus => None,
-        }
-    }
-
-    /// The RTP clock rate (G.722 famously says 8000 though it carries 16 kHz audio).
-    pub fn rtp_clock_hz(self) -> u32 {
-        match self {
-            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8_000,
-            Codec::Opus => 48_000,
-        }
-    }
-
-    /// The rate of the PCM the codec decodes to and encodes from. Opus runs at the pipeline's
-    /// 16 kHz: libopus decodes and encodes at that rate directly, which saves a resampler and
-    /// loses nothing the 16 kHz recognizer could use. Timestamps still count the RTP clock.
-    pub fn pcm_rate_hz(self) -> u32 {
-        match self {
-            Codec::Pcmu | Codec::Pcma => 8_000,
-            Codec::G722 | Codec::Opus => 16_000,
-        }
-    }
-
-    /// The channel count written in rtpmap.
-    fn rtpmap_suffix(self) -> &'static str {
-        match self {
-            Codec::Opus => "/2",
-            _ => "",
-        }
-    }
+/// The channel count written in rtpmap (`/2` for Opus, RFC 7587).
+fn rtpmap_suffix(codec: Codec) -> String {
+    codec
+        .rtpmap_channels()
+        .map(|n| format!("/{n}"))
+        .unwrap_or_default()
 }
 
 /// Which way media flows, from the writer's point of view.
@@ -521,7 +460,7 @@ fn write_audio_sdp(
             format.payload_type,
             codec.name(),
             codec.rtp_clock_hz(),
-            codec.rtpmap_suffix()
+            rtpmap_suffix(codec)
         );
         if codec == Codec::Opus {
             let _ = write!(sdp, "a=fmtp:{} {OPUS_ANSWER_FMTP}\r\n", format.payload_type);

@@ -227,7 +227,7 @@ impl Engines {
     pub fn load(config: Config) -> Result<Arc<Self>, EngineError> {
         // The dialogue first: its config (flows, `dialogue.default_flow`) is the likeliest to be
         // wrong, and it loads in milliseconds where a recognizer model takes seconds.
-        let dialogue = factory_from_config(&config)?;
+        let dialogue = factory_from_config(&config.dialogue, config.language)?;
         let asr = AsrPool::new(&config.asr)?;
         let tts = TtsService::new(&config.tts)?;
         Ok(Arc::new(Self {

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::config::{DialogueConfig, BUILTIN_DEFAULT_FLOW};
 use super::escalation::{EscalationMonitor, Trigger};
 use super::flow::{Collect, Flow, FlowError, GlobalIntent, Node, OnMax, BUILTIN_INTENTS};
 use super::kb::{KbError, KnowledgeBase};
@@ -36,7 +37,6 @@ use super::{
     FlowChoice, FlowChoiceError, IntentMatch, Prompt,
 };
 use crate::asr::Grammar;
-use crate::config::{DialogueConfig, BUILTIN_DEFAULT_FLOW};
 use crate::language::Language;
 
 /// A flow with its compiled matcher and knowledge base: one immutable version.
@@ -1050,12 +1050,8 @@ impl FlowDialogue {
                     }
                 }
             }
-            Some(Collect::Dtmf) => {
-                if !self.try_global(words, out) {
-                    self.no_match(out);
-                }
-            }
-            None => {}
+            Some(Collect::Dtmf) if !self.try_global(words, out) => self.no_match(out),
+            Some(Collect::Dtmf) | None => {}
         }
     }
 

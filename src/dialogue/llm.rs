@@ -11,42 +11,10 @@
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::kb::KbEntry;
 use crate::language::Language;
 
-/// LLM settings (`[dialogue.llm]`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LlmConfig {
-    /// Off by default.
-    pub enabled: bool,
-    /// The API base, up to and including `/v1`.
-    pub base_url: String,
-    pub model: String,
-    /// The environment variable holding the API key (sent as a bearer token if set).
-    pub api_key_env: String,
-    /// The bound on one whole request, including the streamed answer.
-    pub timeout_ms: u64,
-    pub max_tokens: u32,
-    /// Also ask the LLM for the intent when the phrase matcher is unsure.
-    pub extract_intents: bool,
-}
-
-impl Default for LlmConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            base_url: "http://127.0.0.1:11434/v1".into(),
-            model: "qwen2.5:3b".into(),
-            api_key_env: "HOTLINE_LLM_API_KEY".into(),
-            timeout_ms: 5_000,
-            max_tokens: 200,
-            extract_intents: false,
-        }
-    }
-}
+pub use super::config::LlmConfig;
 
 /// Why the LLM gave no answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -4,7 +4,8 @@
 //! each with a [`BotTurn`]. It runs in a worker, off the media path, so it may block (webhooks).
 //! [`basic::BasicDialogue`] is the minimal greeting/FAQ/goodbye/agent dialogue; the flow engine
 //! ([`engine::FlowDialogue`], flows as data in `assets/flows/`) is the default and implements the
-//! same trait. Its parts: [`flow`] (the schema and its validation), [`nlu`] (intents), [`slots`],
+//! same trait. Its parts: [`config`] (the `[dialogue]` settings, which depend on nothing above
+//! the dialogue), [`flow`] (the schema and its validation), [`nlu`] (intents), [`slots`],
 //! [`kb`] (FAQ retrieval), [`webhook`], [`escalation`], [`llm`] (optional), [`template`],
 //! [`text`] (normalization) and [`demo`] (the demo business systems hotline serves itself).
 //!
@@ -13,6 +14,7 @@
 //! `hotline chat` ask it, and the command line's `--flow` goes through [`plan_flow_arg`].
 
 pub mod basic;
+pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod escalation;
@@ -25,6 +27,7 @@ pub mod template;
 pub mod text;
 pub mod webhook;
 
+pub use config::{DialogueConfig, DialogueEngineKind};
 pub use demo::demo_router;
 
 use std::collections::BTreeMap;
@@ -242,22 +245,17 @@ pub enum DialogueError {
     Load(String),
 }
 
-/// Builds the configured dialogue engine.
+/// Builds the configured dialogue engine from the `[dialogue]` section and the config's
+/// `language` (see `crate::config::Config::language`).
 pub fn factory_from_config(
-    config: &crate::config::Config,
+    config: &DialogueConfig,
+    language: Option<Language>,
 ) -> Result<Arc<dyn DialogueFactory>, DialogueError> {
-    match config.dialogue.engine {
-        crate::config::DialogueEngineKind::Flow => Ok(Arc::new(engine::FlowFactory::load(
-            &config.dialogue,
-            config.language,
-        )?)),
-        crate::config::DialogueEngineKind::Basic => Ok(Arc::new(basic::BasicFactory::load(
-            &config.dialogue.basic,
-            config.language.unwrap_or_default(),
+    match config.engine {
+        DialogueEngineKind::Flow => Ok(Arc::new(engine::FlowFactory::load(config, language)?)),
+        DialogueEngineKind::Basic => Ok(Arc::new(basic::BasicFactory::load(
+            &config.basic,
+            language.unwrap_or_default(),
         )?)),
     }
 }
-#[cfg(test)]
-mod flow_old_tmp;
-#[cfg(test)]
-mod flow_diff_tmp;

@@ -380,8 +380,8 @@ async fn start_web_call(
         vars,
         tracks_transfers: false,
     };
-    let call = match state.engines.start_call(info) {
-        Ok(call) => call,
+    let (call, media_report) = match state.engines.start_call_reporting_media(info) {
+        Ok(started) => started,
         Err(e) => {
             let _ = link.peer.close().await;
             return Err(match e {
@@ -430,7 +430,7 @@ async fn start_web_call(
         permit,
         offer_at,
     };
-    tokio::spawn(driver.run());
+    tokio::spawn(driver.run_reporting_media(media_report));
     tracing::info!(call = %call_id, answer_ms = offer_at.elapsed().as_millis() as u64, "webrtc offer answered");
     Ok((call_id, answer))
 }
