@@ -1,23 +1,25 @@
 //! Phone callers: maps the `hotline-sip` edge onto live calls.
 //!
-//! Owns: the `[sip]` config section, turning each answered SIP call into a call from
-//! [`Engines::start_call`] (all transports share `server.max_calls`; at the limit a caller gets
-//! 486 Busy Here with Retry-After), and the per-call bridge that converts the line's PCM rate
-//! to the pipeline's 16 kHz frames and back: 8 kHz G.711 is resampled; G.722 and Opus already
-//! decode to 16 kHz and pass straight through.
-//! Invariants: the bridge forwards exactly one caller frame per media tick and answers nothing
-//! itself (the call task answers each frame); a caller's hang-up reaches the call as
-//! [`CallInput::Hangup`] exactly once. A transfer goes out as REFER with the call's context
-//! (record id, reason, last intent and slots) and its failure comes back to the call as
-//! [`CallInput::TransferFailed`]; the call stays up then. The line's media counters at hang-up
-//! become the record's `call_end` ([`call_media`]).
+//! Owns: the `[sip]` config section, and turning each answered SIP call into a call on
+//! [`Engines::start_call_on`] (all transports share `server.max_calls`; at the limit a caller
+//! gets 486 Busy Here with Retry-After, and while the server shuts down 503 with Retry-After)
+//! with a [`PhoneEdge`]: the call's driver reads the line's media task and writes to it
+//! directly, converting the line's PCM rate to the pipeline's 16 kHz frames and back (8 kHz
+//! G.711 is resampled; G.722 and Opus already decode to 16 kHz and pass straight through).
+//! Invariants: exactly one caller frame per media tick reaches the session, and nothing else
+//! answers it; a caller's hang-up reaches the call as [`CallInput::Hangup`] exactly once. A
+//! transfer goes out as REFER with the call's context (record id, reason, last intent and
+//! slots) and its failure comes back to the call as [`CallInput::TransferFailed`]; the call
+//! stays up then. The line's media counters at hang-up become the record's `call_end`
+//! ([`call_media`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc, watch};
+use async_trait::async_trait;
+use tokio::sync::watch;
 
 use hotline_media::MediaCounters;
 use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
@@ -28,9 +30,10 @@ use hotline_sip::sdp::Codec;
 
 use crate::audio::resample::StreamResampler;
 use crate::audio::{Frame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
-use crate::call::{CallControl, CallError, CallInfo, CallInput, CallOutput, Engines, MediaReport};
+use crate::call::edge::{CallerEdge, TransferContext};
+use crate::call::{CallError, CallInfo, CallInput, Engines};
 use crate::session::event::CallMedia;
-use crate::session::{CallEvent, EndReason, EventKind};
+use crate::session::EndReason;
 
 /// A `[sip]` value that parses but makes no sense; names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -359,21 +362,12 @@ impl CallAcceptor for EngineAcceptor {
             vars,
             tracks_transfers: true,
         };
-        match self.engines.start_call_reporting_media(info) {
-            Ok((handle, media_report)) => {
-                tracing::info!(call = %handle.id, sip_call = %call.id, from = %call.from, codec = call.codec.as_deref().unwrap_or("none"), "phone call answered");
-                let context = TransferContext {
-                    call_id: Some(handle.id.0.clone()),
-                    events: Some(handle.events),
-                    media_report: Some(media_report),
-                    control: Some(handle.control),
-                };
-                tokio::spawn(bridge_with_context(
-                    call,
-                    handle.input,
-                    handle.output,
-                    context,
-                ));
+        let sip_call = call.id.clone();
+        let from = call.from.clone();
+        let codec = call.codec.clone();
+        match self.engines.start_call_on(info, Box::new(PhoneEdge::new(call))) {
+            Ok(started) => {
+                tracing::info!(call = %started.id, sip_call = %sip_call, from = %from, codec = codec.as_deref().unwrap_or("none"), "phone call answered");
                 Ok(())
             }
             Err(CallError::Busy { active }) => {
@@ -382,7 +376,7 @@ impl CallAcceptor for EngineAcceptor {
             }
             Err(CallError::Closed) => {
                 // 503 with Retry-After: the caller's proxy tries another server.
-                tracing::info!(from = %call.from, "phone call refused: the server is shutting down");
+                tracing::info!(%from, "phone call refused: the server is shutting down");
                 Err(Refusal::Unavailable)
             }
             Err(e) => {
@@ -442,30 +436,108 @@ impl Reframer {
     }
 }
 
-/// Carries one call's audio and control between the phone line and a call task: the line's PCM
-/// (8 kHz for G.711, 16 kHz for G.722 and Opus) becomes the pipeline's 16 kHz frames, one per
-/// media tick, and the call's frames go back to the line's rate. Ends when the line hangs up.
-pub async fn bridge(
+/// The phone line as a call's edge ([`CallerEdge`]): the call driver reads the media task's
+/// events and writes its commands directly, one hop each way. The line's PCM (8 kHz for G.711,
+/// 16 kHz for G.722 and Opus) becomes the pipeline's 16 kHz frames, one per media tick, and the
+/// bot's frames go back at the line's rate; both conversions run on the driver's task.
+pub struct PhoneEdge {
     call: PhoneCall,
-    input: mpsc::Sender<CallInput>,
-    output: mpsc::Receiver<CallOutput>,
-) {
-    bridge_with_context(call, input, output, TransferContext::default()).await
+    to_pipeline: Reframer,
+    to_line: Reframer,
+    /// The line's counters, once its hang-up has brought them.
+    media: Option<CallMedia>,
+    /// The line has hung up (its last event has come).
+    down: bool,
 }
 
-/// What a transfer tells the PBX about the call (REFER headers, see `sip/PBX.md`), and where
-/// the line's media counters go at the end.
-#[derive(Default)]
-pub struct TransferContext {
-    /// The call's record id (`X-Hotline-Call`).
-    pub call_id: Option<String>,
-    /// The call's events, for the last intent and the slots filled.
-    pub events: Option<broadcast::Receiver<CallEvent>>,
-    /// Where the media counters go when the line hangs up (the record's `call_end`).
-    pub media_report: Option<MediaReport>,
-    /// The call's control channel: the line's hang-up and a transfer's failure go there, never
-    /// behind audio (without it they go in band).
-    pub control: Option<mpsc::UnboundedSender<CallControl>>,
+impl PhoneEdge {
+    /// The edge of an answered phone call.
+    pub fn new(call: PhoneCall) -> Self {
+        let line_rate_hz = call.pcm_rate_hz;
+        let line_frame = (line_rate_hz / 50) as usize;
+        Self {
+            to_pipeline: Reframer::new(line_rate_hz, SAMPLE_RATE_HZ, FRAME_SAMPLES),
+            to_line: Reframer::new(SAMPLE_RATE_HZ, line_rate_hz, line_frame),
+            call,
+            media: None,
+            down: false,
+        }
+    }
+
+    /// The SIP call this edge carries.
+    pub fn sip_call(&self) -> &PhoneCall {
+        &self.call
+    }
+
+    /// Turns one line event into the call's input; `None` for an event that is only kept.
+    fn input(&mut self, event: PhoneEvent) -> CallInput {
+        match event {
+            PhoneEvent::Audio(pcm) => {
+                CallInput::Audio(Frame::from_slice(&self.to_pipeline.convert(&pcm)))
+            }
+            PhoneEvent::Dtmf(digit) => CallInput::Dtmf(digit),
+            PhoneEvent::TransferFailed { reason } => {
+                tracing::warn!(sip_call = %self.call.id, %reason, "transfer failed; the call stays");
+                CallInput::TransferFailed { reason }
+            }
+            PhoneEvent::Hangup { reason, media } => {
+                self.down = true;
+                self.media = media.as_ref().map(call_media);
+                CallInput::Hangup {
+                    reason: EndReason::from_code(&reason),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CallerEdge for PhoneEdge {
+    async fn recv(&mut self) -> Option<CallInput> {
+        if self.down {
+            return None;
+        }
+        // Cancel-safe: nothing happens between the receive and the return.
+        let event = self.call.events.recv().await?;
+        Some(self.input(event))
+    }
+
+    fn send_audio(&mut self, frame: Frame) {
+        let pcm = self.to_line.convert(frame.samples());
+        // A full queue means the media task is behind; a frame is dropped, not delayed.
+        let _ = self.call.commands.try_send(PhoneCommand::Audio(pcm));
+    }
+
+    async fn transfer(&mut self, target: String, reason: String, context: &TransferContext) {
+        tracing::info!(sip_call = %self.call.id, %target, %reason, "transferring");
+        let headers = transfer_headers(context, &reason);
+        let _ = self
+            .call
+            .commands
+            .send(PhoneCommand::Transfer { target, headers })
+            .await;
+    }
+
+    async fn hangup(&mut self, reason: &EndReason) {
+        let _ = self
+            .call
+            .commands
+            .send(PhoneCommand::Hangup {
+                reason: reason.code().to_string(),
+            })
+            .await;
+    }
+
+    async fn media(&mut self) -> Option<CallMedia> {
+        // After our hang-up the line's last event brings the counters.
+        while !self.down {
+            let event = self.call.events.recv().await?;
+            if matches!(event, PhoneEvent::Hangup { .. }) {
+                self.input(event);
+            }
+        }
+        self.media
+    }
 }
 
 /// The record's view of a line's counters (`call_end`), for every transport: the phone line
@@ -482,127 +554,24 @@ pub fn call_media(counters: &MediaCounters) -> CallMedia {
 }
 
 /// The REFER headers for a transfer: record id, reason, last intent, slots.
-fn transfer_headers(
-    call_id: Option<&str>,
-    reason: &str,
-    intent: Option<&str>,
-    slots: &BTreeMap<String, String>,
-) -> Vec<(String, String)> {
+fn transfer_headers(context: &TransferContext, reason: &str) -> Vec<(String, String)> {
     let mut headers = Vec::new();
-    if let Some(id) = call_id {
-        headers.push(("X-Hotline-Call".to_string(), id.to_string()));
+    if let Some(id) = &context.call_id {
+        headers.push(("X-Hotline-Call".to_string(), id.clone()));
     }
     headers.push(("X-Hotline-Reason".to_string(), reason.to_string()));
-    if let Some(intent) = intent {
-        headers.push(("X-Hotline-Intent".to_string(), intent.to_string()));
+    if let Some(intent) = &context.intent {
+        headers.push(("X-Hotline-Intent".to_string(), intent.clone()));
     }
-    if !slots.is_empty() {
-        let joined: Vec<String> = slots
+    if !context.slots.is_empty() {
+        let joined: Vec<String> = context
+            .slots
             .iter()
             .map(|(name, value)| format!("{name}={}", value.replace([';', ','], " ")))
             .collect();
         headers.push(("X-Hotline-Slots".to_string(), joined.join(";")));
     }
     headers
-}
-
-async fn next_event(events: &mut Option<broadcast::Receiver<CallEvent>>) -> Option<CallEvent> {
-    match events {
-        Some(rx) => loop {
-            match rx.recv().await {
-                Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => {
-                    *events = None;
-                    return None;
-                }
-            }
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// [`bridge`], with the context a transfer hands to the PBX.
-pub async fn bridge_with_context(
-    mut call: PhoneCall,
-    input: mpsc::Sender<CallInput>,
-    mut output: mpsc::Receiver<CallOutput>,
-    mut context: TransferContext,
-) {
-    let mut intent: Option<String> = None;
-    let mut slots: BTreeMap<String, String> = BTreeMap::new();
-    let line_rate_hz = call.pcm_rate_hz;
-    let line_frame = (line_rate_hz / 50) as usize;
-    let mut to_pipeline = Reframer::new(line_rate_hz, SAMPLE_RATE_HZ, FRAME_SAMPLES);
-    let mut to_line = Reframer::new(SAMPLE_RATE_HZ, line_rate_hz, line_frame);
-    let mut call_open = true;
-    loop {
-        tokio::select! {
-            event = call.events.recv() => match event {
-                Some(PhoneEvent::Audio(pcm)) => {
-                    let frame = Frame::from_slice(&to_pipeline.convert(&pcm));
-                    if call_open && input.send(CallInput::Audio(frame)).await.is_err() {
-                        call_open = false;
-                    }
-                }
-                Some(PhoneEvent::Dtmf(digit)) => {
-                    if call_open && input.send(CallInput::Dtmf(digit)).await.is_err() {
-                        call_open = false;
-                    }
-                }
-                Some(PhoneEvent::TransferFailed { reason }) => {
-                    tracing::warn!(sip_call = %call.id, %reason, "transfer failed; the call stays");
-                    let sent = match &context.control {
-                        Some(control) => control.send(CallControl::TransferFailed { reason }).is_ok(),
-                        None => input.send(CallInput::TransferFailed { reason }).await.is_ok(),
-                    };
-                    call_open &= sent;
-                }
-                Some(PhoneEvent::Hangup { reason, media }) => {
-                    // Counters first: the call's record is closed soon after it hears the hang-up.
-                    if let (Some(report), Some(stats)) = (context.media_report.take(), media) {
-                        report.send(call_media(&stats));
-                    }
-                    if call_open {
-                        // The call may have ended on its own meanwhile.
-                        let reason = EndReason::from_code(&reason);
-                        match &context.control {
-                            Some(control) => { let _ = control.send(CallControl::Hangup { reason }); }
-                            None => { let _ = input.send(CallInput::Hangup { reason }).await; }
-                        }
-                    }
-                    return;
-                }
-                None => return,
-            },
-            Some(event) = next_event(&mut context.events) => match event.kind {
-                EventKind::Intent { name, .. } => intent = Some(name),
-                EventKind::Slot { name, value, .. } => {
-                    slots.insert(name, value);
-                }
-                _ => {}
-            },
-            out = output.recv(), if call_open => match out {
-                Some(CallOutput::Audio(frame)) => {
-                    let pcm = to_line.convert(frame.samples());
-                    let _ = call.commands.try_send(PhoneCommand::Audio(pcm));
-                }
-                Some(CallOutput::Transfer { target, reason }) => {
-                    tracing::info!(sip_call = %call.id, %target, %reason, "transferring");
-                    let headers = transfer_headers(context.call_id.as_deref(), &reason, intent.as_deref(), &slots);
-                    let _ = call.commands.send(PhoneCommand::Transfer { target, headers }).await;
-                }
-                Some(CallOutput::Hangup { reason }) => {
-                    let _ = call.commands.send(PhoneCommand::Hangup { reason: reason.code().to_string() }).await;
-                }
-                None => {
-                    // The call task ended on its own: end the line too.
-                    call_open = false;
-                    let _ = call.commands.send(PhoneCommand::Hangup { reason: "call.ended".into() }).await;
-                }
-            },
-        }
-    }
 }
 
 #[cfg(test)]

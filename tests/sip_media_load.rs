@@ -20,9 +20,11 @@ use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use hotline::call::{CallInput, CallOutput};
+use hotline::call::edge::CallerEdge;
+use hotline::call::CallInput;
+use hotline::phone::PhoneEdge;
 use hotline_media::codec::g711::{ulaw_decode as ulaw_to_linear, ulaw_encode as linear_to_ulaw};
 use hotline_media::rtp::{RtpPacket, Ssrc};
 use hotline_sip::driver::{CallAcceptor, PhoneCall, Refusal};
@@ -37,22 +39,18 @@ fn cpu_seconds(stat_path: &str) -> (f64, f64) {
     (ticks(11), ticks(12))
 }
 
-/// Every call goes through the real bridge to an echoing call task.
+/// Every call goes through the real phone edge (8 <-> 16 kHz conversion, one frame per tick)
+/// into an echoing call task that stands where the call driver would: one task per call, one
+/// channel hop each way, as in production.
 struct EchoCalls;
 
 impl CallAcceptor for EchoCalls {
     fn accept(&self, call: PhoneCall) -> Result<(), Refusal> {
-        let (input_tx, mut input_rx) = mpsc::channel::<CallInput>(64);
-        let (output_tx, output_rx) = mpsc::channel::<CallOutput>(64);
-        tokio::spawn(hotline::phone::bridge(call, input_tx, output_rx));
+        let mut edge = PhoneEdge::new(call);
         tokio::spawn(async move {
-            while let Some(input) = input_rx.recv().await {
+            while let Some(input) = edge.recv().await {
                 match input {
-                    CallInput::Audio(frame) => {
-                        if output_tx.send(CallOutput::Audio(frame)).await.is_err() {
-                            break;
-                        }
-                    }
+                    CallInput::Audio(frame) => edge.send_audio(frame),
                     CallInput::Dtmf(_) | CallInput::TransferFailed { .. } => {}
                     CallInput::Hangup { .. } => break,
                 }

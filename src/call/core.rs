@@ -25,6 +25,7 @@ use crate::session::event::CallMedia;
 use crate::session::{CallEvent, CallSession, ErrorCode, EventKind, SessionOutput, TurnId};
 use crate::tts::{TtsChunk, TtsError};
 
+use super::edge::TransferContext;
 use super::record::{CallRecord, RecordError};
 use super::CallId;
 
@@ -142,17 +143,24 @@ pub struct CallCore {
     record: Option<CallRecord>,
     live: Option<broadcast::Sender<CallEvent>>,
     kept: Option<Vec<CallEvent>>,
+    /// What a transfer tells the far end: the last intent and the slots so far.
+    context: TransferContext,
 }
 
 impl CallCore {
     /// A core for `session`; `id` names the call in logs.
     pub fn new(id: Option<CallId>, session: CallSession) -> Self {
+        let call_id = id.as_ref().map(|id| id.0.clone());
         Self {
             id,
             session,
             record: None,
             live: None,
             kept: None,
+            context: TransferContext {
+                call_id,
+                ..TransferContext::default()
+            },
         }
     }
 
@@ -257,6 +265,13 @@ impl CallCore {
     /// Records and publishes an event that did not come from the session (the transport's
     /// `call_end` with its media counters).
     pub fn publish(&mut self, event: CallEvent) {
+        match &event.kind {
+            EventKind::Intent { name, .. } => self.context.intent = Some(name.clone()),
+            EventKind::Slot { name, value, .. } => {
+                self.context.slots.insert(name.clone(), value.clone());
+            }
+            _ => {}
+        }
         if let Some(record) = self.record.as_mut() {
             if let Err(e) = record.event(&event) {
                 match &self.id {
@@ -272,6 +287,11 @@ impl CallCore {
         if let Some(kept) = self.kept.as_mut() {
             kept.push(event);
         }
+    }
+
+    /// The call's context for a transfer: its id, the last intent and the slots.
+    pub fn transfer_context(&self) -> &TransferContext {
+        &self.context
     }
 
     /// Records the transport's media counters as the last event, `call_end`.

@@ -25,7 +25,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::asr::{AsrJob, AsrOptions};
 use crate::audio::Frame;
 use crate::dialogue::{CallContext, Dialogue};
-use crate::session::event::CallMedia;
 use crate::session::{CallEvent, CallSession, EndReason, EventKind, TurnId};
 
 use crate::tts::SpeechCanceller;
@@ -33,7 +32,8 @@ use crate::tts::SpeechCanceller;
 use super::core::{CallCore, EngineResult, Work};
 use super::leg::{mix, Bridge, Leg, LegHandle, LegId};
 use super::record::{CallRecord, RecordError};
-use super::{CallControl, CallId, CallInfo, CallInput, CallOutput, Engines, MEDIA_REPORT_WAIT};
+use super::edge::CallerEdge;
+use super::{CallControl, CallId, CallInfo, CallInput, Engines, MEDIA_REPORT_WAIT};
 
 /// What a call needs made before it runs: made on the blocking pool by the driver, so that
 /// starting a call never blocks the transport's signalling task on files.
@@ -48,9 +48,8 @@ pub(super) struct CallSetup {
 pub(super) struct CallDriver {
     pub engines: Arc<Engines>,
     pub id: CallId,
-    pub output: mpsc::Sender<CallOutput>,
-    /// The transport's media counters, when it reports them.
-    pub media: Option<oneshot::Receiver<CallMedia>>,
+    /// The caller's transport.
+    pub edge: Box<dyn CallerEdge>,
     /// Held for the call's life: its place in the call limit and the registry.
     pub registration: super::Registration,
 }
@@ -71,10 +70,9 @@ impl Drop for Speaking {
 
 impl CallDriver {
     pub async fn run(
-        self,
+        mut self,
         setup: CallSetup,
         info: CallInfo,
-        input: mpsc::Receiver<CallInput>,
         control: mpsc::UnboundedReceiver<CallControl>,
     ) {
         let factory = self.engines.dialogue.clone();
@@ -106,22 +104,17 @@ impl CallDriver {
             id: self.id,
             core,
             dialogue: Arc::new(Mutex::new(dialogue)),
-            output: self.output,
-            media: self.media,
             registration: self.registration,
         }
-        .run(info, input, control)
+        .run(info, self.edge, control)
         .await
     }
 
     /// The call cannot run: the transport hangs up (`server.record_failed`).
-    async fn refuse(self, why: &str) {
+    async fn refuse(&mut self, why: &str) {
         tracing::error!(call = %self.id, "{why}");
-        let _ = self
-            .output
-            .send(CallOutput::Hangup {
-                reason: EndReason::Other("server.record_failed".into()),
-            })
+        self.edge
+            .hangup(&EndReason::Other("server.record_failed".into()))
             .await;
     }
 }
@@ -132,8 +125,6 @@ struct Running {
     id: CallId,
     core: CallCore,
     dialogue: Arc<Mutex<Box<dyn Dialogue>>>,
-    output: mpsc::Sender<CallOutput>,
-    media: Option<oneshot::Receiver<CallMedia>>,
     registration: super::Registration,
 }
 
@@ -141,7 +132,7 @@ impl Running {
     async fn run(
         mut self,
         info: CallInfo,
-        mut input: mpsc::Receiver<CallInput>,
+        mut edge: Box<dyn CallerEdge>,
         mut control: mpsc::UnboundedReceiver<CallControl>,
     ) {
         let start = Instant::now();
@@ -163,7 +154,7 @@ impl Running {
             },
             Duration::ZERO,
         );
-        self.perform(&results_tx, &current_turn, &mut speaking)
+        self.perform(edge.as_mut(), &results_tx, &current_turn, &mut speaking)
             .await;
         while !self.core.is_ended() {
             let timeout = self.core.session().poll_timeout().map(|at| start + at);
@@ -205,7 +196,7 @@ impl Running {
                     }
                 }
                 Some(result) = results.recv() => self.core.apply(result, start.elapsed()),
-                msg = input.recv() => {
+                msg = edge.recv() => {
                     let now = start.elapsed();
                     match msg {
                         Some(CallInput::Audio(frame)) => {
@@ -214,8 +205,7 @@ impl Running {
                                 others = mix(&others, &leg.bridge.caller_tick(&frame));
                             }
                             let out = self.core.audio_with(&frame, &others, now);
-                            // A full channel means the transport stopped reading; it will hang up.
-                            let _ = self.output.try_send(CallOutput::Audio(out));
+                            edge.send_audio(out);
                         }
                         Some(CallInput::Dtmf(digit)) => self.core.session_mut().handle_dtmf(digit, now),
                         Some(CallInput::Hangup { reason }) => self.core.session_mut().handle_hangup(reason, now),
@@ -232,15 +222,13 @@ impl Running {
                 }
                 _ = sleep_until(timeout) => self.core.session_mut().handle_timeout(start.elapsed()),
             }
-            self.perform(&results_tx, &current_turn, &mut speaking)
+            self.perform(edge.as_mut(), &results_tx, &current_turn, &mut speaking)
                 .await;
         }
         drop(speaking);
-        if let Some(media) = self.media.take() {
-            // The caller's hang-up comes with the counters; ours waits for the line to go down.
-            if let Ok(Ok(media)) = tokio::time::timeout(MEDIA_REPORT_WAIT, media).await {
-                self.core.end_with_media(media, start.elapsed());
-            }
+        // The caller's hang-up comes with the counters; ours waits for the line to go down.
+        if let Ok(Some(media)) = tokio::time::timeout(MEDIA_REPORT_WAIT, edge.media()).await {
+            self.core.end_with_media(media, start.elapsed());
         }
         match self.core.finish() {
             Ok(Some(dir)) => tracing::info!(call = %self.id, record = %dir.display(), "call ended"),
@@ -254,6 +242,7 @@ impl Running {
     /// session no longer waits for.
     async fn perform(
         &mut self,
+        edge: &mut dyn CallerEdge,
         results: &mpsc::UnboundedSender<EngineResult>,
         current_turn: &Arc<AtomicU32>,
         speaking: &mut Option<Speaking>,
@@ -344,14 +333,10 @@ impl Running {
                     });
                 }
                 Work::Transfer { target, reason } => {
-                    let _ = self
-                        .output
-                        .send(CallOutput::Transfer { target, reason })
-                        .await;
+                    let context = self.core.transfer_context().clone();
+                    edge.transfer(target, reason, &context).await;
                 }
-                Work::Hangup { reason } => {
-                    let _ = self.output.send(CallOutput::Hangup { reason }).await;
-                }
+                Work::Hangup { reason } => edge.hangup(&reason).await,
                 // `poll_work` publishes events itself.
                 Work::Event(event) => self.core.publish(event),
             }

@@ -27,6 +27,7 @@
 
 pub mod core;
 mod driver;
+pub mod edge;
 pub mod leg;
 pub mod record;
 pub mod virtual_call;
@@ -281,9 +282,10 @@ impl Engines {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// Starts one call's driver task. Must be called inside a tokio runtime.
+    /// Starts one call's driver task, for a transport that runs its own task and talks to the
+    /// call through channels. Must be called inside a tokio runtime.
     pub fn start_call(self: &Arc<Self>, info: CallInfo) -> Result<CallHandle, CallError> {
-        self.start(info, None)
+        self.start_channels(info, None)
     }
 
     /// [`Engines::start_call`] for a transport that counts media packets: the call's record
@@ -293,15 +295,39 @@ impl Engines {
         info: CallInfo,
     ) -> Result<(CallHandle, MediaReport), CallError> {
         let (report, media) = oneshot::channel();
-        let handle = self.start(info, Some(media))?;
+        let handle = self.start_channels(info, Some(media))?;
         Ok((handle, MediaReport(report)))
     }
 
-    fn start(
+    fn start_channels(
         self: &Arc<Self>,
         info: CallInfo,
         media: Option<oneshot::Receiver<CallMedia>>,
     ) -> Result<CallHandle, CallError> {
+        let (input_tx, input_rx) = mpsc::channel(64);
+        let (output_tx, output_rx) = mpsc::channel(64);
+        let edge = edge::ChannelEdge {
+            input: input_rx,
+            output: output_tx,
+            media,
+        };
+        let started = self.start_call_on(info, Box::new(edge))?;
+        Ok(CallHandle {
+            id: started.id,
+            input: input_tx,
+            control: started.control,
+            output: output_rx,
+            events: started.events,
+        })
+    }
+
+    /// Starts one call whose driver reads and writes the caller's transport itself (one hop
+    /// each way, no task in between). Must be called inside a tokio runtime; never blocks.
+    pub fn start_call_on(
+        self: &Arc<Self>,
+        info: CallInfo,
+        edge: Box<dyn edge::CallerEdge>,
+    ) -> Result<StartedCall, CallError> {
         if self.is_closed() {
             return Err(CallError::Closed);
         }
@@ -316,9 +342,7 @@ impl Engines {
         let seq = self.next_id.fetch_add(1, Ordering::SeqCst);
         let id = CallId(format!("{}-{}-{seq}", started.as_secs(), info.transport));
         let record_dir = self.config.server.records_dir.join(&id.0);
-        let (input_tx, input_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (output_tx, output_rx) = mpsc::channel(64);
         let (events_tx, events_rx) = broadcast::channel(256);
         let language = plan.language();
         let ctx = CallContext {
@@ -348,20 +372,24 @@ impl Engines {
         let driver = driver::CallDriver {
             engines: self.clone(),
             id: id.clone(),
-            output: output_tx,
-            media,
+            edge,
             registration,
         };
         tracing::info!(call = %id, transport = %info.transport, from = ?info.from, "call started");
-        tokio::spawn(driver.run(setup, info, input_rx, control_rx));
-        Ok(CallHandle {
+        tokio::spawn(driver.run(setup, info, control_rx));
+        Ok(StartedCall {
             id,
-            input: input_tx,
             control: control_tx,
-            output: output_rx,
             events: events_rx,
         })
     }
+}
+
+/// A call started on its transport's edge ([`Engines::start_call_on`]).
+pub struct StartedCall {
+    pub id: CallId,
+    pub control: mpsc::UnboundedSender<CallControl>,
+    pub events: broadcast::Receiver<CallEvent>,
 }
 
 /// One place in the call limit, given back when dropped.
