@@ -1,6 +1,6 @@
 # The two commands (see README.md):
 #   make run    set up this machine and run the server on the embedded defaults
-#   make test   set up this machine and run every test
+#   make test   set up this machine, check formatting and lints, and run every test
 # Both start with `make setup`, which installs the Debian packages the build and the tests need
 # (Node.js and npm only where no `npm` is installed yet), and the web test harness's npm packages.
 
@@ -11,7 +11,7 @@ DEBIAN_PACKAGES = build-essential cmake clang libclang-dev pkg-config \
 
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup models run test bench
+.PHONY: setup models lint run test bench
 setup:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -41,7 +41,14 @@ models:
 run: setup models
 	cargo run --release --bin hotline -- serve
 
-test: setup models
+# Formatting and lints fail the test command, as they fail CI: rustfmt as configured, clippy
+# with every warning an error, on every crate and target (tests and benches too).
+lint:
+	@command -v rustup >/dev/null 2>&1 && rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: setup models lint
 	cargo test --workspace --all-targets
 
 bench: setup

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use serde::Deserialize;
 use async_trait::async_trait;
+use serde::Deserialize;
 use tokio::sync::watch;
 
 use hotline_media::MediaCounters;
@@ -365,7 +365,10 @@ impl CallAcceptor for EngineAcceptor {
         let sip_call = call.id.clone();
         let from = call.from.clone();
         let codec = call.codec.clone();
-        match self.engines.start_call_on(info, Box::new(PhoneEdge::new(call))) {
+        match self
+            .engines
+            .start_call_on(info, Box::new(PhoneEdge::new(call)))
+        {
             Ok(started) => {
                 tracing::info!(call = %started.id, sip_call = %sip_call, from = %from, codec = codec.as_deref().unwrap_or("none"), "phone call answered");
                 Ok(())

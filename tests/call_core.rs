@@ -162,7 +162,11 @@ fn live_replay_and_chat_give_the_same_events() {
         .filter_map(|l| l.strip_prefix("1 heard "))
         .map(|t| t.trim_matches('"').to_string())
         .collect();
-    assert_eq!(heard.len(), 1, "the replay heard one caller turn: {replayed:#?}");
+    assert_eq!(
+        heard.len(),
+        1,
+        "the replay heard one caller turn: {replayed:#?}"
+    );
     assert!(
         replayed.iter().any(|l| l.contains(" intent order_status")),
         "the bot understood the caller: {replayed:#?}"
@@ -271,7 +275,10 @@ fn two_legs_are_bridged_both_ways_while_the_session_listens_and_records() {
         let (mut caller_sent, mut caller_heard) = (Vec::new(), Vec::new());
         let (mut agent_sent, mut agent_heard) = (Vec::new(), Vec::new());
         for (i, frame) in caller_frames.into_iter().enumerate() {
-            let heard = pacer.frame(&mut call, frame.clone()).await.expect("call is up");
+            let heard = pacer
+                .frame(&mut call, frame.clone())
+                .await
+                .expect("call is up");
             caller_sent.push(frame);
             caller_heard.push(heard);
             let said = agent_frame(i);
@@ -334,13 +341,24 @@ fn two_legs_are_bridged_both_ways_while_the_session_listens_and_records() {
         .filter(|e| matches!(e.kind, EventKind::BotReply { .. }))
         .filter(|e| e.t_ms > 1_500)
         .count();
-    assert_eq!(replies_after_greeting, 0, "the bot stayed quiet while bridged");
+    assert_eq!(
+        replies_after_greeting, 0,
+        "the bot stayed quiet while bridged"
+    );
 
     // The recording has the caller on the left and the agent on the right.
     let mut reader = hound::WavReader::open(record.join("recording.wav")).expect("recording");
-    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
     let tail = &samples[samples.len().saturating_sub(2 * 16_000 * 3)..];
-    let right_peak = tail.iter().skip(1).step_by(2).map(|s| s.unsigned_abs()).max();
+    let right_peak = tail
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|s| s.unsigned_abs())
+        .max();
     assert!(
         right_peak.unwrap_or(0) > 3_000,
         "the agent's tone is on the right channel"

@@ -121,7 +121,7 @@ fn a_caller_who_pauses_between_sentences_keeps_every_sentence() {
         let clip = hotline::audio::wav::read_wav_mono_16k(&shared(&format!("audio/{file}")))
             .expect("read clip");
         pcm.extend_from_slice(&clip);
-        pcm.extend(std::iter::repeat(0i16).take(16 * pause));
+        pcm.extend(std::iter::repeat_n(0i16, 16 * pause));
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let wav = dir.path().join("ten-sentences.wav");

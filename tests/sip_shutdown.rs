@@ -89,11 +89,17 @@ fn sigterm_drains_says_goodbye_closes_records_and_refuses_new_calls() {
     let dir = &hotline.call_dirs()[0];
     let wav = hound::WavReader::open(dir.join("recording.wav")).expect("recording.wav reads");
     let seconds = wav.duration() as f64 / f64::from(wav.spec().sample_rate);
-    assert!(seconds > 3.0, "the recording covers the call: {seconds:.1} s");
+    assert!(
+        seconds > 3.0,
+        "the recording covers the call: {seconds:.1} s"
+    );
     let transcript = std::fs::read_to_string(dir.join("transcript.txt")).expect("transcript");
     assert!(transcript.contains("Goodbye"), "{transcript}");
     let log = hotline.log_text();
-    assert!(log.contains("refused: the server is shutting down"), "{log}");
+    assert!(
+        log.contains("refused: the server is shutting down"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -149,5 +155,8 @@ fn a_second_signal_hangs_up_at_once_and_still_closes_the_record() {
     );
     let dir = &hotline.call_dirs()[0];
     hound::WavReader::open(dir.join("recording.wav")).expect("recording.wav reads");
-    assert!(dir.join("transcript.txt").exists(), "transcript.txt written");
+    assert!(
+        dir.join("transcript.txt").exists(),
+        "transcript.txt written"
+    );
 }

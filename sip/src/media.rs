@@ -106,7 +106,7 @@ impl MediaSession {
             .telephone_event_pt
             .is_none()
             .then(|| ToneDetector::new(negotiated.codec.pcm_rate_hz()));
-        let receive = ReceiveStream::new(negotiated.codec.into());
+        let receive = ReceiveStream::new(negotiated.codec);
         Ok(Self {
             remote: SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
             offered: SocketAddr::new(negotiated.remote_ip, negotiated.remote_port),
@@ -177,7 +177,7 @@ impl MediaSession {
         let address = SocketAddr::new(negotiated.remote_ip, negotiated.remote_port);
         if negotiated.codec != self.negotiated.codec {
             self.codec = VoiceCodec::new(negotiated.codec)?;
-            self.receive.set_codec(negotiated.codec.into());
+            self.receive.set_codec(negotiated.codec);
             self.outbound.clear();
         }
         self.tones = negotiated

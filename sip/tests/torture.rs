@@ -207,7 +207,7 @@ fn each_message_gets_the_answer_rfc_4475_expects() {
         let data = load(name);
         let mut s = SipSession::new(config(), 7, 0);
         let (codes, offered) = feed(&mut s, 0, &data);
-        if !allowed.iter().any(|a| *a == codes.as_slice()) {
+        if !allowed.contains(&codes.as_slice()) {
             failures.push(format!(
                 "{name}: sent {codes:?}, expected one of {allowed:?}"
             ));

@@ -562,7 +562,7 @@ mod tests {
                 _ => break,
             }
         }
-        assert_eq!(started.recv().expect("the partial starts"), false);
+        assert!(!started.recv().expect("the partial starts"));
         // The only worker is busy: another partial is refused at once.
         let refused = pool
             .submit(job(20, false))
@@ -575,7 +575,7 @@ mod tests {
         assert!(matches!(partial, Err(AsrError::Preempted)), "{partial:?}");
         let final_answer = final_answer.blocking_recv().expect("answered").expect("ok");
         assert_eq!(final_answer.text, "30 samples");
-        assert_eq!(started.recv().expect("the final starts"), true);
+        assert!(started.recv().expect("the final starts"));
     }
 
     #[test]

@@ -344,7 +344,7 @@ impl WhisperRecognizer {
         let mut bytes = Vec::new();
         for &token in tokens {
             if let Ok(piece) = self.context.token_to_bytes(token) {
-                bytes.extend_from_slice(&piece);
+                bytes.extend_from_slice(piece);
             }
         }
         String::from_utf8_lossy(&bytes).trim().to_string()

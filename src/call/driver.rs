@@ -30,9 +30,9 @@ use crate::session::{CallEvent, CallSession, EndReason, EventKind, TurnId};
 use crate::tts::SpeechCanceller;
 
 use super::core::{CallCore, EngineResult, Work};
+use super::edge::CallerEdge;
 use super::leg::{mix, Bridge, Leg, LegHandle, LegId};
 use super::record::{CallRecord, RecordError};
-use super::edge::CallerEdge;
 use super::{CallControl, CallId, CallInfo, CallInput, Engines, MEDIA_REPORT_WAIT};
 
 /// What a call needs made before it runs: made on the blocking pool by the driver, so that

@@ -105,6 +105,8 @@ pub struct CallInfo {
 }
 
 /// What a transport sends to its call.
+// A frame is moved 50 times a second per call; boxing it would allocate for each one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CallInput {
     /// One 20 ms caller frame (or concealment/silence when nothing arrived).
@@ -139,6 +141,8 @@ pub enum CallControl {
 }
 
 /// What the call sends back to its transport.
+// A frame is moved 50 times a second per call; boxing it would allocate for each one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CallOutput {
     /// The bot's frame for the tick (silence when quiet).

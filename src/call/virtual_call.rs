@@ -162,7 +162,7 @@ impl<'a> VirtualCall<'a> {
         loop {
             self.perform();
             self.due.sort_by_key(|d| d.at);
-            if !self.due.first().is_some_and(|d| d.at <= self.now) {
+            if self.due.first().is_none_or(|d| d.at > self.now) {
                 return;
             }
             let d = self.due.remove(0);

@@ -661,8 +661,7 @@ mod tests {
         data.extend_from_slice(&4u16.to_le_bytes());
         data.extend_from_slice(b"ab");
         let err = Ct2Model::parse(&data, "dir/model.bin")
-            .err()
-            .expect("truncated")
+            .expect_err("truncated")
             .to_string();
         assert!(err.starts_with("dir/model.bin: "), "{err}");
         assert!(err.contains("truncated"), "{err}");

@@ -50,7 +50,7 @@ fn ephemeral_start() -> u16 {
 
 /// `count` consecutive ports, starting at an even port, all free for UDP and TCP on 127.0.0.1.
 pub fn free_port_range(count: u16) -> RangeInclusive<u16> {
-    assert!(count >= 1 && count <= 1_000, "a range of 1 to 1000 ports");
+    assert!((1..=1_000).contains(&count), "a range of 1 to 1000 ports");
     let ceiling = ephemeral_start() - count;
     let mut rng = rand::thread_rng();
     for _ in 0..200 {
