@@ -6,8 +6,9 @@
 //! speech synthesized by espeak-ng, espeak-ng for the bot, and the real call driver on tokio's
 //! clock, paced at 20 ms like a transport.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,18 +20,7 @@ use hotline::config::Config;
 use hotline::session::{CallEvent, EndReason, EventKind};
 use tokio::sync::{broadcast, oneshot};
 
-/// One caller turn spoken by espeak-ng into `dir/name.wav`.
-fn speak(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let wav = dir.join(format!("{name}.wav"));
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed (apt-get install espeak-ng)");
-    assert!(status.success(), "espeak-ng failed for {text:?}");
-    wav
-}
+use common::speech::speak;
 
 fn engines(records: &Path) -> Arc<Engines> {
     let text = format!(

@@ -3,11 +3,15 @@
 //! (digits and yes/no are strict grammars), the real telecom flow and the real demo order
 //! system over loopback HTTP. Asserts on `events.jsonl` as a user would read it.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+
+use common::speech::speak;
 
 /// The demo systems (`hotline::dialogue::demo_router`) on a free loopback port; returns the base
 /// URL that the flow's webhooks take from `HOTLINE_DEMO_URL`.
@@ -27,19 +31,6 @@ fn start_demo_systems() -> String {
         });
     });
     format!("http://127.0.0.1:{port}/demo")
-}
-
-/// One caller turn spoken by espeak-ng into `dir/name.wav`.
-fn speak(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let wav = dir.join(format!("{name}.wav"));
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed (apt-get install espeak-ng)");
-    assert!(status.success(), "espeak-ng failed for {text:?}");
-    wav
 }
 
 fn replay(wavs: &[PathBuf], out: &Path, demo_url: &str) -> Vec<Value> {

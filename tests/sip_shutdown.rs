@@ -6,27 +6,26 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::hotline::Hotline;
 use common::pcap::{g711_silence, RtpStream};
 use common::ports::RtpPorts;
 use common::records::{first, of_type};
-use common::sipp::Sipp;
+use common::sipp::{Sipp, SippRun};
 
-#[test]
-fn sigterm_drains_says_goodbye_closes_records_and_refuses_new_calls() {
-    let work = tempfile::tempdir().expect("tempdir");
-    // A caller who says nothing for 30 s and waits for the bot to hang up.
+/// A hotline with `server` keys and a SIPp caller on it who says nothing for 30 s and waits
+/// for the bot to hang up, once the call is answered and the greeting has begun.
+fn call_in_progress(work: &Path, server: &str) -> (Hotline, SippRun) {
     let silence = g711_silence(0);
     let mut stream = RtpStream::default();
     stream.push_g711(0, 0, &vec![silence; 8_000 * 30], silence);
-    let pcap = work.path().join("silence.pcap");
+    let pcap = work.join("silence.pcap");
     stream.write_pcap(&pcap);
-
     let mut hotline = Hotline::start_with_server(
         4,
-        "drain_timeout_s = 2",
+        server,
         &format!("port = 0\n{}", RtpPorts::free(3).toml()),
     );
     let caller = Sipp::scenario("uac_wait_for_bye.xml")
@@ -35,10 +34,17 @@ fn sigterm_drains_says_goodbye_closes_records_and_refuses_new_calls() {
         .key("service", "support")
         .key("pcap", pcap.display())
         .timeout_s(60)
-        .spawn(work.path());
+        .spawn(work);
     hotline.wait_for_log(&["phone call answered"], Duration::from_secs(20));
-    // The greeting is playing when the operator stops the server.
     std::thread::sleep(Duration::from_millis(1_500));
+    (hotline, caller)
+}
+
+#[test]
+fn sigterm_drains_says_goodbye_closes_records_and_refuses_new_calls() {
+    let work = tempfile::tempdir().expect("tempdir");
+    // The greeting is playing when the operator stops the server.
+    let (mut hotline, caller) = call_in_progress(work.path(), "drain_timeout_s = 2");
     hotline.signal("TERM");
     hotline.wait_for_log(&["shutting down"], Duration::from_secs(5));
 
@@ -105,27 +111,8 @@ fn sigterm_drains_says_goodbye_closes_records_and_refuses_new_calls() {
 #[test]
 fn a_second_signal_hangs_up_at_once_and_still_closes_the_record() {
     let work = tempfile::tempdir().expect("tempdir");
-    let silence = g711_silence(0);
-    let mut stream = RtpStream::default();
-    stream.push_g711(0, 0, &vec![silence; 8_000 * 30], silence);
-    let pcap = work.path().join("silence.pcap");
-    stream.write_pcap(&pcap);
-
     // A drain long enough that only the second signal can end the call in time.
-    let mut hotline = Hotline::start_with_server(
-        4,
-        "drain_timeout_s = 600",
-        &format!("port = 0\n{}", RtpPorts::free(2).toml()),
-    );
-    let caller = Sipp::scenario("uac_wait_for_bye.xml")
-        .remote(hotline.sip_addr())
-        .media()
-        .key("service", "support")
-        .key("pcap", pcap.display())
-        .timeout_s(60)
-        .spawn(work.path());
-    hotline.wait_for_log(&["phone call answered"], Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(1_000));
+    let (mut hotline, caller) = call_in_progress(work.path(), "drain_timeout_s = 600");
     hotline.signal("TERM");
     hotline.wait_for_log(&["shutting down"], Duration::from_secs(5));
     hotline.signal("INT");

@@ -267,8 +267,13 @@ impl CallSession {
         );
         self.new_turn();
         self.clear_request();
+        self.say_own(transfer_failed_prompt(self.language), None, now);
+    }
+
+    /// The session's own words (not the dialogue's), as a turn of their own: recorded, spoken,
+    /// then `then`.
+    fn say_own(&mut self, prompt: Prompt, then: Option<Action>, now: Duration) {
         let turn = self.turn;
-        let prompt = transfer_failed_prompt(self.language);
         self.emit(
             now,
             EventKind::BotReply {
@@ -278,6 +283,7 @@ impl CallSession {
         );
         self.playout = Playout {
             turn: Some(turn),
+            then,
             ..Playout::default()
         };
         self.outputs.push_back(SessionOutput::Speak {
@@ -414,27 +420,10 @@ impl CallSession {
         self.new_turn();
         self.clear_request();
         self.no_input_at = None;
-        let turn = self.turn;
-        let prompt = shutdown_prompt(self.language);
-        self.emit(
-            now,
-            EventKind::BotReply {
-                turn,
-                text: prompt.text.clone(),
-            },
-        );
-        self.playout = Playout {
-            turn: Some(turn),
-            then: Some(Action::Hangup {
-                reason: EndReason::ServerShutdown.code().to_string(),
-            }),
-            ..Playout::default()
+        let goodbye = Action::Hangup {
+            reason: EndReason::ServerShutdown.code().to_string(),
         };
-        self.outputs.push_back(SessionOutput::Speak {
-            turn,
-            prompts: vec![prompt],
-            language: self.language,
-        });
+        self.say_own(shutdown_prompt(self.language), Some(goodbye), now);
     }
 
     /// Takes a DTMF key: it interrupts the bot and goes to the dialogue as its own turn.

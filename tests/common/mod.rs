@@ -1,6 +1,6 @@
 //! The test harness every integration test shares: where the shared test data lives, free
 //! ports, a running hotline (as a `hotline serve` process or in this process), real SIP peers
-//! (SIPp and baresip), RTP packets and pcap files for SIPp to play, a media relay that stands in
+//! (SIPp and baresip), caller speech made with espeak-ng, RTP packets and pcap files for SIPp to play, a media relay that stands in
 //! for a NAT in front of hotline's RTP ports, and readers for call records.
 //!
 //! Use it from a test file with `mod common;` (each test binary compiles all of it, hence the
@@ -20,3 +20,4 @@ pub mod records;
 pub mod relay;
 pub mod shared;
 pub mod sipp;
+pub mod speech;
