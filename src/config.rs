@@ -43,8 +43,8 @@ pub struct Config {
     pub dialogue: DialogueConfig,
     pub server: ServerConfig,
     pub replay: ReplayConfig,
-    pub web: crate::web::WebConfig,
-    pub sip: crate::phone::SipConfig,
+    pub web: crate::web::config::WebConfig,
+    pub sip: crate::phone::config::SipConfig,
 }
 
 /// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).

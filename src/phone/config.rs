@@ -1,0 +1,327 @@
+//! The `[sip]` config section: phone callers over SIP and RTP, checked at start-up with errors
+//! that name the key, and turned into the phone edge's own config.
+//!
+//! Depends on nothing of hotline's above it (only the `hotline-sip` crate's types), so the one
+//! typed config (`crate::config`) can hold it without an import cycle.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::Deserialize;
+
+use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
+use hotline_sip::driver::PhoneConfig;
+use hotline_sip::sdp::Codec;
+
+/// A `[sip]` value that parses but makes no sense; names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `sip.{key}`: {message}")]
+pub struct SipConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// Outbound registration to a SIP trunk or PBX (`[sip.registration]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SipRegistrationConfig {
+    /// The registrar, `host:port` (an IP or a name resolved at start-up).
+    pub registrar: String,
+    /// The domain of our address of record; the registrar's host when empty.
+    #[serde(default)]
+    pub domain: String,
+    pub username: String,
+    pub password: String,
+    /// The registration lifetime we ask for.
+    #[serde(default = "default_register_expires_s")]
+    pub expires_s: u32,
+}
+
+/// The default `sip.codecs`: wideband first (see [`SipConfig::codecs`]).
+pub const DEFAULT_CODECS: [&str; 4] = ["G722", "opus", "PCMU", "PCMA"];
+
+/// The longest ringing before answer we allow (`sip.answer_delay_ms`).
+const MAX_ANSWER_DELAY_MS: u64 = 30_000;
+
+fn default_register_expires_s() -> u32 {
+    3600
+}
+
+/// The `[sip]` section: phone callers over SIP and RTP.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Answer SIP calls at all.
+    pub enabled: bool,
+    /// The address SIP and RTP sockets bind.
+    pub bind_ip: IpAddr,
+    /// The SIP port, for UDP and TCP.
+    pub port: u16,
+    /// Serve SIP over TCP as well as UDP.
+    pub tcp: bool,
+    /// The public address put in Contact and SDP when hotline is behind NAT; default `bind_ip`.
+    pub public_ip: Option<IpAddr>,
+    /// The RTP port range (even ports for RTP, the odd one above for RTCP).
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Codecs in preference order, from `PCMU`, `PCMA`, `G722` and `opus` (names are
+    /// case-insensitive). The default puts wideband first: the recognizer runs at 16 kHz, and
+    /// G.722 and Opus give it the 4–7 kHz band (consonants) that G.711's 8 kHz cuts off, with no
+    /// resampling. G.722 leads because it costs a fraction of Opus's CPU per call and is what
+    /// desk phones and PBXs offer; Opus, which survives loss better (FEC, PLC), comes next;
+    /// G.711 (what carriers offer) last.
+    pub codecs: Vec<String>,
+    /// Sources trusted without a challenge (`10.0.0.0/8`, `192.0.2.7`). Empty: everyone when no
+    /// digest credentials are set.
+    pub allow_from: Vec<String>,
+    /// Digest credentials callers outside `allow_from` must present (both or neither).
+    pub auth_username: Option<String>,
+    pub auth_password: Option<String>,
+    /// The digest realm.
+    pub auth_realm: String,
+    /// The session-timer interval offered to callers that support timers (0: off).
+    pub session_expires_s: u32,
+    /// Hang up after this long without RTP from the caller.
+    pub rtp_timeout_ms: u64,
+    /// Retry-After seconds on 486 when all calls are taken.
+    pub busy_retry_after_s: u32,
+    /// How long a new call rings (180 Ringing) before it is answered; a caller who cancels in
+    /// that time never becomes a call. 0 answers at once.
+    pub answer_delay_ms: u64,
+    pub user_agent: String,
+    pub registration: Option<SipRegistrationConfig>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 5060,
+            tcp: true,
+            public_ip: None,
+            rtp_port_min: 20_000,
+            rtp_port_max: 29_999,
+            codecs: DEFAULT_CODECS.iter().map(|c| c.to_string()).collect(),
+            allow_from: Vec::new(),
+            auth_username: None,
+            auth_password: None,
+            auth_realm: "hotline".into(),
+            session_expires_s: 1800,
+            rtp_timeout_ms: 60_000,
+            busy_retry_after_s: 30,
+            answer_delay_ms: 0,
+            user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
+            registration: None,
+        }
+    }
+}
+
+impl SipConfig {
+    /// Checks the section; errors name the key.
+    pub fn validate(&self) -> Result<(), SipConfigError> {
+        self.codec_preference()?;
+        self.allowlist()?;
+        let invalid = |key, message: &str| {
+            Err(SipConfigError {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.rtp_port_min > self.rtp_port_max || self.rtp_port_max == u16::MAX {
+            return invalid(
+                "rtp_port_min",
+                "must not exceed rtp_port_max (and rtp_port_max < 65535)",
+            );
+        }
+        if self.rtp_port_min != 0 && self.rtp_port_max - self.rtp_port_min < 1 {
+            return invalid("rtp_port_max", "the range needs at least one even/odd pair");
+        }
+        if self.bind_ip.is_unspecified() && self.public_ip.is_none() {
+            return invalid(
+                "public_ip",
+                "must be set when bind_ip is 0.0.0.0 or ::, for Contact and SDP",
+            );
+        }
+        if self.auth_username.is_some() != self.auth_password.is_some() {
+            return invalid(
+                "auth_password",
+                "auth_username and auth_password go together",
+            );
+        }
+        if self.session_expires_s != 0
+            && self.session_expires_s < hotline_sip::dialog::MIN_SESSION_EXPIRES_S
+        {
+            return invalid("session_expires_s", "must be 0 (off) or at least 90");
+        }
+        if self.answer_delay_ms > MAX_ANSWER_DELAY_MS {
+            return invalid(
+                "answer_delay_ms",
+                "must be at most 30000 (callers and proxies give up on long ringing)",
+            );
+        }
+        if self.rtp_timeout_ms < 1_000 {
+            return invalid("rtp_timeout_ms", "must be at least 1000");
+        }
+        if let Some(registration) = &self.registration {
+            if registration.expires_s < 60 {
+                return invalid("registration.expires_s", "must be at least 60");
+            }
+            if !registration.registrar.contains(':') {
+                return invalid("registration.registrar", "must be host:port");
+            }
+        }
+        Ok(())
+    }
+
+    fn codec_preference(&self) -> Result<Vec<Codec>, SipConfigError> {
+        let mut codecs = Vec::new();
+        for name in &self.codecs {
+            match Codec::from_name(name) {
+                Some(codec) if codecs.contains(&codec) => {
+                    return Err(SipConfigError {
+                        key: "codecs",
+                        message: format!("`{name}` is listed twice"),
+                    })
+                }
+                Some(codec) => codecs.push(codec),
+                None => {
+                    return Err(SipConfigError {
+                        key: "codecs",
+                        message: format!("unknown codec `{name}` (known: PCMU, PCMA, G722, opus)"),
+                    })
+                }
+            }
+        }
+        if codecs.is_empty() {
+            return Err(SipConfigError {
+                key: "codecs",
+                message: "needs at least one codec".into(),
+            });
+        }
+        Ok(codecs)
+    }
+
+    fn allowlist(&self) -> Result<Vec<IpNet>, SipConfigError> {
+        self.allow_from
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>().map_err(|message| SipConfigError {
+                    key: "allow_from",
+                    message,
+                })
+            })
+            .collect()
+    }
+
+    /// The phone edge's settings; resolves the registrar's name.
+    pub async fn phone_config(&self) -> Result<PhoneConfig, SipConfigError> {
+        self.validate()?;
+        let registration = match &self.registration {
+            None => None,
+            Some(r) => {
+                let registrar: SocketAddr = tokio::net::lookup_host(&r.registrar)
+                    .await
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| SipConfigError {
+                        key: "registration.registrar",
+                        message: format!("cannot resolve `{}`", r.registrar),
+                    })?;
+                Some(RegistrationConfig {
+                    registrar,
+                    domain: r.domain.clone(),
+                    username: r.username.clone(),
+                    password: r.password.clone(),
+                    expires_s: r.expires_s,
+                })
+            }
+        };
+        let inbound_auth = match (&self.auth_username, &self.auth_password) {
+            (Some(username), Some(password)) => Some(InboundAuth {
+                realm: self.auth_realm.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        Ok(PhoneConfig {
+            bind_ip: self.bind_ip,
+            sip_port: self.port,
+            tcp: self.tcp,
+            rtp_port_min: self.rtp_port_min,
+            rtp_port_max: self.rtp_port_max,
+            rtp_timeout_ms: self.rtp_timeout_ms,
+            busy_retry_after_s: self.busy_retry_after_s,
+            endpoint: EndpointConfig {
+                advertised_ip: self.public_ip.unwrap_or(self.bind_ip),
+                sip_port: self.port,
+                user_agent: self.user_agent.clone(),
+                codecs: self.codec_preference()?,
+                allow_from: self.allowlist()?,
+                inbound_auth,
+                session_expires_s: self.session_expires_s,
+                answer_delay_ms: self.answer_delay_ms,
+                registration,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let mut c = SipConfig::default();
+        assert!(c.validate().is_ok());
+        c.codecs = vec!["G729".into()];
+        assert_eq!(c.validate().unwrap_err().key, "codecs");
+        c.codecs = vec!["PCMU".into(), "pcmu".into()];
+        assert_eq!(c.validate().unwrap_err().key, "codecs");
+        c.codecs = Vec::new();
+        assert_eq!(c.validate().unwrap_err().key, "codecs");
+        c = SipConfig {
+            allow_from: vec!["10.0.0.0/99".into()],
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "allow_from");
+        c = SipConfig {
+            bind_ip: "0.0.0.0".parse().unwrap(),
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "public_ip");
+        c = SipConfig {
+            auth_username: Some("u".into()),
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "auth_password");
+        c = SipConfig {
+            answer_delay_ms: 60_000,
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "answer_delay_ms");
+    }
+
+    #[test]
+    fn every_built_in_codec_is_accepted_in_the_configured_order() {
+        let c = SipConfig {
+            codecs: vec!["opus".into(), "g722".into(), "PCMA".into(), "PCMU".into()],
+            ..SipConfig::default()
+        };
+        assert_eq!(
+            c.codec_preference().unwrap(),
+            vec![Codec::Opus, Codec::G722, Codec::Pcma, Codec::Pcmu]
+        );
+        assert_eq!(
+            SipConfig::default().codec_preference().unwrap(),
+            vec![Codec::G722, Codec::Opus, Codec::Pcmu, Codec::Pcma]
+        );
+        for codec in [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus] {
+            assert!(
+                hotline_sip::codec::VoiceCodec::new(codec).is_ok(),
+                "{codec:?} is built in"
+            );
+        }
+    }
+}
