@@ -22,7 +22,9 @@ use crate::asr::{AsrError, AsrOutput};
 use crate::audio::Frame;
 use crate::dialogue::BotTurn;
 use crate::session::event::CallMedia;
-use crate::session::{CallEvent, CallSession, ErrorCode, EventKind, SessionOutput, TurnId};
+use crate::session::{
+    AudioEndReason, CallEvent, CallSession, ErrorCode, EventKind, SessionOutput, TurnId,
+};
 use crate::tts::{TtsChunk, TtsError};
 
 use super::edge::TransferContext;
@@ -145,6 +147,8 @@ pub struct CallCore {
     kept: Option<Vec<CallEvent>>,
     /// What a transfer tells the far end: the last intent and the slots so far.
     context: TransferContext,
+    /// The bot's audio was cut since [`CallCore::take_bot_cut`] last said so.
+    bot_cut: bool,
 }
 
 impl CallCore {
@@ -161,6 +165,7 @@ impl CallCore {
                 call_id,
                 ..TransferContext::default()
             },
+            bot_cut: false,
         }
     }
 
@@ -270,6 +275,9 @@ impl CallCore {
             EventKind::Slot { name, value, .. } => {
                 self.context.slots.insert(name.clone(), value.clone());
             }
+            EventKind::BotAudioEnd { reason, .. } if *reason != AudioEndReason::Done => {
+                self.bot_cut = true;
+            }
             _ => {}
         }
         if let Some(record) = self.record.as_mut() {
@@ -287,6 +295,11 @@ impl CallCore {
         if let Some(kept) = self.kept.as_mut() {
             kept.push(event);
         }
+    }
+
+    /// Whether the bot's audio was cut (not played to its end) since the last call.
+    pub fn take_bot_cut(&mut self) -> bool {
+        std::mem::take(&mut self.bot_cut)
     }
 
     /// The call's context for a transfer: its id, the last intent and the slots.

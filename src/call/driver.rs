@@ -341,6 +341,9 @@ impl Running {
                 Work::Event(event) => self.core.publish(event),
             }
         }
+        if self.core.take_bot_cut() {
+            edge.flush();
+        }
         let session = self.core.session();
         current_turn.store(session.turn().0, Ordering::SeqCst);
         if speaking

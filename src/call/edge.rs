@@ -44,6 +44,9 @@ pub trait CallerEdge: Send + 'static {
     async fn transfer(&mut self, target: String, reason: String, context: &TransferContext);
     /// The bot ended the call: the transport hangs up.
     async fn hangup(&mut self, reason: &EndReason);
+    /// The bot's audio was cut (barge-in, a key, a newer reply, hang-up): drop whatever of it
+    /// the transport still holds, so the caller hears the cut at once.
+    fn flush(&mut self) {}
     /// Once the call has ended: the line's media counters, when the transport counts them (the
     /// driver bounds the wait).
     async fn media(&mut self) -> Option<CallMedia>;

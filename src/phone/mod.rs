@@ -276,6 +276,12 @@ impl CallerEdge for PhoneEdge {
             .await;
     }
 
+    fn flush(&mut self) {
+        // Best effort: with the command queue full the flush is lost, and the frames already
+        // queued play out (the media task holds at most a second of them).
+        let _ = self.call.commands.try_send(PhoneCommand::Flush);
+    }
+
     async fn media(&mut self) -> Option<CallMedia> {
         // After our hang-up the line's last event brings the counters.
         while !self.down {
