@@ -50,7 +50,7 @@ impl CallAcceptor for EchoCalls {
         tokio::spawn(async move {
             while let Some(input) = edge.recv().await {
                 match input {
-                    CallInput::Audio(frame) => edge.send_audio(frame),
+                    CallInput::Audio(frame) => edge.send_audio(frame).await,
                     CallInput::Dtmf(_) | CallInput::TransferFailed { .. } => {}
                     CallInput::Hangup { .. } => break,
                 }

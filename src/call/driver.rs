@@ -205,7 +205,7 @@ impl Running {
                                 others = mix(&others, &leg.bridge.caller_tick(&frame));
                             }
                             let out = self.core.audio_with(&frame, &others, now);
-                            edge.send_audio(out);
+                            edge.send_audio(out).await;
                         }
                         Some(CallInput::Dtmf(digit)) => self.core.session_mut().handle_dtmf(digit, now),
                         Some(CallInput::Hangup { reason }) => self.core.session_mut().handle_hangup(reason, now),

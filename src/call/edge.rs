@@ -8,13 +8,13 @@
 //! [`ChannelEdge`] is the edge for transports that hand over channels ([`super::CallHandle`]:
 //! the web phone, the local microphone, tests); the phone line's edge is `phone::PhoneEdge`.
 //!
-//! Invariants: `recv` is cancel-safe (the driver selects on it); `send_audio` never blocks (a
-//! transport that stopped reading loses frames, and hangs up on its own).
+//! Invariants: `recv` is cancel-safe (the driver selects on it); `send_audio` never waits on
+//! the far end (a transport that stopped reading loses frames, and hangs up on its own).
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::audio::Frame;
 use crate::session::event::CallMedia;
@@ -38,8 +38,9 @@ pub struct TransferContext {
 pub trait CallerEdge: Send + 'static {
     /// The caller's next input; `None` when the transport is gone. Cancel-safe.
     async fn recv(&mut self) -> Option<CallInput>;
-    /// The bot's frame for this tick (silence when quiet). Never blocks.
-    fn send_audio(&mut self, frame: Frame);
+    /// The bot's frame for this tick (silence when quiet). Never waits on the far end: a
+    /// transport that is not reading loses the frame.
+    async fn send_audio(&mut self, frame: Frame);
     /// Hands the call over to `target`.
     async fn transfer(&mut self, target: String, reason: String, context: &TransferContext);
     /// The bot ended the call: the transport hangs up.
@@ -52,12 +53,10 @@ pub trait CallerEdge: Send + 'static {
     async fn media(&mut self) -> Option<CallMedia>;
 }
 
-/// An edge made of channels, for transports that run their own task.
+/// An edge made of channels, for transports that run their own task (they count no media).
 pub struct ChannelEdge {
     pub input: mpsc::Receiver<CallInput>,
     pub output: mpsc::Sender<CallOutput>,
-    /// The transport's promise of media counters, when it counts them.
-    pub media: Option<oneshot::Receiver<CallMedia>>,
 }
 
 #[async_trait]
@@ -66,7 +65,7 @@ impl CallerEdge for ChannelEdge {
         self.input.recv().await
     }
 
-    fn send_audio(&mut self, frame: Frame) {
+    async fn send_audio(&mut self, frame: Frame) {
         // A full channel means the transport stopped reading; it will hang up.
         let _ = self.output.try_send(CallOutput::Audio(frame));
     }
@@ -89,6 +88,6 @@ impl CallerEdge for ChannelEdge {
     }
 
     async fn media(&mut self) -> Option<CallMedia> {
-        self.media.take()?.await.ok()
+        None
     }
 }

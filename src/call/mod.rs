@@ -12,10 +12,11 @@
 //! replay` and `hotline chat` ([`virtual_call::VirtualCall`]). A call can hold more legs than
 //! its caller ([`leg`]): a human agent or a supervisor, bridged to the caller's audio.
 //!
-//! A transport that counts media packets starts the call with
-//! [`Engines::start_call_reporting_media`] and sends its counters once through the
-//! [`MediaReport`] when the line is down; the driver waits for them (at most
-//! [`MEDIA_REPORT_WAIT`]) after the call ends and writes them as the record's `call_end`.
+//! A transport can also hand the driver its edge ([`Engines::start_call_on`] with an
+//! [`edge::CallerEdge`]): the driver then reads and writes it directly, with no task in
+//! between; that is how SIP and WebRTC calls run. After the call the driver asks the edge for
+//! its media counters (at most [`MEDIA_REPORT_WAIT`]) and writes them as the record's
+//! `call_end`.
 //!
 //! Shutdown ([`Engines::close`], [`Engines::end_calls`], [`Engines::wait_idle`]): the server
 //! stops taking calls (transports answer "closed": SIP 503), lets calls in progress finish,
@@ -46,7 +47,6 @@ use crate::dialogue::{
     factory_from_config, CallContext, DialogueError, DialogueFactory, FlowChoice, FlowChoiceError,
 };
 use crate::language::Language;
-use crate::session::event::CallMedia;
 use crate::session::{CallEvent, CallSession, EndReason};
 use crate::tts::{TtsError, TtsService};
 use leg::{LegHandle, LegId, LegRole};
@@ -166,19 +166,6 @@ pub struct CallHandle {
 /// closed without them (the line hangs up in milliseconds; this only bounds a stuck transport).
 pub const MEDIA_REPORT_WAIT: Duration = Duration::from_secs(3);
 
-/// A transport's promise to report the call's media counters once, when its line is down.
-/// Dropping it unsent closes the record without `call_end`.
-#[derive(Debug)]
-pub struct MediaReport(oneshot::Sender<CallMedia>);
-
-impl MediaReport {
-    /// Sends the counters for the record's `call_end`.
-    pub fn send(self, media: CallMedia) {
-        // The call may be gone already (it stopped waiting); then there is nothing to record.
-        let _ = self.0.send(media);
-    }
-}
-
 /// The engines and settings shared by every call.
 pub struct Engines {
     pub config: Config,
@@ -289,31 +276,15 @@ impl Engines {
     /// Starts one call's driver task, for a transport that runs its own task and talks to the
     /// call through channels. Must be called inside a tokio runtime.
     pub fn start_call(self: &Arc<Self>, info: CallInfo) -> Result<CallHandle, CallError> {
-        self.start_channels(info, None)
+        self.start_channels(info)
     }
 
-    /// [`Engines::start_call`] for a transport that counts media packets: the call's record
-    /// ends with `call_end` and the counters sent through the [`MediaReport`].
-    pub fn start_call_reporting_media(
-        self: &Arc<Self>,
-        info: CallInfo,
-    ) -> Result<(CallHandle, MediaReport), CallError> {
-        let (report, media) = oneshot::channel();
-        let handle = self.start_channels(info, Some(media))?;
-        Ok((handle, MediaReport(report)))
-    }
-
-    fn start_channels(
-        self: &Arc<Self>,
-        info: CallInfo,
-        media: Option<oneshot::Receiver<CallMedia>>,
-    ) -> Result<CallHandle, CallError> {
+    fn start_channels(self: &Arc<Self>, info: CallInfo) -> Result<CallHandle, CallError> {
         let (input_tx, input_rx) = mpsc::channel(64);
         let (output_tx, output_rx) = mpsc::channel(64);
         let edge = edge::ChannelEdge {
             input: input_rx,
             output: output_tx,
-            media,
         };
         let started = self.start_call_on(info, Box::new(edge))?;
         Ok(CallHandle {

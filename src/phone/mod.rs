@@ -250,7 +250,7 @@ impl CallerEdge for PhoneEdge {
         Some(self.input(event))
     }
 
-    fn send_audio(&mut self, frame: Frame) {
+    async fn send_audio(&mut self, frame: Frame) {
         let pcm = self.to_line.convert(frame.samples());
         // A full queue means the media task is behind; a frame is dropped, not delayed.
         let _ = self.call.commands.try_send(PhoneCommand::Audio(pcm));

@@ -1,250 +1,287 @@
-//! `WebCallDriver`: the IO task of one WebRTC call. It joins the browser's peer connection to
-//! the call core.
+//! `WebCallDriver`: one WebRTC call's edge ([`CallerEdge`]): the call's driver reads the
+//! browser's media and the page's keys straight from it and writes the bot's audio straight to
+//! it, one hop each way.
 //!
-//! Once media connects, it ticks every 20 ms on tokio's monotonic clock and, per tick, sends the
-//! call exactly one caller frame (decoded Opus, loss concealment or silence) from
-//! [`WebMediaSession`], which each RTP packet reaches with its arrival time. Each bot frame that
-//! comes back is Opus-encoded and written to the bot's track. It also forwards the call's events
-//! to the page's event log (with its own typed `peer_state` events) and the page's keypad and
-//! hang-up to the call.
+//! Once media connects, the edge ticks every 20 ms on tokio's monotonic clock and, per tick,
+//! gives the call exactly one caller frame (decoded Opus, loss concealment or silence) from
+//! [`WebMediaSession`], which each RTP packet reaches with its arrival time. Each bot frame is
+//! Opus-encoded and written to the bot's track. It writes its own typed `peer_state` events to
+//! the page's event log; [`forward_page_events`] copies the call's events there, and ends the
+//! log with `call_ended` once the call's record is closed.
 //!
 //! Ending: whoever ends the call (the caller's hang-up, the bot's `Hangup`, ICE failure, a tab
-//! that vanished, a connect timeout, server shutdown), the driver stops the media, sends the
-//! call's [`MediaReport`] (when the call was started with
-//! [`crate::call::Engines::start_call_reporting_media`]: the record then ends with `call_end`
-//! and these counters, as a phone call's does), tells the call if the call did not end it
-//! itself, lets the call write its last events, closes the peer connection (which ends the
-//! connection's own tasks and frees its socket), and appends the page's end marker
-//! (`call_ended`). The [`WebCallSlot`] and [`PortLease`] it owns are dropped on return, however
-//! it returns. Call-end reasons are stable codes: `caller.hangup`, `webrtc.ice_failed`,
-//! `webrtc.closed`, `webrtc.connect_timeout`, `server.shutdown`, or the bot's own reason.
+//! that vanished, a connect timeout, server shutdown), the edge stops reading media, gives the
+//! call its counters (the record's `call_end`, as a phone call's) and closes the peer
+//! connection (which ends the connection's own tasks and frees its socket). An edge dropped
+//! without that (a call that never started) closes its connection on a task of its own. The
+//! permit and port lease it owns are dropped with it; the registry slot goes with the page's
+//! event forwarding, after `call_ended`. Call-end reasons are stable codes: `caller.hangup`,
+//! `webrtc.ice_failed`, `webrtc.closed`, `webrtc.connect_timeout`, `server.shutdown`, or the
+//! bot's own reason.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use rtc::media::Sample;
 use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit};
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior, Sleep};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::peer_connection::PeerConnection;
 
-use crate::audio::FRAME_DURATION;
-use crate::call::{CallControl, CallHandle, CallInput, CallOutput, MediaReport};
+use crate::audio::{Frame, FRAME_DURATION};
+use crate::call::edge::{CallerEdge, TransferContext};
+use crate::call::CallInput;
 use crate::phone::call_media;
-use crate::session::event::{CallEvent, EventKind, PeerState};
+use crate::session::event::{CallEvent, CallMedia, EventKind, PeerState};
+use crate::session::EndReason;
 
 use super::media::WebMediaSession;
 use super::peer::{PeerEvent, PeerLink};
-use super::ports::PortLease;
 use super::registry::{EventLog, PageCommand, WebCallSlot};
 
-/// How long the call gets to write its last events after a caller-side hang-up.
-const HANGUP_DRAIN: Duration = Duration::from_secs(3);
-
-/// Everything one call's driver owns.
+/// Everything one WebRTC call's edge is made of.
 pub struct WebCallDriver {
-    pub call: CallHandle,
     pub link: PeerLink,
     pub media: WebMediaSession,
     pub commands: mpsc::Receiver<PageCommand>,
+    /// The page's event log (its own `peer_state` events go there).
     pub events: Arc<EventLog>,
     pub connect_timeout: Duration,
     pub shutdown: watch::Receiver<bool>,
-    /// Held for the call's life: its place in the registry and the WebRTC call limit.
-    pub slot: WebCallSlot,
+    /// Held for the call's life: its place in the WebRTC call limit.
     pub permit: OwnedSemaphorePermit,
     /// When the offer arrived, for the time-to-connect figure.
     pub offer_at: Instant,
 }
 
-/// Why the loop stopped.
-enum Ending {
-    /// The bot or the call core ended the call; it has already written its hangup.
-    ByCall(String),
-    /// The caller or the transport ended it; the call must be told.
-    ByEdge(String),
-}
-
 impl WebCallDriver {
-    /// Runs the call to its end, for a call started without a media report (its record has no
-    /// `call_end`).
-    pub async fn run(self) {
-        self.run_to_end(None).await
-    }
-
-    /// Runs the call to its end and reports its media counters through `report` once the
-    /// media stops: the record's `call_end`. For calls started with
-    /// [`crate::call::Engines::start_call_reporting_media`].
-    pub async fn run_reporting_media(self, report: MediaReport) {
-        self.run_to_end(Some(report)).await
-    }
-
-    async fn run_to_end(self, report: Option<MediaReport>) {
-        let WebCallDriver {
-            call,
-            link,
-            mut media,
-            mut commands,
-            events,
-            connect_timeout,
-            mut shutdown,
-            slot,
-            permit,
-            offer_at,
-        } = self;
-        let CallHandle {
-            id,
-            input,
-            control,
-            mut output,
-            events: mut call_events,
-        } = call;
+    /// The edge a call runs on ([`crate::call::Engines::start_call_on`]).
+    pub fn into_edge(self) -> WebEdge {
         let PeerLink {
             peer,
             track,
             payload_type,
             ssrc,
-            events: mut peer_events,
+            events: peer_events,
             lease,
             ..
-        } = link;
-        let call_id = id.to_string();
-        let started = Instant::now();
-        let t_ms = move || started.elapsed().as_millis() as u64;
-        let page_event = |kind: EventKind| CallEvent { t_ms: t_ms(), kind };
-
+        } = self.link;
         let mut ticker = tokio::time::interval(FRAME_DURATION);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let connect_deadline = tokio::time::sleep(connect_timeout);
-        tokio::pin!(connect_deadline);
-        let mut connected = false;
-        let mut call_events_open = true;
+        WebEdge {
+            peer,
+            track,
+            payload_type,
+            ssrc,
+            peer_events,
+            _lease: lease,
+            media: self.media,
+            commands: self.commands,
+            page: self.events,
+            connect_deadline: Box::pin(tokio::time::sleep(self.connect_timeout)),
+            ticker,
+            connected: false,
+            shutdown: self.shutdown,
+            started: Instant::now(),
+            offer_at: self.offer_at,
+            _permit: self.permit,
+            down: false,
+            closed: false,
+        }
+    }
+}
 
-        let ending = loop {
+/// A WebRTC call as its driver sees it. See the module docs.
+pub struct WebEdge {
+    peer: Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticSample>,
+    payload_type: u8,
+    ssrc: u32,
+    peer_events: mpsc::Receiver<PeerEvent>,
+    _lease: super::ports::PortLease,
+    media: WebMediaSession,
+    commands: mpsc::Receiver<PageCommand>,
+    page: Arc<EventLog>,
+    connect_deadline: Pin<Box<Sleep>>,
+    ticker: Interval,
+    connected: bool,
+    shutdown: watch::Receiver<bool>,
+    started: Instant,
+    offer_at: Instant,
+    _permit: OwnedSemaphorePermit,
+    /// The call has ended: no more media is read or written.
+    down: bool,
+    /// The peer connection has been closed.
+    closed: bool,
+}
+
+impl WebEdge {
+    fn page_event(&self, kind: EventKind) {
+        push_event(
+            &self.page,
+            &CallEvent {
+                t_ms: self.started.elapsed().as_millis() as u64,
+                kind,
+            },
+        );
+    }
+
+    /// The caller's side ended the call.
+    fn end(&mut self, reason: EndReason) -> Option<CallInput> {
+        self.down = true;
+        Some(CallInput::Hangup { reason })
+    }
+}
+
+#[async_trait]
+impl CallerEdge for WebEdge {
+    async fn recv(&mut self) -> Option<CallInput> {
+        if self.down {
+            return None;
+        }
+        // Cancel-safe: every branch is, and state changes only in a branch's body.
+        loop {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break Ending::ByEdge("server.shutdown".into()),
-                event = peer_events.recv() => match event {
+                _ = self.shutdown.changed() => return self.end(EndReason::ServerShutdown),
+                event = self.peer_events.recv() => match event {
                     Some(PeerEvent::Rtp(rtp)) => {
-                        let arrival = rtp.received_at.saturating_duration_since(started);
-                        media.push_rtp(&rtp.packet(), arrival.as_millis() as u64);
+                        let arrival = rtp.received_at.saturating_duration_since(self.started);
+                        self.media.push_rtp(&rtp.packet(), arrival.as_millis() as u64);
                     }
                     Some(PeerEvent::Connected) => {
-                        if !connected {
-                            connected = true;
-                            ticker.reset();
-                            let connect_ms = offer_at.elapsed().as_millis() as u64;
-                            tracing::info!(call = %call_id, connect_ms, "webrtc call connected");
-                            push_event(&events, &page_event(EventKind::PeerState {
+                        if !self.connected {
+                            self.connected = true;
+                            self.ticker.reset();
+                            let connect_ms = self.offer_at.elapsed().as_millis() as u64;
+                            tracing::info!(connect_ms, "webrtc call connected");
+                            self.page_event(EventKind::PeerState {
                                 state: PeerState::Connected,
                                 connect_ms: Some(connect_ms),
-                            }));
+                            });
                         }
                     }
-                    Some(PeerEvent::Disconnected) => {
-                        push_event(&events, &page_event(EventKind::PeerState {
-                            state: PeerState::Disconnected,
-                            connect_ms: None,
-                        }));
-                    }
-                    Some(PeerEvent::Failed) => break Ending::ByEdge("webrtc.ice_failed".into()),
-                    Some(PeerEvent::Closed) | None => break Ending::ByEdge("webrtc.closed".into()),
+                    Some(PeerEvent::Disconnected) => self.page_event(EventKind::PeerState {
+                        state: PeerState::Disconnected,
+                        connect_ms: None,
+                    }),
+                    Some(PeerEvent::Failed) => return self.end(EndReason::IceFailed),
+                    Some(PeerEvent::Closed) | None => return self.end(EndReason::WebrtcClosed),
                 },
-                _ = ticker.tick(), if connected => {
-                    let (frame, _) = media.next_caller_frame();
-                    if input.send(CallInput::Audio(frame)).await.is_err() {
-                        break Ending::ByCall("call.ended".into());
-                    }
+                _ = self.ticker.tick(), if self.connected => {
+                    let (frame, _) = self.media.next_caller_frame();
+                    return Some(CallInput::Audio(frame));
                 }
-                out = output.recv() => match out {
-                    Some(CallOutput::Audio(frame)) => {
-                        if !connected {
-                            continue;
-                        }
-                        match media.encode_bot_frame(&frame) {
-                            Ok(opus) => {
-                                let sample = Sample {
-                                    data: opus.into(),
-                                    duration: FRAME_DURATION,
-                                    ..Sample::new(Instant::now())
-                                };
-                                if let Err(e) = track.sample_writer(ssrc, payload_type)
-                                    .write_sample(&sample).await {
-                                    tracing::debug!(call = %call_id, error = %e, "bot audio write failed");
-                                }
-                            }
-                            Err(e) => tracing::warn!(call = %call_id, error = %e, "opus encode failed"),
-                        }
-                    }
-                    // The session has recorded the `transfer` event (the page shows it); a web
-                    // call cannot be handed over, so it ends as the call decides.
-                    Some(CallOutput::Transfer { .. }) => {}
-                    Some(CallOutput::Hangup { reason }) => break Ending::ByCall(reason.code().to_string()),
-                    None => break Ending::ByCall("call.ended".into()),
+                command = self.commands.recv() => match command {
+                    Some(PageCommand::Dtmf(digit)) => return Some(CallInput::Dtmf(digit)),
+                    Some(PageCommand::Hangup) | None => return self.end(EndReason::CallerHangup),
                 },
-                event = call_events.recv(), if call_events_open => match event {
-                    Ok(event) => push_event(&events, &event),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(call = %call_id, skipped = n, "page event stream lagged");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => call_events_open = false,
-                },
-                command = commands.recv() => match command {
-                    Some(PageCommand::Dtmf(digit)) => {
-                        if input.send(CallInput::Dtmf(digit)).await.is_err() {
-                            break Ending::ByCall("call.ended".into());
-                        }
-                    }
-                    Some(PageCommand::Hangup) | None => break Ending::ByEdge("caller.hangup".into()),
-                },
-                _ = &mut connect_deadline, if !connected => {
-                    break Ending::ByEdge("webrtc.connect_timeout".into());
+                _ = &mut self.connect_deadline, if !self.connected => {
+                    return self.end(EndReason::ConnectTimeout);
                 }
             }
-        };
-
-        // The line is down: no more media is read or written, so the counters are final. The
-        // call's record takes them as its `call_end`, after its `hangup`.
-        let counters = media.counters();
-        if let Some(report) = report {
-            report.send(call_media(&counters));
         }
-        let reason = match ending {
-            Ending::ByCall(reason) => reason,
-            Ending::ByEdge(reason) => {
-                // The call may have ended on its own meanwhile.
-                let _ = control.send(CallControl::Hangup {
-                    reason: reason.as_str().into(),
-                });
-                // Let the call finish: it answers pending frames and writes its hangup event.
-                let drain = tokio::time::sleep(HANGUP_DRAIN);
-                tokio::pin!(drain);
-                loop {
-                    tokio::select! {
-                        out = output.recv() => if out.is_none() { break },
-                        event = call_events.recv(), if call_events_open => match event {
-                            Ok(event) => push_event(&events, &event),
-                            Err(broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(broadcast::error::RecvError::Closed) => call_events_open = false,
-                        },
-                        _ = &mut drain => break,
-                    }
-                }
-                reason
-            }
-        };
-        while let Ok(event) = call_events.try_recv() {
-            push_event(&events, &event);
-        }
-        drop(input);
-        if let Err(e) = peer.close().await {
-            tracing::debug!(call = %call_id, error = %e, "peer close");
-        }
-        tracing::info!(call = %call_id, %reason, ?counters, "webrtc call ended");
-        match serde_json::to_string(&page_event(EventKind::CallEnded { reason })) {
-            Ok(json) => events.end(json),
-            Err(e) => tracing::warn!(error = %e, "call_ended does not serialize"),
-        }
-        drop::<(WebCallSlot, OwnedSemaphorePermit, PortLease)>((slot, permit, lease));
     }
+
+    async fn send_audio(&mut self, frame: Frame) {
+        if !self.connected || self.down {
+            return;
+        }
+        match self.media.encode_bot_frame(&frame) {
+            Ok(opus) => {
+                let sample = Sample {
+                    data: opus.into(),
+                    duration: FRAME_DURATION,
+                    ..Sample::new(Instant::now())
+                };
+                if let Err(e) = self
+                    .track
+                    .sample_writer(self.ssrc, self.payload_type)
+                    .write_sample(&sample)
+                    .await
+                {
+                    tracing::debug!(error = %e, "bot audio write failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "opus encode failed"),
+        }
+    }
+
+    // The session has recorded the `transfer` event (the page shows it); a web call cannot be
+    // handed over, so it ends as the call decides.
+    async fn transfer(&mut self, _target: String, _reason: String, _context: &TransferContext) {}
+
+    async fn hangup(&mut self, _reason: &EndReason) {
+        self.down = true;
+    }
+
+    async fn media(&mut self) -> Option<CallMedia> {
+        // The line is down: no more media is read or written, so the counters are final.
+        self.down = true;
+        let counters = self.media.counters();
+        self.closed = true;
+        if let Err(e) = self.peer.close().await {
+            tracing::debug!(error = %e, "peer close");
+        }
+        tracing::info!(?counters, "webrtc call ended");
+        Some(call_media(&counters))
+    }
+}
+
+impl Drop for WebEdge {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // A call that never ran (or a driver that stopped early): close the connection so its
+        // tasks end and its socket is freed.
+        let peer = Arc::clone(&self.peer);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = peer.close().await {
+                    tracing::debug!(error = %e, "peer close");
+                }
+            });
+        }
+    }
+}
+
+/// Copies a web call's events to its page's log until the call's record is closed, then ends
+/// the log with `call_ended` (the hang-up's reason) and gives back the call's registry slot.
+pub async fn forward_page_events(
+    mut call_events: broadcast::Receiver<CallEvent>,
+    log: Arc<EventLog>,
+    slot: WebCallSlot,
+) {
+    let started = Instant::now();
+    let mut reason = EndReason::TransportClosed;
+    loop {
+        match call_events.recv().await {
+            Ok(event) => {
+                if let EventKind::Hangup { reason: r } = &event.kind {
+                    reason = r.clone();
+                }
+                push_event(&log, &event);
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "page event stream lagged");
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    let end = CallEvent {
+        t_ms: started.elapsed().as_millis() as u64,
+        kind: EventKind::CallEnded {
+            reason: reason.code().to_string(),
+        },
+    };
+    match serde_json::to_string(&end) {
+        Ok(json) => log.end(json),
+        Err(e) => tracing::warn!(error = %e, "call_ended does not serialize"),
+    }
+    drop(slot);
 }
 
 /// Appends one call event, serialized exactly as in `events.jsonl`.
@@ -328,17 +365,31 @@ mod tests {
             codec: Some("opus/48000".into()),
             ..CallInfo::default()
         };
-        let (call, report) = engines
-            .start_call_reporting_media(info)
-            .expect("the call starts");
-        let call_id = call.id.to_string();
-
         let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), None);
         let (link, network) = unnegotiated_link(pool.lease().expect("port"))
             .await
             .expect("peer connection");
         let (commands_tx, commands) = mpsc::channel(8);
         let events = Arc::new(EventLog::new());
+        let permit = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a permit");
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let edge = WebCallDriver {
+            link,
+            media: WebMediaSession::new().expect("opus"),
+            commands,
+            events: Arc::clone(&events),
+            connect_timeout: Duration::from_secs(10),
+            shutdown,
+            permit,
+            offer_at: Instant::now(),
+        }
+        .into_edge();
+        let started = engines
+            .start_call_on(info, Box::new(edge))
+            .expect("the call starts");
+        let call_id = started.id.to_string();
         let slot = Arc::new(WebCalls::default()).insert(
             call_id.clone(),
             WebCallEntry {
@@ -346,23 +397,11 @@ mod tests {
                 events: Arc::clone(&events),
             },
         );
-        let permit = Arc::new(Semaphore::new(1))
-            .try_acquire_owned()
-            .expect("a permit");
-        let (_shutdown_tx, shutdown) = watch::channel(false);
-        let driver = WebCallDriver {
-            call,
-            link,
-            media: WebMediaSession::new().expect("opus"),
-            commands,
-            events: Arc::clone(&events),
-            connect_timeout: Duration::from_secs(10),
-            shutdown,
+        let running = tokio::spawn(forward_page_events(
+            started.events,
+            Arc::clone(&events),
             slot,
-            permit,
-            offer_at: Instant::now(),
-        };
-        let running = tokio::spawn(driver.run_reporting_media(report));
+        ));
 
         network.send(PeerEvent::Connected).await.expect("driver");
         for (i, payload) in caller_packets().into_iter().enumerate() {
@@ -381,8 +420,8 @@ mod tests {
         commands_tx.send(PageCommand::Hangup).await.expect("driver");
         tokio::time::timeout(Duration::from_secs(20), running)
             .await
-            .expect("the driver ends")
-            .expect("the driver does not panic");
+            .expect("the call ends")
+            .expect("the page's events end");
 
         let record = record_with_call_end(&records.path().join(&call_id)).await;
         let last = record.last().expect("events");

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use crate::call::{CallError, CallInfo};
 use crate::language::Language;
 
-use super::driver::WebCallDriver;
+use super::driver::{forward_page_events, WebCallDriver};
 use super::media::WebMediaSession;
 use super::peer::{self, PeerError};
 use super::registry::{self, WebCallEntry};
@@ -124,10 +124,24 @@ pub(super) async fn start_web_call(
         vars,
         tracks_transfers: false,
     };
-    let (call, media_report) = match state.engines.start_call_reporting_media(info) {
+    let answer = link.answer_sdp.clone();
+    let (commands_tx, commands_rx) = mpsc::channel(32);
+    let events = Arc::new(registry::EventLog::new());
+    let edge = WebCallDriver {
+        link,
+        media,
+        commands: commands_rx,
+        events: Arc::clone(&events),
+        connect_timeout: Duration::from_millis(state.config.connect_timeout_ms),
+        shutdown: state.shutdown.clone(),
+        permit,
+        offer_at,
+    }
+    .into_edge();
+    // A refused call drops its edge, which closes the peer connection.
+    let started = match state.engines.start_call_on(info, Box::new(edge)) {
         Ok(started) => started,
         Err(e) => {
-            let _ = link.peer.close().await;
             return Err(match e {
                 CallError::Busy { .. } => ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -151,10 +165,7 @@ pub(super) async fn start_web_call(
             });
         }
     };
-    let call_id = call.id.to_string();
-    let answer = link.answer_sdp.clone();
-    let (commands_tx, commands_rx) = mpsc::channel(32);
-    let events = Arc::new(registry::EventLog::new());
+    let call_id = started.id.to_string();
     let slot = state.calls.insert(
         call_id.clone(),
         WebCallEntry {
@@ -162,19 +173,7 @@ pub(super) async fn start_web_call(
             events: Arc::clone(&events),
         },
     );
-    let driver = WebCallDriver {
-        call,
-        link,
-        media,
-        commands: commands_rx,
-        events,
-        connect_timeout: Duration::from_millis(state.config.connect_timeout_ms),
-        shutdown: state.shutdown.clone(),
-        slot,
-        permit,
-        offer_at,
-    };
-    tokio::spawn(driver.run_reporting_media(media_report));
+    tokio::spawn(forward_page_events(started.events, events, slot));
     tracing::info!(call = %call_id, answer_ms = offer_at.elapsed().as_millis() as u64, "webrtc offer answered");
     Ok((call_id, answer))
 }
