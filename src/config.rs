@@ -69,6 +69,29 @@ pub struct SessionConfig {
     pub partial_interval_ms: u64,
     /// Silence after the bot finishes before the dialogue hears "no input".
     pub no_input_timeout_ms: u64,
+    /// How the end of the caller's turn is decided: `silence` (a fixed `endpoint_silence_ms`),
+    /// `smart_turn` (the learned end-of-turn model; an error at start-up when it is not
+    /// installed) or `auto` (the model when installed, else silence).
+    pub end_of_turn: EndOfTurnKind,
+    /// With the model: the silence after which it is asked whether the turn is complete.
+    pub turn_check_ms: u64,
+    /// With the model: the probability from which a turn counts as complete (it ends at once).
+    pub turn_complete_threshold: f32,
+    /// With the model: the longest silence a turn the model thinks unfinished waits for.
+    pub turn_max_silence_ms: u64,
+}
+
+/// How the end of a caller's turn is decided (`session.end_of_turn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EndOfTurnKind {
+    /// The learned model when it is installed, else silence.
+    Auto,
+    /// The learned end-of-turn model (Smart Turn); start-up fails when it is missing.
+    SmartTurn,
+    /// A fixed silence (`endpoint_silence_ms`).
+    #[default]
+    Silence,
 }
 
 impl Default for SessionConfig {
@@ -83,6 +106,10 @@ impl Default for SessionConfig {
             barge_in_grace_ms: 0,
             partial_interval_ms: 2_000,
             no_input_timeout_ms: 8_000,
+            end_of_turn: EndOfTurnKind::Silence,
+            turn_check_ms: 200,
+            turn_complete_threshold: 0.5,
+            turn_max_silence_ms: 1_500,
         }
     }
 }
@@ -251,6 +278,18 @@ impl Config {
             return Err(invalid(
                 "session.endpoint_silence_ms",
                 "must be at least 100",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.session.turn_complete_threshold) {
+            return Err(invalid(
+                "session.turn_complete_threshold",
+                "must be between 0 and 1",
+            ));
+        }
+        if self.session.turn_check_ms >= self.session.turn_max_silence_ms {
+            return Err(invalid(
+                "session.turn_check_ms",
+                "must be shorter than session.turn_max_silence_ms",
             ));
         }
         if self.asr.workers == 0 {

@@ -18,4 +18,5 @@ pub mod serve;
 pub mod session;
 pub mod talk;
 pub mod tts;
+pub mod turn;
 pub mod web;

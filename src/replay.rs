@@ -97,6 +97,9 @@ pub fn replay(
         Some(&engines.tts),
         Timing::Measured,
     );
+    if let Some(model) = &engines.turn {
+        call = call.with_turn_model(model);
+    }
     let wall = Instant::now();
     let mut caller = Caller::Waiting {
         since: None,

@@ -501,3 +501,96 @@ fn words_recognized_before_a_hangup_stay_in_the_record() {
         vec!["the child almost hurt the small dog".to_string()]
     );
 }
+
+/// The end-of-turn policy on virtual time: the session asks about a pause after
+/// `turn_check_ms`, ends a turn judged complete at once, lets one judged unfinished wait up to
+/// `turn_max_silence_ms`, and drops a judgement about a pause the caller has since broken. The
+/// model's answers are the test's: this is the session's side of the model.
+#[test]
+fn the_end_of_turn_model_ends_complete_turns_early_and_waits_on_unfinished_ones() {
+    let config = SessionConfig {
+        turn_check_ms: 200,
+        turn_max_silence_ms: 1_500,
+        ..SessionConfig::default()
+    };
+    let asked = |h: &Harness| -> Vec<(Duration, TurnId)> {
+        h.outputs
+            .iter()
+            .filter_map(|(at, o)| match o {
+                SessionOutput::PredictTurnEnd { turn, .. } => Some((*at, *turn)),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // Judged complete: the turn ends when the answer comes, long before any fixed endpoint.
+    let mut h = Harness::new(config.clone());
+    h.session.use_turn_model(true);
+    h.silence(500);
+    for f in &speech() {
+        h.feed(f);
+    }
+    let spoke_until = h.now;
+    h.silence(300);
+    let questions = asked(&h);
+    assert_eq!(questions.len(), 1, "one question per pause");
+    let (asked_at, turn) = questions[0];
+    assert!(asked_at.saturating_sub(spoke_until) <= Duration::from_millis(300));
+    assert!(
+        h.final_requests().is_empty(),
+        "no endpoint before the answer"
+    );
+    h.session.handle_turn_prediction(turn, 0.93, h.now);
+    h.drain();
+    assert_eq!(h.final_requests().len(), 1, "a complete turn ends at once");
+    let (_, judged) = h
+        .first("turn_prediction")
+        .expect("the judgement is recorded");
+    assert!(matches!(
+        judged,
+        EventKind::TurnPrediction { complete: true, .. }
+    ));
+
+    // Judged unfinished: the pause may go on past the fixed endpoint (600 ms), and the turn
+    // ends only at the longest silence.
+    let mut h = Harness::new(config.clone());
+    h.session.use_turn_model(true);
+    h.silence(500);
+    for f in &speech() {
+        h.feed(f);
+    }
+    let spoke_until = h.now;
+    h.silence(300);
+    let (_, turn) = asked(&h)[0];
+    h.session.handle_turn_prediction(turn, 0.08, h.now);
+    h.drain();
+    h.silence(700);
+    assert!(h.final_requests().is_empty(), "an unfinished turn waits");
+    h.silence(700);
+    // 1.7 s of silence in all: the longest silence (1.5 s) has ended it.
+    let (ended_at, _) = h
+        .first("speech_end")
+        .expect("the turn ends at the longest silence");
+    assert!(ended_at > spoke_until + Duration::from_millis(1_000));
+
+    // A stale judgement: the caller went on speaking before the answer came.
+    let mut h = Harness::new(config);
+    h.session.use_turn_model(true);
+    h.silence(500);
+    let frames = speech();
+    for f in &frames {
+        h.feed(f);
+    }
+    h.silence(300);
+    let (_, turn) = asked(&h)[0];
+    for f in frames.iter().take(25) {
+        h.feed(f);
+    }
+    h.session.handle_turn_prediction(turn, 0.99, h.now);
+    h.drain();
+    assert!(
+        h.first("turn_prediction").is_none(),
+        "a judgement about a broken pause is dropped"
+    );
+    assert!(h.final_requests().is_empty());
+}

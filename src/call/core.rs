@@ -26,6 +26,7 @@ use crate::session::{
     AudioEndReason, CallEvent, CallSession, ErrorCode, EventKind, SessionOutput, TurnId,
 };
 use crate::tts::{TtsChunk, TtsError};
+use crate::turn::{TurnError, TurnPrediction};
 
 use super::edge::TransferContext;
 use super::record::{CallRecord, RecordError};
@@ -50,6 +51,10 @@ pub enum EngineResult {
         turn: TurnId,
         pcm: Vec<i16>,
         last: bool,
+    },
+    TurnPrediction {
+        turn: TurnId,
+        probability: f32,
     },
     Error {
         turn: TurnId,
@@ -86,6 +91,26 @@ impl EngineResult {
                 is_final,
                 text: String::new(),
             }
+        }
+    }
+
+    /// The end-of-turn model's outcome for a pause in `turn`. `None` means the worker stopped.
+    pub fn turn(turn: TurnId, outcome: Option<Result<TurnPrediction, TurnError>>) -> Self {
+        match outcome {
+            Some(Ok(prediction)) => EngineResult::TurnPrediction {
+                turn,
+                probability: prediction.probability,
+            },
+            Some(Err(e)) => EngineResult::Error {
+                turn,
+                code: ErrorCode::TurnFailed,
+                message: e.to_string(),
+            },
+            None => EngineResult::Error {
+                turn,
+                code: ErrorCode::TurnFailed,
+                message: "end-of-turn worker stopped".into(),
+            },
         }
     }
 
@@ -241,6 +266,9 @@ impl CallCore {
             EngineResult::BotTurn { turn, bot } => session.handle_bot_turn(turn, bot, now),
             EngineResult::BotAudio { turn, pcm, last } => {
                 session.handle_bot_audio(turn, &pcm, last, now)
+            }
+            EngineResult::TurnPrediction { turn, probability } => {
+                session.handle_turn_prediction(turn, probability, now)
             }
             EngineResult::Error {
                 turn,

@@ -270,6 +270,18 @@ impl Running {
                         let _ = results.send(EngineResult::asr(turn, is_final, outcome));
                     });
                 }
+                Work::PredictTurnEnd { turn, pcm } => {
+                    let Some(model) = self.engines.turn.as_ref() else {
+                        // Not asked for without a model; a pause then just waits.
+                        continue;
+                    };
+                    let rx = model.submit(pcm);
+                    let results = results.clone();
+                    tokio::spawn(async move {
+                        let outcome = rx.await.ok();
+                        let _ = results.send(EngineResult::turn(turn, outcome));
+                    });
+                }
                 Work::Converse { turn, input } => {
                     current_turn.store(self.core.session().turn().0, Ordering::SeqCst);
                     let dialogue = self.dialogue.clone();

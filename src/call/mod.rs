@@ -43,12 +43,14 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::asr::{AsrError, AsrPool};
 use crate::audio::Frame;
 use crate::config::Config;
+use crate::config::EndOfTurnKind;
 use crate::dialogue::{
     factory_from_config, CallContext, DialogueError, DialogueFactory, FlowChoice, FlowChoiceError,
 };
 use crate::language::Language;
 use crate::session::{CallEvent, CallSession, EndReason};
 use crate::tts::{TtsError, TtsService};
+use crate::turn::{TurnError, TurnService};
 use leg::{LegHandle, LegId, LegRole};
 
 /// A call's id: unique within this server, and the name of its record folder.
@@ -70,6 +72,8 @@ pub enum EngineError {
     Tts(#[from] TtsError),
     #[error("dialogue: {0}")]
     Dialogue(#[from] DialogueError),
+    #[error("end of turn: {0}")]
+    Turn(#[from] TurnError),
 }
 
 /// A call could not start.
@@ -172,6 +176,8 @@ pub struct Engines {
     pub asr: AsrPool,
     pub tts: TtsService,
     pub dialogue: Arc<dyn DialogueFactory>,
+    /// The learned end-of-turn model, when `session.end_of_turn` chose it.
+    pub turn: Option<TurnService>,
     active: Arc<AtomicUsize>,
     next_id: AtomicU64,
     calls: Arc<CallRegistry>,
@@ -222,11 +228,13 @@ impl Engines {
         let dialogue = factory_from_config(&config.dialogue, config.language)?;
         let asr = AsrPool::new(&config.asr)?;
         let tts = TtsService::new(&config.tts)?;
+        let turn = load_turn_model(config.session.end_of_turn)?;
         Ok(Arc::new(Self {
             config,
             asr,
             tts,
             dialogue,
+            turn,
             active: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
             calls: Arc::new(CallRegistry::default()),
@@ -326,6 +334,7 @@ impl Engines {
         };
         let mut session = CallSession::new(self.config.session.clone(), language);
         session.track_transfers(info.tracks_transfers);
+        session.use_turn_model(self.turn.is_some());
         let registration = {
             let mut controls = self.calls.controls();
             controls.insert(id.0.clone(), control_tx.clone());
@@ -365,6 +374,35 @@ pub struct StartedCall {
     pub id: CallId,
     pub control: mpsc::UnboundedSender<CallControl>,
     pub events: broadcast::Receiver<CallEvent>,
+}
+
+/// The end-of-turn model `session.end_of_turn` asks for, saying which and why.
+fn load_turn_model(kind: EndOfTurnKind) -> Result<Option<TurnService>, EngineError> {
+    match kind {
+        EndOfTurnKind::Silence => {
+            tracing::info!(
+                "end of turn: a fixed silence, because session.end_of_turn = \"silence\""
+            );
+            Ok(None)
+        }
+        EndOfTurnKind::SmartTurn => {
+            let model = TurnService::from_cache()?;
+            tracing::info!("end of turn: Smart Turn, because session.end_of_turn = \"smart_turn\"");
+            Ok(Some(model))
+        }
+        EndOfTurnKind::Auto => {
+            match TurnService::from_cache() {
+                Ok(model) => {
+                    tracing::info!("end of turn: Smart Turn, because session.end_of_turn = \"auto\" and it is installed");
+                    Ok(Some(model))
+                }
+                Err(e) => {
+                    tracing::info!("end of turn: a fixed silence, because session.end_of_turn = \"auto\" and {e}");
+                    Ok(None)
+                }
+            }
+        }
+    }
 }
 
 /// One place in the call limit, given back when dropped.

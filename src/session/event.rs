@@ -84,6 +84,13 @@ pub enum EventKind {
     /// The hand-over failed (refused, busy, no answer); the call stays with the bot. `reason` is
     /// a stable code such as `transfer.refused.603` or `transfer.failed.486`.
     TransferFailed { target: String, reason: String },
+    /// The end-of-turn model's judgement of a pause in the caller's speech: `complete` ends
+    /// the turn at once; otherwise the session waits longer for the caller to go on.
+    TurnPrediction {
+        turn: TurnId,
+        probability: f32,
+        complete: bool,
+    },
     /// The latency breakdown of one bot turn, measured on the call clock.
     TurnLatency {
         turn: TurnId,
@@ -162,6 +169,7 @@ impl EventKind {
             EventKind::Dtmf { .. } => "dtmf",
             EventKind::Transfer { .. } => "transfer",
             EventKind::TransferFailed { .. } => "transfer_failed",
+            EventKind::TurnPrediction { .. } => "turn_prediction",
             EventKind::TurnLatency { .. } => "turn_latency",
             EventKind::KnowledgeGap { .. } => "knowledge_gap",
             EventKind::Error { .. } => "error",

@@ -39,6 +39,8 @@ pub use reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind};
 const SAMPLES_PER_MS: usize = (SAMPLE_RATE_HZ / 1000) as usize;
 /// The longest window sent for a partial transcript.
 const PARTIAL_WINDOW_MS: usize = 8_000;
+/// The audio the end-of-turn model judges: the utterance's last 8 s.
+const TURN_WINDOW_MS: usize = 8_000;
 
 /// Something the session wants done. The driver performs it and feeds the result back.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +55,9 @@ pub enum SessionOutput {
         grammar: Option<Grammar>,
         language: Language,
     },
+    /// Ask the end-of-turn model whether the caller has finished (the utterance so far, its
+    /// last 8 s at most); answer with [`CallSession::handle_turn_prediction`].
+    PredictTurnEnd { turn: TurnId, pcm: Vec<i16> },
     /// Ask the dialogue; answer with [`CallSession::handle_bot_turn`].
     Converse { turn: TurnId, input: CallerInput },
     /// Synthesize these prompts; feed audio with [`CallSession::handle_bot_audio`].
@@ -153,6 +158,12 @@ pub struct CallSession {
     baseline_db: Option<f32>,
     utterance_energy: f64,
     utterance_frames: u32,
+    /// An end-of-turn model answers [`SessionOutput::PredictTurnEnd`].
+    turn_model: bool,
+    /// The pause the model was asked about: the last voiced frame's time, while it thinks.
+    turn_asked_at: Option<Duration>,
+    /// The model judged the current pause unfinished: wait up to `turn_max_silence_ms`.
+    turn_unsure: bool,
     outputs: VecDeque<SessionOutput>,
     ended: bool,
     /// The transport tells us whether a transfer happened.
@@ -206,6 +217,9 @@ impl CallSession {
             baseline_db: None,
             utterance_energy: 0.0,
             utterance_frames: 0,
+            turn_model: false,
+            turn_asked_at: None,
+            turn_unsure: false,
             outputs: VecDeque::new(),
             ended: false,
             tracks_transfers: false,
@@ -228,6 +242,42 @@ impl CallSession {
             self.no_input_at = None;
         } else {
             self.arm_no_input(now);
+        }
+    }
+
+    /// Whether an end-of-turn model answers [`SessionOutput::PredictTurnEnd`] (the driver
+    /// says so when one is loaded). Without one, a fixed `endpoint_silence_ms` ends a turn.
+    pub fn use_turn_model(&mut self, on: bool) {
+        self.turn_model = on;
+    }
+
+    /// The end-of-turn model's answer for the pause it was asked about in `turn`: at or above
+    /// `turn_complete_threshold` the turn ends now; below it, the pause may last up to
+    /// `turn_max_silence_ms`. An answer for a pause the caller has since broken is stale.
+    pub fn handle_turn_prediction(&mut self, turn: TurnId, probability: f32, now: Duration) {
+        if self.ended || turn != self.turn {
+            return;
+        }
+        let Speech::Speaking { last_voice, .. } = self.speech else {
+            return;
+        };
+        if self.turn_asked_at != Some(last_voice) {
+            return; // the caller spoke again meanwhile
+        }
+        self.turn_asked_at = None;
+        let complete = probability >= self.config.turn_complete_threshold;
+        self.emit(
+            now,
+            EventKind::TurnPrediction {
+                turn,
+                probability,
+                complete,
+            },
+        );
+        if complete {
+            self.end_utterance(last_voice, now);
+        } else {
+            self.turn_unsure = true;
         }
     }
 
@@ -584,6 +634,11 @@ impl CallSession {
                 message: message.to_string(),
             },
         );
+        if code.kind() == ErrorKind::Turn && turn == self.turn {
+            // No judgement: the pause may last the longest silence.
+            self.turn_asked_at = None;
+            self.turn_unsure = true;
+        }
         if code.kind() == ErrorKind::Asr {
             // A failed final recognition counts as "heard nothing" for its utterance, so the
             // request still completes and the dialogue can reprompt.
@@ -727,15 +782,47 @@ impl CallSession {
                 };
                 let silence = now.saturating_sub(last_voice);
                 let length = now.saturating_sub(started);
-                if silence >= Duration::from_millis(self.config.endpoint_silence_ms)
+                if voiced {
+                    // The pause, if any, is broken: the next one is judged afresh.
+                    self.turn_asked_at = None;
+                    self.turn_unsure = false;
+                }
+                if silence >= self.endpoint_wait()
                     || length >= Duration::from_millis(self.config.max_utterance_ms)
                 {
                     self.end_utterance(last_voice, now);
                 } else if voiced {
                     self.maybe_partial();
+                } else if self.turn_model
+                    && self.turn_asked_at.is_none()
+                    && !self.turn_unsure
+                    && silence >= Duration::from_millis(self.config.turn_check_ms)
+                {
+                    self.ask_turn_model(last_voice);
                 }
             }
         }
+    }
+
+    /// The silence that ends a turn: the fixed endpoint without a model; with one, the longest
+    /// wait (the model ends a complete turn earlier, see [`CallSession::handle_turn_prediction`]).
+    fn endpoint_wait(&self) -> Duration {
+        if self.turn_model {
+            Duration::from_millis(self.config.turn_max_silence_ms)
+        } else {
+            Duration::from_millis(self.config.endpoint_silence_ms)
+        }
+    }
+
+    /// Asks the end-of-turn model about the pause that began after `last_voice`.
+    fn ask_turn_model(&mut self, last_voice: Duration) {
+        self.turn_asked_at = Some(last_voice);
+        let window = TURN_WINDOW_MS * SAMPLES_PER_MS;
+        let start = self.utterance.len().saturating_sub(window);
+        self.outputs.push_back(SessionOutput::PredictTurnEnd {
+            turn: self.turn,
+            pcm: self.utterance[start..].to_vec(),
+        });
     }
 
     fn push_preroll(&mut self, frame: &Frame) {
@@ -789,6 +876,8 @@ impl CallSession {
 
     fn end_utterance(&mut self, last_voice: Duration, now: Duration) {
         self.speech = Speech::Quiet { voiced: 0 };
+        self.turn_asked_at = None;
+        self.turn_unsure = false;
         // Keep a little audio after the last voiced frame; drop the rest of the silence.
         let trailing_ms = now.saturating_sub(last_voice).as_millis() as usize;
         let keep_after_ms = 200usize;

@@ -154,6 +154,7 @@ pub enum ErrorKind {
     Dialogue,
     Tts,
     Flow,
+    Turn,
 }
 
 /// A recoverable engine error (`error.code`); the call goes on.
@@ -171,6 +172,10 @@ pub enum ErrorCode {
     /// A changed flow file did not load; the previous version stays (`flow.reload`).
     #[serde(rename = "flow.reload")]
     FlowReload,
+    /// The end-of-turn model failed on a pause; the turn waits the longest silence
+    /// (`turn.failed`).
+    #[serde(rename = "turn.failed")]
+    TurnFailed,
 }
 
 impl ErrorCode {
@@ -181,6 +186,7 @@ impl ErrorCode {
             ErrorCode::DialogueFailed => "dialogue.failed",
             ErrorCode::TtsFailed => "tts.failed",
             ErrorCode::FlowReload => "flow.reload",
+            ErrorCode::TurnFailed => "turn.failed",
         }
     }
 
@@ -191,6 +197,7 @@ impl ErrorCode {
             ErrorCode::DialogueFailed => ErrorKind::Dialogue,
             ErrorCode::TtsFailed => ErrorKind::Tts,
             ErrorCode::FlowReload => ErrorKind::Flow,
+            ErrorCode::TurnFailed => ErrorKind::Turn,
         }
     }
 }
@@ -258,6 +265,7 @@ mod tests {
             ErrorCode::DialogueFailed,
             ErrorCode::TtsFailed,
             ErrorCode::FlowReload,
+            ErrorCode::TurnFailed,
         ] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.code()));
