@@ -506,6 +506,20 @@ fn words_recognized_before_a_hangup_stay_in_the_record() {
 /// `turn_check_ms`, ends a turn judged complete at once, lets one judged unfinished wait up to
 /// `turn_max_silence_ms`, and drops a judgement about a pause the caller has since broken. The
 /// model's answers are the test's: this is the session's side of the model.
+/// A session with an end-of-turn model after the caller said a sentence and paused 300 ms;
+/// also when the sentence ended.
+fn paused_with_model(config: &SessionConfig) -> (Harness, Duration) {
+    let mut h = Harness::new(config.clone());
+    h.session.use_turn_model(true);
+    h.silence(500);
+    for f in &speech() {
+        h.feed(f);
+    }
+    let spoke_until = h.now;
+    h.silence(300);
+    (h, spoke_until)
+}
+
 #[test]
 fn the_end_of_turn_model_ends_complete_turns_early_and_waits_on_unfinished_ones() {
     let config = SessionConfig {
@@ -524,14 +538,7 @@ fn the_end_of_turn_model_ends_complete_turns_early_and_waits_on_unfinished_ones(
     };
 
     // Judged complete: the turn ends when the answer comes, long before any fixed endpoint.
-    let mut h = Harness::new(config.clone());
-    h.session.use_turn_model(true);
-    h.silence(500);
-    for f in &speech() {
-        h.feed(f);
-    }
-    let spoke_until = h.now;
-    h.silence(300);
+    let (mut h, spoke_until) = paused_with_model(&config);
     let questions = asked(&h);
     assert_eq!(questions.len(), 1, "one question per pause");
     let (asked_at, turn) = questions[0];
@@ -553,14 +560,7 @@ fn the_end_of_turn_model_ends_complete_turns_early_and_waits_on_unfinished_ones(
 
     // Judged unfinished: the pause may go on past the fixed endpoint (600 ms), and the turn
     // ends only at the longest silence.
-    let mut h = Harness::new(config.clone());
-    h.session.use_turn_model(true);
-    h.silence(500);
-    for f in &speech() {
-        h.feed(f);
-    }
-    let spoke_until = h.now;
-    h.silence(300);
+    let (mut h, spoke_until) = paused_with_model(&config);
     let (_, turn) = asked(&h)[0];
     h.session.handle_turn_prediction(turn, 0.08, h.now);
     h.drain();
@@ -574,14 +574,8 @@ fn the_end_of_turn_model_ends_complete_turns_early_and_waits_on_unfinished_ones(
     assert!(ended_at > spoke_until + Duration::from_millis(1_000));
 
     // A stale judgement: the caller went on speaking before the answer came.
-    let mut h = Harness::new(config);
-    h.session.use_turn_model(true);
-    h.silence(500);
+    let (mut h, _) = paused_with_model(&config);
     let frames = speech();
-    for f in &frames {
-        h.feed(f);
-    }
-    h.silence(300);
     let (_, turn) = asked(&h)[0];
     for f in frames.iter().take(25) {
         h.feed(f);
