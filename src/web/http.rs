@@ -140,6 +140,9 @@ pub(super) async fn post_offer(
     }
 }
 
+/// An oversized offer up to this size is read (and dropped) before the 413 is sent.
+const DRAIN_BEFORE_REFUSING_BYTES: usize = 256 * 1024;
+
 /// Checks and reads the offer's body and the caller's choice, then answers it.
 async fn post_offer_inner(
     state: &WebState,
@@ -171,6 +174,11 @@ async fn post_offer_inner(
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
     {
         if len > limit {
+            // Read a modest body to its end before refusing it, so the caller gets the 413
+            // rather than a connection reset while still sending; a huge one is cut off.
+            if len <= DRAIN_BEFORE_REFUSING_BYTES {
+                let _ = axum::body::to_bytes(body, DRAIN_BEFORE_REFUSING_BYTES).await;
+            }
             return Err(too_large());
         }
     }
