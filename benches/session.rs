@@ -60,7 +60,7 @@ fn session_tick(c: &mut Criterion) {
                     now,
                 );
             }
-            session.handle_bot_audio(session.turn(), frame.samples(), false, now);
+            session.handle_bot_audio(session.turn(), frame.samples(), "", false, now);
             let out = session.handle_audio(&frame, now);
             while session.poll_output().is_some() {}
             now += FRAME_DURATION;

@@ -63,8 +63,22 @@ pub struct SessionConfig {
     pub preroll_ms: u64,
     /// Caller speech needed, while the bot talks, to stop the bot (barge-in).
     pub barge_in_min_speech_ms: u64,
-    /// Barge-in is ignored during the first part of each bot prompt (echo on phone lines).
+    /// Barge-in is ignored during the first part of each bot prompt (a blunt echo defence; the
+    /// echo gate below is the better one).
     pub barge_in_grace_ms: u64,
+    /// The echo gate: a caller frame counts as the caller's own voice only when it is this
+    /// much louder than the echo the bot's recent audio explains (`session::echo`); `0` turns
+    /// the gate off.
+    pub echo_margin_db: f32,
+    /// The echo gate: the longest echo delay it looks for.
+    pub echo_tail_ms: u64,
+    /// After a barge-in that turns out to be false (a backchannel such as "uh-huh", or a cough
+    /// or noise that brings no words), the bot resumes its reply from the sentence it was cut in.
+    pub barge_in_resume: bool,
+    /// The final recognition starts, speculatively, after this much silence (before the turn
+    /// is known to be over); its text is used if the caller does not go on, and dropped if
+    /// they do. `0` waits for the endpoint.
+    pub speculative_asr_ms: u64,
     /// How often a partial transcript is requested while the caller speaks.
     pub partial_interval_ms: u64,
     /// Silence after the bot finishes before the dialogue hears "no input".
@@ -102,8 +116,12 @@ impl Default for SessionConfig {
             endpoint_silence_ms: 600,
             max_utterance_ms: 15_000,
             preroll_ms: 200,
-            barge_in_min_speech_ms: 160,
+            barge_in_min_speech_ms: 80,
             barge_in_grace_ms: 0,
+            echo_margin_db: 6.0,
+            echo_tail_ms: 300,
+            barge_in_resume: true,
+            speculative_asr_ms: 200,
             partial_interval_ms: 2_000,
             no_input_timeout_ms: 8_000,
             end_of_turn: EndOfTurnKind::Silence,
@@ -291,6 +309,15 @@ impl Config {
                 "session.turn_check_ms",
                 "must be shorter than session.turn_max_silence_ms",
             ));
+        }
+        if !(0.0..=40.0).contains(&self.session.echo_margin_db) {
+            return Err(invalid(
+                "session.echo_margin_db",
+                "must be between 0 (off) and 40",
+            ));
+        }
+        if self.session.echo_tail_ms > 1_000 {
+            return Err(invalid("session.echo_tail_ms", "must be at most 1000"));
         }
         if self.asr.workers == 0 {
             return Err(invalid("asr.workers", "must be at least 1"));

@@ -14,6 +14,15 @@ use hotline::session::{CallSession, EndReason, EventKind, SessionOutput, TurnId}
 
 use common::shared::shared_dir;
 
+/// The session's defaults with the final recognition asked only at the endpoint (no
+/// speculative final): the endpointing tests count those requests.
+fn endpoint_config() -> SessionConfig {
+    SessionConfig {
+        speculative_asr_ms: 0,
+        ..SessionConfig::default()
+    }
+}
+
 /// A sentence spoken without pauses.
 fn speech() -> Vec<Frame> {
     recording("audio/en/speechbrain_spk1_snt1.wav")
@@ -121,7 +130,8 @@ impl Harness {
         let tone: Vec<i16> = (0..48_000)
             .map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16)
             .collect();
-        self.session.handle_bot_audio(turn, &tone, true, self.now);
+        self.session
+            .handle_bot_audio(turn, &tone, text, true, self.now);
         self.drain();
     }
 }
@@ -131,7 +141,7 @@ fn speech_is_endpointed_after_the_configured_silence() {
     for endpoint_ms in [400u64, 1200] {
         let config = SessionConfig {
             endpoint_silence_ms: endpoint_ms,
-            ..SessionConfig::default()
+            ..endpoint_config()
         };
         let mut h = Harness::new(config);
         h.silence(500);
@@ -174,7 +184,7 @@ fn the_endpoint_silence_decides_whether_pauses_split_a_turn() {
     let count = |endpoint_silence_ms| {
         let mut h = Harness::new(SessionConfig {
             endpoint_silence_ms,
-            ..SessionConfig::default()
+            ..endpoint_config()
         });
         h.silence(300);
         for f in recording("audio/en/one_two_three.wav") {
@@ -189,7 +199,7 @@ fn the_endpoint_silence_decides_whether_pauses_split_a_turn() {
 
 #[test]
 fn silence_alone_is_not_speech() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     h.silence(5000);
     assert!(h.first("speech_start").is_none());
     let noise: Vec<i16> = (0..16_000)
@@ -206,7 +216,7 @@ fn silence_alone_is_not_speech() {
 
 #[test]
 fn caller_speech_stops_the_bot_at_once() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     h.bot_says(TurnId(0), "Hello, how can I help?", None);
     h.silence(400);
     assert!(
@@ -241,7 +251,7 @@ fn caller_speech_stops_the_bot_at_once() {
 
 #[test]
 fn stale_results_are_dropped_by_turn() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     h.silence(300);
     for f in speech() {
         h.feed(&f);
@@ -268,7 +278,7 @@ fn stale_results_are_dropped_by_turn() {
 
 #[test]
 fn transfer_happens_after_the_reply_has_played() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     let action = Action::Transfer {
         target: "agent".into(),
         reason: "caller.asked_for_agent".into(),
@@ -294,7 +304,7 @@ fn transfer_happens_after_the_reply_has_played() {
 fn silence_after_the_bot_is_no_input() {
     let config = SessionConfig {
         no_input_timeout_ms: 2000,
-        ..SessionConfig::default()
+        ..endpoint_config()
     };
     let mut h = Harness::new(config);
     h.bot_says(TurnId(0), "How can I help?", None);
@@ -329,7 +339,7 @@ fn silence_after_the_bot_is_no_input() {
 
 #[test]
 fn dtmf_interrupts_and_starts_a_turn() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     h.bot_says(TurnId(0), "Press 1 for billing.", None);
     h.silence(200);
     h.session.handle_dtmf('1', h.now);
@@ -344,7 +354,7 @@ fn dtmf_interrupts_and_starts_a_turn() {
 /// Every sentence must reach the dialogue, in order, in one request.
 #[test]
 fn finals_that_arrive_after_the_caller_went_on_are_merged_in_order() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     let sentences = [
         "audio/en/speechbrain_spk1_snt1.wav",
         "audio/en/speechbrain_spk1_snt2.wav",
@@ -416,7 +426,7 @@ fn finals_that_arrive_after_the_caller_went_on_are_merged_in_order() {
 /// request holds both utterances.
 #[test]
 fn speech_after_the_question_continues_the_request() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     h.silence(300);
     for f in speech() {
         h.feed(&f);
@@ -463,7 +473,7 @@ fn speech_after_the_question_continues_the_request() {
 /// that were recognized stay in the record.
 #[test]
 fn words_recognized_before_a_hangup_stay_in_the_record() {
-    let mut h = Harness::new(SessionConfig::default());
+    let mut h = Harness::new(endpoint_config());
     for path in [
         "audio/en/speechbrain_spk1_snt1.wav",
         "audio/en/speechbrain_spk1_snt2.wav",
@@ -525,7 +535,7 @@ fn the_end_of_turn_model_ends_complete_turns_early_and_waits_on_unfinished_ones(
     let config = SessionConfig {
         turn_check_ms: 200,
         turn_max_silence_ms: 1_500,
-        ..SessionConfig::default()
+        ..endpoint_config()
     };
     let asked = |h: &Harness| -> Vec<(Duration, TurnId)> {
         h.outputs
@@ -587,4 +597,393 @@ fn the_end_of_turn_model_ends_complete_turns_early_and_waits_on_unfinished_ones(
         "a judgement about a broken pause is dropped"
     );
     assert!(h.final_requests().is_empty());
+}
+
+// ---- barge-in defences, resume, what the caller heard, speculative finals ----
+
+/// A recording scaled to `rms` (speech at a set level).
+fn at_level(path: &str, rms: f32) -> Vec<i16> {
+    let pcm = read_wav_mono_16k(&shared_dir().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let now = hotline::audio::rms(&pcm).max(1.0);
+    pcm.iter()
+        .map(|&s| (f32::from(s) * rms / now).clamp(-32768.0, 32767.0) as i16)
+        .collect()
+}
+
+impl Harness {
+    /// The bot starts saying `pieces` (text and audio each) for `turn`.
+    fn bot_speaks(&mut self, turn: TurnId, pieces: &[(&str, Vec<i16>)]) {
+        let bot = BotTurn {
+            say: pieces.iter().map(|(t, _)| Prompt::text(*t)).collect(),
+            ..BotTurn::default()
+        };
+        self.session.handle_bot_turn(turn, bot, self.now);
+        for (i, (text, pcm)) in pieces.iter().enumerate() {
+            let last = i + 1 == pieces.len();
+            self.session
+                .handle_bot_audio(turn, pcm, text, last, self.now);
+        }
+        self.drain();
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|(_, k)| k.type_name() == name)
+            .count()
+    }
+
+    /// The finals asked for, speculative or not, with their turn.
+    fn all_final_requests(&self) -> Vec<(TurnId, Option<Duration>)> {
+        self.outputs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                SessionOutput::Recognize {
+                    turn,
+                    is_final: true,
+                    speculative,
+                    ..
+                } => Some((*turn, *speculative)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A phone line: the caller hears the bot's frames, and the bot hears them back `delay_ms` late
+/// and `atten_db` down, with the caller's own `voice` (if any) from `voice_at` on.
+fn call_with_echo(
+    config: SessionConfig,
+    delay_ms: usize,
+    atten_db: f32,
+    voice: Option<&[i16]>,
+    voice_at: Duration,
+) -> Harness {
+    let mut h = Harness::new(config);
+    let bot = at_level("audio/en/jfk.wav", 3000.0);
+    h.bot_speaks(
+        h.session.turn(),
+        &[("And so, my fellow Americans, ask not.", bot)],
+    );
+    let gain = 10f32.powf(-atten_db / 20.0);
+    let mut line: std::collections::VecDeque<i16> = std::iter::repeat_n(0, delay_ms * 16).collect();
+    let mut voice_pos = 0;
+    for _ in 0..(12_000 / 20) {
+        let echo: Vec<i16> = line.drain(..320).collect();
+        let mut caller: Vec<i16> = echo.iter().map(|&s| (f32::from(s) * gain) as i16).collect();
+        if let Some(voice) = voice {
+            if h.now >= voice_at {
+                for c in caller.iter_mut() {
+                    let v = voice.get(voice_pos).copied().unwrap_or(0);
+                    *c = c.saturating_add(v);
+                    voice_pos += 1;
+                }
+            }
+        }
+        let sent = h.feed(&Frame::from_slice(&caller)).unwrap_or_default();
+        line.extend(sent.samples().iter().copied());
+    }
+    h
+}
+
+#[test]
+fn the_bots_own_echo_does_not_interrupt_it() {
+    let mut false_barge_ins = 0;
+    let mut cases = 0;
+    for delay_ms in [50, 120, 250] {
+        for atten_db in [6.0, 12.0, 20.0, 30.0] {
+            cases += 1;
+            let h = call_with_echo(
+                SessionConfig::default(),
+                delay_ms,
+                atten_db,
+                None,
+                Duration::ZERO,
+            );
+            if h.count("speech_start") > 0 || h.count("bot_audio_end") != 1 {
+                false_barge_ins += 1;
+                eprintln!(
+                    "echo at {delay_ms} ms, {atten_db} dB: {:?}",
+                    h.events()
+                        .iter()
+                        .map(|(t, k)| format!("{}@{}", k.type_name(), t.as_millis()))
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+    assert_eq!(false_barge_ins, 0, "false barge-ins in {cases} echo cases");
+    // Without the gate the same echo does interrupt: the test hears what the gate removes.
+    let h = call_with_echo(
+        SessionConfig {
+            echo_margin_db: 0.0,
+            ..SessionConfig::default()
+        },
+        120,
+        12.0,
+        None,
+        Duration::ZERO,
+    );
+    assert!(
+        h.count("speech_start") > 0,
+        "ungated echo is heard as speech"
+    );
+}
+
+#[test]
+fn a_caller_talking_over_the_echo_does_interrupt() {
+    let voice = at_level("audio/en/librispeech-1995-1837-0001.wav", 3000.0);
+    for delay_ms in [50, 250] {
+        for atten_db in [6.0, 20.0] {
+            let h = call_with_echo(
+                SessionConfig::default(),
+                delay_ms,
+                atten_db,
+                Some(&voice),
+                Duration::from_millis(2_000),
+            );
+            let barge = h.events().into_iter().find(
+                |(_, k)| matches!(k, EventKind::BotAudioEnd { reason, .. } if reason == "barge_in"),
+            );
+            let (at, _) = barge.unwrap_or_else(|| {
+                panic!("echo at {delay_ms} ms, {atten_db} dB: the caller never got through")
+            });
+            // Stopped within a few frames of the caller's first words (the recording starts
+            // with a breath, so allow for its onset).
+            assert!(
+                at >= Duration::from_millis(2_000) && at <= Duration::from_millis(2_600),
+                "echo at {delay_ms} ms, {atten_db} dB: stopped at {at:?}"
+            );
+        }
+    }
+}
+
+/// The bot says two sentences; the caller speaks over the second. Returns the harness just
+/// after the caller's utterance ended (its final asked for), and the turn of that utterance.
+fn barged_in_by(words: &[Frame]) -> (Harness, TurnId) {
+    let mut h = Harness::new(endpoint_config());
+    let first = at_level("audio/en/cmu_arctic_us_aew_a0001.wav", 3000.0);
+    let second = at_level("audio/en/jfk.wav", 3000.0);
+    h.bot_speaks(
+        TurnId(0),
+        &[
+            ("Author of the danger trail.", first.clone()),
+            (
+                "And so, my fellow Americans, ask not what your country can do for you.",
+                second,
+            ),
+        ],
+    );
+    // Into the second sentence by 2 s.
+    h.silence(first.len() as u64 / 16 + 2_000);
+    for f in words {
+        h.feed(f);
+    }
+    h.silence(800);
+    let (turn, _) = *h
+        .all_final_requests()
+        .last()
+        .expect("the caller's words are recognized");
+    (h, turn)
+}
+
+#[test]
+fn a_backchannel_does_not_interrupt_the_bot_and_stop_does() {
+    let short = &speech()[..40];
+    // "uh-huh": the bot stops at once (it cannot know yet), then goes on from the start of
+    // the sentence it was cut in, and the dialogue is not asked.
+    let (mut h, turn) = barged_in_by(short);
+    let (_, heard) = h
+        .first("bot_heard")
+        .expect("what the caller heard is recorded");
+    let EventKind::BotHeard {
+        text, played_ms, ..
+    } = heard
+    else {
+        unreachable!()
+    };
+    assert!(
+        text.starts_with("Author of the danger trail. And so"),
+        "{text}"
+    );
+    assert!(!text.contains("your country"), "{text}");
+    assert!(played_ms > 3_000, "{played_ms}");
+    h.session.handle_transcript(turn, true, "Uh-huh.", h.now);
+    h.drain();
+    assert!(matches!(
+        h.first("bot_resumed"),
+        Some((_, EventKind::BotResumed { reason, .. })) if reason.code() == "backchannel"
+    ));
+    let before = h.bot_frames;
+    h.silence(1_000);
+    assert_eq!(h.bot_frames - before, 50, "the bot speaks again");
+    assert!(!h.outputs.iter().any(|(_, o)| matches!(
+        o,
+        SessionOutput::Converse {
+            input: CallerInput::Speech { .. },
+            ..
+        }
+    )));
+    h.silence(12_000);
+    assert!(matches!(
+        h.events().iter().rev().find(|(_, k)| k.type_name() == "bot_audio_end"),
+        Some((_, EventKind::BotAudioEnd { reason, .. })) if reason == "done"
+    ));
+
+    // "stop": a real interruption; the reply stays cut and the dialogue hears the words.
+    let (mut h, turn) = barged_in_by(short);
+    h.session.handle_transcript(turn, true, "Stop.", h.now);
+    h.drain();
+    assert!(h.first("bot_resumed").is_none());
+    assert!(h.outputs.iter().any(|(_, o)| matches!(
+        o,
+        SessionOutput::Converse { input: CallerInput::Speech { text, .. }, .. } if text == "Stop."
+    )));
+    let before = h.bot_frames;
+    h.silence(1_000);
+    assert_eq!(h.bot_frames, before, "the bot stays quiet");
+}
+
+#[test]
+fn a_short_noise_over_the_bot_resumes_it() {
+    let mut h = Harness::new(endpoint_config());
+    let bot = at_level("audio/en/jfk.wav", 3000.0);
+    h.bot_speaks(TurnId(0), &[("And so, my fellow Americans.", bot)]);
+    h.silence(1_000);
+    // 80 ms of a loud click: enough to stop the bot, too short to be speech.
+    let click: Vec<i16> = (0..1_280)
+        .map(|i| ((i as f32 * 0.9).sin() * 12_000.0) as i16)
+        .collect();
+    for f in frames_of(&click) {
+        h.feed(&f);
+    }
+    h.silence(1_000);
+    if h.count("bot_audio_end") > 0 {
+        assert!(matches!(
+            h.first("bot_resumed"),
+            Some((_, EventKind::BotResumed { reason, .. })) if reason.code() == "no_words"
+        ));
+    }
+    let before = h.bot_frames;
+    h.silence(400);
+    assert_eq!(h.bot_frames - before, 20, "the bot is speaking");
+}
+
+#[test]
+fn a_prompt_without_barge_in_plays_through_speech_and_keys() {
+    let mut h = Harness::new(endpoint_config());
+    let bot = BotTurn {
+        say: vec![Prompt::text("This call may be recorded.")],
+        no_barge_in: true,
+        ..BotTurn::default()
+    };
+    h.session.handle_bot_turn(TurnId(0), bot, h.now);
+    h.session.handle_bot_audio(
+        TurnId(0),
+        &vec![3000; 16_000 * 4],
+        "This call may be recorded.",
+        true,
+        h.now,
+    );
+    h.drain();
+    h.silence(500);
+    for f in speech() {
+        h.feed(&f);
+    }
+    h.session.handle_dtmf('5', h.now);
+    h.drain();
+    assert_eq!(h.count("dtmf"), 1, "the key is recorded");
+    assert!(
+        h.first("speech_start").is_none(),
+        "speech over it is not acted on"
+    );
+    h.silence(1_000);
+    let (_, end) = h.first("bot_audio_end").expect("the prompt ended");
+    assert!(matches!(end, EventKind::BotAudioEnd { reason, .. } if reason == "done"));
+    assert!(!h.outputs.iter().any(|(_, o)| matches!(
+        o,
+        SessionOutput::Converse {
+            input: CallerInput::Dtmf { .. },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_goes_on() {
+    let config = SessionConfig {
+        speculative_asr_ms: 200,
+        endpoint_silence_ms: 600,
+        ..SessionConfig::default()
+    };
+    // The caller stops: the final is asked 200 ms into the pause, and when its text is back
+    // before the endpoint, the dialogue is asked at the endpoint itself.
+    let mut h = Harness::new(config.clone());
+    h.silence(300);
+    for f in speech() {
+        h.feed(&f);
+    }
+    let spoke_until = h.now;
+    h.silence(300);
+    let asked = h.all_final_requests();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let (turn, Some(last_voice)) = asked[0] else {
+        panic!("the first final is speculative: {asked:?}")
+    };
+    h.session
+        .handle_speculative_transcript(turn, last_voice, Some("one two three"), h.now);
+    h.drain();
+    assert!(
+        h.first("transcript").is_none(),
+        "nothing is final before the endpoint"
+    );
+    h.silence(600);
+    assert_eq!(h.all_final_requests().len(), 1, "no second recognition");
+    let (ended, _) = h.first("speech_end").expect("speech_end");
+    let (heard, _) = h
+        .first("transcript")
+        .expect("the speculative text is the final");
+    assert_eq!(ended, heard, "the dialogue is asked at the endpoint");
+    assert!(ended <= spoke_until + Duration::from_millis(700));
+    assert!(h.outputs.iter().any(|(_, o)| matches!(
+        o,
+        SessionOutput::Converse { input: CallerInput::Speech { text, .. }, .. } if text == "one two three"
+    )));
+
+    // The caller goes on after the speculation: its text is dropped, and the next pause asks
+    // for the whole utterance.
+    let mut h = Harness::new(config);
+    h.silence(300);
+    let frames = speech();
+    for f in &frames {
+        h.feed(f);
+    }
+    h.silence(300);
+    let (turn, Some(first_pause)) = h.all_final_requests()[0] else {
+        panic!("speculative first")
+    };
+    for f in &frames {
+        h.feed(f);
+    }
+    h.session
+        .handle_speculative_transcript(turn, first_pause, Some("half of it"), h.now);
+    h.silence(1_000);
+    let finals = h.all_final_requests();
+    assert_eq!(finals.len(), 2, "{finals:?}");
+    let (same_turn, Some(second_pause)) = finals[1] else {
+        panic!("{finals:?}")
+    };
+    assert_eq!(same_turn, turn, "one utterance");
+    assert!(second_pause > first_pause);
+    assert!(
+        h.first("transcript").is_none(),
+        "the stale text is not the final"
+    );
+    h.session
+        .handle_speculative_transcript(turn, second_pause, Some("all of it"), h.now);
+    h.drain();
+    assert!(matches!(
+        h.first("transcript"),
+        Some((_, EventKind::Transcript { text, .. })) if text == "all of it"
+    ));
 }

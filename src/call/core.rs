@@ -50,7 +50,16 @@ pub enum EngineResult {
     BotAudio {
         turn: TurnId,
         pcm: Vec<i16>,
+        /// The words `pcm` speaks.
+        text: String,
         last: bool,
+    },
+    /// A speculative final recognition (asked at a pause, before the turn was known to be
+    /// over) for the pause after `last_voice`; `text` is `None` when it failed.
+    SpeculativeTranscript {
+        turn: TurnId,
+        last_voice: Duration,
+        text: Option<String>,
     },
     TurnPrediction {
         turn: TurnId,
@@ -94,6 +103,37 @@ impl EngineResult {
         }
     }
 
+    /// A recognizer's outcome for a speculative final (see [`SessionOutput::Recognize`]'s
+    /// `speculative`): a failure brings no text, and the session asks again at the endpoint.
+    pub fn speculative_asr(
+        turn: TurnId,
+        last_voice: Duration,
+        outcome: Option<Result<AsrOutput, AsrError>>,
+    ) -> Self {
+        EngineResult::SpeculativeTranscript {
+            turn,
+            last_voice,
+            text: match outcome {
+                Some(Ok(out)) => Some(out.text),
+                _ => None,
+            },
+        }
+    }
+
+    /// A recognition's outcome, as the request asked for it: a partial, a final, or a
+    /// speculative final for the pause after `speculative`.
+    pub fn recognized(
+        turn: TurnId,
+        is_final: bool,
+        speculative: Option<Duration>,
+        outcome: Option<Result<AsrOutput, AsrError>>,
+    ) -> Self {
+        match speculative {
+            Some(last_voice) => Self::speculative_asr(turn, last_voice, outcome),
+            None => Self::asr(turn, is_final, outcome),
+        }
+    }
+
     /// The end-of-turn model's outcome for a pause in `turn`. `None` means the worker stopped.
     pub fn turn(turn: TurnId, outcome: Option<Result<TurnPrediction, TurnError>>) -> Self {
         match outcome {
@@ -120,6 +160,7 @@ impl EngineResult {
             Ok(chunk) => EngineResult::BotAudio {
                 turn,
                 pcm: chunk.pcm,
+                text: chunk.text,
                 last: chunk.last,
             },
             Err(e) => EngineResult::Error {
@@ -135,6 +176,7 @@ impl EngineResult {
         EngineResult::BotAudio {
             turn,
             pcm: Vec::new(),
+            text: String::new(),
             last: true,
         }
     }
@@ -264,9 +306,17 @@ impl CallCore {
                 text,
             } => session.handle_transcript(turn, is_final, &text, now),
             EngineResult::BotTurn { turn, bot } => session.handle_bot_turn(turn, bot, now),
-            EngineResult::BotAudio { turn, pcm, last } => {
-                session.handle_bot_audio(turn, &pcm, last, now)
-            }
+            EngineResult::BotAudio {
+                turn,
+                pcm,
+                text,
+                last,
+            } => session.handle_bot_audio(turn, &pcm, &text, last, now),
+            EngineResult::SpeculativeTranscript {
+                turn,
+                last_voice,
+                text,
+            } => session.handle_speculative_transcript(turn, last_voice, text.as_deref(), now),
             EngineResult::TurnPrediction { turn, probability } => {
                 session.handle_turn_prediction(turn, probability, now)
             }

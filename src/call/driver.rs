@@ -253,6 +253,7 @@ impl Running {
                     turn,
                     pcm,
                     is_final,
+                    speculative,
                     grammar,
                     language,
                 } => {
@@ -267,7 +268,8 @@ impl Running {
                     let results = results.clone();
                     tokio::spawn(async move {
                         let outcome = rx.await.ok();
-                        let _ = results.send(EngineResult::asr(turn, is_final, outcome));
+                        let result = EngineResult::recognized(turn, is_final, speculative, outcome);
+                        let _ = results.send(result);
                     });
                 }
                 Work::PredictTurnEnd { turn, pcm } => {

@@ -126,6 +126,12 @@ pub fn transcript_text(events: &[CallEvent]) -> String {
                 ..
             } => format!("{stamp} caller: {text}"),
             EventKind::BotReply { text, .. } => format!("{stamp} bot: {text}"),
+            EventKind::BotHeard { text, .. } => {
+                format!("{stamp} -- the caller cut the bot; they heard: {text}")
+            }
+            EventKind::BotResumed { reason, .. } => {
+                format!("{stamp} -- the bot went on ({reason})")
+            }
             EventKind::Dtmf { digit } => format!("{stamp} caller pressed {digit}"),
             EventKind::Transfer { target, reason } => {
                 format!("{stamp} -- transferred to {target} ({reason})")

@@ -190,11 +190,13 @@ impl<'a> VirtualCall<'a> {
                     turn,
                     pcm,
                     is_final,
+                    speculative,
                     grammar,
                     language,
                 } => {
                     let Some(asr) = self.asr else {
-                        self.push(self.now, EngineResult::asr(turn, is_final, None));
+                        let result = EngineResult::recognized(turn, is_final, speculative, None);
+                        self.push(self.now, result);
                         continue;
                     };
                     let now = self.now;
@@ -226,7 +228,8 @@ impl<'a> VirtualCall<'a> {
                         _ => Duration::ZERO,
                     };
                     self.asr_free_at = started + self.compute(compute);
-                    self.push(self.asr_free_at, EngineResult::asr(turn, is_final, outcome));
+                    let result = EngineResult::recognized(turn, is_final, speculative, outcome);
+                    self.push(self.asr_free_at, result);
                 }
                 Work::PredictTurnEnd { turn, pcm } => {
                     let Some(model) = self.turn else {

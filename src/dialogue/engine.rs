@@ -500,6 +500,9 @@ impl FlowDialogue {
                 text: self.render(say),
                 audio_file: node.audio.clone(),
             });
+            if !node.barge_in {
+                out.turn.no_barge_in = true;
+            }
         }
     }
 

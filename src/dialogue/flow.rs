@@ -161,6 +161,8 @@ pub struct Node {
     pub name: String,
     pub say: Option<Template>,
     pub audio: Option<String>,
+    /// Whether the caller may interrupt this node's prompt.
+    pub barge_in: bool,
     pub set: Vec<(String, Template)>,
     pub webhook: Option<String>,
     pub collect: Option<Collect>,

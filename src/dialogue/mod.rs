@@ -106,6 +106,9 @@ pub struct BotTurn {
     pub language: Option<Language>,
     /// Caller words the bot could not answer, logged as a knowledge gap.
     pub knowledge_gap: Option<String>,
+    /// The caller may not interrupt this turn's words (a flow node's `barge_in = false`, for a
+    /// legal notice): speech and keys are not acted on while they play.
+    pub no_barge_in: bool,
 }
 
 /// One call's conversation.

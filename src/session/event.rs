@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind};
+pub use super::reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason};
 
 /// Identifies one caller turn within a call. A new caller utterance, a DTMF key or a barge-in
 /// starts a new turn; results tagged with an older turn are stale and dropped.
@@ -77,6 +77,17 @@ pub enum EventKind {
         turn: TurnId,
         reason: AudioEndReason,
     },
+    /// What the caller heard of a reply that was cut (after `bot_audio_end` with any reason
+    /// but `done`): the words up to the cut, worked out from the audio actually sent, and how
+    /// much of it played.
+    BotHeard {
+        turn: TurnId,
+        text: String,
+        played_ms: u64,
+    },
+    /// The bot went on with a reply the caller had cut, from the start of the sentence it was
+    /// cut in: the barge-in was false (`reason`: `backchannel` or `no_words`).
+    BotResumed { turn: TurnId, reason: ResumeReason },
     /// A DTMF key from the caller.
     Dtmf { digit: String },
     /// The call is handed to a human.
@@ -166,6 +177,8 @@ impl EventKind {
             EventKind::BotReply { .. } => "bot_reply",
             EventKind::BotAudioStart { .. } => "bot_audio_start",
             EventKind::BotAudioEnd { .. } => "bot_audio_end",
+            EventKind::BotHeard { .. } => "bot_heard",
+            EventKind::BotResumed { .. } => "bot_resumed",
             EventKind::Dtmf { .. } => "dtmf",
             EventKind::Transfer { .. } => "transfer",
             EventKind::TransferFailed { .. } => "transfer_failed",

@@ -20,6 +20,8 @@
 //!   keeps the session waiting, silent and deaf, until [`CallSession::handle_transfer_failed`]
 //!   (the bot apologises and the call goes on) or a hangup (the transfer happened).
 
+pub mod barge;
+pub mod echo;
 pub mod event;
 pub mod reason;
 
@@ -32,8 +34,9 @@ use crate::audio::{Frame, FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use crate::config::SessionConfig;
 use crate::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use crate::language::Language;
+use echo::EchoGate;
 pub use event::{CallEvent, EventKind, TurnId};
-pub use reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind};
+pub use reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason};
 
 /// Samples in one millisecond at the pipeline rate.
 const SAMPLES_PER_MS: usize = (SAMPLE_RATE_HZ / 1000) as usize;
@@ -41,17 +44,25 @@ const SAMPLES_PER_MS: usize = (SAMPLE_RATE_HZ / 1000) as usize;
 const PARTIAL_WINDOW_MS: usize = 8_000;
 /// The audio the end-of-turn model judges: the utterance's last 8 s.
 const TURN_WINDOW_MS: usize = 8_000;
+/// Audio kept after the caller's last voiced frame when an utterance ends.
+const KEEP_AFTER_VOICE_MS: usize = 200;
+/// A barge-in whose sound never became an utterance (a click, a short noise) is false once the
+/// caller has been quiet this long: the bot goes on.
+const LONE_BARGE_IN_MS: u64 = 400;
 
 /// Something the session wants done. The driver performs it and feeds the result back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionOutput {
     /// Record this event.
     Event(CallEvent),
-    /// Recognize this audio; answer with [`CallSession::handle_transcript`].
+    /// Recognize this audio; answer with [`CallSession::handle_transcript`], or, for a
+    /// `speculative` final (asked at the pause after that last voiced frame, before the turn is
+    /// known to be over), with [`CallSession::handle_speculative_transcript`].
     Recognize {
         turn: TurnId,
         pcm: Vec<i16>,
         is_final: bool,
+        speculative: Option<Duration>,
         grammar: Option<Grammar>,
         language: Language,
     },
@@ -96,11 +107,15 @@ struct TurnClock {
     reported: bool,
 }
 
-/// The bot's side: queued audio and what happens when it ends.
+/// The bot's side: the reply's audio, how far it has played, and what happens when it ends.
 #[derive(Debug, Default)]
 struct Playout {
-    /// Samples waiting to be played.
-    queue: VecDeque<i16>,
+    /// The reply's audio so far, kept whole so that a false barge-in can resume it.
+    audio: Vec<i16>,
+    /// Samples of `audio` played.
+    pos: usize,
+    /// Where each piece (a sentence, a recorded prompt) of `audio` ends, with its words.
+    pieces: Vec<(usize, String)>,
     /// The turn whose audio is queued or awaited.
     turn: Option<TurnId>,
     /// All audio for `turn` has arrived.
@@ -111,6 +126,75 @@ struct Playout {
     started_at: Duration,
     /// What to do once the audio has played.
     then: Option<Action>,
+    /// The caller cannot interrupt this reply (a flow node's `barge_in = false`): their speech
+    /// and keys are not acted on while it plays.
+    locked: bool,
+}
+
+impl Playout {
+    /// Samples not yet played.
+    fn remaining(&self) -> usize {
+        self.audio.len().saturating_sub(self.pos)
+    }
+
+    /// What the caller has heard so far: every piece played to its end, and the words of the
+    /// piece being played in proportion to its audio played (cut at a word).
+    fn heard(&self, language: Language) -> String {
+        let mut heard: Vec<String> = Vec::new();
+        let mut start = 0;
+        for (end, text) in &self.pieces {
+            if *end <= self.pos {
+                heard.push(text.clone());
+            } else {
+                let share = (self.pos - start.min(self.pos)) as f64 / (end - start).max(1) as f64;
+                heard.push(leading_share(text, share, language));
+                break;
+            }
+            start = *end;
+        }
+        let separator = if language == Language::Zh { "" } else { " " };
+        heard
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
+    /// Where the piece being played began: a resumed reply starts its sentence again.
+    fn piece_start(&self) -> usize {
+        self.pieces
+            .iter()
+            .map(|(end, _)| *end)
+            .take_while(|end| *end <= self.pos)
+            .last()
+            .unwrap_or(0)
+    }
+}
+
+/// The first `share` (0 to 1) of `text`: whole words in English, characters in Mandarin.
+fn leading_share(text: &str, share: f64, language: Language) -> String {
+    let share = share.clamp(0.0, 1.0);
+    if language == Language::Zh {
+        let chars: Vec<char> = text.chars().collect();
+        let n = (chars.len() as f64 * share).floor() as usize;
+        return chars[..n].iter().collect();
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let n = (words.len() as f64 * share).floor() as usize;
+    words[..n].join(" ")
+}
+
+/// A final recognition asked for at a pause, before the turn was known to be over.
+#[derive(Debug, Clone, PartialEq)]
+struct Speculation {
+    turn: TurnId,
+    /// The caller's last voiced frame before the pause: the speculation holds only while the
+    /// utterance ends there.
+    last_voice: Duration,
+    /// Its text, once it has arrived.
+    text: Option<String>,
+    /// The utterance did end there, and its final waits for this.
+    ended: bool,
 }
 
 /// One utterance of the caller's current request.
@@ -151,6 +235,13 @@ pub struct CallSession {
     /// The dialogue's grammar for the next answer.
     expect: Option<Grammar>,
     playout: Playout,
+    /// A reply cut by caller speech, kept until the caller's words tell whether the barge-in
+    /// was real (the reply is dropped) or false (it resumes); with when it was cut.
+    paused: Option<(Playout, Duration)>,
+    /// Tells the caller's voice from the echo of the bot's own audio.
+    echo: EchoGate,
+    /// The speculative final in flight or arrived, if any.
+    speculation: Option<Speculation>,
     clock: TurnClock,
     /// When the no-input timer fires, if armed.
     no_input_at: Option<Duration>,
@@ -197,6 +288,7 @@ fn transfer_failed_prompt(language: Language) -> Prompt {
 impl CallSession {
     /// A session for one call in `language`.
     pub fn new(config: SessionConfig, language: Language) -> Self {
+        let echo = EchoGate::new(config.echo_tail_ms, config.echo_margin_db);
         Self {
             config,
             language,
@@ -212,6 +304,9 @@ impl CallSession {
             barge_voiced: 0,
             expect: None,
             playout: Playout::default(),
+            paused: None,
+            echo,
+            speculation: None,
             clock: TurnClock::default(),
             no_input_at: None,
             baseline_db: None,
@@ -289,7 +384,9 @@ impl CallSession {
     /// The turn whose reply is playing or awaited, if any: a synthesis job for any other turn
     /// is dead and may be dropped.
     pub fn speaking_turn(&self) -> Option<TurnId> {
-        self.playout.turn
+        self.playout
+            .turn
+            .or_else(|| self.paused.as_ref().and_then(|(p, _)| p.turn))
     }
 
     /// Whether the transport reports transfer outcomes (SIP REFER does; a web call cannot be
@@ -415,11 +512,19 @@ impl CallSession {
         }
         self.handle_timeout(now);
         if !self.closing {
-            let voiced = self.vad.score(frame) >= self.config.vad_threshold;
+            let vad_voiced = self.vad.score(frame) >= self.config.vad_threshold;
+            // The gate learns on every frame, so it is asked even when the VAD hears nothing.
+            let echo = self.echo.is_echo(frame);
+            // A reply that cannot be interrupted is not listened over.
+            let listening = !(self.playout.turn.is_some() && self.playout.locked);
+            let voiced = vad_voiced && !echo && listening;
             self.track_speech(frame, voiced, now);
             self.track_barge_in(voiced, now);
+            self.resume_after_lone_barge_in(now);
         }
-        self.next_bot_frame(now)
+        let bot = self.next_bot_frame(now);
+        self.echo.bot_sent(bot.as_ref());
+        bot
     }
 
     /// Takes a caller utterance that arrives as text (`hotline chat`): a complete request of
@@ -487,7 +592,8 @@ impl CallSession {
                 digit: digit.to_string(),
             },
         );
-        if self.bridged {
+        if self.bridged || (self.playout.turn.is_some() && self.playout.locked) {
+            // Recorded, not acted on: a human answers, or the reply may not be interrupted.
             return;
         }
         self.stop_bot(now, AudioEndReason::Dtmf);
@@ -562,6 +668,14 @@ impl CallSession {
             self.clear_request();
             return;
         }
+        if let Some((paused, _)) = self.paused.take() {
+            if let Some(reason) = barge::false_interruption(&full, self.language) {
+                self.clear_request();
+                self.resume(paused, reason, now);
+                return;
+            }
+            // A real turn: the cut reply stays cut (its `bot_heard` is in the record).
+        }
         self.asked = true;
         let level_vs_baseline_db = self.take_loudness();
         self.outputs.push_back(SessionOutput::Converse {
@@ -614,6 +728,46 @@ impl CallSession {
     fn clear_request(&mut self) {
         self.request.clear();
         self.asked = false;
+        self.speculation = None;
+    }
+
+    /// Takes a speculative final for the pause after `last_voice` in `turn` (`None`: it
+    /// failed). It counts only if the utterance ended at that pause: kept if the utterance has
+    /// not ended yet, used at once if its end waits for it, dropped if the caller went on.
+    pub fn handle_speculative_transcript(
+        &mut self,
+        turn: TurnId,
+        last_voice: Duration,
+        text: Option<&str>,
+        now: Duration,
+    ) {
+        if self.ended {
+            return;
+        }
+        let Some(speculation) = self.speculation.as_mut() else {
+            return;
+        };
+        if speculation.turn != turn || speculation.last_voice != last_voice {
+            return; // the caller went on: a newer pause, or a newer utterance
+        }
+        if !speculation.ended {
+            match text {
+                Some(text) => speculation.text = Some(text.to_string()),
+                // The endpoint will ask for a final of its own.
+                None => self.speculation = None,
+            }
+            return;
+        }
+        self.speculation = None;
+        match text {
+            Some(text) => self.handle_transcript(turn, true, text, now),
+            None => self.handle_engine_error(
+                turn,
+                ErrorCode::AsrFailed,
+                "the speculative final recognition failed",
+                now,
+            ),
+        }
     }
 
     /// Takes an engine failure for `turn`; the call goes on.
@@ -713,6 +867,7 @@ impl CallSession {
         self.playout = Playout {
             turn: Some(turn),
             then: bot.action,
+            locked: bot.no_barge_in,
             ..Playout::default()
         };
         self.no_input_at = None;
@@ -723,22 +878,43 @@ impl CallSession {
         });
     }
 
-    /// Takes synthesized audio (16 kHz mono) for `turn`; `last` marks the end of its reply.
-    pub fn handle_bot_audio(&mut self, turn: TurnId, pcm: &[i16], last: bool, now: Duration) {
-        if self.ended || self.playout.turn != Some(turn) {
+    /// Takes synthesized audio (16 kHz mono) for `turn`, with the words it speaks (for what
+    /// the caller heard of a cut reply); `last` marks the end of its reply. Audio for a reply
+    /// paused by a barge-in goes on arriving, in case it resumes.
+    pub fn handle_bot_audio(
+        &mut self,
+        turn: TurnId,
+        pcm: &[i16],
+        text: &str,
+        last: bool,
+        now: Duration,
+    ) {
+        if self.ended {
+            return;
+        }
+        let active = self.playout.turn == Some(turn);
+        let playout = match self.paused.as_mut() {
+            _ if active => &mut self.playout,
+            Some((paused, _)) if paused.turn == Some(turn) => paused,
+            _ => return,
+        };
+        playout.audio.extend_from_slice(pcm);
+        if !pcm.is_empty() {
+            playout.pieces.push((playout.audio.len(), text.to_string()));
+        }
+        if last {
+            playout.complete = true;
+        }
+        if !active {
             return;
         }
         if self.clock.first_audio.is_none() && !pcm.is_empty() {
             self.clock.first_audio = Some(now);
         }
-        self.playout.queue.extend(pcm.iter().copied());
-        if last {
-            self.playout.complete = true;
-            if self.playout.queue.is_empty() && !self.playout.started {
-                // A reply with no audio at all (silent, or every sentence failed): nothing
-                // to wait for.
-                self.finish_playout(now);
-            }
+        if last && self.playout.remaining() == 0 && !self.playout.started {
+            // A reply with no audio at all (silent, or every sentence failed): nothing to wait
+            // for.
+            self.finish_playout(now);
         }
     }
 
@@ -783,17 +959,31 @@ impl CallSession {
                 let silence = now.saturating_sub(last_voice);
                 let length = now.saturating_sub(started);
                 if voiced {
-                    // The pause, if any, is broken: the next one is judged afresh.
+                    // The pause, if any, is broken: the next one is judged afresh, and a
+                    // speculative final for it is void.
                     self.turn_asked_at = None;
                     self.turn_unsure = false;
+                    if self.speculation.as_ref().is_some_and(|s| !s.ended) {
+                        self.speculation = None;
+                    }
                 }
                 if silence >= self.endpoint_wait()
                     || length >= Duration::from_millis(self.config.max_utterance_ms)
                 {
                     self.end_utterance(last_voice, now);
-                } else if voiced {
+                    return;
+                }
+                if voiced {
                     self.maybe_partial();
-                } else if self.turn_model
+                    return;
+                }
+                if self.config.speculative_asr_ms > 0
+                    && silence >= Duration::from_millis(self.config.speculative_asr_ms)
+                    && self.speculation.is_none()
+                {
+                    self.speculate(last_voice, now);
+                }
+                if self.turn_model
                     && self.turn_asked_at.is_none()
                     && !self.turn_unsure
                     && silence >= Duration::from_millis(self.config.turn_check_ms)
@@ -869,6 +1059,35 @@ impl CallSession {
             turn: self.turn,
             pcm: self.utterance[start..].to_vec(),
             is_final: false,
+            speculative: None,
+            grammar: self.expect.clone(),
+            language: self.language,
+        });
+    }
+
+    /// The utterance as a final recognition hears it if it ends at `now`: up to
+    /// [`KEEP_AFTER_VOICE_MS`] after the last voiced frame, the rest of the silence dropped.
+    fn utterance_len_at(&self, last_voice: Duration, now: Duration) -> usize {
+        let trailing_ms = now.saturating_sub(last_voice).as_millis() as usize;
+        let cut = trailing_ms.saturating_sub(KEEP_AFTER_VOICE_MS) * SAMPLES_PER_MS;
+        self.utterance.len().saturating_sub(cut)
+    }
+
+    /// Asks for the final recognition of the utterance as it would end now, before the turn is
+    /// known to be over; the same audio the endpoint would send, so the same words.
+    fn speculate(&mut self, last_voice: Duration, now: Duration) {
+        let len = self.utterance_len_at(last_voice, now);
+        self.speculation = Some(Speculation {
+            turn: self.turn,
+            last_voice,
+            text: None,
+            ended: false,
+        });
+        self.outputs.push_back(SessionOutput::Recognize {
+            turn: self.turn,
+            pcm: self.utterance[..len].to_vec(),
+            is_final: true,
+            speculative: Some(last_voice),
             grammar: self.expect.clone(),
             language: self.language,
         });
@@ -878,11 +1097,7 @@ impl CallSession {
         self.speech = Speech::Quiet { voiced: 0 };
         self.turn_asked_at = None;
         self.turn_unsure = false;
-        // Keep a little audio after the last voiced frame; drop the rest of the silence.
-        let trailing_ms = now.saturating_sub(last_voice).as_millis() as usize;
-        let keep_after_ms = 200usize;
-        let cut = trailing_ms.saturating_sub(keep_after_ms) * SAMPLES_PER_MS;
-        let len = self.utterance.len().saturating_sub(cut);
+        let len = self.utterance_len_at(last_voice, now);
         self.utterance.truncate(len);
         self.clock = TurnClock {
             last_voice: Some(last_voice),
@@ -895,13 +1110,30 @@ impl CallSession {
             turn: self.turn,
             text: None,
         });
-        self.outputs.push_back(SessionOutput::Recognize {
-            turn: self.turn,
-            pcm: std::mem::take(&mut self.utterance),
-            is_final: true,
-            grammar: self.expect.clone(),
-            language: self.language,
-        });
+        let turn = self.turn;
+        match self.speculation.as_mut() {
+            Some(s) if s.turn == turn && s.last_voice == last_voice && !s.ended => {
+                // The speculative final heard exactly this audio.
+                self.utterance.clear();
+                match s.text.take() {
+                    Some(text) => {
+                        self.speculation = None;
+                        self.handle_transcript(turn, true, &text, now);
+                    }
+                    None => s.ended = true,
+                }
+            }
+            _ => {
+                self.outputs.push_back(SessionOutput::Recognize {
+                    turn,
+                    pcm: std::mem::take(&mut self.utterance),
+                    is_final: true,
+                    speculative: None,
+                    grammar: self.expect.clone(),
+                    language: self.language,
+                });
+            }
+        }
     }
 
     fn take_loudness(&mut self) -> f32 {
@@ -933,14 +1165,21 @@ impl CallSession {
 
     // ---- bot side ----
 
+    /// Counts the caller's voice over the bot toward a barge-in. The count leaks (a frame the
+    /// echo gate or the VAD misses takes one off, it does not start again), so speech over
+    /// loud bot audio, which the gate hides in places, still gets through.
     fn track_barge_in(&mut self, voiced: bool, now: Duration) {
-        if !self.playout.started {
+        if !self.playout.started || self.playout.locked {
             self.barge_voiced = 0;
             return;
         }
         let into_prompt = now.saturating_sub(self.playout.started_at);
-        if !voiced || into_prompt < Duration::from_millis(self.config.barge_in_grace_ms) {
+        if into_prompt < Duration::from_millis(self.config.barge_in_grace_ms) {
             self.barge_voiced = 0;
+            return;
+        }
+        if !voiced {
+            self.barge_voiced = self.barge_voiced.saturating_sub(1);
             return;
         }
         self.barge_voiced += 1;
@@ -948,13 +1187,56 @@ impl CallSession {
         if u64::from(self.barge_voiced) * frame_ms
             >= self.config.barge_in_min_speech_ms.max(frame_ms)
         {
-            self.stop_bot(now, AudioEndReason::BargeIn);
+            self.barge_in(now);
+        }
+    }
+
+    /// The caller spoke over the bot: its audio stops in this tick. With
+    /// `barge_in_resume`, the reply is kept, paused, until the caller's words tell whether
+    /// to drop it or go on with it.
+    fn barge_in(&mut self, now: Duration) {
+        self.record_cut(now, AudioEndReason::BargeIn);
+        let mut playout = std::mem::take(&mut self.playout);
+        self.barge_voiced = 0;
+        if self.config.barge_in_resume {
+            playout.pos = playout.piece_start();
+            playout.started = false;
+            self.paused = Some((playout, now));
+        }
+    }
+
+    /// The barge-in was false: the paused reply goes on from the start of the piece it was
+    /// cut in. No latency is reported for it (it answers nothing new).
+    fn resume(&mut self, paused: Playout, reason: ResumeReason, now: Duration) {
+        let Some(turn) = paused.turn else {
+            return;
+        };
+        self.emit(now, EventKind::BotResumed { turn, reason });
+        self.playout = paused;
+        self.clock.reported = true;
+        self.no_input_at = None;
+    }
+
+    /// A barge-in whose sound never became an utterance (shorter than `speech_start_ms`):
+    /// once the caller has been quiet a moment with nothing left to recognize, the bot goes on.
+    fn resume_after_lone_barge_in(&mut self, now: Duration) {
+        let Some((_, at)) = &self.paused else {
+            return;
+        };
+        let quiet = matches!(self.speech, Speech::Quiet { .. });
+        if quiet
+            && self.request.is_empty()
+            && now.saturating_sub(*at) >= Duration::from_millis(LONE_BARGE_IN_MS)
+        {
+            if let Some((paused, _)) = self.paused.take() {
+                self.resume(paused, ResumeReason::NoWords, now);
+            }
         }
     }
 
     fn next_bot_frame(&mut self, now: Duration) -> Option<Frame> {
         let turn = self.playout.turn?;
-        if self.playout.queue.is_empty() {
+        if self.playout.remaining() == 0 {
             if self.playout.complete {
                 self.finish_playout(now);
             }
@@ -966,10 +1248,11 @@ impl CallSession {
             self.emit(now, EventKind::BotAudioStart { turn });
             self.report_latency(turn, now);
         }
-        let n = self.playout.queue.len().min(FRAME_SAMPLES);
-        let samples: Vec<i16> = self.playout.queue.drain(..n).collect();
-        let frame = Frame::from_slice(&samples);
-        if self.playout.queue.is_empty() && self.playout.complete {
+        let start = self.playout.pos;
+        let end = (start + FRAME_SAMPLES).min(self.playout.audio.len());
+        let frame = Frame::from_slice(&self.playout.audio[start..end]);
+        self.playout.pos = end;
+        if self.playout.remaining() == 0 && self.playout.complete {
             self.finish_playout(now + FRAME_DURATION);
         }
         Some(frame)
@@ -1022,15 +1305,34 @@ impl CallSession {
         }
     }
 
-    /// Stops the bot's audio now, dropping what is queued and what is still being made.
+    /// Stops the bot's audio now, dropping what is queued and what is still being made (and a
+    /// reply paused by a barge-in).
     fn stop_bot(&mut self, now: Duration, reason: AudioEndReason) {
-        if let Some(turn) = self.playout.turn {
-            if self.playout.started {
-                self.emit(now, EventKind::BotAudioEnd { turn, reason });
-            }
-        }
+        self.record_cut(now, reason);
         self.playout = Playout::default();
+        self.paused = None;
         self.barge_voiced = 0;
+    }
+
+    /// Records that the playing reply stopped for `reason`, and what the caller heard of it.
+    fn record_cut(&mut self, now: Duration, reason: AudioEndReason) {
+        let Some(turn) = self.playout.turn else {
+            return;
+        };
+        if !self.playout.started {
+            return;
+        }
+        self.emit(now, EventKind::BotAudioEnd { turn, reason });
+        let text = self.playout.heard(self.language);
+        let played_ms = (self.playout.pos / SAMPLES_PER_MS) as u64;
+        self.emit(
+            now,
+            EventKind::BotHeard {
+                turn,
+                text,
+                played_ms,
+            },
+        );
     }
 
     fn arm_no_input(&mut self, now: Duration) {
@@ -1177,6 +1479,7 @@ mod transfer_tests {
         s.handle_bot_audio(
             turn,
             &vec![1000; FRAME_SAMPLES * 3],
+            "Sorry.",
             true,
             Duration::from_millis(520),
         );

@@ -147,6 +147,27 @@ impl AudioEndReason {
     }
 }
 
+/// Why the bot went on with a reply the caller had cut (`bot_resumed.reason`): the barge-in
+/// was false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeReason {
+    /// The caller only acknowledged ("uh-huh", "ok", "嗯"): `backchannel`.
+    Backchannel,
+    /// The sound brought no words (a cough, a noise): `no_words`.
+    NoWords,
+}
+
+impl ResumeReason {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ResumeReason::Backchannel => "backchannel",
+            ResumeReason::NoWords => "no_words",
+        }
+    }
+}
+
 /// Which engine an error came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -211,7 +232,7 @@ macro_rules! display_code {
         }
     )*};
 }
-display_code!(EndReason, AudioEndReason, ErrorCode);
+display_code!(EndReason, AudioEndReason, ErrorCode, ResumeReason);
 
 impl Serialize for EndReason {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

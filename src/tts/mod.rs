@@ -155,6 +155,9 @@ impl CancelToken {
 pub struct TtsChunk {
     /// 16 kHz mono PCM.
     pub pcm: Vec<i16>,
+    /// The words this audio speaks (a sentence, or a recorded prompt's text), so that what
+    /// the caller heard of a cut reply can be told.
+    pub text: String,
     /// Whether this is the reply's final chunk.
     pub last: bool,
     /// Time spent producing this chunk (synthesis and conversion, or the cache lookup); not

@@ -184,6 +184,9 @@ impl Renderer {
             }
             Ok((pcm, cached)) => items.push(Ok(TtsChunk {
                 pcm: pcm.to_vec(),
+                text: match &unit {
+                    Unit::Sentence(text) | Unit::File { text, .. } => text.clone(),
+                },
                 last,
                 compute: started.elapsed(),
                 cached,

@@ -432,6 +432,7 @@ impl NodeContext<'_> {
             name: node_name,
             say: n.say.as_ref().map(|s| prompt(p, s)).transpose()?,
             audio: n.audio.clone(),
+            barge_in: n.barge_in,
             set,
             webhook,
             collect: n.collect,

@@ -264,4 +264,12 @@ pub(super) struct RawNode {
     pub(super) on_max: Option<Spanned<String>>,
     pub(super) help: Option<Spanned<String>>,
     pub(super) kb: Option<bool>,
+    /// Whether the caller may interrupt this node's prompt (default true; `false` for a legal
+    /// notice that must be heard whole).
+    #[serde(default = "default_barge_in")]
+    pub(super) barge_in: bool,
+}
+
+fn default_barge_in() -> bool {
+    true
 }
