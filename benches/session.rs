@@ -1,5 +1,6 @@
-//! One `CallSession` tick: a 20 ms caller frame in (VAD, endpointing, barge-in), the bot's frame
-//! out, with the bot speaking so that the playout path runs too.
+//! One `CallSession` tick: a 20 ms caller frame in (VAD, the echo gate, endpointing,
+//! barge-in), the bot's frame out, with the bot speaking so that the playout path runs too; and
+//! the turn-taking pieces alone: the echo gate's tick and the backchannel judgement.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use hotline::audio::{Frame, FRAME_DURATION, FRAME_SAMPLES};
 use hotline::config::SessionConfig;
 use hotline::dialogue::{BotTurn, Prompt};
 use hotline::language::Language;
+use hotline::session::barge::false_interruption;
+use hotline::session::echo::EchoGate;
 use hotline::session::{CallSession, EventKind, TurnId};
 
 fn session_tick(c: &mut Criterion) {
@@ -46,21 +49,23 @@ fn session_tick(c: &mut Criterion) {
         },
         Duration::ZERO,
     );
+    let reply: Vec<i16> = frame.samples().repeat(500);
     let mut now = Duration::ZERO;
     c.bench_function("session_tick", |b| {
         b.iter(|| {
-            // Keep the bot talking so every tick also plays out a frame.
+            // Keep the bot talking (10 s replies) so every tick also plays out a frame.
             if !session.bot_active() {
+                let turn = session.turn();
                 session.handle_bot_turn(
-                    session.turn(),
+                    turn,
                     BotTurn {
                         say: vec![Prompt::text("hello")],
                         ..BotTurn::default()
                     },
                     now,
                 );
+                session.handle_bot_audio(turn, &reply, "hello", true, now);
             }
-            session.handle_bot_audio(session.turn(), frame.samples(), "", false, now);
             let out = session.handle_audio(&frame, now);
             while session.poll_output().is_some() {}
             now += FRAME_DURATION;
@@ -69,5 +74,54 @@ fn session_tick(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, session_tick);
+/// The echo gate's work per tick: judge the caller frame, note the bot's.
+fn echo_gate(c: &mut Criterion) {
+    let bot: Vec<Frame> = (0..50)
+        .map(|k| {
+            let level = [9000.0, 3000.0, 12000.0, 400.0, 7000.0][k % 5];
+            let s: Vec<i16> = (0..FRAME_SAMPLES)
+                .map(|i| ((i as f32 * 0.11 + k as f32).sin() * level) as i16)
+                .collect();
+            Frame::from_slice(&s)
+        })
+        .collect();
+    let echo: Vec<Frame> = bot
+        .iter()
+        .map(|f| {
+            let s: Vec<i16> = f.samples().iter().map(|&x| x / 8).collect();
+            Frame::from_slice(&s)
+        })
+        .collect();
+    let mut gate = EchoGate::new(300, 6.0);
+    let mut k = 0usize;
+    c.bench_function("echo_gate_tick", |b| {
+        b.iter(|| {
+            let caller = &echo[(k + 45) % 50];
+            let is_echo = gate.is_echo(caller);
+            gate.bot_sent(Some(&bot[k % 50]));
+            k += 1;
+            is_echo
+        })
+    });
+}
+
+/// Judging the words said over the bot: a backchannel, a stop word, a request.
+fn backchannel(c: &mut Criterion) {
+    let lines = [
+        "Uh-huh.",
+        "okay, right",
+        "No, stop.",
+        "I want to speak to an agent about my bill",
+    ];
+    c.bench_function("false_interruption", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter(|l| false_interruption(l, Language::En).is_some())
+                .count()
+        })
+    });
+}
+
+criterion_group!(benches, session_tick, echo_gate, backchannel);
 criterion_main!(benches);

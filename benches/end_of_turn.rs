@@ -1,0 +1,232 @@
+//! End of turn: a fixed silence against the learned model (Smart Turn v3.2), as false cut-offs
+//! against mean wait, in the style of eot-bench. Every figure comes from the real
+//! `CallSession` fed the shared recordings frame by frame on a virtual clock; the model's
+//! answers come from the real model, delivered after the compute they took.
+//!
+//! Each recording is one caller turn. It is played twice: as recorded, and with a hesitation
+//! (the speech cut in the middle of its voiced span, 800 ms of silence, then the rest, as a
+//! caller who stops to think). A *false cut-off* is a turn ended before the caller's last word
+//! (a `speech_end` before the end of the voice); the *wait* is the time from the caller's last
+//! voiced frame to the end of the turn. Both at 16 kHz and after an 8 kHz G.711 round trip
+//! (a phone caller; the model is known to lose accuracy there).
+//!
+//! `cargo bench --bench end_of_turn` (release). Needs `hotline models fetch smart-turn`; without
+//! it only the fixed silences are measured. A figure here is never a test assertion.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hotline::asr::score::read_index;
+use hotline::audio::resample::resample;
+use hotline::audio::vad::Vad;
+use hotline::audio::wav::read_wav_mono_16k;
+use hotline::audio::{frames_of, FRAME_DURATION};
+use hotline::config::SessionConfig;
+use hotline::language::Language;
+use hotline::session::{CallSession, EventKind, SessionOutput};
+use hotline::turn::TurnService;
+use hotline_media::codec::g711::G711Law;
+
+/// The hesitation put in the middle of each recording.
+const HESITATION_MS: usize = 800;
+
+fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("HOTLINE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    assert!(
+        dir.join("audio/index.tsv").is_file(),
+        "shared test data not found at {} (set HOTLINE_SHARED)",
+        dir.display()
+    );
+    dir
+}
+
+/// One caller turn: its audio, and where its voice ends (in samples).
+struct Turn {
+    pcm: Vec<i16>,
+    voice_end: usize,
+}
+
+/// The voiced frames of `pcm`, as the session's VAD hears them.
+fn voiced(pcm: &[i16]) -> Vec<bool> {
+    let mut vad = Vad::new();
+    frames_of(pcm).map(|f| vad.score(&f) >= 0.5).collect()
+}
+
+/// The shared single-turn recordings, each as recorded and with a hesitation.
+fn turns() -> (Vec<Turn>, Vec<Turn>) {
+    let shared = shared_dir();
+    let samples = read_index(&shared.join("audio/index.tsv")).expect("read the shared index");
+    let roots = ["en", "dialog", "zh", "hifitts"].map(|p| shared.join("audio").join(p));
+    let (mut whole, mut hesitant) = (Vec::new(), Vec::new());
+    for s in samples
+        .iter()
+        .filter(|s| roots.iter().any(|r| s.path.starts_with(r)))
+    {
+        let Ok(pcm) = read_wav_mono_16k(&s.path) else {
+            continue;
+        };
+        let v = voiced(&pcm);
+        let (Some(first), Some(last)) = (v.iter().position(|&x| x), v.iter().rposition(|&x| x))
+        else {
+            continue;
+        };
+        if last - first < 50 {
+            continue;
+        }
+        let voice_end = (last + 1) * 320;
+        let half = first + (last - first) / 2;
+        let cut = (half..last.saturating_sub(5))
+            .find(|&i| v[i.saturating_sub(5)..=i + 5].iter().all(|&x| x))
+            .unwrap_or(half)
+            * 320;
+        let mut with_pause = pcm[..cut].to_vec();
+        with_pause.extend(std::iter::repeat_n(0, HESITATION_MS * 16));
+        with_pause.extend_from_slice(&pcm[cut..]);
+        hesitant.push(Turn {
+            pcm: with_pause,
+            voice_end: voice_end + HESITATION_MS * 16,
+        });
+        whole.push(Turn { pcm, voice_end });
+    }
+    (whole, hesitant)
+}
+
+/// The recording as a phone caller's arrives: 8 kHz G.711 µ-law, back to 16 kHz.
+fn through_g711(pcm: &[i16]) -> Vec<i16> {
+    let narrow = resample(pcm, 16_000, 8_000).expect("resample to 8 kHz");
+    let law = G711Law::Ulaw;
+    let mut wide =
+        resample(&law.decode_slice(&law.encode_slice(&narrow)), 8_000, 16_000).expect("resample");
+    wide.resize(pcm.len(), 0);
+    wide
+}
+
+/// How one turn ended: whether it was cut before the caller's last word, and the wait after it.
+struct Outcome {
+    cut_off: bool,
+    wait: Duration,
+}
+
+/// Plays `turn` (then 2 s of silence) into a session; the model, if any, answers each question
+/// after the compute it took.
+fn play(turn: &Turn, config: &SessionConfig, model: Option<&TurnService>) -> Outcome {
+    let mut session = CallSession::new(config.clone(), Language::En);
+    session.use_turn_model(model.is_some());
+    let voice_end = Duration::from_millis(turn.voice_end as u64 / 16);
+    let mut pending: Vec<(Duration, hotline::session::TurnId, f32)> = Vec::new();
+    let mut ends = Vec::new();
+    let mut pcm = turn.pcm.clone();
+    pcm.extend(std::iter::repeat_n(0, 32_000));
+    let mut now = Duration::ZERO;
+    for frame in frames_of(&pcm) {
+        pending.retain(|(at, t, p)| {
+            if *at <= now {
+                session.handle_turn_prediction(*t, *p, now);
+                false
+            } else {
+                true
+            }
+        });
+        session.handle_audio(&frame, now);
+        while let Some(out) = session.poll_output() {
+            match out {
+                SessionOutput::PredictTurnEnd { turn, pcm } => {
+                    if let Some(model) = model {
+                        let p = model
+                            .submit(pcm)
+                            .blocking_recv()
+                            .expect("the model answers")
+                            .expect("the model runs");
+                        pending.push((now + p.compute, turn, p.probability));
+                    }
+                }
+                SessionOutput::Event(e) if matches!(e.kind, EventKind::SpeechEnd { .. }) => {
+                    ends.push(Duration::from_millis(e.t_ms));
+                }
+                _ => {}
+            }
+        }
+        now += FRAME_DURATION;
+    }
+    let cut_off = ends.iter().any(|&t| t < voice_end);
+    let last = ends.last().copied().unwrap_or(now);
+    Outcome {
+        cut_off,
+        wait: last.saturating_sub(voice_end),
+    }
+}
+
+fn report(label: &str, policy: &str, outcomes: &[Outcome]) {
+    let cut = outcomes.iter().filter(|o| o.cut_off).count();
+    let mean_ms =
+        outcomes.iter().map(|o| o.wait.as_secs_f64()).sum::<f64>() * 1e3 / outcomes.len() as f64;
+    println!(
+        "| {label:<22} | {policy:<30} | {:>5.1} % ({cut}/{}) | {mean_ms:>6.0} ms |",
+        100.0 * cut as f64 / outcomes.len() as f64,
+        outcomes.len()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this target without it,
+    // and the model over every recording (a minute of compute) is not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("end_of_turn: a measurement; run it with `cargo bench --bench end_of_turn`");
+        return;
+    }
+    let (whole, hesitant) = turns();
+    let model = match TurnService::from_cache() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            println!("Smart Turn not measured ({e}); `hotline models fetch smart-turn` installs it");
+            None
+        }
+    };
+    println!(
+        "{} recordings; each as recorded and with an {HESITATION_MS} ms hesitation mid-sentence",
+        whole.len()
+    );
+    println!("| audio | end of turn | false cut-offs | mean wait |");
+    println!("|---|---|---|---|");
+    for (rate, g711) in [("16 kHz", false), ("8 kHz G.711", true)] {
+        let prepare = |turns: &[Turn]| -> Vec<Turn> {
+            turns
+                .iter()
+                .map(|t| Turn {
+                    pcm: if g711 { through_g711(&t.pcm) } else { t.pcm.clone() },
+                    voice_end: t.voice_end,
+                })
+                .collect()
+        };
+        let (whole, hesitant) = (prepare(&whole), prepare(&hesitant));
+        let mut all: Vec<&Turn> = whole.iter().collect();
+        all.extend(hesitant.iter());
+        for silence_ms in [300u64, 500, 600, 800, 1000] {
+            let config = SessionConfig {
+                endpoint_silence_ms: silence_ms,
+                ..SessionConfig::default()
+            };
+            let outcomes: Vec<Outcome> = all.iter().map(|t| play(t, &config, None)).collect();
+            report(rate, &format!("silence {silence_ms} ms"), &outcomes);
+        }
+        if let Some(model) = model.as_ref() {
+            for (threshold, max_ms) in [(0.5f32, 1_500u64), (0.5, 1_000), (0.7, 1_500)] {
+                let config = SessionConfig {
+                    turn_check_ms: 200,
+                    turn_complete_threshold: threshold,
+                    turn_max_silence_ms: max_ms,
+                    ..SessionConfig::default()
+                };
+                let outcomes: Vec<Outcome> =
+                    all.iter().map(|t| play(t, &config, Some(model))).collect();
+                report(
+                    rate,
+                    &format!("smart-turn p≥{threshold}, max {max_ms} ms"),
+                    &outcomes,
+                );
+            }
+        }
+    }
+}
