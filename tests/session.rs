@@ -987,3 +987,36 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
         Some((_, EventKind::Transcript { text, .. })) if text == "all of it"
     ));
 }
+
+#[test]
+fn barge_in_stops_the_bot_within_the_configured_frames() {
+    for min_speech_ms in [40u64, 80, 160] {
+        let mut h = Harness::new(SessionConfig {
+            barge_in_min_speech_ms: min_speech_ms,
+            ..endpoint_config()
+        });
+        h.bot_says(TurnId(0), "Hello, how can I help?", None);
+        h.silence(500);
+        // The session's own VAD tells when the caller's voice begins; from that frame on the
+        // bot may play at most the configured speech, in frames.
+        let mut vad = hotline::audio::vad::Vad::new();
+        let mut voiced_from = None;
+        let mut bot_after_onset = 0;
+        for (i, f) in speech().iter().enumerate() {
+            if voiced_from.is_none() && vad.score(f) >= 0.5 {
+                voiced_from = Some(i);
+            }
+            let out = h.feed(f);
+            if voiced_from.is_some() && out.is_some() {
+                bot_after_onset += 1;
+            }
+        }
+        assert!(voiced_from.is_some(), "the caller spoke");
+        let allowed = (min_speech_ms / 20) as usize;
+        assert!(
+            bot_after_onset < allowed,
+            "barge-in after {min_speech_ms} ms: the bot played {bot_after_onset} frames over the caller"
+        );
+        assert!(h.count("bot_heard") == 1);
+    }
+}

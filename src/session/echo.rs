@@ -9,71 +9,45 @@
 //! recent audio explains its level.
 //!
 //! How: per 20 ms frame it keeps the RMS level of what the bot sent for the last `tail` (the
-//! longest echo delay it looks for) and, for every delay in that tail, the smoothed products
-//! of the caller's level with the bot's level that long before (a forgetting factor of about
-//! 0.7 s). The delay whose bot levels correlate best with the caller's is the echo path, and
-//! its least-squares gain is the echo's attenuation; the echo expected in a frame is that gain
-//! times the loudest bot frame at or beside that delay (an echo between two frames mixes
-//! them). A frame louder than the expected echo by `margin` is the caller's own voice (double
-//! talk); the estimates learn only from frames that are not, so a caller talking over the bot
-//! does not teach the gate that the echo is loud. Until it has heard enough of the bot
-//! (a tail's worth and [`WARM_FRAMES`] more frames judged echo), the gate assumes the worst echo it is set for
-//! (`margin` below the bot) at any delay.
+//! longest echo delay it looks for) and, for every delay in that tail, the echo's gain: the
+//! lowest ratio of the caller's level to the bot's level that long before, over frames where
+//! the bot was loud. Echo adds to whatever else the caller's line carries, so at the echo's
+//! delay that ratio never falls below the echo's gain, however much the caller talks over the
+//! bot, while at the wrong delays it soon does (a loud bot frame meets a quiet caller frame).
+//! The floor is soft (each lower frame moves it part of the way), so one odd frame cannot pull
+//! it down.
+//! The floor drifts up slowly (it doubles in about 5 s) so a line whose echo grows is learned
+//! again. The echo expected in a frame is the largest gain-times-level over the delays; a frame
+//! louder than that by `margin` is the caller's own voice. Before the bot's audio has reached a
+//! delay, that delay's gain is the worst the gate is set for (`margin` below the bot), so the
+//! first words of a call are safe too.
 //!
-//! Sans-IO: frames in, a verdict out; no clock. Cost: a few multiply-adds per delay per frame.
+//! Sans-IO: frames in, a verdict out; no clock. Cost: a frame's RMS and a few operations per
+//! delay.
 //! Invariant: with no bot audio in the tail, no frame is echo.
 
 use std::collections::VecDeque;
 
 use crate::audio::{Frame, FRAME_MS};
 
-/// The forgetting factor of the estimates, per frame (about 0.7 s of memory).
-const FORGET: f32 = 0.97;
-/// Bot frames below this RMS carry no evidence about the echo path.
+/// How fast a delay's echo gain may rise again, per frame with loud bot audio at that delay
+/// (doubles in about 230 frames, 4.6 s).
+const DRIFT: f32 = 1.003;
+/// How far one frame that shows a lower ratio moves the gain toward it: a soft floor, so that
+/// a single odd frame (a plosive's energy on one side of a frame edge) cannot pull it down.
+const DOWN_STEP: f32 = 0.5;
+/// Bot frames below this RMS say nothing about the echo path (the ratio would be noise).
+const BOT_LOUD_RMS: f32 = 200.0;
+/// Bot frames below this RMS put no echo on the line.
 const BOT_QUIET_RMS: f32 = 30.0;
-/// Frames with bot audio judged echo, beyond a whole tail's worth (an echo may not have
-/// arrived before that), before the learned path replaces the worst-case prior.
-const WARM_FRAMES: u32 = 10;
-
-/// What the gate has learned about one delay.
-#[derive(Debug, Clone, Copy, Default)]
-struct Fit {
-    /// Σ caller·bot (smoothed).
-    cross: f32,
-    /// Σ bot² (smoothed).
-    power: f32,
-}
-
-impl Fit {
-    /// The least-squares gain of the caller's level on the bot's at this delay.
-    fn gain(&self) -> f32 {
-        if self.power > 0.0 {
-            self.cross / self.power
-        } else {
-            0.0
-        }
-    }
-
-    /// How well the bot's level at this delay explains the caller's (the correlation, up to a
-    /// factor every delay shares).
-    fn score(&self) -> f32 {
-        if self.power > 0.0 {
-            self.cross / self.power.sqrt()
-        } else {
-            0.0
-        }
-    }
-}
 
 /// Tells echo of the bot's own audio from the caller's voice. See the module docs.
 #[derive(Debug, Clone)]
 pub struct EchoGate {
     /// The bot's level per frame, newest first: `bot[0]` is the frame sent last tick.
     bot: VecDeque<f32>,
-    fits: Vec<Fit>,
-    /// Frames with bot audio in the tail judged echo so far (up to the tail plus
-    /// [`WARM_FRAMES`]).
-    learned: u32,
+    /// Per delay (as in `bot`), the echo's gain: the floor of caller level over bot level.
+    gain: Vec<f32>,
     /// Amplitude ratio a caller frame must exceed the expected echo by to be the caller's.
     margin: f32,
     enabled: bool,
@@ -84,11 +58,12 @@ impl EchoGate {
     /// it is `margin_db` louder than the echo expected. `margin_db <= 0` turns the gate off.
     pub fn new(tail_ms: u64, margin_db: f32) -> Self {
         let delays = (tail_ms / u64::from(FRAME_MS)) as usize + 2;
+        let margin = 10f32.powf(margin_db / 20.0);
         Self {
             bot: VecDeque::from(vec![0.0; delays]),
-            fits: vec![Fit::default(); delays],
-            learned: 0,
-            margin: 10f32.powf(margin_db / 20.0),
+            // The worst echo the gate is set for, until the line shows better.
+            gain: vec![1.0 / margin.max(1.0); delays],
+            margin,
             enabled: margin_db > 0.0,
         }
     }
@@ -100,11 +75,14 @@ impl EchoGate {
             return false;
         }
         let c = caller.rms();
-        let echo = c <= self.margin * self.expected_echo();
-        if echo {
-            self.learn(c);
-        }
-        echo
+        let expected = self
+            .gain
+            .iter()
+            .zip(self.bot.iter())
+            .map(|(g, b)| g * b)
+            .fold(0.0, f32::max);
+        self.learn(c);
+        c <= self.margin * expected
     }
 
     /// The bot's frame sent to the caller this tick (`None` when the bot was quiet).
@@ -113,32 +91,18 @@ impl EchoGate {
         self.bot.push_front(bot.map_or(0.0, Frame::rms));
     }
 
-    /// The echo level expected in the caller frame now.
-    fn expected_echo(&self) -> f32 {
-        if (self.learned as usize) < self.bot.len() + WARM_FRAMES as usize {
-            // The worst echo the gate is set for, at whatever delay.
-            let loudest = self.bot.iter().copied().fold(0.0, f32::max);
-            return loudest / self.margin;
-        }
-        let best = self
-            .fits
-            .iter()
-            .enumerate()
-            .max_by(|(_, a), (_, b)| a.score().total_cmp(&b.score()))
-            .map_or(0, |(d, _)| d);
-        let lo = best.saturating_sub(1);
-        let hi = (best + 1).min(self.bot.len() - 1);
-        let level = (lo..=hi).map(|d| self.bot[d]).fold(0.0, f32::max);
-        self.fits[best].gain() * level
-    }
-
-    /// Updates every delay's fit with a frame judged echo (or quiet).
+    /// Lowers each delay's gain to what this frame shows, or lets it drift up.
     fn learn(&mut self, caller: f32) {
-        for (fit, &b) in self.fits.iter_mut().zip(self.bot.iter()) {
-            fit.cross = FORGET * fit.cross + caller * b;
-            fit.power = FORGET * fit.power + b * b;
+        for (gain, &b) in self.gain.iter_mut().zip(self.bot.iter()) {
+            if b >= BOT_LOUD_RMS {
+                let ratio = caller / b;
+                *gain = if ratio < *gain {
+                    *gain + DOWN_STEP * (ratio - *gain)
+                } else {
+                    (*gain * DRIFT).min(ratio).min(1.0)
+                };
+            }
         }
-        self.learned = (self.learned + 1).min(self.bot.len() as u32 + WARM_FRAMES);
     }
 }
 
