@@ -180,7 +180,9 @@ fn main() {
     let model = match TurnService::from_cache() {
         Ok(m) => Some(m),
         Err(e) => {
-            println!("Smart Turn not measured ({e}); `hotline models fetch smart-turn` installs it");
+            println!(
+                "Smart Turn not measured ({e}); `hotline models fetch smart-turn` installs it"
+            );
             None
         }
     };
@@ -195,7 +197,11 @@ fn main() {
             turns
                 .iter()
                 .map(|t| Turn {
-                    pcm: if g711 { through_g711(&t.pcm) } else { t.pcm.clone() },
+                    pcm: if g711 {
+                        through_g711(&t.pcm)
+                    } else {
+                        t.pcm.clone()
+                    },
                     voice_end: t.voice_end,
                 })
                 .collect()
