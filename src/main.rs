@@ -51,6 +51,46 @@ enum Command {
         #[arg(long)]
         events: bool,
     },
+    /// Call a running hotline over SIP/RTP with recorded caller turns, N calls at a time, and
+    /// measure at the caller: voice-to-voice and barge-in latency, loss, jitter (and the
+    /// server's CPU and memory with --server-pid).
+    Bench {
+        /// Where to call: sip:HOST[:PORT] or sip:USER@HOST[:PORT] (UDP; port 5060 by default).
+        #[arg(long, required_unless_present = "compare")]
+        target: Option<String>,
+        /// A folder of caller turns: WAV files, played in name order (Turn-2 before Turn-10).
+        #[arg(long, required_unless_present = "compare")]
+        turns: Option<PathBuf>,
+        /// How many calls to place.
+        #[arg(long, default_value_t = 1)]
+        calls: usize,
+        /// Calls at once (default: all of them).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// The turn (from 1) spoken over the bot's previous answer, to measure barge-in
+        /// (default: the last turn; 0: none).
+        #[arg(long)]
+        barge_in: Option<usize>,
+        /// How long after the bot's answer starts the barge-in turn starts.
+        #[arg(long, default_value_t = 500)]
+        barge_in_after_ms: u64,
+        /// How long to wait for the bot to start answering a turn before going on.
+        #[arg(long, default_value_t = 20)]
+        answer_timeout_s: u64,
+        /// The server's process id: its CPU time and memory are read before and after.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// The ASR model the server runs (a trained model's name or a model file), recorded in
+        /// the report with whether its weights are trained or synthetic.
+        #[arg(long)]
+        asr_model: Option<String>,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Compare two JSON reports side by side (places no calls).
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        compare: Option<Vec<PathBuf>>,
+    },
     /// Manage whisper models.
     Models {
         #[command(subcommand)]
@@ -189,6 +229,54 @@ fn main() -> Result<()> {
                 stdout.lock(),
             )?;
         }
+        Command::Bench {
+            target,
+            turns,
+            calls,
+            concurrency,
+            barge_in,
+            barge_in_after_ms,
+            answer_timeout_s,
+            server_pid,
+            asr_model,
+            json,
+            compare,
+        } => {
+            if let Some(files) = compare {
+                return bench_compare(&files);
+            }
+            let (Some(target), Some(turns)) = (target, turns) else {
+                anyhow::bail!("hotline bench needs --target and --turns (or --compare A B)");
+            };
+            let options = hotline::bench::BenchOptions {
+                target,
+                turns_dir: turns,
+                calls,
+                concurrency: concurrency.unwrap_or(calls),
+                barge_in: match barge_in {
+                    None => hotline::bench::BargeInChoice::Last,
+                    Some(0) => hotline::bench::BargeInChoice::None,
+                    Some(n) => hotline::bench::BargeInChoice::Turn(n),
+                },
+                barge_in_after: std::time::Duration::from_millis(barge_in_after_ms),
+                answer_timeout: std::time::Duration::from_secs(answer_timeout_s),
+                server_pid,
+                asr_model,
+            };
+            let bench = hotline::bench::Bench::prepare(options)?;
+            eprint!("{}", bench.describe_turns());
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(bench.run())?;
+            print!("{}", report.render());
+            if let Some(path) = &json {
+                report.write(path)?;
+                println!("report written to {}", path.display());
+            }
+            if report.calls == 0 {
+                let why = report.errors.keys().next().cloned().unwrap_or_default();
+                anyhow::bail!("every call failed: {why}");
+            }
+        }
         Command::Models { command } => match command {
             ModelsCommand::List { dir } => models_list(&dir),
             ModelsCommand::Eval {
@@ -292,6 +380,25 @@ fn main() -> Result<()> {
             }
         },
     }
+    Ok(())
+}
+
+/// `hotline bench --compare A B`: two reports side by side.
+fn bench_compare(files: &[PathBuf]) -> Result<()> {
+    let [a, b] = files else {
+        anyhow::bail!("--compare takes two report files");
+    };
+    let first = hotline::bench::Report::read(a)?;
+    let second = hotline::bench::Report::read(b)?;
+    print!(
+        "{}",
+        hotline::bench::compare(
+            &first,
+            &second,
+            &a.display().to_string(),
+            &b.display().to_string()
+        )
+    );
     Ok(())
 }
 
