@@ -8,17 +8,18 @@
 //! the line's echo path from the audio itself, and calls a caller frame *echo* when the bot's
 //! recent audio explains its level.
 //!
-//! How: per 20 ms frame it keeps the RMS level of what the bot sent for the last `tail` (the
-//! longest echo delay it looks for) and, for every delay in that tail, the echo's gain: the
-//! lowest ratio of the caller's level to the bot's level that long before, over frames where
-//! the bot was loud. Echo adds to whatever else the caller's line carries, so at the echo's
-//! delay that ratio never falls below the echo's gain, however much the caller talks over the
-//! bot, while at the wrong delays it soon does (a loud bot frame meets a quiet caller frame).
-//! The floor is soft (each lower frame moves it part of the way), so one odd frame cannot pull
-//! it down.
-//! The floor drifts up slowly (it doubles in about 5 s) so a line whose echo grows is learned
-//! again. The echo expected in a frame is the largest gain-times-level over the delays; a frame
-//! louder than that by `margin` is the caller's own voice. Before the bot's audio has reached a
+//! How: it keeps the level of what the bot sent in 5 ms blocks, for the last `tail` (the
+//! longest echo delay it looks for). For every candidate delay (in 5 ms steps, from one frame
+//! up to the tail) the bot audio that would lie under the caller's frame is exactly four
+//! blocks, so its level lines up with the caller frame's whatever the delay (an echo 50 ms
+//! late straddles two 20 ms frames; at 5 ms steps nothing does). Per delay the gate learns the
+//! echo's gain: a floor of the caller's level over that bot level, over frames where the bot
+//! was loud. Echo adds to whatever else the line carries, so at the echo's delay that ratio
+//! never falls below the echo's gain, however much the caller talks over the bot, while at the
+//! wrong delays it soon does (loud bot audio meets a quiet caller). The floor falls fast and
+//! rises slowly (about 1 % a frame), so a line whose echo grows is learned again. The echo
+//! expected in a frame is the largest gain times bot level over the delays; a frame louder
+//! than that by `margin` is the caller's own voice. Before the bot's audio has reached a
 //! delay, that delay's gain is the worst the gate is set for (`margin` below the bot), so the
 //! first words of a call are safe too.
 //!
@@ -28,25 +29,27 @@
 
 use std::collections::VecDeque;
 
-use crate::audio::{Frame, FRAME_MS};
+use crate::audio::{Frame, FRAME_MS, FRAME_SAMPLES};
 
-/// How fast a delay's echo gain may rise again, per frame with loud bot audio at that delay
-/// (doubles in about 230 frames, 4.6 s).
-const DRIFT: f32 = 1.003;
-/// How far one frame that shows a lower ratio moves the gain toward it: a soft floor, so that
-/// a single odd frame (a plosive's energy on one side of a frame edge) cannot pull it down.
-const DOWN_STEP: f32 = 0.5;
-/// Bot frames below this RMS say nothing about the echo path (the ratio would be noise).
+/// How fast a delay's echo gain rises again, per frame with loud bot audio at that delay.
+const RISE: f32 = 1.01;
+/// The most one frame that shows a lower ratio takes off a delay's gain (a factor).
+const FALL: f32 = 0.6;
+/// Bot audio below this RMS says nothing about the echo path (the ratio would be noise).
 const BOT_LOUD_RMS: f32 = 200.0;
-/// Bot frames below this RMS put no echo on the line.
+/// Bot audio below this RMS puts no echo on the line.
 const BOT_QUIET_RMS: f32 = 30.0;
+/// Samples in one level block (5 ms at 16 kHz).
+const BLOCK: usize = 80;
+/// Blocks in one frame.
+const BLOCKS_PER_FRAME: usize = FRAME_SAMPLES / BLOCK;
 
 /// Tells echo of the bot's own audio from the caller's voice. See the module docs.
 #[derive(Debug, Clone)]
 pub struct EchoGate {
-    /// The bot's level per frame, newest first: `bot[0]` is the frame sent last tick.
+    /// The bot's mean square per 5 ms block, newest first: `bot[0]` ends the frame sent last.
     bot: VecDeque<f32>,
-    /// Per delay (as in `bot`), the echo's gain: the floor of caller level over bot level.
+    /// Per delay (`d` blocks more than one frame), the echo's gain.
     gain: Vec<f32>,
     /// Amplitude ratio a caller frame must exceed the expected echo by to be the caller's.
     margin: f32,
@@ -57,10 +60,11 @@ impl EchoGate {
     /// A gate looking for echo up to `tail_ms` late, that calls a frame the caller's own when
     /// it is `margin_db` louder than the echo expected. `margin_db <= 0` turns the gate off.
     pub fn new(tail_ms: u64, margin_db: f32) -> Self {
-        let delays = (tail_ms / u64::from(FRAME_MS)) as usize + 2;
+        let block_ms = (BLOCK * 1000) as u64 / 16_000;
+        let delays = (tail_ms.saturating_sub(u64::from(FRAME_MS)) / block_ms) as usize + 1;
         let margin = 10f32.powf(margin_db / 20.0);
         Self {
-            bot: VecDeque::from(vec![0.0; delays]),
+            bot: VecDeque::from(vec![0.0; delays + BLOCKS_PER_FRAME]),
             // The worst echo the gate is set for, until the line shows better.
             gain: vec![1.0 / margin.max(1.0); delays],
             margin,
@@ -71,38 +75,49 @@ impl EchoGate {
     /// Whether the caller frame of this tick is echo of the bot's recent audio (and so not the
     /// caller speaking). Call once per tick, before [`EchoGate::bot_sent`] for the same tick.
     pub fn is_echo(&mut self, caller: &Frame) -> bool {
-        if !self.enabled || self.bot.iter().all(|&b| b < BOT_QUIET_RMS) {
+        let quiet = BOT_QUIET_RMS * BOT_QUIET_RMS;
+        if !self.enabled || self.bot.iter().all(|&e| e < quiet) {
             return false;
         }
         let c = caller.rms();
-        let expected = self
-            .gain
-            .iter()
-            .zip(self.bot.iter())
-            .map(|(g, b)| g * b)
-            .fold(0.0, f32::max);
-        self.learn(c);
+        let mut expected = 0.0f32;
+        for d in 0..self.gain.len() {
+            let level = self.level_at(d);
+            expected = expected.max(self.gain[d] * level);
+            if level >= BOT_LOUD_RMS {
+                let ratio = c / level;
+                let g = &mut self.gain[d];
+                *g = if ratio < *g {
+                    ratio.max(*g * FALL)
+                } else {
+                    ratio.min(*g * RISE).min(1.0)
+                };
+            }
+        }
         c <= self.margin * expected
     }
 
     /// The bot's frame sent to the caller this tick (`None` when the bot was quiet).
     pub fn bot_sent(&mut self, bot: Option<&Frame>) {
-        self.bot.pop_back();
-        self.bot.push_front(bot.map_or(0.0, Frame::rms));
+        let blocks: Vec<f32> = match bot {
+            Some(frame) => frame
+                .samples()
+                .chunks(BLOCK)
+                .map(|b| b.iter().map(|&x| f32::from(x) * f32::from(x)).sum::<f32>() / BLOCK as f32)
+                .collect(),
+            None => vec![0.0; BLOCKS_PER_FRAME],
+        };
+        for energy in blocks {
+            self.bot.pop_back();
+            self.bot.push_front(energy);
+        }
     }
 
-    /// Lowers each delay's gain to what this frame shows, or lets it drift up.
-    fn learn(&mut self, caller: f32) {
-        for (gain, &b) in self.gain.iter_mut().zip(self.bot.iter()) {
-            if b >= BOT_LOUD_RMS {
-                let ratio = caller / b;
-                *gain = if ratio < *gain {
-                    *gain + DOWN_STEP * (ratio - *gain)
-                } else {
-                    (*gain * DRIFT).min(ratio).min(1.0)
-                };
-            }
-        }
+    /// The RMS of the bot audio a caller frame holds when the echo is `d` blocks more than one
+    /// frame late: blocks `d..d + 4`.
+    fn level_at(&self, d: usize) -> f32 {
+        let sum: f32 = self.bot.range(d..d + BLOCKS_PER_FRAME).sum();
+        (sum / BLOCKS_PER_FRAME as f32).sqrt()
     }
 }
 
