@@ -1206,10 +1206,19 @@ impl FlowDialogue {
             CallerInput::NoInput => self.on_no_input(&mut out),
         }
         let mut turn = out.turn;
-        if turn.action.is_some() {
-            self.ended = true;
-        } else {
-            turn.expect = self.grammar();
+        match &turn.action {
+            Some(Action::Hangup { .. }) => self.ended = true,
+            Some(Action::Transfer { .. }) => {
+                // A transfer that happens ends the call; one that fails (busy, refused, no
+                // answer) brings the caller back, and the conversation goes on at this node
+                // with fresh counts, so the next turn is answered rather than escalated again.
+                self.waiting = Waiting::Collect;
+                self.no_match = 0;
+                self.no_input = 0;
+                self.escalation = EscalationMonitor::new(self.loaded.flow.escalation.clone());
+                turn.expect = self.grammar();
+            }
+            None => turn.expect = self.grammar(),
         }
         if !turn.say.is_empty() {
             self.last_say = turn.say.clone();
@@ -1295,4 +1304,47 @@ impl Dialogue for FlowDialogue {
 fn nth_reprompt<T>(list: &[T], count: u32) -> Option<&T> {
     let index = (count as usize).saturating_sub(1);
     list.get(index.min(list.len().saturating_sub(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn telecom() -> FlowDialogue {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let loaded = LoadedFlow::load(&root.join("flows/telecom_en.toml"), &root.join("kb"))
+            .expect("the demo flow loads");
+        let ctx = CallContext {
+            plan: super::super::CallPlan {
+                flow: "telecom_en".into(),
+                language: Language::En,
+            },
+            vars: BTreeMap::new(),
+        };
+        FlowDialogue::new(Arc::new(loaded), &ctx, None, None)
+    }
+
+    fn speech(text: &str) -> CallerInput {
+        CallerInput::Speech {
+            text: text.into(),
+            level_vs_baseline_db: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_transfer_that_fails_leaves_the_conversation_going() {
+        let mut d = telecom();
+        d.handle(&CallerInput::Start);
+        let asked = d.handle(&speech("I want to talk to a human agent"));
+        assert!(
+            matches!(asked.action, Some(Action::Transfer { .. })),
+            "{asked:?}"
+        );
+        // The line could not reach an agent: the caller is back, and is answered.
+        let next = d.handle(&speech("what about my bill"));
+        assert!(!next.say.is_empty(), "{next:?}");
+        assert!(next.action.is_none(), "{next:?}");
+        let quiet = d.handle(&CallerInput::NoInput);
+        assert!(!quiet.say.is_empty(), "no-input is reprompted: {quiet:?}");
+    }
 }
