@@ -15,23 +15,14 @@
 //! `HOTLINE_BENCH_POLICIES=full,trim-1.3s-retry` narrow the grid; `HOTLINE_BENCH_THREADS=1,2`.
 //! A figure here is never a test assertion: the accuracy thresholds live in `tests/`.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::shared_dir;
 use hotline::asr::score::{evaluate, read_index, Sample};
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
 use hotline::language::Language;
-
-fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio/index.tsv").is_file(),
-        "shared test data not found at {} (set HOTLINE_SHARED)",
-        dir.display()
-    );
-    dir
-}
 
 /// The decoding policies compared.
 fn policies() -> Vec<(&'static str, WhisperSettings)> {

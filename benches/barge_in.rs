@@ -10,10 +10,13 @@
 //! `cargo bench --bench barge_in` (`HOTLINE_BENCH_VERBOSE=1` names every false barge-in). A
 //! figure here is never a test assertion.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::shared_dir;
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{Frame, FRAME_DURATION};
@@ -21,12 +24,6 @@ use hotline::config::SessionConfig;
 use hotline::dialogue::{BotTurn, Prompt};
 use hotline::language::Language;
 use hotline::session::{CallSession, EventKind, SessionOutput, TurnId};
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
 
 /// A recording scaled to `rms`.
 fn at_level(path: &Path, rms: f32) -> Option<Vec<i16>> {

@@ -13,9 +13,11 @@
 //! `cargo bench --bench end_of_turn` (release). Needs `hotline models fetch smart-turn`; without
 //! it only the fixed silences are measured. A figure here is never a test assertion.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Duration;
 
+use common::shared_dir;
 use hotline::asr::score::read_index;
 use hotline::audio::resample::resample;
 use hotline::audio::vad::Vad;
@@ -29,18 +31,6 @@ use hotline_media::codec::g711::G711Law;
 
 /// The hesitation put in the middle of each recording.
 const HESITATION_MS: usize = 800;
-
-fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("HOTLINE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(
-        dir.join("audio/index.tsv").is_file(),
-        "shared test data not found at {} (set HOTLINE_SHARED)",
-        dir.display()
-    );
-    dir
-}
 
 /// One caller turn: its audio, and where its voice ends (in samples).
 struct Turn {
