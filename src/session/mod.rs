@@ -1124,6 +1124,11 @@ impl CallSession {
                 }
             }
             _ => {
+                // A speculation about an earlier pause of this utterance (one the caller broke,
+                // or the longest utterance cut it short) is void.
+                if self.speculation.as_ref().is_some_and(|s| !s.ended) {
+                    self.speculation = None;
+                }
                 self.outputs.push_back(SessionOutput::Recognize {
                     turn,
                     pcm: std::mem::take(&mut self.utterance),
