@@ -1,14 +1,15 @@
 //! A call's record: `events.jsonl`, `recording.wav` (stereo: caller left, bot right, aligned as
 //! the caller heard it) and `transcript.txt` (both sides, with times).
 //!
-//! Events are appended to `events.jsonl` as they happen, so a crash loses at most the audio.
-//! The recording and the transcript are written when the call ends.
+//! Events are appended to `events.jsonl` as they happen, and the recording is written tick by
+//! tick (through a small buffer), so a call holds no audio in memory and a crash loses only the
+//! WAV header's lengths (the samples are on disk). The header is completed, and the transcript
+//! written, when the call ends.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::audio::wav::{write_wav, Pcm};
 use crate::audio::{Frame, SAMPLE_RATE_HZ};
 use crate::session::{CallEvent, EventKind};
 
@@ -29,8 +30,10 @@ pub struct CallRecord {
     dir: PathBuf,
     events_file: BufWriter<File>,
     events: Vec<CallEvent>,
-    /// Interleaved stereo samples: caller, bot.
-    stereo: Vec<i16>,
+    /// `recording.wav`, written as the call goes: interleaved stereo, caller then bot. `None`
+    /// after a write failed (the failure is kept for [`CallRecord::finish`]).
+    recording: Option<hound::WavWriter<BufWriter<File>>>,
+    recording_error: Option<String>,
 }
 
 impl CallRecord {
@@ -43,11 +46,24 @@ impl CallRecord {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let events_path = dir.join("events.jsonl");
         let file = File::create(&events_path).map_err(io(&events_path))?;
+        let wav_path = dir.join("recording.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: SAMPLE_RATE_HZ,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let recording =
+            hound::WavWriter::create(&wav_path, spec).map_err(|e| RecordError::Wav {
+                path: wav_path.display().to_string(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             events_file: BufWriter::new(file),
             events: Vec::new(),
-            stereo: Vec::new(),
+            recording: Some(recording),
+            recording_error: None,
         })
     }
 
@@ -77,27 +93,30 @@ impl CallRecord {
 
     /// Appends one 20 ms tick: what the caller sent and what the bot sent back.
     pub fn audio(&mut self, caller: &Frame, bot: Option<&Frame>) {
+        let Some(recording) = self.recording.as_mut() else {
+            return;
+        };
         let silence = Frame::silence();
         let bot = bot.unwrap_or(&silence);
-        for (c, b) in caller.samples().iter().zip(bot.samples().iter()) {
-            self.stereo.push(*c);
-            self.stereo.push(*b);
+        let written = caller
+            .samples()
+            .iter()
+            .zip(bot.samples().iter())
+            .try_for_each(|(c, b)| {
+                recording.write_sample(*c)?;
+                recording.write_sample(*b)
+            });
+        if let Err(e) = written {
+            // The rest of the call is not recorded; the events go on, and finish says why.
+            self.recording = None;
+            self.recording_error = Some(e.to_string());
         }
     }
 
-    /// Writes `recording.wav` and `transcript.txt`.
+    /// Writes `transcript.txt` and completes `recording.wav`.
     pub fn finish(mut self) -> Result<PathBuf, RecordError> {
         let _ = self.events_file.flush();
-        let wav_path = self.dir.join("recording.wav");
-        let pcm = Pcm {
-            sample_rate_hz: SAMPLE_RATE_HZ,
-            channels: 2,
-            samples: std::mem::take(&mut self.stereo),
-        };
-        write_wav(&wav_path, &pcm).map_err(|e| RecordError::Wav {
-            path: wav_path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        // The transcript first: a recording that failed does not cost it.
         let transcript_path = self.dir.join("transcript.txt");
         std::fs::write(&transcript_path, transcript_text(&self.events)).map_err(|source| {
             RecordError::Io {
@@ -105,6 +124,17 @@ impl CallRecord {
                 source,
             }
         })?;
+        let wav_path = self.dir.join("recording.wav");
+        let wav_error = |message: String| RecordError::Wav {
+            path: wav_path.display().to_string(),
+            message,
+        };
+        if let Some(recording) = self.recording.take() {
+            recording.finalize().map_err(|e| wav_error(e.to_string()))?;
+        }
+        if let Some(message) = self.recording_error.take() {
+            return Err(wav_error(message));
+        }
         Ok(self.dir)
     }
 }
