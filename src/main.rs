@@ -77,6 +77,10 @@ enum Command {
         /// How long to wait for the bot to start answering a turn before going on.
         #[arg(long, default_value_t = 20)]
         answer_timeout_s: u64,
+        /// Start each call this long after the one before, so that calls at once do not all
+        /// speak in step (0: all at once, the recognizer's worst case).
+        #[arg(long, default_value_t = 0)]
+        stagger_ms: u64,
         /// The server's process id: its CPU time and memory are read before and after.
         #[arg(long)]
         server_pid: Option<u32>,
@@ -237,6 +241,7 @@ fn main() -> Result<()> {
             barge_in,
             barge_in_after_ms,
             answer_timeout_s,
+            stagger_ms,
             server_pid,
             asr_model,
             json,
@@ -262,6 +267,7 @@ fn main() -> Result<()> {
                 answer_timeout: std::time::Duration::from_secs(answer_timeout_s),
                 server_pid,
                 asr_model,
+                stagger: std::time::Duration::from_millis(stagger_ms),
             };
             let bench = hotline::bench::Bench::prepare(options)?;
             eprint!("{}", bench.describe_turns());

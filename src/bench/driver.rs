@@ -49,7 +49,9 @@ pub async fn run(bench: &Bench) -> Result<Report, BenchError> {
             let plan = Arc::clone(&bench.plan);
             let target = Arc::clone(&target);
             let progress = progress.clone();
+            let start_after = options.stagger * index as u32;
             tokio::spawn(async move {
+                tokio::time::sleep(start_after).await;
                 match run_call(index, plan, &target, local_ip, &progress).await {
                     Ok(outcome) => outcome,
                     Err(error) => failed(error),

@@ -116,6 +116,9 @@ pub struct BenchOptions {
     pub server_pid: Option<u32>,
     /// The server's ASR model as the user names it (`--asr-model`).
     pub asr_model: Option<String>,
+    /// Call `k` starts `k × stagger` after the first, so that calls at once do not all speak
+    /// in step (zero: all at once, the worst case for the recognizer).
+    pub stagger: Duration,
 }
 
 /// Where the calls go.
