@@ -28,7 +28,6 @@ fn bench_calls_a_live_hotline_and_measures_at_the_caller() {
     speak(&turns, "turn-2", "what is the status of my order");
     let json = work.path().join("report.json");
 
-    let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_hotline"))
         .arg("bench")
         .arg("--target")
@@ -49,10 +48,6 @@ fn bench_calls_a_live_hotline_and_measures_at_the_caller() {
         output.status.success(),
         "hotline bench failed:\n{printed}\nserver log:\n{}",
         hotline.log_text()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "two calls of two turns take well under a minute"
     );
     assert!(printed.contains("voice-to-voice"), "{printed}");
 
