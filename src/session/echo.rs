@@ -33,6 +33,9 @@ use crate::audio::{Frame, FRAME_MS, FRAME_SAMPLES};
 
 /// How fast a delay's echo gain rises again, per frame with loud bot audio at that delay.
 const RISE: f32 = 1.01;
+/// The least a delay's gain rises from: a gain learned on digital silence (zero) must still be
+/// able to rise if echo appears later (about -80 dB).
+const GAIN_FLOOR: f32 = 1e-4;
 /// The most one frame that shows a lower ratio takes off a delay's gain (a factor).
 const FALL: f32 = 0.6;
 /// Bot audio below this RMS says nothing about the echo path (the ratio would be noise).
@@ -90,7 +93,7 @@ impl EchoGate {
                 *g = if ratio < *g {
                     ratio.max(*g * FALL)
                 } else {
-                    ratio.min(*g * RISE).min(1.0)
+                    ratio.min(g.max(GAIN_FLOOR) * RISE).min(1.0)
                 };
             }
         }
@@ -203,5 +206,28 @@ mod tests {
         let mut off = EchoGate::new(300, 0.0);
         off.bot_sent(Some(&tone(9000.0, 0)));
         assert!(!off.is_echo(&tone(100.0, 0)));
+    }
+
+    #[test]
+    fn echo_that_appears_after_digital_silence_is_learned_again() {
+        let mut gate = EchoGate::new(300, 6.0);
+        let mut sent = Vec::new();
+        let mut own_late = 0;
+        for tick in 0..2_000usize {
+            // Digital silence on the line for 5 s, then echo 4 frames late at 12 dB.
+            let echo = if tick >= 250 {
+                sent[tick - 4] * 0.25
+            } else {
+                0.0
+            };
+            let caller = tone(echo, tick * 7);
+            if !gate.is_echo(&caller) && tick >= 1_500 && caller.rms() > 50.0 {
+                own_late += 1;
+            }
+            let level = bot_level(tick);
+            sent.push(level);
+            gate.bot_sent(Some(&tone(level, tick)));
+        }
+        assert_eq!(own_late, 0, "the echo is learned again");
     }
 }
