@@ -4,7 +4,9 @@
 //! Owns: every call's signalling state (INVITE → 100 → 180 → 200 with the SDP answer → ACK;
 //! a late offer, an INVITE without SDP, gets our offer in the 200 and must be answered in the
 //! ACK, or we send BYE with `sdp.no_answer_in_ack`; BYE either way; CANCEL; re-INVITE for
-//! hold/unhold and codec changes; INFO DTMF; session timers), retransmission of our final INVITE responses until ACK over UDP (RFC 3261 17.2.1),
+//! hold/unhold and codec changes; INFO DTMF; session timers), flood limits (per-source rate
+//! limits and blocks through [`SourceLimiter`]; at most `max_half_open` calls waiting for
+//! their ACK, the oldest pushed out by a new one; an ACK timeout of its own), retransmission of our final INVITE responses until ACK over UDP (RFC 3261 17.2.1),
 //! retransmission of our requests until answered (17.1.2), trust (IP allowlist and digest
 //! challenge), and outbound registration.
 //!
@@ -49,6 +51,7 @@ use std::net::{IpAddr, SocketAddr};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::auth::DigestGuard;
+use crate::flood::{LimitKind, SourceLimiter, Verdict};
 use crate::message::{scheme_of, uri_of, Defect, MessageWriter, SipMessage, StartLine};
 use crate::sdp::Negotiated;
 
@@ -129,7 +132,7 @@ pub struct IncomingCall {
     pub to: String,
     /// What the offer in the INVITE and our codecs agreed on; `None` for a late offer (an
     /// INVITE without SDP): [`SipSession::accept`] then sends our offer, and the caller's
-    /// answer in the ACK arrives as [`SipEvent::LateAnswer`] (or ends the call).
+    /// answer in the ACK arrives with [`SipEvent::Connected`] (or ends the call).
     pub negotiated: Option<Negotiated>,
     /// Caller context: every header of the INVITE, in order.
     pub headers: Vec<(String, String)>,
@@ -139,12 +142,25 @@ pub struct IncomingCall {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SipEvent {
     /// A new call: answer it with [`SipSession::accept`] or refuse with [`SipSession::reject`].
+    /// It is half-open until its ACK: start nothing expensive for it before
+    /// [`SipEvent::Connected`].
     IncomingCall(IncomingCall),
-    /// The ACK answered the offer we sent for a late-offer call (RFC 3264): media can start.
-    LateAnswer {
+    /// The caller's ACK confirmed an answered call: media can start, with what was agreed
+    /// (for a late offer, the answer in the ACK, RFC 3264). `None` when a late offer's ACK
+    /// answered nothing usable: a hang-up (`sdp.no_answer_in_ack`) follows at once.
+    Connected {
         id: SipCallId,
-        negotiated: Negotiated,
+        negotiated: Option<Negotiated>,
     },
+    /// A source broke a rate limit and is blocked: everything it sends is dropped unread until
+    /// the block ends.
+    SourceBlocked {
+        ip: IpAddr,
+        limit: LimitKind,
+        for_ms: u64,
+    },
+    /// A block ended, with the messages dropped while it lasted.
+    SourceUnblocked { ip: IpAddr, dropped: u64 },
     /// A re-INVITE changed the media.
     MediaUpdated {
         id: SipCallId,
@@ -171,6 +187,7 @@ pub struct SipSession {
     client: HashMap<String, ClientTransaction>,
     guard: Option<DigestGuard>,
     registration: Option<Registration>,
+    limiter: SourceLimiter,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
 }
@@ -187,6 +204,7 @@ impl SipSession {
             .registration
             .clone()
             .map(|config| Registration::new(config, &mut rng, now_ms));
+        let limiter = SourceLimiter::new(config.limits.clone());
         Self {
             config,
             rng,
@@ -194,6 +212,7 @@ impl SipSession {
             client: HashMap::new(),
             guard,
             registration,
+            limiter,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -215,6 +234,32 @@ impl SipSession {
             .values()
             .filter(|c| c.state != CallState::Ended)
             .count()
+    }
+
+    /// Calls not over whose ACK has not come yet (ringing, offered or answered).
+    pub fn half_open_calls(&self) -> usize {
+        self.calls.values().filter(|c| c.half_open()).count()
+    }
+
+    /// Sources blocked by the rate limits now.
+    pub fn blocked_sources(&self) -> usize {
+        self.limiter.blocked_sources()
+    }
+
+    /// Applies a rate-limit verdict; true when the message must be dropped.
+    fn limited(&mut self, now_ms: u64, ip: IpAddr, verdict: Verdict) -> bool {
+        match verdict {
+            Verdict::Pass => false,
+            Verdict::Drop => true,
+            Verdict::Blocked { limit, until_ms } => {
+                self.events.push_back(SipEvent::SourceBlocked {
+                    ip,
+                    limit,
+                    for_ms: until_ms.saturating_sub(now_ms),
+                });
+                true
+            }
+        }
     }
 
     fn random_token(&mut self) -> String {
@@ -277,6 +322,12 @@ impl SipSession {
 
     /// Handles one received message.
     pub fn handle_input(&mut self, now_ms: u64, peer: Peer, data: &[u8]) {
+        // Every datagram counts against its source's limit, read or not.
+        let ip = peer.addr.ip();
+        let verdict = self.limiter.check_message(now_ms, ip);
+        if self.limited(now_ms, ip, verdict) {
+            return;
+        }
         // Keep-alive CRLFs (RFC 5626) get a pong on UDP and nothing else.
         if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
             return;
@@ -288,6 +339,18 @@ impl SipSession {
         match &message.start {
             StartLine::Request { method, uri } => {
                 let (method, uri) = (method.clone(), uri.clone());
+                // A dialog-opening INVITE also counts against the source's new-call limit.
+                let opens_dialog = method == "INVITE"
+                    && message.tag("To").is_none()
+                    && message
+                        .header("Call-ID")
+                        .is_some_and(|id| !self.calls.contains_key(&SipCallId(id.to_string())));
+                if opens_dialog {
+                    let verdict = self.limiter.check_call(now_ms, ip);
+                    if self.limited(now_ms, ip, verdict) {
+                        return;
+                    }
+                }
                 self.handle_request(now_ms, peer, message, &method, &uri);
             }
             StartLine::Response { code, .. } => {

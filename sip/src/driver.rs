@@ -11,10 +11,13 @@
 //! even/odd pairs (with the range `0..=0`, from the OS: then our SDP names the RTCP port with
 //! `a=rtcp`), and go back to it when the call's media task ends.
 //!
-//! A late-offer call (an INVITE without SDP) gets its sockets at once, for the offer in our 200,
-//! but reaches the application only when the ACK brings the caller's answer: the codec is known
-//! then. If it ends before that (no usable answer in the ACK, no ACK, BYE first), the
-//! application still gets the call, already hung up with the reason, so that it is recorded.
+//! A new call is half-open until its ACK: at the INVITE the application is only asked whether
+//! it has a free place ([`CallAcceptor::admit`]) and the call's RTP sockets are bound for our
+//! answer; the application gets the call ([`CallAcceptor::accept`]) and its media task starts
+//! when the ACK connects it (for a late offer, an INVITE without SDP, the ACK brings the
+//! caller's answer and the codec). A call that ends before its ACK (refused, cancelled, never
+//! acknowledged: a flood) is logged and never reaches the application. One whose ACK came
+//! without a usable answer does, already hung up with the reason, so that it is recorded.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -135,6 +138,14 @@ pub enum Refusal {
 /// The application's side: takes each new call, or refuses it. Called on the signalling task,
 /// so it must not block.
 pub trait CallAcceptor: Send + Sync + 'static {
+    /// Whether a new call could be taken now (a free place, not shutting down): asked at the
+    /// INVITE, before it is answered, so that a refusal is still a final response. Must be
+    /// cheap: a flood of INVITEs asks it for every one.
+    fn admit(&self) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    /// Takes a connected call (its ACK has come), or one that ended just after its ACK.
     fn accept(&self, call: PhoneCall) -> Result<(), Refusal>;
 }
 
@@ -161,10 +172,12 @@ enum MediaControl {
     Ended(String),
 }
 
-/// A late-offer call between our 200 (with the offer) and the ACK (with the answer).
-struct LateCall {
+/// A call between its INVITE and its ACK: it holds only its RTP ports.
+struct HalfOpenCall {
     incoming: IncomingCall,
     sockets: MediaSockets,
+    /// The ACK came, but without a usable answer to our offer (a late offer): a hang-up follows.
+    acked: bool,
 }
 
 /// One call's RTP and RTCP sockets, their ports, and the lease that holds them in the pool.
@@ -278,7 +291,7 @@ impl PhoneServer {
         let mut tcp_writers: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
         let mut next_connection = 1u64;
         let mut calls: HashMap<SipCallId, mpsc::UnboundedSender<MediaControl>> = HashMap::new();
-        let mut late_calls: HashMap<SipCallId, LateCall> = HashMap::new();
+        let mut half_open: HashMap<SipCallId, HalfOpenCall> = HashMap::new();
         let range = (self.config.rtp_port_max != 0)
             .then_some((self.config.rtp_port_min, self.config.rtp_port_max));
         let ports = PortPool::new(self.config.bind_ip, range).with_seed(seed);
@@ -325,6 +338,17 @@ impl PhoneServer {
                 match event {
                     SipEvent::IncomingCall(incoming) => {
                         let id = incoming.id.clone();
+                        // Half-open until the ACK: only a cheap check that a place is free now,
+                        // and the RTP ports our answer names. The call itself starts at the ACK.
+                        if let Err(refusal) = acceptor.admit() {
+                            session.reject(
+                                now_ms(),
+                                &id,
+                                refusal.sip_code(),
+                                Some(self.config.busy_retry_after_s),
+                            );
+                            continue;
+                        }
                         let Some(sockets) = MediaSockets::bind(&ports) else {
                             tracing::warn!(call = %id, "no free RTP port pair; refusing the call");
                             session.reject(
@@ -336,40 +360,32 @@ impl PhoneServer {
                             continue;
                         };
                         let media_ports = sockets.ports;
-                        let Some(negotiated) = incoming.negotiated.clone() else {
-                            // Late offer: our 200 offers; the application hears of it at the ACK.
-                            late_calls.insert(id.clone(), LateCall { incoming, sockets });
-                            session.accept(now_ms(), &id, media_ports);
-                            continue;
-                        };
-                        match self.start_call(
-                            &incoming,
-                            negotiated,
-                            sockets,
-                            acceptor.as_ref(),
-                            driver_tx.clone(),
-                            now_ms(),
-                        ) {
-                            Ok(control) => {
-                                calls.insert(id.clone(), control);
-                                session.accept(now_ms(), &id, media_ports);
-                            }
-                            Err(refusal) => session.reject(
-                                now_ms(),
-                                &id,
-                                refusal.sip_code(),
-                                Some(self.config.busy_retry_after_s),
-                            ),
-                        }
+                        half_open.insert(
+                            id.clone(),
+                            HalfOpenCall {
+                                incoming,
+                                sockets,
+                                acked: false,
+                            },
+                        );
+                        session.accept(now_ms(), &id, media_ports);
                     }
-                    SipEvent::LateAnswer { id, negotiated } => {
-                        let Some(late) = late_calls.remove(&id) else {
+                    SipEvent::Connected { id, negotiated } => {
+                        let Some(negotiated) = negotiated else {
+                            // The ACK came without a usable answer: the hang-up that follows
+                            // is reported as a call, so that it is recorded.
+                            if let Some(call) = half_open.get_mut(&id) {
+                                call.acked = true;
+                            }
+                            continue;
+                        };
+                        let Some(call) = half_open.remove(&id) else {
                             continue;
                         };
                         match self.start_call(
-                            &late.incoming,
+                            &call.incoming,
                             negotiated,
-                            late.sockets,
+                            call.sockets,
                             acceptor.as_ref(),
                             driver_tx.clone(),
                             now_ms(),
@@ -383,9 +399,16 @@ impl PhoneServer {
                                     Refusal::Busy => "server.busy",
                                     Refusal::Unavailable => "server.unavailable",
                                 };
+                                tracing::warn!(call = %id, reason, "connected call refused; hanging up");
                                 session.hangup(now_ms(), &id, reason);
                             }
                         }
+                    }
+                    SipEvent::SourceBlocked { ip, limit, for_ms } => {
+                        tracing::warn!(%ip, limit = limit.code(), block_s = for_ms / 1000, "SIP source blocked: over its rate limit; everything it sends is dropped until the block ends");
+                    }
+                    SipEvent::SourceUnblocked { ip, dropped } => {
+                        tracing::info!(%ip, dropped, "SIP source unblocked");
                     }
                     SipEvent::MediaUpdated { id, negotiated } => {
                         send_control(&calls, &id, MediaControl::Update(negotiated))
@@ -402,8 +425,8 @@ impl PhoneServer {
                     SipEvent::CallEnded { id, reason } => {
                         if let Some(control) = calls.remove(&id) {
                             let _ = control.send(MediaControl::Ended(reason));
-                        } else if let Some(late) = late_calls.remove(&id) {
-                            report_unanswered(&late.incoming, &reason, acceptor.as_ref());
+                        } else if let Some(call) = half_open.remove(&id) {
+                            never_connected(&call, &reason, acceptor.as_ref());
                         }
                     }
                     SipEvent::Registration { registered, detail } => {
@@ -421,15 +444,15 @@ impl PhoneServer {
         for id in calls.keys().cloned().collect::<Vec<_>>() {
             session.hangup(now_ms(), &id, "server.shutdown");
         }
-        for id in late_calls.keys().cloned().collect::<Vec<_>>() {
+        for id in half_open.keys().cloned().collect::<Vec<_>>() {
             session.hangup(now_ms(), &id, "server.shutdown");
         }
         while let Some(event) = session.poll_event() {
             if let SipEvent::CallEnded { id, reason } = event {
                 if let Some(control) = calls.remove(&id) {
                     let _ = control.send(MediaControl::Ended(reason));
-                } else if let Some(late) = late_calls.remove(&id) {
-                    report_unanswered(&late.incoming, &reason, acceptor.as_ref());
+                } else if let Some(call) = half_open.remove(&id) {
+                    never_connected(&call, &reason, acceptor.as_ref());
                 }
             }
         }
@@ -516,8 +539,20 @@ impl Refusal {
     }
 }
 
-/// Tells the application about a late-offer call that was answered (our 200) but ended before
-/// media could start, so that it leaves a record: a call whose only event is its hang-up.
+/// A call that ended before it connected. One that never had its ACK (refused, cancelled, a
+/// flood's INVITE, pushed out or timed out while half-open) is only logged: it was never a
+/// call, and it leaves no record. One whose ACK came without a usable answer is reported to
+/// the application, already hung up, so that its record says why.
+fn never_connected(call: &HalfOpenCall, reason: &str, acceptor: &dyn CallAcceptor) {
+    if call.acked {
+        report_unanswered(&call.incoming, reason, acceptor);
+    } else {
+        tracing::debug!(call = %call.incoming.id, from = %call.incoming.peer.addr, %reason, "a call ended before its ACK; not a call");
+    }
+}
+
+/// Tells the application about a call that was answered (our 200) and acknowledged but ended
+/// before media could start: a call whose only event is its hang-up.
 fn report_unanswered(incoming: &IncomingCall, reason: &str, acceptor: &dyn CallAcceptor) {
     let (event_tx, event_rx) = mpsc::channel(1);
     let (command_tx, _commands) = mpsc::channel(1);

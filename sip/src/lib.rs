@@ -7,13 +7,14 @@
 //! modules, re-exported so callers of the phone edge keep their paths.
 //!
 //! The call logic is sans-IO: [`sdp`], [`dtmf`], [`dialog::SipSession`] and
-//! [`media::MediaSession`] are plain structs fed with bytes and times. The IO layer
+//! [`media::MediaSession`] and [`flood::SourceLimiter`] are plain structs fed with bytes and times. The IO layer
 //! ([`driver`]) is thin: sockets, timers and channels.
 
 pub mod auth;
 pub mod dialog;
 pub mod driver;
 pub mod dtmf;
+pub mod flood;
 pub mod media;
 pub mod message;
 pub mod sdp;

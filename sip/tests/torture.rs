@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use hotline_sip::dialog::{EndpointConfig, Peer, SipCallId, SipEvent, SipSession, TransportKind};
 use hotline_sip::message::SipMessage;
+use hotline_sip::flood::SourceLimits;
 use hotline_sip::sdp::Codec;
 
 /// A valid INVITE: 100 Trying, then (once the application accepts) 180 Ringing and 200 OK.
@@ -140,6 +141,9 @@ fn config() -> EndpointConfig {
         session_expires_s: 0,
         answer_delay_ms: 0,
         registration: None,
+        limits: SourceLimits::default(),
+        max_half_open: 64,
+        ack_timeout_ms: 32_000,
     }
 }
 

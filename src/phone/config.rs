@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
 use hotline_sip::driver::PhoneConfig;
+use hotline_sip::flood::SourceLimits;
 use hotline_sip::sdp::Codec;
 
 /// A `[sip]` value that parses but makes no sense; names the key.
@@ -46,8 +47,47 @@ fn default_register_expires_s() -> u32 {
     3600
 }
 
+/// Flood limits (`[sip.limits]`), after Kamailio's pike and Asterisk's half-open handling.
+/// Sources in `allow_from` (trusted trunks and PBXs) are never rate limited.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipLimitsConfig {
+    /// SIP messages per second one source address may send on average (0: no limit).
+    pub messages_per_s: f64,
+    /// Messages a source may send at once above that average.
+    pub message_burst: f64,
+    /// New calls (INVITEs) per second one source may start on average (0: no limit).
+    pub calls_per_s: f64,
+    /// New calls a source may start at once above that average.
+    pub call_burst: f64,
+    /// How long a source over a limit is blocked: everything it sends is dropped unread.
+    pub block_s: u64,
+    /// Calls answered but not yet confirmed by their ACK, at most; a new INVITE beyond this
+    /// pushes out the oldest of them. They hold only an RTP port pair: the call itself (its
+    /// session, recognizer, dialogue and record) starts at the ACK.
+    pub max_half_open: usize,
+    /// How long an answered call waits for its ACK before it is dropped (RFC 3261 allows 32 s;
+    /// a caller that is really there answers in a round trip).
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for SipLimitsConfig {
+    fn default() -> Self {
+        let limits = SourceLimits::default();
+        Self {
+            messages_per_s: limits.messages_per_s,
+            message_burst: limits.message_burst,
+            calls_per_s: limits.calls_per_s,
+            call_burst: limits.call_burst,
+            block_s: limits.block_ms / 1000,
+            max_half_open: 64,
+            ack_timeout_ms: 8_000,
+        }
+    }
+}
+
 /// The `[sip]` section: phone callers over SIP and RTP.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
     /// Answer SIP calls at all.
@@ -89,6 +129,8 @@ pub struct SipConfig {
     pub answer_delay_ms: u64,
     pub user_agent: String,
     pub registration: Option<SipRegistrationConfig>,
+    /// Flood limits (`[sip.limits]`).
+    pub limits: SipLimitsConfig,
 }
 
 impl Default for SipConfig {
@@ -112,6 +154,7 @@ impl Default for SipConfig {
             answer_delay_ms: 0,
             user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
             registration: None,
+            limits: SipLimitsConfig::default(),
         }
     }
 }
@@ -161,6 +204,23 @@ impl SipConfig {
         }
         if self.rtp_timeout_ms < 1_000 {
             return invalid("rtp_timeout_ms", "must be at least 1000");
+        }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("limits.messages_per_s", limits.messages_per_s),
+            ("limits.message_burst", limits.message_burst),
+            ("limits.calls_per_s", limits.calls_per_s),
+            ("limits.call_burst", limits.call_burst),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return invalid(key, "must be a number, 0 or more");
+            }
+        }
+        if limits.max_half_open == 0 {
+            return invalid("limits.max_half_open", "must be at least 1");
+        }
+        if !(500..=32_000).contains(&limits.ack_timeout_ms) {
+            return invalid("limits.ack_timeout_ms", "must be 500 to 32000");
         }
         if let Some(registration) = &self.registration {
             if registration.expires_s < 60 {
@@ -262,8 +322,27 @@ impl SipConfig {
                 session_expires_s: self.session_expires_s,
                 answer_delay_ms: self.answer_delay_ms,
                 registration,
+                limits: SourceLimits {
+                    messages_per_s: self.limits.messages_per_s,
+                    message_burst: self.limits.message_burst,
+                    calls_per_s: self.limits.calls_per_s,
+                    call_burst: self.limits.call_burst,
+                    block_ms: self.limits.block_s.saturating_mul(1000),
+                    max_sources: SourceLimits::default().max_sources,
+                    exempt: self.allowlist()?,
+                },
+                max_half_open: self.limits.max_half_open,
+                ack_timeout_ms: self.limits.ack_timeout_ms,
             },
         })
+    }
+
+    /// Whether anyone who can reach the port can call: a non-loopback address with neither an
+    /// allowlist nor digest credentials.
+    pub fn open_to_everyone(&self) -> bool {
+        !self.bind_ip.is_loopback()
+            && self.allow_from.is_empty()
+            && self.auth_username.is_none()
     }
 }
 
@@ -301,6 +380,14 @@ mod tests {
             ..SipConfig::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "answer_delay_ms");
+        c = SipConfig::default();
+        c.limits.ack_timeout_ms = 60_000;
+        assert_eq!(c.validate().unwrap_err().key, "limits.ack_timeout_ms");
+        c.limits = SipLimitsConfig {
+            calls_per_s: -1.0,
+            ..SipLimitsConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "limits.calls_per_s");
     }
 
     #[test]

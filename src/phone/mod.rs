@@ -1,8 +1,9 @@
 //! Phone callers: maps the `hotline-sip` edge onto live calls.
 //!
-//! Owns: the `[sip]` config section, and turning each answered SIP call into a call on
+//! Owns: the `[sip]` config section, and turning each connected SIP call into a call on
 //! [`Engines::start_call_on`] (all transports share `server.max_calls`; at the limit a caller
-//! gets 486 Busy Here with Retry-After, and while the server shuts down 503 with Retry-After)
+//! gets 486 Busy Here with Retry-After, and while the server shuts down 503 with Retry-After;
+//! both are checked at the INVITE, and the call itself starts at the ACK)
 //! with a [`PhoneEdge`]: the call's driver reads the line's media task and writes to it
 //! directly, converting the line's PCM rate to the pipeline's 16 kHz frames and back (8 kHz
 //! G.711 is resampled; G.722 and Opus already decode to 16 kHz and pass straight through).
@@ -26,7 +27,9 @@ use hotline_sip::driver::{
     CallAcceptor, PhoneCall, PhoneCommand, PhoneEvent, PhoneServer, Refusal,
 };
 
-pub use config::{SipConfig, SipConfigError, SipRegistrationConfig, DEFAULT_CODECS};
+pub use config::{
+    SipConfig, SipConfigError, SipLimitsConfig, SipRegistrationConfig, DEFAULT_CODECS,
+};
 
 use crate::audio::resample::StreamResampler;
 use crate::audio::{Frame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
@@ -43,6 +46,12 @@ pub async fn run(engines: Arc<Engines>, shutdown: watch::Receiver<bool>) {
     }
     match bind(&config).await {
         Ok(server) => {
+            if config.open_to_everyone() {
+                tracing::warn!(
+                    sip = %server.local_addr(),
+                    "SIP IS OPEN TO EVERYONE: sip.bind_ip is not loopback and neither sip.allow_from nor sip.auth_username is set, so anyone who reaches this port can call (and run up your trunk). Set one of them"
+                );
+            }
             tracing::info!(sip = %server.local_addr(), tcp = config.tcp, "answering phone calls");
             serve(server, engines, shutdown).await;
         }
@@ -85,6 +94,16 @@ struct EngineAcceptor {
 }
 
 impl CallAcceptor for EngineAcceptor {
+    fn admit(&self) -> Result<(), Refusal> {
+        if self.engines.is_closed() {
+            return Err(Refusal::Unavailable);
+        }
+        if self.engines.active_calls() >= self.engines.config.server.max_calls {
+            return Err(Refusal::Busy);
+        }
+        Ok(())
+    }
+
     fn accept(&self, call: PhoneCall) -> Result<(), Refusal> {
         let mut vars = BTreeMap::new();
         for (name, value) in &call.headers {

@@ -5,6 +5,9 @@
 //! [`CallState`] machine: Ringing → Offered → Answered → Confirmed → Ended (a re-INVITE takes
 //! Confirmed back to Answered until its ACK); [`SipSession::end`] and [`SipSession::hangup`].
 //!
+//! A call is half-open from its INVITE until its first ACK (`connected`); a re-INVITE's
+//! Answered state is not half-open.
+//!
 //! Invariants: `Ended` is final. A call the application saw reaches it only through `end`,
 //! which clears every pending deadline and emits `CallEnded` at most once; a refused INVITE is
 //! recorded as ended from the start. An ended call is kept for
@@ -66,6 +69,17 @@ pub(super) struct Call {
     pub(super) ringing: Option<(u64, IncomingCall)>,
     /// 180 Ringing has been sent.
     pub(super) ringing_sent: bool,
+    /// When the INVITE arrived.
+    pub(super) opened_ms: u64,
+    /// The first ACK has come: the call is connected, no longer half-open.
+    pub(super) connected: bool,
+}
+
+impl Call {
+    /// Not over and not yet confirmed by its first ACK (ringing, offered or answered).
+    pub(super) fn half_open(&self) -> bool {
+        self.state != CallState::Ended && !self.connected
+    }
 }
 
 impl SipSession {

@@ -2,8 +2,9 @@
 //! [`SipSession::new`](super::SipSession::new).
 //!
 //! Owns: [`EndpointConfig`] and its parts: the trust allowlist ([`IpNet`], written
-//! `10.0.0.0/8` or as a bare address), the inbound digest credentials ([`InboundAuth`]) and the
-//! outbound registration ([`RegistrationConfig`]).
+//! `10.0.0.0/8` or as a bare address), the inbound digest credentials ([`InboundAuth`]), the
+//! outbound registration ([`RegistrationConfig`]), and the flood limits (the per-source
+//! [`SourceLimits`], the half-open dialogs allowed and their ACK timeout).
 //!
 //! Invariants: plain data with no IO; an [`IpNet`] always has a prefix length that fits its
 //! address family, so [`IpNet::contains`] never shifts out of range. Reading these from a file
@@ -11,6 +12,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::flood::SourceLimits;
 use crate::sdp::Codec;
 
 /// An IPv4/IPv6 network for the allowlist, e.g. `10.0.0.0/8` or a bare address.
@@ -106,4 +108,11 @@ pub struct EndpointConfig {
     /// in that time ends it without the application ever seeing it. 0 offers it at once.
     pub answer_delay_ms: u64,
     pub registration: Option<RegistrationConfig>,
+    /// Per-source rate limits and blocks.
+    pub limits: SourceLimits,
+    /// Calls answered (or ringing) whose ACK has not come yet, at most; a new INVITE beyond
+    /// this pushes out the oldest of them.
+    pub max_half_open: usize,
+    /// How long an answered call waits for its ACK before it is dropped.
+    pub ack_timeout_ms: u64,
 }

@@ -1,7 +1,8 @@
 //! Requests inside a call: ACK, CANCEL, BYE, re-INVITE, INFO and UPDATE.
 //!
 //! Owns: what each does to the call. The ACK stops our 2xx retransmission and confirms the call
-//! (for a late offer it must carry the answer, else we send BYE with `sdp.no_answer_in_ack`);
+//! (the first one connects it: [`SipEvent::Connected`]; for a late offer it must carry the
+//! answer, else we send BYE with `sdp.no_answer_in_ack`);
 //! CANCEL ends a call not yet answered (487); BYE ends it; a re-INVITE renegotiates the media
 //! (keeping the current codec while the peer still offers it) and refreshes the session timer;
 //! INFO carries DTMF; UPDATE refreshes the session timer.
@@ -30,8 +31,17 @@ impl SipSession {
             return;
         }
         call.state = CallState::Confirmed;
+        let first_ack = !call.connected;
+        call.connected = true;
         if !call.late_offer {
             // An ACK to an answer we sent carries no SDP that could change anything.
+            if first_ack {
+                let negotiated = Some(call.negotiated.clone());
+                self.events.push_back(SipEvent::Connected {
+                    id: id.clone(),
+                    negotiated,
+                });
+            }
             return;
         }
         // The ACK must answer the offer in our 200 (RFC 3264); a BYE ends the call otherwise
@@ -48,13 +58,17 @@ impl SipSession {
                 call.late_offer = false;
                 call.negotiated = negotiated.clone();
                 tracing::debug!(call = %id, codec = negotiated.codec.name(), "late offer answered in the ACK");
-                self.events.push_back(SipEvent::LateAnswer {
+                self.events.push_back(SipEvent::Connected {
                     id: id.clone(),
-                    negotiated,
+                    negotiated: Some(negotiated),
                 });
             }
             Err(why) => {
                 tracing::warn!(call = %id, %why, "the ACK did not answer our offer; hanging up");
+                self.events.push_back(SipEvent::Connected {
+                    id: id.clone(),
+                    negotiated: None,
+                });
                 self.hangup(now_ms, id, "sdp.no_answer_in_ack");
             }
         }

@@ -6,6 +6,9 @@
 //! [`SipSession::reject`], and writing and keeping our final INVITE responses (a 2xx is
 //! retransmitted until the ACK on every transport, others on UDP only).
 //!
+//! Also owns the half-open limit: at most `max_half_open` calls wait for their ACK, the
+//! oldest pushed out by a new one, and an answered call waits `ack_timeout_ms` for it.
+//!
 //! Invariants: every INVITE gets exactly one final answer; a refused one is remembered as an
 //! ended call so that its retransmissions and ACK are absorbed, and the application never sees
 //! it; the application is offered a call once, when it becomes `Offered`.
@@ -19,7 +22,7 @@ use crate::sdp::{self, Codec, LocalSdp, MediaPorts, Negotiated, SessionDescripti
 
 use super::call::{Call, CallState};
 use super::timers::MIN_SESSION_EXPIRES_S;
-use super::transaction::Retransmit;
+use super::transaction::{Retransmit, T1_MS};
 use super::{
     IncomingCall, Peer, Refusal, SipCallId, SipEvent, SipSession, Transmit, TransportKind, ALLOW,
 };
@@ -217,7 +220,10 @@ impl SipSession {
             transfer_deadline_ms: None,
             ringing: None,
             ringing_sent: false,
+            opened_ms: now_ms,
+            connected: false,
         };
+        self.make_half_open_room(now_ms);
         self.calls.insert(id.clone(), call);
         match ringing_until {
             None => self.events.push_back(SipEvent::IncomingCall(incoming)),
@@ -227,6 +233,34 @@ impl SipSession {
                     call.ringing = Some((at, incoming));
                 }
             }
+        }
+    }
+
+    /// Keeps the half-open calls under `max_half_open` before a new one is added: the oldest
+    /// is pushed out. A caller who is really there sends its ACK within a round trip, so only
+    /// a flood of INVITEs that are never confirmed loses calls this way, and only its own.
+    /// An answered one is dropped without a BYE (its 200 may have gone to a forged address:
+    /// nothing more is sent there); one not yet answered gets 503.
+    fn make_half_open_room(&mut self, now_ms: u64) {
+        let limit = self.config.max_half_open.max(1);
+        while self.half_open_calls() >= limit {
+            let Some((id, state)) = self
+                .calls
+                .values()
+                .filter(|c| c.half_open())
+                .min_by_key(|c| c.opened_ms)
+                .map(|c| (c.id.clone(), c.state))
+            else {
+                return;
+            };
+            if matches!(state, CallState::Ringing | CallState::Offered) {
+                self.send_invite_final(now_ms, &id, 503, vec![], None);
+            }
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.ringing = None;
+                call.retransmit = None;
+            }
+            self.end(now_ms, &id, Some("sip.half_open_evicted"));
         }
     }
 
@@ -286,6 +320,8 @@ impl SipSession {
             transfer_deadline_ms: None,
             ringing: None,
             ringing_sent: false,
+            opened_ms: now_ms,
+            connected: false,
         };
         tracing::debug!(call = %id, code, "refused a call");
         self.calls.insert(id, call);
@@ -381,8 +417,13 @@ impl SipSession {
             extra.push(("Require", "timer".to_string()));
         }
         self.send_invite_final(now_ms, id, 200, extra, Some(sdp));
+        let ack_timeout_ms = self.config.ack_timeout_ms;
         if let Some(call) = self.calls.get_mut(id) {
             call.refresh_session_timer(now_ms);
+            // A half-open call waits for its ACK only this long (RFC 3261's 64×T1 at most).
+            if let Some(r) = call.retransmit.as_mut() {
+                r.give_up_ms = r.give_up_ms.min(now_ms + ack_timeout_ms.max(T1_MS));
+            }
         }
     }
 

@@ -4,6 +4,7 @@ use super::registration::MAX_CHALLENGE_ROUNDS;
 use super::*;
 use crate::auth::{self, DigestParams};
 use crate::message::{MessageWriter, SipMessage};
+use crate::flood::SourceLimits;
 use crate::sdp::{Codec, Direction, MediaPorts};
 
 fn config() -> EndpointConfig {
@@ -17,6 +18,9 @@ fn config() -> EndpointConfig {
         session_expires_s: 1800,
         answer_delay_ms: 0,
         registration: None,
+        limits: SourceLimits::default(),
+        max_half_open: 64,
+        ack_timeout_ms: 32_000,
     }
 }
 
@@ -1278,7 +1282,11 @@ fn a_late_offer_gets_our_offer_in_the_200_and_the_ack_answer_starts_the_call() {
                   m=audio 6100 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
     s.handle_input(20, peer(), &ack_with("late1", &tag, answer));
     let ev = events(&mut s);
-    let [SipEvent::LateAnswer { id, negotiated }] = &ev[..] else {
+    let [SipEvent::Connected {
+        id,
+        negotiated: Some(negotiated),
+    }] = &ev[..]
+    else {
         panic!("{ev:?}")
     };
     assert_eq!(id.0, "late1");
@@ -1321,10 +1329,16 @@ fn a_late_offer_ack_without_sdp_ends_the_call_with_bye() {
     assert!(out[0].contains("sdp.no_answer_in_ack"), "{}", out[0]);
     assert_eq!(
         events(&mut s),
-        vec![SipEvent::CallEnded {
-            id: SipCallId("late2".into()),
-            reason: "sdp.no_answer_in_ack".into()
-        }]
+        vec![
+            SipEvent::Connected {
+                id: SipCallId("late2".into()),
+                negotiated: None
+            },
+            SipEvent::CallEnded {
+                id: SipCallId("late2".into()),
+                reason: "sdp.no_answer_in_ack".into()
+            }
+        ]
     );
     assert_eq!(s.active_calls(), 0);
 }
@@ -1354,7 +1368,7 @@ fn a_late_offer_answered_with_a_codec_we_did_not_offer_ends_with_bye() {
         );
         let ev = events(&mut s);
         assert!(
-            matches!(&ev[..], [SipEvent::CallEnded { reason, .. }] if reason == "sdp.no_answer_in_ack"),
+            matches!(&ev[..], [SipEvent::Connected { negotiated: None, .. }, SipEvent::CallEnded { reason, .. }] if reason == "sdp.no_answer_in_ack"),
             "{answer}: {ev:?}"
         );
     }
@@ -1399,4 +1413,154 @@ fn our_rtcp_port_is_advertised_when_it_is_not_rtp_plus_one() {
     s.accept(0, &SipCallId("r3".into()), 7004);
     let ok = drain(&mut s).pop().unwrap();
     assert!(!ok.contains("a=rtcp"), "{ok}");
+}
+
+#[test]
+fn an_ack_connects_a_call_once_and_a_reinvite_does_not_reconnect_it() {
+    let mut s = SipSession::new(config(), 1, 0);
+    s.handle_input(0, peer(), &invite("c1"));
+    assert!(matches!(&events(&mut s)[..], [SipEvent::IncomingCall(_)]));
+    s.accept(0, &SipCallId("c1".into()), 7000);
+    assert_eq!(s.half_open_calls(), 1, "answered, not yet acknowledged");
+    let tag = to_tag(&drain(&mut s).pop().unwrap());
+    s.handle_input(10, peer(), &ack_with("c1", &tag, ""));
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[..], [SipEvent::Connected { negotiated: Some(n), .. }] if n.codec == Codec::Pcmu),
+        "{ev:?}"
+    );
+    assert_eq!(s.half_open_calls(), 0);
+    // A re-INVITE and its ACK change the media, and connect nothing again.
+    s.handle_input(
+        1000,
+        peer(),
+        &request("INVITE", "c1", 2, Some(&tag), "z9hG4bK-re", "", SDP),
+    );
+    assert_eq!(s.half_open_calls(), 0, "a re-INVITE is not half-open");
+    drain(&mut s);
+    s.handle_input(
+        1010,
+        peer(),
+        &request("ACK", "c1", 2, Some(&tag), "z9hG4bK-reack", "", ""),
+    );
+    let ev = events(&mut s);
+    assert!(
+        !ev.iter().any(|e| matches!(e, SipEvent::Connected { .. })),
+        "{ev:?}"
+    );
+}
+
+/// An INVITE from `ip`, with its own Call-ID.
+fn invite_from(call_id: &str, ip: &str) -> (Peer, Vec<u8>) {
+    let peer = Peer {
+        transport: TransportKind::Udp,
+        addr: format!("{ip}:5070").parse().unwrap(),
+        connection: None,
+    };
+    (peer, invite(call_id))
+}
+
+#[test]
+fn unacknowledged_calls_time_out_early_and_the_oldest_makes_room_for_a_new_one() {
+    let mut s = SipSession::new(
+        EndpointConfig {
+            max_half_open: 3,
+            ack_timeout_ms: 4_000,
+            ..config()
+        },
+        1,
+        0,
+    );
+    // Three calls from three sources that never ACK fill the half-open places.
+    for (i, ip) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().enumerate() {
+        let (peer, data) = invite_from(&format!("junk{i}"), ip);
+        s.handle_input(i as u64, peer, &data);
+        s.accept(i as u64, &SipCallId(format!("junk{i}")), 7000 + 2 * i as u16);
+    }
+    events(&mut s);
+    drain(&mut s);
+    assert_eq!(s.half_open_calls(), 3);
+    // A fourth pushes out the oldest, which ends with nothing sent to its source.
+    let (real, data) = invite_from("real", "198.51.100.7");
+    s.handle_input(100, real, &data);
+    let out = s.poll_transmit();
+    assert!(out.is_some_and(|t| t.peer == real), "the new caller is answered");
+    assert!(drain(&mut s).iter().all(|m| !m.starts_with("BYE ")));
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&SipEvent::CallEnded {
+            id: SipCallId("junk0".into()),
+            reason: "sip.half_open_evicted".into()
+        }),
+        "{ev:?}"
+    );
+    assert_eq!(s.half_open_calls(), 3);
+    // The others are dropped after the ACK timeout, not Timer B's 32 s.
+    s.accept(100, &SipCallId("real".into()), 7010);
+    let mut t = 100;
+    while t < 4_050 {
+        t += 50;
+        s.handle_timeout(t);
+    }
+    let ev = events(&mut s);
+    let timed_out: Vec<_> = ev
+        .iter()
+        .filter(|e| matches!(e, SipEvent::CallEnded { reason, .. } if reason == "sip.no_ack"))
+        .collect();
+    assert_eq!(timed_out.len(), 2, "{ev:?}");
+    assert_eq!(s.half_open_calls(), 1, "the newest still waits for its ACK");
+}
+
+#[test]
+fn an_invite_flood_blocks_its_source_and_the_block_ends() {
+    let mut s = SipSession::new(
+        EndpointConfig {
+            limits: SourceLimits {
+                calls_per_s: 5.0,
+                call_burst: 5.0,
+                block_ms: 10_000,
+                ..SourceLimits::default()
+            },
+            ..config()
+        },
+        1,
+        0,
+    );
+    let flooder = "192.0.2.66";
+    let mut answered = 0;
+    for i in 0..200u64 {
+        let (peer, data) = invite_from(&format!("flood{i}"), flooder);
+        s.handle_input(i, peer, &data);
+        answered += drain(&mut s).len();
+    }
+    assert_eq!(answered, 5, "only the burst was answered (100 Trying each)");
+    let ev = events(&mut s);
+    let blocks: Vec<_> = ev
+        .iter()
+        .filter(|e| matches!(e, SipEvent::SourceBlocked { .. }))
+        .collect();
+    assert_eq!(blocks.len(), 1, "one block, reported once: {ev:?}");
+    assert_eq!(s.blocked_sources(), 1);
+    // Another source calls meanwhile.
+    let (other, data) = invite_from("real", "198.51.100.7");
+    s.handle_input(300, other, &data);
+    assert!(matches!(&events(&mut s)[..], [SipEvent::IncomingCall(_)]));
+    assert!(drain(&mut s)[0].starts_with("SIP/2.0 100"));
+    // While blocked, even an OPTIONS gets nothing.
+    let options = request("OPTIONS", "o1", 1, None, "z9hG4bK-o1", "", "");
+    let (peer, _) = invite_from("x", flooder);
+    s.handle_input(5_000, peer, &options);
+    assert!(drain(&mut s).is_empty());
+    // The block ends on the clock, with the count of what was dropped.
+    s.handle_timeout(10_005);
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&SipEvent::SourceUnblocked {
+            ip: flooder.parse().unwrap(),
+            dropped: 195
+        }),
+        "{ev:?}"
+    );
+    s.handle_input(10_010, peer, &options);
+    assert!(drain(&mut s)[0].starts_with("SIP/2.0 200"));
 }

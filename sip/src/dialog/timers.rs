@@ -8,7 +8,7 @@
 //!
 //! Invariants: `poll_timeout` is the earliest deadline any timer would act on, so a driver that
 //! sleeps until then misses no work; each run handles the calls, then the client transactions,
-//! then the registration.
+//! then the registration, then the ends of source blocks.
 
 use super::call::{Call, CallState};
 use super::transaction::TIMER_B_MS;
@@ -58,6 +58,7 @@ impl SipSession {
             consider(Some(tx.give_up_ms));
         }
         consider(self.registration.as_ref().and_then(|r| r.next_attempt_ms));
+        consider(self.limiter.poll_timeout());
         earliest
     }
 
@@ -66,6 +67,12 @@ impl SipSession {
         self.run_call_timers(now_ms);
         self.run_client_timers(now_ms);
         self.run_registration_timer(now_ms);
+        for ended in self.limiter.expire(now_ms) {
+            self.events.push_back(SipEvent::SourceUnblocked {
+                ip: ended.ip,
+                dropped: ended.dropped,
+            });
+        }
     }
 
     /// The calls' timers: the answer delay, 2xx retransmission and the missing ACK, session
