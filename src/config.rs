@@ -282,6 +282,33 @@ impl Config {
         Ok(config)
     }
 
+    /// Points the asset paths still at their defaults (`assets/...`, relative to the working
+    /// directory) at the binary's built-in copies when the working directory has no such file
+    /// or folder: a server started anywhere has its flows, knowledge bases and prompts, and an
+    /// `assets/` folder where it starts overrides them. A path the config sets is left alone.
+    pub fn with_built_in_assets(mut self) -> Self {
+        let defaults = (DialogueConfig::default(), TtsConfig::default());
+        let paths: [(&mut PathBuf, PathBuf, &str); 4] = [
+            (&mut self.dialogue.basic, defaults.0.basic, "basic_dialogue.toml"),
+            (&mut self.dialogue.flows_dir, defaults.0.flows_dir, "flows"),
+            (&mut self.dialogue.kb_dir, defaults.0.kb_dir, "kb"),
+            (&mut self.tts.prompts_dir, defaults.1.prompts_dir, "prompts"),
+        ];
+        for (path, default, built_in) in paths {
+            if *path != default || path.exists() {
+                continue;
+            }
+            match crate::bundle::assets_dir() {
+                Ok(dir) => *path = dir.join(built_in),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    break;
+                }
+            }
+        }
+        self
+    }
+
     /// Checks values that parse but make no sense.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &str| ConfigError::Invalid {

@@ -7,6 +7,7 @@
 pub mod asr;
 pub mod audio;
 pub mod bench;
+pub mod bundle;
 pub mod call;
 pub mod chat;
 pub mod config;

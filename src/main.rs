@@ -188,7 +188,8 @@ fn main() -> Result<()> {
     let config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
-    };
+    }
+    .with_built_in_assets();
     match cli.command {
         Command::Serve => {
             let engines = Engines::load(config).context("starting the engines")?;

@@ -7,12 +7,15 @@
 //!
 //! The library is espeak-ng 1.52 as vendored and built by `espeak-rs-sys` (Debian's 1.51 reads
 //! Mandarin tone digits as English words). That crate compiles the phoneme and dictionary data
-//! into its build output (`<target>/<profile>/build/espeak-rs-sys-*/out/share/espeak-ng-data`,
-//! with the `compile-espeak-intonations` feature). [`find_data_dir`] looks for the data in this
-//! order: the `HOTLINE_ESPEAK_DATA` environment variable (a folder holding `phontab`, or its
-//! parent); the build output beside the running executable (`cargo test`, `cargo bench`,
-//! `target/<profile>/hotline`); the build output under `$CARGO_TARGET_DIR` and under this
-//! checkout's `target/`; and, last, Debian's `espeak-ng-data` (whose Mandarin is wrong).
+//! into its build output (with the `compile-espeak-intonations` feature), and the binary
+//! carries the part hotline speaks with (`crate::bundle`), so it runs outside the build tree.
+//! [`find_data_dir`] takes the `HOTLINE_ESPEAK_DATA` environment variable (a folder holding
+//! `phontab`, or its parent) when it is set, else the built-in data, unpacked on first use.
+//!
+//! espeak-ng prints "Full dictionary is not installed for 'cmn'" on stderr each time it loads
+//! the Mandarin voice (the extended Mandarin word list is not compiled in; the rules and the
+//! short list are). The worker catches what espeak-ng writes while it loads a voice and logs
+//! that line at debug level; anything else written meanwhile goes on to stderr unchanged.
 //!
 //! espeak-ng speaks at 22 050 Hz; [`EspeakSynthesizer`] converts to the pipeline's 16 kHz.
 //!
@@ -41,12 +44,6 @@ pub const DATA_ENV: &str = "HOTLINE_ESPEAK_DATA";
 const REQUIRED_DATA_FILES: [&str; 5] =
     ["phontab", "phonindex", "phondata", "intonations", "en_dict"];
 
-/// Debian's data folders, the last resort.
-const SYSTEM_DATA_DIRS: [&str; 2] = [
-    "/usr/lib/x86_64-linux-gnu/espeak-ng-data",
-    "/usr/share/espeak-ng-data",
-];
-
 /// Slowest and fastest rates espeak-ng accepts, in words per minute.
 pub const RATE_WPM_RANGE: std::ops::RangeInclusive<u32> = 80..=450;
 
@@ -64,80 +61,58 @@ pub fn find_data_dir() -> Result<PathBuf, TtsError> {
                 ),
             });
     }
-    let mut searched: Vec<PathBuf> = Vec::new();
-    // Build output beside the executable: target/<profile>/hotline, target/<profile>/deps/test-*.
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            searched.extend(dir.ancestors().take(3).map(Path::to_path_buf));
-        }
-    }
-    let mut target_dirs: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        target_dirs.push(PathBuf::from(dir));
-    }
-    target_dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    for target in target_dirs {
-        searched.push(target.join("release"));
-        searched.push(target.join("debug"));
-    }
-    if let Some(found) = newest_build_output(&searched) {
-        return Ok(found);
-    }
-    if let Some(found) = SYSTEM_DATA_DIRS
-        .iter()
-        .map(PathBuf::from)
-        .find(|dir| is_data_dir(dir))
-    {
-        tracing::warn!(
-            dir = %found.display(),
-            "using the system's espeak-ng data; its Mandarin voice may read tone digits. Set {DATA_ENV} to espeak-rs-sys's compiled data"
-        );
-        return Ok(found);
-    }
-    Err(TtsError::EspeakData {
-        message: format!(
-            "no compiled espeak-ng data found; set {DATA_ENV}, or build with espeak-rs-sys's compile-espeak-intonations feature (searched build/espeak-rs-sys-*/out/share/espeak-ng-data under {})",
-            searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        ),
+    crate::bundle::espeak_data_dir().map_err(|e| TtsError::EspeakData {
+        message: e.to_string(),
     })
-}
-
-/// The most recently built `build/espeak-rs-sys-*/out/share/espeak-ng-data` under `profile_dirs`.
-fn newest_build_output(profile_dirs: &[PathBuf]) -> Option<PathBuf> {
-    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    for profile_dir in profile_dirs {
-        let Ok(entries) = std::fs::read_dir(profile_dir.join("build")) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if !entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("espeak-rs-sys-")
-            {
-                continue;
-            }
-            let dir = entry
-                .path()
-                .join("out")
-                .join("share")
-                .join("espeak-ng-data");
-            if !is_data_dir(&dir) {
-                continue;
-            }
-            let built = std::fs::metadata(dir.join("phontab"))
-                .and_then(|m| m.modified())
-                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            if best.as_ref().is_none_or(|(time, _)| built > *time) {
-                best = Some((built, dir));
-            }
-        }
-    }
-    best.map(|(_, dir)| dir)
 }
 
 fn is_data_dir(dir: &Path) -> bool {
     REQUIRED_DATA_FILES.iter().all(|f| dir.join(f).is_file())
+}
+
+/// Runs `f` with the process's stderr caught in a pipe, then puts stderr back: espeak-ng's
+/// notes about missing dictionaries become a debug log line, and anything else caught goes on
+/// to stderr as it was. Without a pipe, `f` just runs.
+fn with_stderr_caught<R>(f: impl FnOnce() -> R) -> R {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: plain POSIX calls on descriptors this function owns; stderr (2) is restored
+    // before it returns, whatever `f` did.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+            return f();
+        }
+        let saved = libc::dup(2);
+        if saved < 0 || libc::dup2(fds[1], 2) < 0 {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            if saved >= 0 {
+                libc::close(saved);
+            }
+            return f();
+        }
+        let result = f();
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        libc::close(fds[1]);
+        let mut caught = Vec::new();
+        let mut reader = std::fs::File::from_raw_fd(fds[0]);
+        let _ = reader.read_to_end(&mut caught);
+        let mut passed = Vec::new();
+        for line in String::from_utf8_lossy(&caught).lines() {
+            if line.starts_with("Full dictionary is not installed") {
+                tracing::debug!("espeak-ng: {line}");
+            } else {
+                passed.extend_from_slice(line.as_bytes());
+                passed.push(b'\n');
+            }
+        }
+        if !passed.is_empty() {
+            let _ = std::io::stderr().write_all(&passed);
+        }
+        result
+    }
 }
 
 /// One request to the espeak worker.
@@ -324,7 +299,7 @@ impl Engine {
             message: "contains a NUL byte".into(),
         })?;
         // SAFETY: espeak thread only; `name` is a valid C string for the call.
-        let status = unsafe { sys::espeak_ng_SetVoiceByName(name.as_ptr()) };
+        let status = with_stderr_caught(|| unsafe { sys::espeak_ng_SetVoiceByName(name.as_ptr()) });
         if status != sys::espeak_ng_STATUS_ENS_OK {
             self.voice = None;
             return Err(TtsError::Voice {

@@ -85,14 +85,47 @@ impl Hotline {
 
     /// [`Hotline::start_with`] with more `[server]` keys (`server` is their lines).
     pub fn start_with_server(max_calls: usize, server: &str, sip: &str) -> Self {
+        Self::spawn(max_calls, server, sip, false)
+    }
+
+    /// Starts a copy of the `hotline` binary as an installed server: copied out of the build
+    /// tree into a folder of its own, started in an empty working directory with a fresh
+    /// `HOME` and nothing pointing at the checkout's assets or espeak-ng data.
+    pub fn start_installed(sip: &str) -> Self {
+        Self::spawn(4, "", sip, true)
+    }
+
+    fn spawn(max_calls: usize, server: &str, sip: &str, installed: bool) -> Self {
         let work = tempfile::tempdir().expect("tempdir");
         let records = work.path().join("records");
         let config = work.path().join("hotline.toml");
         std::fs::write(&config, config_toml_with(&records, max_calls, server, sip))
             .expect("write config");
         let log = work.path().join("hotline.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_hotline"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let mut command = if installed {
+            let bin = work.path().join("bin");
+            let run = work.path().join("run");
+            let home = work.path().join("home");
+            for dir in [&bin, &run, &home] {
+                std::fs::create_dir_all(dir).expect("create a folder");
+            }
+            let program = bin.join("hotline");
+            std::fs::copy(env!("CARGO_BIN_EXE_hotline"), &program).expect("copy the binary");
+            let mut command = Command::new(program);
+            command
+                .current_dir(run)
+                .env("HOME", home)
+                .env_remove("HOTLINE_ESPEAK_DATA")
+                .env_remove("HOTLINE_DATA_DIR")
+                .env_remove("XDG_DATA_HOME")
+                .env_remove("CARGO_TARGET_DIR");
+            command
+        } else {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_hotline"));
+            command.current_dir(env!("CARGO_MANIFEST_DIR"));
+            command
+        };
+        let child = command
             .arg("--config")
             .arg(&config)
             .arg("serve")
