@@ -387,3 +387,25 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         None => message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployment_example_parses_and_is_not_open_to_everyone() {
+        let text = include_str!("../assets/deploy/hotline.toml");
+        let config = Config::parse(text, "assets/deploy/hotline.toml").expect("parses");
+        assert!(!config.sip.bind_ip.is_loopback());
+        assert!(!config.sip.open_to_everyone());
+        assert!(config.web.enabled);
+    }
+
+    #[test]
+    fn asset_paths_the_config_sets_are_kept() {
+        let mut config = Config::default();
+        config.dialogue.flows_dir = PathBuf::from("/nowhere/flows");
+        let config = config.with_built_in_assets();
+        assert_eq!(config.dialogue.flows_dir, PathBuf::from("/nowhere/flows"));
+    }
+}
