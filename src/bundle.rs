@@ -82,7 +82,12 @@ pub fn assets_dir() -> Result<PathBuf, BundleError> {
             &data_root(),
             "assets",
             "assets",
-            &[("", BASIC), ("flows", FLOWS), ("kb", KB), ("prompts", PROMPTS)],
+            &[
+                ("", BASIC),
+                ("flows", FLOWS),
+                ("kb", KB),
+                ("prompts", PROMPTS),
+            ],
         )
     })
     .clone()
@@ -127,7 +132,11 @@ fn unpack(
         dir: dir.display().to_string(),
         message,
     };
-    let staging = root.join(format!(".{name}-{}-{}", std::process::id(), rand::random::<u32>()));
+    let staging = root.join(format!(
+        ".{name}-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(root)?;
         for (prefix, files) in sets {

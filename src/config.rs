@@ -289,7 +289,11 @@ impl Config {
     pub fn with_built_in_assets(mut self) -> Self {
         let defaults = (DialogueConfig::default(), TtsConfig::default());
         let paths: [(&mut PathBuf, PathBuf, &str); 4] = [
-            (&mut self.dialogue.basic, defaults.0.basic, "basic_dialogue.toml"),
+            (
+                &mut self.dialogue.basic,
+                defaults.0.basic,
+                "basic_dialogue.toml",
+            ),
             (&mut self.dialogue.flows_dir, defaults.0.flows_dir, "flows"),
             (&mut self.dialogue.kb_dir, defaults.0.kb_dir, "kb"),
             (&mut self.tts.prompts_dir, defaults.1.prompts_dir, "prompts"),

@@ -84,7 +84,11 @@ fn flood(target: String, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
                         data[at] = rng.next() as u8;
                     }
                 }
-                1 => data = (0..(rng.next() % 600) as usize).map(|_| rng.next() as u8).collect(),
+                1 => {
+                    data = (0..(rng.next() % 600) as usize)
+                        .map(|_| rng.next() as u8)
+                        .collect()
+                }
                 _ => {}
             }
             let _ = junk.send_to(&data, &target);
@@ -194,7 +198,10 @@ async fn a_caller_gets_through_a_junk_invite_flood_that_leaves_no_records() {
         "flood: {datagrams} datagrams in {flood_s:.1} s ({:.0}/s)",
         datagrams as f64 / flood_s
     );
-    assert!(blocked, "an OPTIONS from the flooding source was answered during the flood");
+    assert!(
+        blocked,
+        "an OPTIONS from the flooding source was answered during the flood"
+    );
 
     // The real call, and only it, is on record.
     let events = hotline.one_call(Duration::from_secs(20)).await;
@@ -226,5 +233,8 @@ async fn a_caller_gets_through_a_junk_invite_flood_that_leaves_no_records() {
     let answered = tokio::task::spawn_blocking(move || flooder_is_answered(&target))
         .await
         .expect("join");
-    assert!(answered, "the flooding source is answered once its block expired");
+    assert!(
+        answered,
+        "the flooding source is answered once its block expired"
+    );
 }

@@ -30,7 +30,8 @@ async fn bad_offers_limits_and_abrupt_callers() -> Result<()> {
     let server = Server::start(&format!(
         "max_calls = 2\nmax_offer_bytes = 8192\nconnect_timeout_ms = 2000\n\
          ice_disconnected_timeout_ms = 1000\nice_failed_timeout_ms = 1000\n\
-         udp_port_min = {}\nudp_port_max = {}",
+         udp_port_min = {}\nudp_port_max = {}\n\
+         [web.limits]\ncall_burst = 50.0",
         media_ports.start(),
         media_ports.end()
     ))?;

@@ -1,4 +1,4 @@
-//! Per-source rate limits on SIP, after Kamailio's pike: a source that sends too many messages,
+//! Per-source rate limits, after Kamailio's pike: a source that sends too many messages,
 //! or starts too many calls, is blocked for a while and everything it sends is dropped unread.
 //!
 //! Owns: [`SourceLimits`] (the settings) and [`SourceLimiter`], a token bucket per source
@@ -65,8 +65,8 @@ impl LimitKind {
     /// The stable code of the limit, for logs and events.
     pub fn code(self) -> &'static str {
         match self {
-            LimitKind::Messages => "sip.flood.messages",
-            LimitKind::Calls => "sip.flood.calls",
+            LimitKind::Messages => "rate.messages",
+            LimitKind::Calls => "rate.calls",
         }
     }
 }
@@ -116,8 +116,7 @@ impl Bucket {
     /// Whether the bucket would be full again by `now_ms` (the source has been quiet).
     fn refilled(&self, rate_per_s: f64, burst: f64, now_ms: u64) -> bool {
         rate_per_s <= 0.0
-            || self.tokens + now_ms.saturating_sub(self.at_ms) as f64 / 1000.0 * rate_per_s
-                >= burst
+            || self.tokens + now_ms.saturating_sub(self.at_ms) as f64 / 1000.0 * rate_per_s >= burst
     }
 }
 

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use hotline_sip::dialog::{EndpointConfig, Peer, SipCallId, SipEvent, SipSession, TransportKind};
-use hotline_sip::message::SipMessage;
 use hotline_sip::flood::SourceLimits;
+use hotline_sip::message::SipMessage;
 use hotline_sip::sdp::Codec;
 
 /// A valid INVITE: 100 Trying, then (once the application accepts) 180 Ringing and 200 OK.

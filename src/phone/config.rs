@@ -340,9 +340,7 @@ impl SipConfig {
     /// Whether anyone who can reach the port can call: a non-loopback address with neither an
     /// allowlist nor digest credentials.
     pub fn open_to_everyone(&self) -> bool {
-        !self.bind_ip.is_loopback()
-            && self.allow_from.is_empty()
-            && self.auth_username.is_none()
+        !self.bind_ip.is_loopback() && self.allow_from.is_empty() && self.auth_username.is_none()
     }
 }
 

@@ -29,8 +29,55 @@ pub struct TurnServerConfig {
     pub credential: String,
 }
 
+/// Abuse limits on the web side (`[web.limits]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebLimitsConfig {
+    /// Requests per second one client address may make to the call routes (`/api/call`,
+    /// `/api/ws`, the events sockets), on average (0: no limit).
+    pub requests_per_s: f64,
+    /// Requests a client may make at once above that average.
+    pub request_burst: f64,
+    /// Calls per second one client address may start (`POST /api/call`, `/api/ws`), on
+    /// average (0: no limit).
+    pub calls_per_s: f64,
+    /// Calls a client may start at once above that average.
+    pub call_burst: f64,
+    /// How long a client over a limit gets 429 on the call routes.
+    pub block_s: u64,
+    /// Open connections from one address, at most (a slowloris client holding connections
+    /// open reaches this and no more).
+    pub max_connections_per_ip: usize,
+    /// Open connections in all, at most.
+    pub max_connections: usize,
+    /// Messages per second a page may send on a WebSocket; a socket over it is closed.
+    pub ws_messages_per_s: u32,
+    /// The largest message a page may send on an events WebSocket, in bytes.
+    pub max_ws_message_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`127.0.0.1`, `10.0.0.0/8`);
+    /// empty: the peer address is the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for WebLimitsConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_s: 10.0,
+            request_burst: 60.0,
+            calls_per_s: 1.0,
+            call_burst: 10.0,
+            block_s: 60,
+            max_connections_per_ip: 64,
+            max_connections: 4096,
+            ws_messages_per_s: 20,
+            max_ws_message_bytes: 4096,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// The `[web]` section.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
     /// Serve HTTP and WebRTC at all.
@@ -65,6 +112,12 @@ pub struct WebConfig {
     pub ice_failed_timeout_ms: u64,
     /// How long gathering local candidates may take before the answer is sent with what we have.
     pub gather_timeout_ms: u64,
+    /// Serve the demo business systems at `/demo` (the demo flows' webhooks call them). Unset:
+    /// only while `listen` is a loopback address (a demo on one machine), never on a network
+    /// unless set to true.
+    pub demo: Option<bool>,
+    /// Abuse limits (`[web.limits]`).
+    pub limits: WebLimitsConfig,
 }
 
 impl Default for WebConfig {
@@ -85,6 +138,8 @@ impl Default for WebConfig {
             ice_disconnected_timeout_ms: 3_000,
             ice_failed_timeout_ms: 5_000,
             gather_timeout_ms: 2_000,
+            demo: None,
+            limits: WebLimitsConfig::default(),
         }
     }
 }
@@ -131,6 +186,34 @@ impl WebConfig {
         if self.connect_timeout_ms < 1_000 {
             return Err(invalid("connect_timeout_ms", "must be at least 1000"));
         }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("limits.requests_per_s", limits.requests_per_s),
+            ("limits.request_burst", limits.request_burst),
+            ("limits.calls_per_s", limits.calls_per_s),
+            ("limits.call_burst", limits.call_burst),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(invalid(key, "must be a number, 0 or more"));
+            }
+        }
+        if limits.max_connections_per_ip == 0 || limits.max_connections == 0 {
+            return Err(invalid(
+                "limits.max_connections_per_ip",
+                "connection caps must be at least 1",
+            ));
+        }
+        if limits.max_ws_message_bytes < 256 {
+            return Err(invalid(
+                "limits.max_ws_message_bytes",
+                "must be at least 256",
+            ));
+        }
+        for proxy in &limits.trusted_proxies {
+            if let Err(message) = proxy.parse::<hotline_sip::dialog::IpNet>() {
+                return Err(invalid("limits.trusted_proxies", &message));
+            }
+        }
         if self.ice_disconnected_timeout_ms == 0 || self.ice_failed_timeout_ms == 0 {
             return Err(invalid(
                 "ice_failed_timeout_ms",
@@ -138,6 +221,11 @@ impl WebConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `/demo` is served (see [`WebConfig::demo`]).
+    pub fn serves_demo(&self) -> bool {
+        self.demo.unwrap_or_else(|| self.listen.ip().is_loopback())
     }
 
     /// The IP media sockets bind.
@@ -156,6 +244,18 @@ mod tests {
         config.validate().expect("defaults validate");
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.media_bind_ip().to_string(), "127.0.0.1");
+        assert!(
+            config.serves_demo(),
+            "a local demo has its business systems"
+        );
+        let network = WebConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..WebConfig::default()
+        };
+        assert!(
+            !network.serves_demo(),
+            "a server on a network does not, unless told"
+        );
     }
 
     #[test]

@@ -11,13 +11,14 @@
 //! event log, and the driver ends the call); a slow socket skips lagged events rather than
 //! holding the call back; only with `hangup_on_close` does a closing socket hang up.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::guard::MessageRate;
 use super::registry::{PageCommand, WebCallEntry, CALL_ENDED};
 use super::{ApiError, WebState};
 
@@ -28,7 +29,13 @@ pub(super) async fn events_ws(
     ws: WebSocketUpgrade,
 ) -> Response {
     match state.calls.get(&id) {
-        Some(entry) => ws.on_upgrade(move |socket| pump_events(socket, entry, false)),
+        Some(entry) => {
+            let limits = &state.config.limits;
+            let rate = limits.ws_messages_per_s;
+            ws.max_message_size(limits.max_ws_message_bytes)
+                .max_frame_size(limits.max_ws_message_bytes)
+                .on_upgrade(move |socket| pump_events(socket, entry, false, rate))
+        }
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "call.not_found",
@@ -48,7 +55,15 @@ enum PageMessage {
 
 /// Sends the call's events to the socket and the page's commands to the call. With
 /// `hangup_on_close`, a socket that closes hangs up the call (WebSocket signalling).
-pub(super) async fn pump_events(mut socket: WebSocket, entry: WebCallEntry, hangup_on_close: bool) {
+/// A page that sends more than `messages_per_s` messages a second is disconnected (close code
+/// 1008, policy violation).
+pub(super) async fn pump_events(
+    mut socket: WebSocket,
+    entry: WebCallEntry,
+    hangup_on_close: bool,
+    messages_per_s: u32,
+) {
+    let mut rate = MessageRate::new(messages_per_s);
     let sub = entry.events.subscribe();
     for json in sub.backlog {
         if socket
@@ -80,6 +95,12 @@ pub(super) async fn pump_events(mut socket: WebSocket, entry: WebCallEntry, hang
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
             message = socket.recv() => match message {
+                Some(Ok(_)) if !rate.allow(std::time::Instant::now()) => {
+                    tracing::info!("a page sent too many WebSocket messages; closing its socket");
+                    let close = CloseFrame { code: close_code::POLICY, reason: "too many messages".into() };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    break;
+                }
                 Some(Ok(Message::Text(text))) => {
                     match parse_page_message(&text) {
                         Ok(command) => {

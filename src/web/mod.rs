@@ -17,6 +17,13 @@
 //!   socket hangs up.
 //! - `GET /api/flows`: the flows and languages a caller can choose.
 //! - `GET /healthz`: liveness and counters (calls, WebRTC calls, drivers, leased ports, tasks).
+//! - `/demo/...`: the demo business systems, only where `web.demo` allows (by default only on
+//!   a loopback `listen` address).
+//!
+//! Limits (`guard`, `[web.limits]`): the call routes answer 429 `rate.limited` with
+//! `Retry-After` to an address over its request or call rate (blocked for `block_s`);
+//! connections over `max_connections_per_ip` or `max_connections` are closed at once; a page
+//! may send `ws_messages_per_s` messages of at most `max_ws_message_bytes` on a WebSocket.
 //!
 //! Invariants: at most `web.max_calls` WebRTC calls hold a permit at once (and `Engines` caps
 //! all transports at `server.max_calls`); every accepted offer gets exactly one driver task,
@@ -34,6 +41,7 @@ pub mod assets;
 pub mod config;
 pub mod driver;
 mod events;
+pub mod guard;
 mod http;
 pub mod media;
 mod offer;
@@ -50,13 +58,15 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 
 use crate::call::Engines;
 
-pub use config::{TurnServerConfig, WebConfig, WebConfigError};
+pub use config::{TurnServerConfig, WebConfig, WebConfigError, WebLimitsConfig};
+use guard::{GuardedListener, WebGuard};
 use ports::PortPool;
 use registry::WebCalls;
 
@@ -113,6 +123,7 @@ pub struct WebState {
     calls: Arc<WebCalls>,
     permits: Arc<Semaphore>,
     ports: PortPool,
+    guard: Arc<WebGuard>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -127,6 +138,7 @@ impl WebState {
             ports: PortPool::new(config.media_bind_ip(), range),
             permits: Arc::new(Semaphore::new(config.max_calls)),
             calls: Arc::new(WebCalls::default()),
+            guard: Arc::new(WebGuard::new(&config.limits)),
             config: Arc::new(config),
             engines,
             shutdown,
@@ -142,8 +154,11 @@ impl WebState {
 /// The web transport's task for `hotline serve`: serves until `shutdown` turns true, then ends
 /// live WebRTC calls. Errors (a taken port, a bad `[web]` section) are logged.
 pub async fn run(engines: Arc<Engines>, shutdown: watch::Receiver<bool>) {
-    // Other parts' routers are mounted here.
-    let extra: Vec<(&str, Router)> = vec![("/demo", crate::dialogue::demo_router())];
+    // Other parts' routers are mounted here; the demo systems only where the config says.
+    let mut extra: Vec<(&str, Router)> = Vec::new();
+    if engines.config.web.serves_demo() {
+        extra.push(("/demo", crate::dialogue::demo_router()));
+    }
     if let Err(e) = serve(engines, extra, wait_for_shutdown(shutdown)).await {
         tracing::error!("web server: {e}");
     }
@@ -181,6 +196,9 @@ pub async fn serve(
         })?;
     let local = listener.local_addr().unwrap_or(config.listen);
     tracing::info!("web phone at http://{local}/");
+    // (tap_io also gives the guarded listener axum's connect info: the peer's address.)
+    let listener = GuardedListener::new(listener, &config.limits)
+        .tap_io(|io: &mut guard::GuardedStream| io.set_nodelay());
     let graceful = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -200,16 +218,23 @@ pub async fn serve(
     Ok(())
 }
 
-/// The server's routes over `state`.
+/// The server's routes over `state`. The call routes go through the per-address limits
+/// ([`guard::limit_calls`]).
 pub fn router(state: WebState) -> Router {
+    let calls = Router::new()
+        .route("/api/call", post(http::post_offer))
+        .route("/api/call/{id}", axum::routing::delete(http::delete_call))
+        .route("/api/call/{id}/events", get(events::events_ws))
+        .route("/api/ws", get(signalling::signalling_ws))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::limit_calls,
+        ));
     Router::new()
         .route("/", get(http::index))
         .route("/{asset}", get(http::asset))
         .route("/healthz", get(http::healthz))
         .route("/api/flows", get(http::flows))
-        .route("/api/call", post(http::post_offer))
-        .route("/api/call/{id}", axum::routing::delete(http::delete_call))
-        .route("/api/call/{id}/events", get(events::events_ws))
-        .route("/api/ws", get(signalling::signalling_ws))
+        .merge(calls)
         .with_state(state)
 }

@@ -115,7 +115,10 @@ async fn signal_over_ws(mut socket: WebSocket, state: WebState, remote: SocketAd
                 return;
             }
             match state.calls.get(&call_id) {
-                Some(entry) => pump_events(socket, entry, true).await,
+                Some(entry) => {
+                    let rate = state.config.limits.ws_messages_per_s;
+                    pump_events(socket, entry, true, rate).await
+                }
                 None => {
                     let _ = socket.send(Message::Close(None)).await;
                 }

@@ -3,8 +3,8 @@
 use super::registration::MAX_CHALLENGE_ROUNDS;
 use super::*;
 use crate::auth::{self, DigestParams};
-use crate::message::{MessageWriter, SipMessage};
 use crate::flood::SourceLimits;
+use crate::message::{MessageWriter, SipMessage};
 use crate::sdp::{Codec, Direction, MediaPorts};
 
 fn config() -> EndpointConfig {
@@ -1475,7 +1475,11 @@ fn unacknowledged_calls_time_out_early_and_the_oldest_makes_room_for_a_new_one()
     for (i, ip) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().enumerate() {
         let (peer, data) = invite_from(&format!("junk{i}"), ip);
         s.handle_input(i as u64, peer, &data);
-        s.accept(i as u64, &SipCallId(format!("junk{i}")), 7000 + 2 * i as u16);
+        s.accept(
+            i as u64,
+            &SipCallId(format!("junk{i}")),
+            7000 + 2 * i as u16,
+        );
     }
     events(&mut s);
     drain(&mut s);
@@ -1484,7 +1488,10 @@ fn unacknowledged_calls_time_out_early_and_the_oldest_makes_room_for_a_new_one()
     let (real, data) = invite_from("real", "198.51.100.7");
     s.handle_input(100, real, &data);
     let out = s.poll_transmit();
-    assert!(out.is_some_and(|t| t.peer == real), "the new caller is answered");
+    assert!(
+        out.is_some_and(|t| t.peer == real),
+        "the new caller is answered"
+    );
     assert!(drain(&mut s).iter().all(|m| !m.starts_with("BYE ")));
     let ev = events(&mut s);
     assert!(
