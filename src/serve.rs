@@ -13,6 +13,9 @@
 //!
 //! A second signal skips the waiting: every call is hung up at once, and the server still
 //! waits (briefly) for their records to close.
+//!
+//! At start, before any call, records a crash left unfinished are made whole
+//! ([`crate::call::record::recover`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +88,18 @@ impl Signals {
 
 /// Runs the server until SIGTERM or Ctrl-C, then shuts down as the module docs say.
 pub async fn serve(engines: Arc<Engines>) {
+    // Records a crash left unfinished are made whole before any new call starts.
+    let records_dir = engines.config.server.records_dir.clone();
+    let recovery =
+        tokio::task::spawn_blocking(move || crate::call::record::recover(&records_dir)).await;
+    if let Ok(recovery) = recovery {
+        for dir in &recovery.recovered {
+            tracing::warn!(record = %dir.display(), "recovered a call record the last run left unfinished (hangup server.crash)");
+        }
+        for (dir, why) in &recovery.failed {
+            tracing::error!(record = %dir.display(), "cannot recover an unfinished call record: {why}");
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut transports: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     transports.spawn(crate::web::run(engines.clone(), stop_rx.clone()));

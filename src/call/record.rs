@@ -4,7 +4,12 @@
 //! Events are appended to `events.jsonl` as they happen, and the recording is written tick by
 //! tick (through a small buffer), so a call holds no audio in memory and a crash loses only the
 //! WAV header's lengths (the samples are on disk). The header is completed, and the transcript
-//! written, when the call ends.
+//! written, when the call ends: a record with `transcript.txt` is finished.
+//!
+//! [`recover`] runs when the server starts: a record left unfinished by a crash (killed, power
+//! lost) gets its WAV header's lengths from the samples on disk, loses a half-written last event
+//! line, gains a `hangup` with `server.crash` at the time of its last event, and is finished.
+//! Finished records are not touched.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -176,4 +181,198 @@ pub fn transcript_text(events: &[CallEvent]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Unfinished records made whole.
+    pub recovered: Vec<PathBuf>,
+    /// Records that could not be (each with why); they are left as they are.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Finishes every record under `records_dir` that a crash left unfinished (see the module docs).
+pub fn recover(records_dir: &Path) -> Recovery {
+    let mut recovery = Recovery::default();
+    let Ok(entries) = std::fs::read_dir(records_dir) else {
+        return recovery;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let unfinished = dir.join("events.jsonl").is_file() && !dir.join("transcript.txt").exists();
+        if !unfinished {
+            continue;
+        }
+        match recover_one(&dir) {
+            Ok(()) => recovery.recovered.push(dir),
+            Err(e) => recovery.failed.push((dir, e.to_string())),
+        }
+    }
+    recovery.recovered.sort();
+    recovery
+}
+
+fn recover_one(dir: &Path) -> Result<(), RecordError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| RecordError::Io { path, source }
+    };
+    // The events: every whole line that parses; a half-written last one is dropped.
+    let events_path = dir.join("events.jsonl");
+    let text = std::fs::read_to_string(&events_path).map_err(io(&events_path))?;
+    let mut events: Vec<CallEvent> = text
+        .lines()
+        .map_while(|line| serde_json::from_str::<CallEvent>(line).ok())
+        .collect();
+    let ended = events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Hangup { .. }));
+    if !ended {
+        let t_ms = events.last().map_or(0, |e| e.t_ms);
+        events.push(CallEvent {
+            t_ms,
+            kind: EventKind::Hangup {
+                reason: crate::session::EndReason::ServerCrash,
+            },
+        });
+    }
+    let mut lines = String::new();
+    for event in &events {
+        let line = serde_json::to_string(event).map_err(|e| RecordError::Io {
+            path: events_path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    write_replacing(&events_path, lines.as_bytes()).map_err(io(&events_path))?;
+    // The recording: its header's lengths from the samples on disk.
+    let wav_path = dir.join("recording.wav");
+    if wav_path.is_file() {
+        repair_wav_lengths(&wav_path).map_err(io(&wav_path))?;
+    }
+    let transcript_path = dir.join("transcript.txt");
+    std::fs::write(&transcript_path, transcript_text(&events)).map_err(io(&transcript_path))?;
+    Ok(())
+}
+
+/// Writes `content` to a new file beside `path` and renames it over `path`.
+fn write_replacing(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let staging = path.with_extension("recovering");
+    std::fs::write(&staging, content)?;
+    std::fs::rename(&staging, path)
+}
+
+/// Sets a canonical WAV file's RIFF and `data` lengths from its size on disk (whole stereo
+/// frames only), as a crash before the header was completed leaves them.
+fn repair_wav_lengths(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let size = file.metadata()?.len();
+    let mut header = [0u8; 12];
+    file.read_exact(&mut header)?;
+    if &header[0..4] != b"RIFF" || &header[8..12] != b"WAVE" {
+        return Err(std::io::Error::other("not a RIFF/WAVE file"));
+    }
+    // Walk the chunks to `data`.
+    let mut at = 12u64;
+    loop {
+        let mut chunk = [0u8; 8];
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(&mut chunk)?;
+        let length = u64::from(u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]));
+        if &chunk[0..4] == b"data" {
+            let start = at + 8;
+            // Whole frames of two 16-bit samples.
+            let data = (size.saturating_sub(start) / 4) * 4;
+            file.set_len(start + data)?;
+            file.seek(SeekFrom::Start(at + 4))?;
+            file.write_all(&(data.min(u64::from(u32::MAX)) as u32).to_le_bytes())?;
+            file.seek(SeekFrom::Start(4))?;
+            let riff = (start + data - 8).min(u64::from(u32::MAX)) as u32;
+            file.write_all(&riff.to_le_bytes())?;
+            return file.sync_all();
+        }
+        at += 8 + length + (length & 1);
+        if at >= size {
+            return Err(std::io::Error::other("no data chunk"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::EndReason;
+
+    #[test]
+    fn a_record_left_by_a_crash_is_made_whole_and_a_finished_one_is_left_alone() {
+        let root = tempfile::tempdir().expect("tempdir");
+        // A finished call.
+        let done = root.path().join("done");
+        let mut record = CallRecord::create(&done).expect("create");
+        record
+            .event(&CallEvent {
+                t_ms: 0,
+                kind: EventKind::Hangup {
+                    reason: EndReason::CallerHangup,
+                },
+            })
+            .expect("event");
+        record.finish().expect("finish");
+        let done_events = std::fs::read(done.join("events.jsonl")).expect("read");
+        // A call in progress when the server died: events and two seconds of audio on disk,
+        // a half-written event line, and no WAV header lengths.
+        let crashed = root.path().join("crashed");
+        let mut record = CallRecord::create(&crashed).expect("create");
+        record
+            .event(&CallEvent {
+                t_ms: 1_500,
+                kind: EventKind::BotReply {
+                    turn: crate::session::event::TurnId(1),
+                    text: "Hello.".into(),
+                },
+            })
+            .expect("event");
+        let tone = Frame::from_slice(&[1000; 320]);
+        for _ in 0..100 {
+            record.audio(&tone, Some(&tone));
+        }
+        std::mem::forget(record); // no finish, no drop: what SIGKILL leaves
+        let mut events = std::fs::OpenOptions::new()
+            .append(true)
+            .open(crashed.join("events.jsonl"))
+            .expect("open");
+        write!(events, "{{\"t_ms\":17").expect("half a line");
+        drop(events);
+
+        let recovery = recover(root.path());
+        assert_eq!(recovery.recovered, vec![crashed.clone()], "{recovery:?}");
+        assert!(recovery.failed.is_empty());
+        let reader = hound::WavReader::open(crashed.join("recording.wav")).expect("readable WAV");
+        assert_eq!(reader.spec().channels, 2);
+        let frames = reader.duration();
+        assert!(
+            frames >= 16_000 && frames <= 32_000,
+            "the audio on disk is readable: {frames} frames"
+        );
+        let text = std::fs::read_to_string(crashed.join("events.jsonl")).expect("events");
+        let kinds: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let e: CallEvent = serde_json::from_str(l).expect("every line parses");
+                e.kind.type_name().to_string()
+            })
+            .collect();
+        assert_eq!(kinds, vec!["bot_reply", "hangup"]);
+        assert!(text.contains("server.crash"));
+        assert!(crashed.join("transcript.txt").is_file());
+        assert_eq!(
+            std::fs::read(done.join("events.jsonl")).expect("read"),
+            done_events,
+            "a finished record is not touched"
+        );
+        assert!(recover(root.path()).recovered.is_empty(), "once only");
+    }
 }

@@ -35,6 +35,9 @@ pub enum EndReason {
     NoInputMax,
     /// The bot did not understand, too many times (`no_match.max`).
     NoMatchMax,
+    /// The server stopped without closing the call (killed, crashed, power lost); written when
+    /// the next start recovers the record (`server.crash`).
+    ServerCrash,
     /// Any other code: a flow's own `hangup = "..."` reason, or a transport's (`sip.bye`, ...).
     Other(String),
 }
@@ -54,6 +57,7 @@ impl EndReason {
             EndReason::ConnectTimeout => "webrtc.connect_timeout",
             EndReason::NoInputMax => "no_input.max",
             EndReason::NoMatchMax => "no_match.max",
+            EndReason::ServerCrash => "server.crash",
             EndReason::Other(code) => code,
         }
     }
@@ -72,6 +76,7 @@ impl EndReason {
             "webrtc.connect_timeout" => EndReason::ConnectTimeout,
             "no_input.max" => EndReason::NoInputMax,
             "no_match.max" => EndReason::NoMatchMax,
+            "server.crash" => EndReason::ServerCrash,
             other => EndReason::Other(other.to_string()),
         }
     }

@@ -228,6 +228,35 @@ impl Hotline {
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// Kills the server with SIGKILL (no shutdown at all: what a crash or a power cut leaves),
+    /// then starts it again on the same config and records, and waits until it answers calls.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let work = self._work.path();
+        self.log = work.join("hotline-restarted.log");
+        self.child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--config")
+            .arg(work.join("hotline.toml"))
+            .arg("serve")
+            .env("RUST_LOG", "info,hotline_sip=debug")
+            .env("NO_COLOR", "1")
+            .env("HOTLINE_SHARED", shared_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.log).expect("log file"))
+            .spawn()
+            .expect("restart hotline serve");
+        let line = self.wait_for_log(&["answering phone calls"], READY_WITHIN);
+        self.sip_port = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("sip="))
+            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+            .map(|addr| addr.port())
+            .unwrap_or_else(|| panic!("no sip=ADDRESS in the ready line: {line}"));
+    }
+
     /// Waits for the server to exit on its own; its exit status, or `None` when it is still
     /// running after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
