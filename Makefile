@@ -1,6 +1,6 @@
 # The two commands (see README.md):
 #   make run    set up this machine and run the server on the embedded defaults
-#   make test   set up this machine, check formatting and lints, and run every test
+#   make test   set up this machine, check formatting and lints, run every test and the fuzz smoke
 # Both start with `make setup`, which installs the Debian packages the build and the tests need
 # (Node.js and npm only where no `npm` is installed yet), and the web test harness's npm packages.
 
@@ -11,7 +11,7 @@ DEBIAN_PACKAGES = build-essential cmake clang libclang-dev pkg-config \
 
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup models lint run test bench
+.PHONY: setup models lint run test bench fuzz-smoke
 setup:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -51,6 +51,26 @@ lint:
 
 test: setup models lint
 	cargo test --workspace --all-targets
+	$(MAKE) fuzz-smoke
+
+# The fuzz smoke: every coverage-guided fuzz target in tests/fuzz/ (cargo-fuzz, libFuzzer, on the
+# stable toolchain with --sanitizer none) for FUZZ_SECONDS each, from the committed seed corpus
+# (new inputs go to a scratch folder, not the repository). A crash fails the target and leaves
+# its input in tests/fuzz/artifacts/. Longer runs: `make fuzz-smoke FUZZ_SECONDS=600`.
+FUZZ_SECONDS = 30
+FUZZ_TARGETS = sip_message sip_session sdp rtp_media jitter dtmf
+fuzz-smoke:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	cd tests/fuzz && cargo fuzz build --fuzz-dir . --sanitizer none
+	@for t in $(FUZZ_TARGETS); do \
+		scratch=$$(mktemp -d); log=$$scratch.log; \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		if ! (cd tests/fuzz && cargo fuzz run --fuzz-dir . --sanitizer none $$t $$scratch corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 > $$log 2>&1); then \
+			tail -40 $$log; rm -rf $$scratch $$log; echo "fuzz target $$t failed"; exit 1; \
+		fi; \
+		grep -E "^Done|stat::number_of_executed_units" $$log; rm -rf $$scratch $$log; \
+	done
 
 bench: setup
 	cargo bench --workspace
