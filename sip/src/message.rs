@@ -495,7 +495,8 @@ impl StreamFramer {
         // Over a stream, Content-Length is mandatory.
         let length = length
             .ok_or_else(|| MessageError::Unparsable("no Content-Length on a stream".into()))?;
-        let total = end + 4 + length;
+        // A Content-Length near usize::MAX must not wrap the sum (found by fuzzing).
+        let total = (end + 4).saturating_add(length);
         if total > MAX_MESSAGE_BYTES {
             return Err(MessageError::TooLarge(total));
         }
@@ -718,5 +719,18 @@ mod tests {
         assert_eq!(framer.next_message(), Ok(None));
         framer.push(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n");
         assert!(framer.next_message().is_err());
+    }
+
+    /// Found by fuzzing (tests/fuzz, `sip_message`): a Content-Length of usize::MAX on a TCP
+    /// stream overflowed the message's length sum (a panic in debug builds, a wrapped length
+    /// and a cut message in release).
+    #[test]
+    fn a_content_length_near_the_top_of_usize_is_too_large_not_an_overflow() {
+        let mut framer = StreamFramer::default();
+        framer.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\nabc");
+        assert!(matches!(
+            framer.next_message(),
+            Err(MessageError::TooLarge(_))
+        ));
     }
 }
