@@ -86,7 +86,10 @@ fn a_kill_9_mid_call_loses_no_finished_call_and_leaves_every_record_readable() {
     assert_eq!(last["reason"], "server.crash", "{events:?}");
     let reader = hound::WavReader::open(second_dir.join("recording.wav")).expect("a readable WAV");
     let seconds = reader.duration() as f64 / reader.spec().sample_rate as f64;
-    assert!(seconds > 1.0, "the audio up to the crash is there: {seconds:.2} s");
+    assert!(
+        seconds > 1.0,
+        "the audio up to the crash is there: {seconds:.2} s"
+    );
     assert!(second_dir.join("transcript.txt").is_file());
     // The finished call is untouched.
     for (file, before) in &snapshot {

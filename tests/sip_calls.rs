@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::hotline::InProcessHotline;
-use common::pcap::{dtmf_tone, g711_encode, support_request_pcap, RtpStream, PT_PCMU};
+use common::pcap::{dtmf_pcap, dtmf_tone, g711_encode, support_request_pcap, RtpStream, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{dtmf_digits, final_transcripts, first};
 use common::relay::MediaRelay;
@@ -105,37 +105,6 @@ async fn sipp_caller_on_pcmu_is_recognized_and_hears_the_greeting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_caller_on_pcma_is_recognized_and_hears_the_greeting() {
     caller_is_heard_and_greeted(8, "PCMA").await;
-}
-
-/// RFC 4733 key presses without marker bits (as carriers send them): three packets per press,
-/// the end packet sent three times, all sharing the press's timestamp.
-fn dtmf_pcap(dir: &Path, keys: &[u8]) -> PathBuf {
-    let mut stream = RtpStream::default();
-    let mut ts = stream.push_g711(PT_PCMU, 0, &[0xff; 25 * 160], 0xff);
-    for &key in keys {
-        for (n, end) in [
-            (1u16, false),
-            (2, false),
-            (3, false),
-            (4, true),
-            (4, true),
-            (4, true),
-        ] {
-            let duration = n * 160;
-            let flags = if end { 0x80 | 10 } else { 10 };
-            stream.push(
-                101,
-                ts,
-                &[key, flags, (duration >> 8) as u8, duration as u8],
-                20,
-            );
-        }
-        ts += 8 * 160;
-        ts = stream.push_g711(PT_PCMU, ts, &[0xff; 10 * 160], 0xff);
-    }
-    let path = dir.join("dtmf.pcap");
-    stream.write_pcap(&path);
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

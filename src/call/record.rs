@@ -268,7 +268,10 @@ fn write_replacing(path: &Path, content: &[u8]) -> std::io::Result<()> {
 /// frames only), as a crash before the header was completed leaves them.
 fn repair_wav_lengths(path: &Path) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
     let size = file.metadata()?.len();
     let mut header = [0u8; 12];
     file.read_exact(&mut header)?;

@@ -67,6 +67,8 @@ pub struct Hotline {
     /// Where the calls' records go.
     pub records: PathBuf,
     log: PathBuf,
+    /// The web server's port, when it has one ([`Hotline::start_with_web`]).
+    pub web_port: Option<u16>,
     _work: tempfile::TempDir,
 }
 
@@ -85,22 +87,45 @@ impl Hotline {
 
     /// [`Hotline::start_with`] with more `[server]` keys (`server` is their lines).
     pub fn start_with_server(max_calls: usize, server: &str, sip: &str) -> Self {
-        Self::spawn(max_calls, server, sip, false)
+        Self::spawn(max_calls, server, sip, false, None)
+    }
+
+    /// [`Hotline::start_with`], with the web server on a free loopback port (for `/healthz`).
+    pub fn start_with_web(max_calls: usize, sip: &str) -> Self {
+        Self::spawn(
+            max_calls,
+            "",
+            sip,
+            false,
+            Some(super::ports::free_tcp_port()),
+        )
     }
 
     /// Starts a copy of the `hotline` binary as an installed server: copied out of the build
     /// tree into a folder of its own, started in an empty working directory with a fresh
     /// `HOME` and nothing pointing at the checkout's assets or espeak-ng data.
     pub fn start_installed(sip: &str) -> Self {
-        Self::spawn(4, "", sip, true)
+        Self::spawn(4, "", sip, true, None)
     }
 
-    fn spawn(max_calls: usize, server: &str, sip: &str, installed: bool) -> Self {
+    fn spawn(
+        max_calls: usize,
+        server: &str,
+        sip: &str,
+        installed: bool,
+        web_port: Option<u16>,
+    ) -> Self {
         let work = tempfile::tempdir().expect("tempdir");
         let records = work.path().join("records");
         let config = work.path().join("hotline.toml");
-        std::fs::write(&config, config_toml_with(&records, max_calls, server, sip))
-            .expect("write config");
+        let mut text = config_toml_with(&records, max_calls, server, sip);
+        if let Some(port) = web_port {
+            text = text.replace(
+                "[web]\nenabled = false\n",
+                &format!("[web]\nlisten = \"127.0.0.1:{port}\"\ndemo = false\n"),
+            );
+        }
+        std::fs::write(&config, text).expect("write config");
         let log = work.path().join("hotline.log");
         let mut command = if installed {
             let bin = work.path().join("bin");
@@ -142,6 +167,7 @@ impl Hotline {
             sip_port: 0,
             records,
             log,
+            web_port,
             _work: work,
         };
         let line = hotline.wait_for_log(&["answering phone calls"], READY_WITHIN);
@@ -226,6 +252,23 @@ impl Hotline {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The server's `/healthz` (with [`Hotline::start_with_web`]).
+    pub fn health(&self) -> Value {
+        let port = self.web_port.expect("started with the web server");
+        let text = ureq::get(&format!("http://127.0.0.1:{port}/healthz"))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .expect("GET /healthz")
+            .into_string()
+            .expect("health text");
+        serde_json::from_str(&text).expect("health JSON")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the server with SIGKILL (no shutdown at all: what a crash or a power cut leaves),

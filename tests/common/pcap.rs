@@ -225,3 +225,34 @@ pub fn support_request_pcap(dir: &Path, payload_type: u8) -> std::path::PathBuf 
     stream.write_pcap(&path);
     path
 }
+
+/// RFC 4733 key presses without marker bits (as carriers send them): three packets per press,
+/// the end packet sent three times, all sharing the press's timestamp.
+pub fn dtmf_pcap(dir: &Path, keys: &[u8]) -> std::path::PathBuf {
+    let mut stream = RtpStream::default();
+    let mut ts = stream.push_g711(PT_PCMU, 0, &[0xff; 25 * 160], 0xff);
+    for &key in keys {
+        for (n, end) in [
+            (1u16, false),
+            (2, false),
+            (3, false),
+            (4, true),
+            (4, true),
+            (4, true),
+        ] {
+            let duration = n * 160;
+            let flags = if end { 0x80 | 10 } else { 10 };
+            stream.push(
+                101,
+                ts,
+                &[key, flags, (duration >> 8) as u8, duration as u8],
+                20,
+            );
+        }
+        ts += 8 * 160;
+        ts = stream.push_g711(PT_PCMU, ts, &[0xff; 10 * 160], 0xff);
+    }
+    let path = dir.join("dtmf.pcap");
+    stream.write_pcap(&path);
+    path
+}

@@ -22,6 +22,9 @@ pub struct Sipp {
     /// The first of SIPp's media ports, when it has media.
     pub media_port: Option<u16>,
     timeout_s: u32,
+    /// Calls to place in all (`-m`) and at most at once (`-l`).
+    calls: u32,
+    concurrent: u32,
 }
 
 impl Sipp {
@@ -42,6 +45,8 @@ impl Sipp {
             local_port,
             media_port: None,
             timeout_s: 60,
+            calls: 1,
+            concurrent: 1,
         }
     }
 
@@ -80,6 +85,14 @@ impl Sipp {
         self
     }
 
+    /// Places `calls` calls in all, at most `concurrent` at once (a new one as soon as one ends,
+    /// up to ten a second); one call by default.
+    pub fn calls(mut self, calls: u32, concurrent: u32) -> Self {
+        self.calls = calls;
+        self.concurrent = concurrent;
+        self.arg("-r").arg("10")
+    }
+
     /// Sets SIPp's overall timeout (a timeout fails the run); 60 s by default.
     pub fn timeout_s(mut self, seconds: u32) -> Self {
         self.timeout_s = seconds;
@@ -91,7 +104,11 @@ impl Sipp {
         let screen = work.join(format!("sipp-{}.log", self.local_port));
         let child = Command::new("sipp")
             .args(&self.args)
-            .args(["-i", "127.0.0.1", "-m", "1", "-l", "1", "-nostdin"])
+            .args(["-i", "127.0.0.1", "-nostdin"])
+            .arg("-m")
+            .arg(self.calls.to_string())
+            .arg("-l")
+            .arg(self.concurrent.to_string())
             .arg("-p")
             .arg(self.local_port.to_string())
             .arg("-timeout")
@@ -139,7 +156,24 @@ pub struct SippOutcome {
     pub screen: String,
 }
 
+impl SippOutcome {
+    /// A cumulative count from SIPp's final statistics (`"Successful call"`, `"Failed call"`).
+    pub fn count(&self, row: &str) -> u64 {
+        self.screen
+            .lines()
+            .rfind(|line| line.trim_start().starts_with(row))
+            .and_then(|line| line.split('|').nth(2))
+            .and_then(|cell| cell.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 impl SippRun {
+    /// Whether SIPp has exited.
+    pub fn finished(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Waits for SIPp to finish (killing it after `within`).
     pub fn wait(mut self, within: Duration) -> SippOutcome {
         let deadline = Instant::now() + within;
