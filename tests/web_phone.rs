@@ -5,6 +5,12 @@
 //! sides. Then a second caller closes the tab mid-call and the server ends that call too.
 //! Leaves `target/web-phone.png`, the web phone mid-call.
 //!
+//! Over HTTPS: the server on this machine's network address (not loopback, where a browser
+//! allows the microphone without a secure origin) with a self-signed certificate that
+//! Chromium is told to trust (by its public key's hash); the call connects, the caller's words
+//! are recognized and the bot's audio reaches the page. A SIGHUP reloads the certificate
+//! while the server keeps serving.
+//!
 //! Needs: node + npm (playwright-core, installed into tests/web by `npm ci`), /usr/bin/chromium
 //! (or CHROMIUM), sox, PocketSphinx, and the shared test data.
 
@@ -82,6 +88,7 @@ fn run_phone(
     out_dir: &Path,
     mode: &str,
     screenshot: Option<&Path>,
+    chrome_args: &[String],
 ) -> Result<Value> {
     let out = out_dir.join(format!("phone-{mode}.json"));
     let mut cmd = Command::new("node");
@@ -94,6 +101,9 @@ fn run_phone(
         .arg(&out);
     if let Some(png) = screenshot {
         cmd.arg("--screenshot").arg(png);
+    }
+    for arg in chrome_args {
+        cmd.arg("--chrome-arg").arg(arg);
     }
     let mut child = cmd.spawn().context("running node tests/web/phone.mjs")?;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
@@ -141,6 +151,7 @@ fn web_phone_call_in_chromium() -> Result<()> {
         work.path(),
         "call",
         Some(&screenshot),
+        &[],
     )?;
     let steps = &result["steps"];
     println!("harness steps: {steps}");
@@ -265,7 +276,14 @@ fn web_phone_call_in_chromium() -> Result<()> {
     // A second caller's tab crashes mid-call (no hang-up, no DTLS close): ICE notices and the
     // server ends the call by itself.
     let silence = silent_wav(work.path())?;
-    let closed = run_phone(&server.url("/"), &silence, work.path(), "close-tab", None)?;
+    let closed = run_phone(
+        &server.url("/"),
+        &silence,
+        work.path(),
+        "close-tab",
+        None,
+        &[],
+    )?;
     ensure!(
         closed["connected"] == true,
         "the second call did not connect: {closed}"
@@ -290,5 +308,104 @@ fn web_phone_call_in_chromium() -> Result<()> {
     let health = server.wait_idle(Duration::from_secs(10))?;
     ensure!(server.alive(), "the server died");
     println!("after both calls: {health}");
+    Ok(())
+}
+
+/// This machine's first non-loopback IPv4 address.
+fn network_address() -> Result<String> {
+    let output = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .context("hostname -I")?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    text.split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| !a.is_loopback())
+        .map(|a| a.to_string())
+        .with_context(|| format!("no non-loopback IPv4 address on this machine: {text:?}"))
+}
+
+#[test]
+fn web_phone_over_https_on_a_network_address() -> Result<()> {
+    use base64::Engine;
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+
+    let host = network_address()?;
+    let work = tempfile::tempdir()?;
+    let certified = rcgen::generate_simple_self_signed(vec![host.clone()])?;
+    let cert_path = work.path().join("cert.pem");
+    let key_path = work.path().join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem())?;
+    std::fs::write(&key_path, certified.signing_key.serialize_pem())?;
+    let spki = sha2::Sha256::digest(certified.signing_key.subject_public_key_info());
+    let spki = base64::engine::general_purpose::STANDARD.encode(spki);
+    let server = Server::start_on(
+        &host,
+        Some((&cert_path, &key_path, certified.cert.der().as_ref())),
+        "",
+    )?;
+    ensure!(
+        server.url("/").starts_with("https://"),
+        "{}",
+        server.url("/")
+    );
+    // Plain HTTP on the HTTPS port is refused, not served.
+    let plain = ureq::get(&format!("http://{host}:{}/healthz", server.port))
+        .timeout(Duration::from_secs(5))
+        .call();
+    ensure!(plain.is_err(), "plain HTTP was served on the HTTPS port");
+
+    let wav = caller_wav(work.path())?;
+    let result = run_phone(
+        &server.url("/"),
+        &wav,
+        work.path(),
+        "call",
+        None,
+        &[format!("--ignore-certificate-errors-spki-list={spki}")],
+    )?;
+    println!("page console: {}", result["console"]);
+    ensure!(
+        result["connected"] == true,
+        "the call over HTTPS did not connect: {result}"
+    );
+    let call_id = result["callId"].as_str().context("no call id")?.to_string();
+    let events = server.wait_record_hangup(&call_id, Duration::from_secs(15))?;
+    let finals = final_transcripts(&events);
+    ensure!(
+        finals
+            .iter()
+            .any(|t| t.contains("support") || t.contains("customer")),
+        "the caller's words were not recognized over HTTPS: {finals:?}"
+    );
+    let bot_level = result["midCall"]["maxBotLevel"].as_f64().unwrap_or(0.0);
+    ensure!(
+        bot_level > 0.01,
+        "no bot audio reached the page over HTTPS (peak RMS {bot_level})"
+    );
+
+    // A renewed certificate: SIGHUP reloads it, and the server goes on serving.
+    let renewed = rcgen::generate_simple_self_signed(vec![host.clone()])?;
+    std::fs::write(&cert_path, renewed.cert.pem())?;
+    std::fs::write(&key_path, renewed.signing_key.serialize_pem())?;
+    let status = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill -HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("web TLS certificate reloaded") {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no reload in the log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let renewed_server = Server::client_for(&server, renewed.cert.der().as_ref())?;
+    ensure!(
+        renewed_server["status"] == "ok",
+        "the renewed certificate is served: {renewed_server}"
+    );
     Ok(())
 }

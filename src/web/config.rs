@@ -118,6 +118,12 @@ pub struct WebConfig {
     pub demo: Option<bool>,
     /// Abuse limits (`[web.limits]`).
     pub limits: WebLimitsConfig,
+    /// HTTPS: the certificate chain (PEM). With `tls_key`, the server speaks only HTTPS, and
+    /// reloads both files on SIGHUP. A browser gives the microphone only to a secure origin
+    /// (HTTPS, or `localhost`).
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -140,6 +146,8 @@ impl Default for WebConfig {
             gather_timeout_ms: 2_000,
             demo: None,
             limits: WebLimitsConfig::default(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -185,6 +193,9 @@ impl WebConfig {
         }
         if self.connect_timeout_ms < 1_000 {
             return Err(invalid("connect_timeout_ms", "must be at least 1000"));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid("tls_key", "tls_cert and tls_key go together"));
         }
         let limits = &self.limits;
         for (key, value) in [

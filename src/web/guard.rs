@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::config::WebLimitsConfig;
+use super::tls::{TlsCell, WebStream};
 use super::{ApiError, WebState};
 
 /// The per-address limiter of the call routes.
@@ -177,6 +178,8 @@ struct Connections {
 /// A TCP listener that refuses connections over the per-address and total caps.
 pub struct GuardedListener {
     inner: TcpListener,
+    /// HTTPS: each connection's TLS, when the server has a certificate.
+    tls: Option<Arc<TlsCell>>,
     open: Arc<Mutex<Connections>>,
     max_per_ip: usize,
     max_total: usize,
@@ -184,9 +187,10 @@ pub struct GuardedListener {
 }
 
 impl GuardedListener {
-    pub fn new(inner: TcpListener, config: &WebLimitsConfig) -> Self {
+    pub fn new(inner: TcpListener, config: &WebLimitsConfig, tls: Option<Arc<TlsCell>>) -> Self {
         Self {
             inner,
+            tls,
             open: Arc::new(Mutex::new(Connections::default())),
             max_per_ip: config.max_connections_per_ip,
             max_total: config.max_connections,
@@ -213,7 +217,7 @@ impl GuardedListener {
 }
 
 impl axum::serve::Listener for GuardedListener {
-    type Io = GuardedStream;
+    type Io = WebStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -233,6 +237,10 @@ impl axum::serve::Listener for GuardedListener {
                         inner: stream,
                         open: self.open.clone(),
                         ip: addr.ip(),
+                    };
+                    let stream = match &self.tls {
+                        Some(tls) => tls.wrap(stream),
+                        None => WebStream::Plain(stream),
                     };
                     return (stream, addr);
                 }

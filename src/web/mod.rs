@@ -20,6 +20,9 @@
 //! - `/demo/...`: the demo business systems, only where `web.demo` allows (by default only on
 //!   a loopback `listen` address).
 //!
+//! HTTPS (`tls`): with `web.tls_cert` and `web.tls_key` the server speaks only HTTPS, and
+//! reloads the files on SIGHUP.
+//!
 //! Limits (`guard`, `[web.limits]`): the call routes answer 429 `rate.limited` with
 //! `Retry-After` to an address over its request or call rate (blocked for `block_s`);
 //! connections over `max_connections_per_ip` or `max_connections` are closed at once; a page
@@ -49,6 +52,7 @@ pub mod peer;
 pub mod ports;
 pub mod registry;
 mod signalling;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -82,6 +86,8 @@ pub enum WebError {
     },
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A failed API request: status, stable code and a sentence for the caller.
@@ -188,6 +194,10 @@ pub async fn serve(
     for (path, extra_router) in extra {
         app = app.nest(path, extra_router);
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::TlsCell::open(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| WebError::Bind {
@@ -195,10 +205,14 @@ pub async fn serve(
             source,
         })?;
     let local = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!("web phone at http://{local}/");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("web phone at {scheme}://{local}/");
+    if let Some(cell) = tls.clone() {
+        tokio::spawn(reload_tls_on_sighup(cell));
+    }
     // (tap_io also gives the guarded listener axum's connect info: the peer's address.)
-    let listener = GuardedListener::new(listener, &config.limits)
-        .tap_io(|io: &mut guard::GuardedStream| io.set_nodelay());
+    let listener = GuardedListener::new(listener, &config.limits, tls)
+        .tap_io(|io: &mut tls::WebStream| io.set_nodelay());
     let graceful = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -216,6 +230,21 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Loads the certificate and key again on every SIGHUP (a renewed certificate takes effect
+/// for new connections without a restart).
+async fn reload_tls_on_sighup(cell: Arc<tls::TlsCell>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match cell.reload() {
+            Ok(()) => tracing::info!("web TLS certificate reloaded"),
+            Err(e) => tracing::error!("web TLS certificate not reloaded, the old one stays: {e}"),
+        }
+    }
 }
 
 /// The server's routes over `state`. The call routes go through the per-address limits

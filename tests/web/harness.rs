@@ -32,6 +32,9 @@ pub fn free_port() -> u16 {
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// `http://127.0.0.1:<port>`, or the HTTPS origin the server was started on.
+    pub origin: String,
+    agent: ureq::Agent,
     pub records_dir: PathBuf,
     pub log_path: PathBuf,
     pub dir: tempfile::TempDir,
@@ -41,13 +44,44 @@ impl Server {
     /// Starts the server with Sphinx ASR, its own records folder and `extra_web` lines added to
     /// the `[web]` section; waits until `/healthz` answers.
     pub fn start(extra_web: &str) -> Result<Self> {
+        Self::start_on("127.0.0.1", None, extra_web)
+    }
+
+    /// Starts the server listening on `host` (an IP address); with `tls`, over HTTPS with that
+    /// certificate and key (PEM files), checked by a client that trusts only that certificate
+    /// (its DER form, the third item) and reaches it as `https://<host>:<port>`.
+    pub fn start_on(
+        host: &str,
+        tls: Option<(&Path, &Path, &[u8])>,
+        extra_web: &str,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let records_dir = dir.path().join("records");
         let config_path = dir.path().join("hotline.toml");
+        let mut tls_lines = String::new();
+        let mut agent = ureq::AgentBuilder::new();
+        let mut scheme = "http";
+        if let Some((cert, key, der)) = tls {
+            tls_lines = format!(
+                "tls_cert = {:?}\ntls_key = {:?}\n",
+                cert.display().to_string(),
+                key.display().to_string()
+            );
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(rustls::pki_types::CertificateDer::from(der.to_vec()))?;
+            let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            agent = agent.tls_config(std::sync::Arc::new(client));
+            scheme = "https";
+        }
         let config = format!(
             "[asr]\nengine = \"sphinx\"\n\n[server]\nrecords_dir = {records:?}\n\n\
-             [web]\nlisten = \"127.0.0.1:{port}\"\n{extra_web}\n",
+             [web]\nlisten = \"{host}:{port}\"\n{tls_lines}{extra_web}\n",
             records = records_dir.display().to_string(),
         );
         std::fs::write(&config_path, config)?;
@@ -70,6 +104,8 @@ impl Server {
         let mut server = Server {
             child,
             port,
+            origin: format!("{scheme}://{host}:{port}"),
+            agent: agent.build(),
             records_dir,
             log_path,
             dir,
@@ -89,13 +125,37 @@ impl Server {
         }
     }
 
+    /// `/healthz` fetched by a client that trusts only `der` (to check which certificate the
+    /// server presents now).
+    pub fn client_for(server: &Server, der: &[u8]) -> Result<serde_json::Value> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from(der.to_vec()))?;
+        let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(std::sync::Arc::new(client))
+            .build();
+        let text = agent
+            .get(&server.url("/healthz"))
+            .timeout(Duration::from_secs(5))
+            .call()?
+            .into_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}{path}", self.origin)
     }
 
     /// `/healthz` as JSON.
     pub fn health(&self) -> Result<serde_json::Value> {
-        let text = ureq::get(&self.url("/healthz"))
+        let text = self
+            .agent
+            .get(&self.url("/healthz"))
             .timeout(Duration::from_secs(2))
             .call()?
             .into_string()?;

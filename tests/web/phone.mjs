@@ -2,6 +2,7 @@
 //
 // usage: node phone.mjs --url URL --wav FILE --out RESULT.json [--screenshot PNG]
 //                       [--mode call|close-tab] [--expect-final] [--timeout-ms N]
+//                       [--chrome-arg ARG]...
 //
 // mode `call` (default): click Call, wait until connected, wait for a final caller transcript
 // and a bot reply, take a screenshot, click hang up and wait for the page to go idle.
@@ -12,7 +13,7 @@ import { chromium } from "playwright-core";
 import { writeFileSync } from "node:fs";
 
 function args() {
-  const out = { mode: "call", timeoutMs: 60000 };
+  const out = { mode: "call", timeoutMs: 60000, chromeArgs: [] };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
@@ -23,6 +24,7 @@ function args() {
     else if (key === "--screenshot") out.screenshot = next();
     else if (key === "--mode") out.mode = next();
     else if (key === "--timeout-ms") out.timeoutMs = Number(next());
+    else if (key === "--chrome-arg") out.chromeArgs.push(next());
     else throw new Error(`unknown argument ${key}`);
   }
   for (const k of ["url", "wav", "out"]) if (!out[k]) throw new Error(`--${k} is required`);
@@ -44,7 +46,7 @@ const browser = await chromium.launch({
     "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     `--use-file-for-fake-audio-capture=${opts.wav}`, "--autoplay-policy=no-user-gesture-required",
     "--allow-loopback-in-peer-connection", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--disable-sync", "--no-first-run", ...opts.chromeArgs,
   ],
 });
 
@@ -83,7 +85,7 @@ try {
   if (opts.mode === "call") {
     // The WebSocket signalling route answers a bad offer with a clear error, not a dropped socket.
     result.wsBadOffer = await page.evaluate(() => new Promise((resolve) => {
-      const ws = new WebSocket(`ws://${location.host}/api/ws`);
+      const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`);
       ws.onopen = () => ws.send(JSON.stringify({ type: "offer", sdp: "this is not SDP" }));
       ws.onmessage = (m) => resolve(JSON.parse(m.data));
       ws.onerror = () => resolve({ error: "socket error" });
