@@ -59,6 +59,8 @@ fn call_with(module: &str, baresip_codec: &str, record_codec: &str, rate_hz: u32
         codecs: baresip_codec,
         extra_modules: &[module],
         quit_after_s: 25,
+        tls_ca: None,
+        account_params: "",
     }
     .run(work.path());
     assert!(
@@ -133,6 +135,8 @@ fn refused_by_a_g711_only_hotline(module: &str, baresip_codec: &str, rate_hz: u3
         codecs: baresip_codec,
         extra_modules: &[module],
         quit_after_s: 5,
+        tls_ca: None,
+        account_params: "",
     }
     .run(work.path());
     assert!(

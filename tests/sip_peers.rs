@@ -121,6 +121,8 @@ fn a_baresip_call_is_answered_and_carries_audio_both_ways() {
         codecs: "PCMU",
         extra_modules: &[],
         quit_after_s: 25,
+        tls_ca: None,
+        account_params: "",
     }
     .run(work.path());
     baresip.assert_established(&hotline.log_text());
@@ -220,6 +222,8 @@ fn rtcp_reports_are_exchanged_with_baresip() {
         codecs: "PCMU",
         extra_modules: &["rtcpsummary.so"],
         quit_after_s: 16,
+        tls_ca: None,
+        account_params: "",
     }
     .run(work.path());
     baresip.assert_established(&hotline.log_text());

@@ -71,6 +71,8 @@ type Refusal = (u16, Vec<(&'static str, String)>);
 pub enum TransportKind {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 26.2; `sips:` in our Contact).
+    Tls,
 }
 
 impl TransportKind {
@@ -79,19 +81,21 @@ impl TransportKind {
         match self {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
         }
     }
 
-    /// The name in call records: `sip-udp` or `sip-tcp`.
+    /// The name in call records: `sip-udp`, `sip-tcp` or `sip-tls`.
     pub fn record_name(self) -> &'static str {
         match self {
             TransportKind::Udp => "sip-udp",
             TransportKind::Tcp => "sip-tcp",
+            TransportKind::Tls => "sip-tls",
         }
     }
 
     fn reliable(self) -> bool {
-        self == TransportKind::Tcp
+        self != TransportKind::Udp
     }
 }
 
@@ -277,10 +281,18 @@ impl SipSession {
                 "SIP/2.0/{} {}:{};branch={branch};rport",
                 transport.via_name(),
                 self.host(),
-                self.config.sip_port
+                self.port_for(transport)
             ),
             branch,
         )
+    }
+
+    /// Our port for a transport: the TLS port for TLS, the SIP port otherwise.
+    fn port_for(&self, transport: TransportKind) -> u16 {
+        match (transport, self.config.tls_port) {
+            (TransportKind::Tls, Some(port)) => port,
+            _ => self.config.sip_port,
+        }
     }
 
     fn host(&self) -> String {
@@ -290,16 +302,31 @@ impl SipSession {
         }
     }
 
-    fn contact(&self, transport: TransportKind) -> String {
-        let transport = match transport {
-            TransportKind::Udp => "",
-            TransportKind::Tcp => ";transport=tcp",
-        };
-        format!(
-            "<sip:hotline@{}:{}{transport}>",
-            self.host(),
-            self.config.sip_port
-        )
+    /// Our Contact on a transport. Over TLS it is a `sips:` URI when the caller asked for one
+    /// (`sips:` in its Request-URI), else `sip:` with `transport=tls` (RFC 5630 3.1).
+    fn contact(&self, transport: TransportKind, sips: bool) -> String {
+        let port = self.port_for(transport);
+        let host = self.host();
+        match (transport, sips) {
+            (TransportKind::Udp, _) => format!("<sip:hotline@{host}:{port}>"),
+            (TransportKind::Tcp, _) => format!("<sip:hotline@{host}:{port};transport=tcp>"),
+            (TransportKind::Tls, true) => format!("<sips:hotline@{host}:{port}>"),
+            (TransportKind::Tls, false) => format!("<sip:hotline@{host}:{port};transport=tls>"),
+        }
+    }
+
+    /// Our Contact in a call: its transport, and `sips:` when its INVITE asked for it.
+    fn contact_in(&self, id: &SipCallId) -> String {
+        match self.calls.get(id) {
+            Some(call) => {
+                let sips = match &call.invite.start {
+                    StartLine::Request { uri, .. } => scheme_of(uri) == "sips",
+                    StartLine::Response { .. } => false,
+                };
+                self.contact(call.peer.transport, sips)
+            }
+            None => self.contact(TransportKind::Udp, false),
+        }
     }
 
     fn respond(

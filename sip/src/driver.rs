@@ -1,4 +1,4 @@
-//! The IO around the sans-IO parts: SIP sockets (UDP and TCP), per-call RTP/RTCP sockets, the
+//! The IO around the sans-IO parts: SIP sockets (UDP, TCP and TLS), per-call RTP/RTCP sockets, the
 //! 20 ms media clock, and the channels to the application.
 //!
 //! Owns: the sockets and tasks. One signalling task runs [`SipSession`]; each answered call gets
@@ -39,6 +39,7 @@ use crate::media::{MediaEvent, MediaSession};
 use crate::message::StreamFramer;
 use crate::rtp::Ssrc;
 use crate::sdp::{MediaPorts, Negotiated};
+use crate::tls::TlsCell;
 
 /// The phone edge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,9 @@ pub struct PhoneConfig {
     pub sip_port: u16,
     /// Serve SIP over TCP too.
     pub tcp: bool,
+    /// Serve SIP over TLS on `tls_port` (0 picks a free one), with this certificate.
+    pub tls: Option<Arc<TlsCell>>,
+    pub tls_port: u16,
     /// The RTP port range, inclusive; RTP takes even ports, RTCP the odd one above.
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
@@ -228,6 +232,7 @@ pub struct PhoneServer {
     config: PhoneConfig,
     udp: Arc<UdpSocket>,
     tcp: Option<TcpListener>,
+    tls: Option<TcpListener>,
 }
 
 impl PhoneServer {
@@ -266,18 +271,52 @@ impl PhoneServer {
         } else {
             None
         };
+        let tls = match &config.tls {
+            Some(_) => {
+                let tls_addr = SocketAddr::new(config.bind_ip, config.tls_port);
+                let listener =
+                    TcpListener::bind(tls_addr)
+                        .await
+                        .map_err(|source| PhoneError::Bind {
+                            transport: "TLS",
+                            addr: tls_addr,
+                            source,
+                        })?;
+                let port = listener
+                    .local_addr()
+                    .map(|a| a.port())
+                    .unwrap_or(config.tls_port);
+                config.tls_port = port;
+                config.endpoint.tls_port = Some(port);
+                Some(listener)
+            }
+            None => None,
+        };
         config.sip_port = local.port();
         config.endpoint.sip_port = local.port();
         Ok(Self {
             config,
             udp: Arc::new(udp),
             tcp,
+            tls,
         })
     }
 
     /// The bound SIP address.
     pub fn local_addr(&self) -> SocketAddr {
         SocketAddr::new(self.config.bind_ip, self.config.sip_port)
+    }
+
+    /// The certificate SIP over TLS uses (to reload it).
+    pub fn tls_cell(&self) -> Option<Arc<TlsCell>> {
+        self.config.tls.clone()
+    }
+
+    /// The bound SIP-over-TLS address, when TLS is served.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .map(|_| SocketAddr::new(self.config.bind_ip, self.config.tls_port))
     }
 
     /// Serves until `shutdown` completes; then hangs up every call and returns.
@@ -318,6 +357,29 @@ impl PhoneServer {
                         tcp_writers.insert(id, writer_tx);
                         let peer = Peer { transport: TransportKind::Tcp, addr: from, connection: Some(id) };
                         tokio::spawn(tcp_connection(stream, peer, tcp_in_tx.clone(), writer_rx));
+                    }
+                }
+                accepted = accept_tcp(self.tls.as_ref()) => {
+                    if let (Ok((stream, from)), Some(acceptor)) = (accepted, self.config.tls.as_ref().and_then(|t| t.acceptor())) {
+                        let id = next_connection;
+                        next_connection += 1;
+                        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+                        tcp_writers.insert(id, writer_tx);
+                        let peer = Peer { transport: TransportKind::Tls, addr: from, connection: Some(id) };
+                        let incoming = tcp_in_tx.clone();
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => tcp_connection(tls, peer, incoming, writer_rx).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer.addr, "SIP TLS handshake failed: {e}");
+                                    let _ = incoming.send((peer, Vec::new()));
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer.addr, "SIP TLS handshake timed out");
+                                    let _ = incoming.send((peer, Vec::new()));
+                                }
+                            }
+                        });
                     }
                 }
                 Some((peer, data)) = tcp_in_rx.recv() => {
@@ -466,7 +528,7 @@ impl PhoneServer {
     ) {
         while let Some(transmit) = session.poll_transmit() {
             match (transmit.peer.transport, transmit.peer.connection) {
-                (TransportKind::Tcp, Some(id)) => {
+                (TransportKind::Tcp | TransportKind::Tls, Some(id)) => {
                     if let Some(writer) = tcp_writers.get(&id) {
                         let _ = writer.send(transmit.data);
                     }
@@ -596,15 +658,20 @@ async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<(TcpStrea
     }
 }
 
-/// Reads framed messages from one TCP connection and writes what the session sends to it.
-/// An empty message tells the signalling task the connection is gone.
-async fn tcp_connection(
-    stream: TcpStream,
+/// How long a SIP-over-TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads framed messages from one stream connection (TCP, or TLS over it) and writes what the
+/// session sends to it. An empty message tells the signalling task the connection is gone.
+async fn tcp_connection<S>(
+    stream: S,
     peer: Peer,
     incoming: mpsc::UnboundedSender<(Peer, Vec<u8>)>,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut framer = StreamFramer::default();
     let mut buffer = vec![0u8; 16_384];
     loop {

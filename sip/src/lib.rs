@@ -18,5 +18,6 @@ pub mod flood;
 pub mod media;
 pub mod message;
 pub mod sdp;
+pub mod tls;
 
 pub use hotline_media::{codec, rtp};

@@ -134,6 +134,7 @@ fn config() -> EndpointConfig {
     EndpointConfig {
         advertised_ip: "192.0.2.200".parse().unwrap(),
         sip_port: 5060,
+        tls_port: None,
         user_agent: "hotline-torture".into(),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         allow_from: vec![],

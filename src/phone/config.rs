@@ -98,6 +98,13 @@ pub struct SipConfig {
     pub port: u16,
     /// Serve SIP over TCP as well as UDP.
     pub tcp: bool,
+    /// SIP over TLS (RFC 3261 26; `sips:` in our Contact): the certificate chain (PEM). With
+    /// `tls_key`, TLS is served on `tls_port`; both files are reloaded on SIGHUP.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// SIP over TLS: the private key (PEM).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The SIP-over-TLS port.
+    pub tls_port: u16,
     /// The public address put in Contact and SDP when hotline is behind NAT; default `bind_ip`.
     pub public_ip: Option<IpAddr>,
     /// The RTP port range (even ports for RTP, the odd one above for RTCP).
@@ -140,6 +147,9 @@ impl Default for SipConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 5060,
             tcp: true,
+            tls_cert: None,
+            tls_key: None,
+            tls_port: 5061,
             public_ip: None,
             rtp_port_min: 20_000,
             rtp_port_max: 29_999,
@@ -184,6 +194,9 @@ impl SipConfig {
                 "public_ip",
                 "must be set when bind_ip is 0.0.0.0 or ::, for Contact and SDP",
             );
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid("tls_key", "tls_cert and tls_key go together");
         }
         if self.auth_username.is_some() != self.auth_password.is_some() {
             return invalid(
@@ -304,10 +317,21 @@ impl SipConfig {
             }),
             _ => None,
         };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                hotline_sip::tls::TlsCell::open(cert, key, &[]).map_err(|e| SipConfigError {
+                    key: "tls_cert",
+                    message: e.to_string(),
+                })?,
+            ),
+            _ => None,
+        };
         Ok(PhoneConfig {
             bind_ip: self.bind_ip,
             sip_port: self.port,
             tcp: self.tcp,
+            tls,
+            tls_port: self.tls_port,
             rtp_port_min: self.rtp_port_min,
             rtp_port_max: self.rtp_port_max,
             rtp_timeout_ms: self.rtp_timeout_ms,
@@ -315,6 +339,7 @@ impl SipConfig {
             endpoint: EndpointConfig {
                 advertised_ip: self.public_ip.unwrap_or(self.bind_ip),
                 sip_port: self.port,
+                tls_port: None,
                 user_agent: self.user_agent.clone(),
                 codecs: self.codec_preference()?,
                 allow_from: self.allowlist()?,

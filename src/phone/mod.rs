@@ -52,7 +52,11 @@ pub async fn run(engines: Arc<Engines>, shutdown: watch::Receiver<bool>) {
                     "SIP IS OPEN TO EVERYONE: sip.bind_ip is not loopback and neither sip.allow_from nor sip.auth_username is set, so anyone who reaches this port can call (and run up your trunk). Set one of them"
                 );
             }
-            tracing::info!(sip = %server.local_addr(), tcp = config.tcp, "answering phone calls");
+            if let Some(tls) = server.tls_cell() {
+                tokio::spawn(hotline_sip::tls::reload_on_sighup(tls, "SIP"));
+            }
+            let tls = server.tls_addr().map(|a| a.to_string());
+            tracing::info!(sip = %server.local_addr(), tcp = config.tcp, tls = tls.as_deref().unwrap_or("off"), "answering phone calls");
             serve(server, engines, shutdown).await;
         }
         Err(e) => tracing::error!("phone line: {e}"),

@@ -29,8 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::config::WebLimitsConfig;
-use super::tls::{TlsCell, WebStream};
+use super::tls::WebStream;
 use super::{ApiError, WebState};
+use hotline_sip::tls::TlsCell;
 
 /// The per-address limiter of the call routes.
 pub struct WebGuard {
@@ -239,7 +240,7 @@ impl axum::serve::Listener for GuardedListener {
                         ip: addr.ip(),
                     };
                     let stream = match &self.tls {
-                        Some(tls) => tls.wrap(stream),
+                        Some(tls) => super::tls::wrap(tls, stream),
                         None => WebStream::Plain(stream),
                     };
                     return (stream, addr);

@@ -86,8 +86,8 @@ pub enum WebError {
     },
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    #[error("web.tls_cert / web.tls_key: {0}")]
+    Tls(#[from] hotline_sip::tls::TlsError),
 }
 
 /// A failed API request: status, stable code and a sentence for the caller.
@@ -195,7 +195,7 @@ pub async fn serve(
         app = app.nest(path, extra_router);
     }
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::TlsCell::open(cert, key)?),
+        (Some(cert), Some(key)) => Some(hotline_sip::tls::TlsCell::open(cert, key, tls::ALPN)?),
         _ => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -208,7 +208,7 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("web phone at {scheme}://{local}/");
     if let Some(cell) = tls.clone() {
-        tokio::spawn(reload_tls_on_sighup(cell));
+        tokio::spawn(hotline_sip::tls::reload_on_sighup(cell, "web"));
     }
     // (tap_io also gives the guarded listener axum's connect info: the peer's address.)
     let listener = GuardedListener::new(listener, &config.limits, tls)
@@ -230,21 +230,6 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// Loads the certificate and key again on every SIGHUP (a renewed certificate takes effect
-/// for new connections without a restart).
-async fn reload_tls_on_sighup(cell: Arc<tls::TlsCell>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        match cell.reload() {
-            Ok(()) => tracing::info!("web TLS certificate reloaded"),
-            Err(e) => tracing::error!("web TLS certificate not reloaded, the old one stays: {e}"),
-        }
-    }
 }
 
 /// The server's routes over `state`. The call routes go through the per-address limits

@@ -1,111 +1,35 @@
-//! HTTPS for the web server: rustls with a certificate chain and a key from PEM files
-//! (`web.tls_cert`, `web.tls_key`), reloaded on SIGHUP.
+//! HTTPS for the web server: the certificate and key files (`web.tls_cert`, `web.tls_key`)
+//! through `hotline_sip::tls` (loading, the acceptor in use, the SIGHUP reload), and
+//! [`WebStream`], a connection that is plain or TLS.
 //!
-//! Owns: loading the files into a rustls `ServerConfig` ([`load`]), the current config that
-//! new connections use ([`TlsCell`], swapped on reload; connections already open keep theirs),
-//! and [`WebStream`], a connection that is plain or TLS. A TLS connection does its handshake
-//! on its own task, the first time it is read or written (so a slow client never holds up
-//! `accept`), and must finish it within [`HANDSHAKE_TIMEOUT`].
-//!
-//! Invariants: a reload that fails (a missing file, a key that does not match) keeps the
-//! config in use and says why; browsers are offered HTTP/1.1 (WebSockets upgrade over it).
+//! Owns: a TLS connection's handshake, done on the connection's own task the first time it is
+//! read or written (so a slow client never holds up `accept`) and within [`HANDSHAKE_TIMEOUT`].
+//! Browsers are offered HTTP/1.1 ([`ALPN`]; WebSockets upgrade over it).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use hotline_sip::tls::TlsCell;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_rustls::TlsAcceptor;
 
 use super::guard::GuardedStream;
 
 /// How long a client may take to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The certificate or key could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("web.tls_cert {path}: {message}")]
-    Cert { path: String, message: String },
-    #[error("web.tls_key {path}: {message}")]
-    Key { path: String, message: String },
-    #[error("web.tls_cert and web.tls_key do not go together: {0}")]
-    Mismatch(String),
-}
+/// HTTPS offers HTTP/1.1 (WebSockets upgrade over it).
+pub const ALPN: &[&[u8]] = &[b"http/1.1"];
 
-/// Reads the chain and key and builds the server config.
-pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let cert_error = |message: String| TlsError::Cert {
-        path: cert.display().to_string(),
-        message,
-    };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| cert_error(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| cert_error(e.to_string()))?;
-    if chain.is_empty() {
-        return Err(cert_error("no certificate in the file".into()));
-    }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
-        path: key.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Mismatch(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, private)
-        .map_err(|e| TlsError::Mismatch(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// The config new connections use, and where it came from (for reloads).
-pub struct TlsCell {
-    cert: PathBuf,
-    key: PathBuf,
-    current: RwLock<TlsAcceptor>,
-}
-
-impl TlsCell {
-    /// Loads the files once; start-up fails when they cannot be used.
-    pub fn open(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
-        let config = load(cert, key)?;
-        Ok(Arc::new(Self {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            current: RwLock::new(TlsAcceptor::from(config)),
-        }))
-    }
-
-    /// Loads the files again (SIGHUP); on failure the config in use stays.
-    pub fn reload(&self) -> Result<(), TlsError> {
-        let config = load(&self.cert, &self.key)?;
-        if let Ok(mut current) = self.current.write() {
-            *current = TlsAcceptor::from(config);
-        }
-        Ok(())
-    }
-
-    fn acceptor(&self) -> Option<TlsAcceptor> {
-        self.current.read().ok().map(|a| a.clone())
-    }
-
-    /// A connection that will do its handshake when first used.
-    pub fn wrap(&self, stream: GuardedStream) -> WebStream {
-        match self.acceptor() {
-            Some(acceptor) => WebStream::Tls(Box::new(TlsConnection::Handshaking {
-                accept: acceptor.accept(stream),
-                deadline: Box::pin(tokio::time::sleep(HANDSHAKE_TIMEOUT)),
-            })),
-            None => WebStream::Plain(stream),
-        }
+/// A connection that will do its handshake when first used.
+pub fn wrap(cell: &TlsCell, stream: GuardedStream) -> WebStream {
+    match cell.acceptor() {
+        Some(acceptor) => WebStream::Tls(Box::new(TlsConnection::Handshaking {
+            accept: acceptor.accept(stream),
+            deadline: Box::pin(tokio::time::sleep(HANDSHAKE_TIMEOUT)),
+        })),
+        None => WebStream::Plain(stream),
     }
 }
 

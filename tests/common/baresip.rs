@@ -24,6 +24,10 @@ pub struct BaresipCall<'a> {
     pub extra_modules: &'a [&'a str],
     /// baresip quits this long after it starts (`-t`).
     pub quit_after_s: u32,
+    /// For SIP over TLS: the certificate baresip trusts (`sip_cafile`).
+    pub tls_ca: Option<&'a Path>,
+    /// More account parameters, e.g. `;mediaenc=srtp-mand`.
+    pub account_params: &'a str,
 }
 
 /// What a finished baresip run left.
@@ -64,11 +68,14 @@ impl BaresipCall<'_> {
         let dumps = work.join("heard");
         std::fs::create_dir_all(&config_dir).expect("baresip dir");
         std::fs::create_dir_all(&dumps).expect("dump dir");
-        let extra: String = self
+        let mut extra: String = self
             .extra_modules
             .iter()
             .map(|m| format!("module {m}\n"))
             .collect();
+        if let Some(ca) = self.tls_ca {
+            extra.push_str(&format!("sip_cafile {}\n", ca.display()));
+        }
         std::fs::write(
             config_dir.join("config"),
             format!(
@@ -87,8 +94,8 @@ impl BaresipCall<'_> {
         std::fs::write(
             config_dir.join("accounts"),
             format!(
-                "<sip:caller@127.0.0.1>;regint=0;audio_codecs={}\n",
-                self.codecs
+                "<sip:caller@127.0.0.1>;regint=0;audio_codecs={}{}\n",
+                self.codecs, self.account_params
             ),
         )
         .expect("baresip accounts");

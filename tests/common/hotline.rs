@@ -64,6 +64,8 @@ pub struct Hotline {
     child: Child,
     /// The bound SIP port (UDP, and TCP when enabled).
     pub sip_port: u16,
+    /// The bound SIP-over-TLS port, when TLS is served.
+    pub tls_port: Option<u16>,
     /// Where the calls' records go.
     pub records: PathBuf,
     log: PathBuf,
@@ -165,12 +167,18 @@ impl Hotline {
         let mut hotline = Self {
             child,
             sip_port: 0,
+            tls_port: None,
             records,
             log,
             web_port,
             _work: work,
         };
         let line = hotline.wait_for_log(&["answering phone calls"], READY_WITHIN);
+        hotline.tls_port = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("tls="))
+            .and_then(|addr| addr.trim_matches('"').parse::<std::net::SocketAddr>().ok())
+            .map(|addr| addr.port());
         hotline.sip_port = line
             .split_whitespace()
             .find_map(|field| field.strip_prefix("sip="))

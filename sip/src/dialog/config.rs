@@ -95,6 +95,8 @@ pub struct EndpointConfig {
     pub advertised_ip: IpAddr,
     /// Our SIP port (for Via and Contact).
     pub sip_port: u16,
+    /// Our SIP-over-TLS port, when we serve TLS (for Via and the `sips:` Contact).
+    pub tls_port: Option<u16>,
     pub user_agent: String,
     /// Codecs in preference order.
     pub codecs: Vec<Codec>,

@@ -23,9 +23,7 @@ use crate::sdp::{self, Codec, LocalSdp, MediaPorts, Negotiated, SessionDescripti
 use super::call::{Call, CallState};
 use super::timers::MIN_SESSION_EXPIRES_S;
 use super::transaction::{Retransmit, T1_MS};
-use super::{
-    IncomingCall, Peer, Refusal, SipCallId, SipEvent, SipSession, Transmit, TransportKind, ALLOW,
-};
+use super::{IncomingCall, Peer, Refusal, SipCallId, SipEvent, SipSession, Transmit, ALLOW};
 
 impl SipSession {
     fn trusted(&mut self, peer: Peer, message: &SipMessage) -> Result<(), Refusal> {
@@ -354,12 +352,7 @@ impl SipSession {
         extra: Vec<(&str, String)>,
         body: Option<String>,
     ) {
-        let contact = self.contact(
-            self.calls
-                .get(id)
-                .map(|c| c.peer.transport)
-                .unwrap_or(TransportKind::Udp),
-        );
+        let contact = self.contact_in(id);
         let user_agent = self.config.user_agent.clone();
         let Some(call) = self.calls.get_mut(id) else {
             return;

@@ -142,7 +142,7 @@ impl SipSession {
     /// Sends REGISTER with an answer to every challenge we hold (RFC 3261 22.3: `Authorization`
     /// for a registrar's 401, `Proxy-Authorization` for a proxy's 407).
     fn send_register(&mut self, now_ms: u64) {
-        let contact = self.contact(TransportKind::Udp);
+        let contact = self.contact(TransportKind::Udp, false);
         let (via, branch) = self.via(TransportKind::Udp);
         let cnonce = self.random_token();
         let user_agent = self.config.user_agent.clone();

@@ -11,6 +11,7 @@ fn config() -> EndpointConfig {
     EndpointConfig {
         advertised_ip: "203.0.113.5".parse().unwrap(),
         sip_port: 5060,
+        tls_port: None,
         user_agent: "hotline-test".into(),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         allow_from: vec![],

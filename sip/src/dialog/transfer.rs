@@ -62,8 +62,7 @@ impl SipSession {
                 .to_string();
             format!("sip:{target}@{host}")
         };
-        let transport = call.peer.transport;
-        let contact = self.contact(transport);
+        let contact = self.contact_in(id);
         let mut extra: Vec<(&str, String)> = vec![
             ("Refer-To", format!("<{target}>")),
             ("Referred-By", contact),

@@ -11,6 +11,7 @@ fn config() -> EndpointConfig {
     EndpointConfig {
         advertised_ip: "203.0.113.5".parse().expect("ip"),
         sip_port: 5060,
+        tls_port: None,
         user_agent: "fuzz".into(),
         codecs: vec![Codec::G722, Codec::Opus, Codec::Pcmu, Codec::Pcma],
         allow_from: vec![],
