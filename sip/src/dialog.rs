@@ -40,7 +40,7 @@ mod timers;
 mod transaction;
 mod transfer;
 
-pub use config::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
+pub use config::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig, SrtpPolicy};
 pub use timers::MIN_SESSION_EXPIRES_S;
 pub use transaction::{T1_MS, T2_MS, TIMER_B_MS};
 pub use transfer::TRANSFER_NO_ANSWER_MS;

@@ -27,7 +27,7 @@ use hotline_media::rtp::{self, RtpPacket, SendStats, Ssrc};
 use hotline_media::{MediaCounters, Playout, ReceiveStream};
 
 use crate::dtmf::{TelephoneEventReceiver, ToneDetector};
-use crate::sdp::{Negotiated, RtcpTarget};
+use crate::sdp::{Negotiated, RtcpTarget, SrtpKeys, SrtpSuite};
 
 #[cfg(doc)]
 use crate::sdp::Codec;
@@ -59,8 +59,58 @@ pub struct TickOutput {
     pub rtp: Option<(SocketAddr, Vec<u8>)>,
 }
 
+/// Media could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("SRTP: {0}")]
+    Srtp(String),
+}
+
+/// A call's SRTP: the SDES keys, the context that decrypts what the peer sends and the one
+/// that encrypts what we send (each covers SRTP and SRTCP).
+struct Srtp {
+    keys: SrtpKeys,
+    inbound: rtc_srtp::context::Context,
+    outbound: rtc_srtp::context::Context,
+}
+
+impl Srtp {
+    fn new(keys: &SrtpKeys) -> Result<Self, MediaError> {
+        let provider =
+            rtc_srtp::crypto::default_provider().map_err(|e| MediaError::Srtp(e.to_string()))?;
+        let profile = match keys.suite {
+            SrtpSuite::Aes128Sha1_80 => {
+                rtc_srtp::protection_profile::ProtectionProfile::Aes128CmHmacSha1_80
+            }
+            SrtpSuite::Aes128Sha1_32 => {
+                rtc_srtp::protection_profile::ProtectionProfile::Aes128CmHmacSha1_32
+            }
+        };
+        let context = |key_salt: &[u8]| {
+            if key_salt.len() != SrtpSuite::KEY_SALT_LEN {
+                return Err(MediaError::Srtp("a key and salt must be 30 bytes".into()));
+            }
+            rtc_srtp::context::Context::new(
+                &key_salt[..16],
+                &key_salt[16..],
+                profile,
+                None,
+                None,
+                provider.crypto(),
+            )
+            .map_err(|e| MediaError::Srtp(e.to_string()))
+        };
+        Ok(Self {
+            inbound: context(&keys.remote)?,
+            outbound: context(&keys.local)?,
+            keys: keys.clone(),
+        })
+    }
+}
+
 /// The sans-IO media state of one call.
-#[derive(Debug)]
 pub struct MediaSession {
     negotiated: Negotiated,
     codec: VoiceCodec,
@@ -88,6 +138,8 @@ pub struct MediaSession {
     /// receive side counts the rest.
     counters: MediaCounters,
     scratch: Vec<u8>,
+    /// SRTP, when the call negotiated it.
+    srtp: Option<Srtp>,
 }
 
 impl MediaSession {
@@ -100,8 +152,9 @@ impl MediaSession {
         initial_timestamp: u32,
         rtp_timeout_ms: u64,
         now_ms: u64,
-    ) -> Result<Self, CodecError> {
+    ) -> Result<Self, MediaError> {
         let codec = VoiceCodec::new(negotiated.codec)?;
+        let srtp = negotiated.srtp.as_ref().map(Srtp::new).transpose()?;
         let tones = negotiated
             .telephone_event_pt
             .is_none()
@@ -128,6 +181,7 @@ impl MediaSession {
             timed_out: false,
             next_rtcp_ms: now_ms + 5_000,
             cname: format!("hotline-{:08x}", ssrc.0),
+            srtp,
             counters: MediaCounters::default(),
             scratch: Vec::with_capacity(512),
         })
@@ -173,8 +227,12 @@ impl MediaSession {
 
     /// Applies a re-INVITE's outcome. The SSRC, sequence and timestamp carry on; a codec change
     /// resets the receive side.
-    pub fn update(&mut self, negotiated: Negotiated) -> Result<(), CodecError> {
+    pub fn update(&mut self, negotiated: Negotiated) -> Result<(), MediaError> {
         let address = SocketAddr::new(negotiated.remote_ip, negotiated.remote_port);
+        // New keys (or none) start new contexts; the same keys keep their replay state.
+        if negotiated.srtp.as_ref() != self.srtp.as_ref().map(|s| &s.keys) {
+            self.srtp = negotiated.srtp.as_ref().map(Srtp::new).transpose()?;
+        }
         if negotiated.codec != self.negotiated.codec {
             self.codec = VoiceCodec::new(negotiated.codec)?;
             self.receive.set_codec(negotiated.codec);
@@ -220,6 +278,21 @@ impl MediaSession {
             self.handle_rtcp(data, now_ms);
             return;
         }
+        let decrypted;
+        let data = match self.srtp.as_mut() {
+            None => data,
+            Some(srtp) => match srtp.inbound.decrypt_rtp(data) {
+                Ok(plain) => {
+                    decrypted = plain;
+                    &decrypted[..]
+                }
+                Err(_) => {
+                    // Not authentic (or a replay): dropped.
+                    self.counters.dropped_malformed += 1;
+                    return;
+                }
+            },
+        };
         let Ok(packet) = RtpPacket::parse(data) else {
             self.counters.dropped_malformed += 1;
             return;
@@ -260,6 +333,20 @@ impl MediaSession {
 
     /// Handles one RTCP datagram (from the RTCP port or muxed on the RTP port).
     pub fn handle_rtcp(&mut self, data: &[u8], now_ms: u64) {
+        let decrypted;
+        let data = match self.srtp.as_mut() {
+            None => data,
+            Some(srtp) => match srtp.inbound.decrypt_rtcp(data) {
+                Ok(plain) => {
+                    decrypted = plain;
+                    &decrypted[..]
+                }
+                Err(_) => {
+                    self.counters.dropped_malformed += 1;
+                    return;
+                }
+            },
+        };
         let summary = rtp::read_rtcp(data);
         if summary == rtp::RtcpSummary::default() {
             self.counters.dropped_malformed += 1;
@@ -313,6 +400,12 @@ impl MediaSession {
             };
             let mut out = Vec::with_capacity(12 + payload.len());
             packet.write(&mut out);
+            if let Some(srtp) = self.srtp.as_mut() {
+                match srtp.outbound.encrypt_rtp(&out) {
+                    Ok(protected) => out = protected.to_vec(),
+                    Err(_) => self.counters.encode_errors += 1,
+                }
+            }
             self.first_packet = false;
             self.sequence = self.sequence.wrapping_add(1);
             self.sent.packets = self.sent.packets.wrapping_add(1);
@@ -347,7 +440,11 @@ impl MediaSession {
             &self.cname,
             &mut self.scratch,
         );
-        Some((self.rtcp_destination(), self.scratch.clone()))
+        let report = match self.srtp.as_mut() {
+            None => self.scratch.clone(),
+            Some(srtp) => srtp.outbound.encrypt_rtcp(&self.scratch).ok()?.to_vec(),
+        };
+        Some((self.rtcp_destination(), report))
     }
 
     /// Where RTCP goes: the offer's `a=rtcp` port (on its address, else the RTP peer's), the
@@ -395,6 +492,7 @@ mod tests {
             remote_ip: "127.0.0.1".parse().unwrap(),
             remote_port: 4000,
             rtcp: RtcpTarget::NextPort,
+            srtp: None,
         }
     }
 
@@ -446,6 +544,58 @@ mod tests {
         }
         assert!(heard >= 4);
         assert_eq!(stamps, (0..6).map(|i| 1000 + i * 160).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn srtp_carries_audio_between_two_ends_and_drops_what_is_not_authentic() {
+        let a_key: Vec<u8> = (0..30).collect();
+        let b_key: Vec<u8> = (100..130).collect();
+        let keys = |remote: &[u8], local: &[u8]| crate::sdp::SrtpKeys {
+            suite: SrtpSuite::Aes128Sha1_80,
+            tag: 1,
+            remote: remote.to_vec(),
+            local: local.to_vec(),
+        };
+        let secure = |k| Negotiated {
+            srtp: Some(k),
+            ..negotiated(None)
+        };
+        let mut a =
+            MediaSession::new(secure(keys(&b_key, &a_key)), Ssrc(1), 1, 1, 30_000, 0).unwrap();
+        let mut b =
+            MediaSession::new(secure(keys(&a_key, &b_key)), Ssrc(2), 1, 1, 30_000, 0).unwrap();
+        let from: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        let mut heard = 0;
+        for i in 0..10u64 {
+            a.queue_audio(vec![6000; 160]);
+            let (_, bytes) = a.tick(i * 20).rtp.unwrap();
+            let plain = RtpPacket::parse(&bytes).unwrap();
+            assert!(
+                plain.payload.iter().any(|&b| b != linear_to_ulaw(6000)),
+                "the payload is encrypted"
+            );
+            assert_eq!(plain.payload.len(), 160 + 10, "with the 80-bit tag");
+            b.handle_rtp(from, &bytes, i * 20);
+            if b.tick(i * 20 + 10).caller_pcm.iter().all(|&s| s > 5000) {
+                heard += 1;
+            }
+        }
+        assert!(
+            heard >= 5,
+            "the other end decrypts the audio ({heard} frames)"
+        );
+        assert_eq!(b.counters().dropped_malformed, 0);
+        // A packet with a flipped bit, or a plain one, is not authentic.
+        a.queue_audio(vec![6000; 160]);
+        let (_, mut bytes) = a.tick(400).rtp.unwrap();
+        bytes[20] ^= 1;
+        b.handle_rtp(from, &bytes, 400);
+        b.handle_rtp(from, &packet(0, 50, 50 * 160, &[0xff; 160]), 420);
+        assert_eq!(b.counters().dropped_malformed, 2);
+        // SRTCP both ways.
+        let (_, report) = a.poll_rtcp(6_000, 0).unwrap();
+        b.handle_rtcp(&report, 6_000);
+        assert_eq!(b.counters().rtcp_in, 1);
     }
 
     #[test]

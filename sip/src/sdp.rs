@@ -10,7 +10,10 @@
 //! already take it there); our SDP names our RTCP port with `a=rtcp` whenever it is not the RTP
 //! port + 1; an answer to our offer must pick a codec we offered. Opus is answered (and offered)
 //! with RFC 7587's `opus/48000/2` and an `a=fmtp` that asks for mono wideband
-//! ([`OPUS_ANSWER_FMTP`]).
+//! ([`OPUS_ANSWER_FMTP`]). SRTP with SDES keys (RFC 4568): an `RTP/SAVP` offer's first
+//! `a=crypto` line with a suite we speak is answered with `RTP/SAVP` and our own key for that
+//! suite and tag; an SRTP offer with no such line is refused ([`SdpError::NoCrypto`]). Our own
+//! offer (a late offer) is plain RTP.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -86,6 +89,67 @@ pub struct PayloadFormat {
     pub clock_hz: u32,
 }
 
+/// An SDES crypto suite hotline speaks (RFC 4568 over RFC 3711's AES counter mode with an
+/// HMAC-SHA1 tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SrtpSuite {
+    /// `AES_CM_128_HMAC_SHA1_80`
+    Aes128Sha1_80,
+    /// `AES_CM_128_HMAC_SHA1_32`
+    Aes128Sha1_32,
+}
+
+impl SrtpSuite {
+    /// A master key (16 bytes) and salt (14 bytes), as `inline:` carries them.
+    pub const KEY_SALT_LEN: usize = 30;
+
+    /// The suite's name in `a=crypto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SrtpSuite::Aes128Sha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            SrtpSuite::Aes128Sha1_32 => "AES_CM_128_HMAC_SHA1_32",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [SrtpSuite::Aes128Sha1_80, SrtpSuite::Aes128Sha1_32]
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// One `a=crypto` line of an offer that hotline can use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoOffer {
+    pub tag: u32,
+    pub suite: SrtpSuite,
+    /// The master key and salt, [`SrtpSuite::KEY_SALT_LEN`] bytes.
+    pub key_salt: Vec<u8>,
+}
+
+/// The SDES keys of an SRTP call.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub suite: SrtpSuite,
+    /// The `a=crypto` tag we answer.
+    pub tag: u32,
+    /// The peer's key and salt: what it encrypts with, and we decrypt with.
+    pub remote: Vec<u8>,
+    /// Our key and salt, sent in our answer: what we encrypt with. Empty from [`negotiate`];
+    /// the session gives each call a random one.
+    pub local: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("SrtpKeys")
+            .field("suite", &self.suite)
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What we use from a session description: the audio stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDescription {
@@ -102,6 +166,10 @@ pub struct SessionDescription {
     pub rtcp: Option<(u16, Option<IpAddr>)>,
     /// Whether the audio stream offered `a=rtcp-mux`.
     pub rtcp_mux: bool,
+    /// The audio stream is SRTP (`RTP/SAVP` or `RTP/SAVPF`).
+    pub secure: bool,
+    /// Its `a=crypto` lines hotline can use, in the peer's order (RFC 4568).
+    pub crypto: Vec<CryptoOffer>,
 }
 
 /// Why a session description was refused.
@@ -117,6 +185,8 @@ pub enum SdpError {
     NoAudio,
     #[error("SDP: no codec in common")]
     NoCommonCodec,
+    #[error("SDP: SRTP without a crypto suite we speak (AES_CM_128_HMAC_SHA1_80 or _32)")]
+    NoCrypto,
 }
 
 impl SessionDescription {
@@ -133,6 +203,8 @@ impl SessionDescription {
         let mut ptime_ms = None;
         let mut rtcp = None;
         let mut rtcp_mux = false;
+        let mut secure = false;
+        let mut crypto = Vec::new();
         let mut saw_version = false;
         for (index, raw) in text.lines().enumerate() {
             let line_no = index + 1;
@@ -193,6 +265,8 @@ impl SessionDescription {
                             return Err(malformed("m=audio without payload types"));
                         }
                         audio = Some((port, pts));
+                        secure = proto.eq_ignore_ascii_case("RTP/SAVP")
+                            || proto.eq_ignore_ascii_case("RTP/SAVPF");
                         in_audio = true;
                         seen_audio = true;
                     } else {
@@ -210,6 +284,10 @@ impl SessionDescription {
                         if in_audio {
                             rtcp =
                                 Some(parse_rtcp(attribute).ok_or_else(|| malformed("bad a=rtcp"))?);
+                        }
+                    } else if let Some(attribute) = value.strip_prefix("crypto:") {
+                        if in_audio {
+                            crypto.extend(parse_crypto(attribute));
                         }
                     } else if value.trim() == "rtcp-mux" {
                         rtcp_mux = rtcp_mux || in_audio;
@@ -261,8 +339,35 @@ impl SessionDescription {
             ptime_ms,
             rtcp,
             rtcp_mux,
+            secure,
+            crypto,
         })
     }
+}
+
+/// `a=crypto:<tag> <suite> inline:<base64 key||salt>[|lifetime][|MKI:length]` (RFC 4568 9.1);
+/// `None` for a suite we do not speak, session parameters, or a key of the wrong length.
+fn parse_crypto(value: &str) -> Option<CryptoOffer> {
+    use base64::Engine;
+    let mut parts = value.split_whitespace();
+    let tag: u32 = parts.next()?.parse().ok()?;
+    let suite = SrtpSuite::from_name(parts.next()?)?;
+    let key_params = parts.next()?;
+    if parts.next().is_some() {
+        // Session parameters (UNENCRYPTED_SRTP, KDR, ...) change the protection: not used.
+        return None;
+    }
+    let inline = key_params.split(';').next()?.strip_prefix("inline:")?;
+    let encoded = inline.split('|').next()?;
+    let key_salt = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    (key_salt.len() == SrtpSuite::KEY_SALT_LEN).then_some(CryptoOffer {
+        tag,
+        suite,
+        key_salt,
+    })
 }
 
 /// `a=rtcp:<port> [IN IP4|IP6 <address>]` (RFC 3605 §2.1).
@@ -336,13 +441,28 @@ pub struct Negotiated {
     pub remote_port: u16,
     /// Where our RTCP goes (and whether we answer `a=rtcp-mux`).
     pub rtcp: RtcpTarget,
+    /// SRTP with SDES keys, when the offer was `RTP/SAVP`.
+    pub srtp: Option<SrtpKeys>,
 }
 
-/// Chooses a codec: the first in `preference` that the peer offered.
+/// Chooses a codec: the first in `preference` that the peer offered; for an SRTP offer, also
+/// the first of its crypto suites that we speak (our own key is left for the session to fill).
 pub fn negotiate(offer: &SessionDescription, preference: &[Codec]) -> Result<Negotiated, SdpError> {
     if offer.audio_port == 0 {
         return Err(SdpError::NoCommonCodec);
     }
+    let srtp = match offer.secure {
+        false => None,
+        true => {
+            let chosen = offer.crypto.first().ok_or(SdpError::NoCrypto)?;
+            Some(SrtpKeys {
+                suite: chosen.suite,
+                tag: chosen.tag,
+                remote: chosen.key_salt.clone(),
+                local: Vec::new(),
+            })
+        }
+    };
     for codec in preference {
         let found = offer.formats.iter().find(|f| {
             if f.encoding.is_empty() {
@@ -372,6 +492,7 @@ pub fn negotiate(offer: &SessionDescription, preference: &[Codec]) -> Result<Neg
                 } else {
                     RtcpTarget::NextPort
                 },
+                srtp,
             });
         }
     }
@@ -432,6 +553,7 @@ fn write_audio_sdp(
     telephone_event: Option<(u8, u32)>,
     rtcp_mux: bool,
     direction: Direction,
+    srtp: Option<&SrtpKeys>,
 ) -> String {
     let LocalSdp {
         ip,
@@ -445,10 +567,15 @@ fn write_audio_sdp(
         pts.push(te.to_string());
     }
     let mut sdp = String::with_capacity(384);
+    let profile = if srtp.is_some() {
+        "RTP/SAVP"
+    } else {
+        "RTP/AVP"
+    };
     let _ = write!(
         sdp,
         "v=0\r\no=hotline {session_id} {session_version} IN {family} {ip}\r\ns=hotline\r\n\
-         c=IN {family} {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP {}\r\n",
+         c=IN {family} {ip}\r\nt=0 0\r\nm=audio {} {profile} {}\r\n",
         ports.rtp,
         pts.join(" ")
     );
@@ -477,6 +604,16 @@ fn write_audio_sdp(
     } else if ports.rtcp != ports.rtp.wrapping_add(1) {
         let _ = write!(sdp, "a=rtcp:{}\r\n", ports.rtcp);
     }
+    if let Some(keys) = srtp {
+        use base64::Engine;
+        let _ = write!(
+            sdp,
+            "a=crypto:{} {} inline:{}\r\n",
+            keys.tag,
+            keys.suite.name(),
+            base64::engine::general_purpose::STANDARD.encode(&keys.local)
+        );
+    }
     let _ = write!(sdp, "a=ptime:20\r\na={}\r\n", direction.attribute());
     sdp
 }
@@ -496,6 +633,7 @@ pub fn write_answer(negotiated: &Negotiated, local: &LocalSdp) -> String {
             .map(|te| (te, codec.rtp_clock_hz())),
         negotiated.rtcp == RtcpTarget::Mux,
         negotiated.direction,
+        negotiated.srtp.as_ref(),
     )
 }
 
@@ -521,6 +659,7 @@ pub fn write_offer(codecs: &[Codec], local: &LocalSdp) -> String {
         Some((TELEPHONE_EVENT_OFFER_PT, 8_000)),
         false,
         Direction::SendRecv,
+        None,
     )
 }
 
@@ -531,6 +670,10 @@ pub fn accept_answer(
     answer: &SessionDescription,
     offered: &[Codec],
 ) -> Result<Negotiated, SdpError> {
+    if answer.secure {
+        // We offered plain RTP (a late offer); an SRTP answer does not answer it.
+        return Err(SdpError::NoCommonCodec);
+    }
     let chosen: Vec<Codec> = answer
         .formats
         .iter()
@@ -810,6 +953,7 @@ mod tests {
         assert_eq!(back.rtcp, Some((40123, None)));
         // With rtcp-mux RTCP shares the RTP port; a=rtcp would contradict it.
         let muxed = Negotiated {
+            srtp: None,
             rtcp: RtcpTarget::Mux,
             ..n
         };
@@ -850,5 +994,46 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn an_srtp_offer_gets_an_srtp_answer_with_our_key_for_its_suite() {
+        use base64::Engine;
+        let key: Vec<u8> = (0..30).collect();
+        let inline = base64::engine::general_purpose::STANDARD.encode(&key);
+        let offer = format!(
+            "v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n\
+             a=crypto:1 AES_CM_256_HMAC_SHA1_80 inline:{inline}{inline}\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{inline}|2^20|1:4\r\n\
+             a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{inline}\r\n"
+        );
+        let offer = SessionDescription::parse(offer.as_bytes()).unwrap();
+        assert!(offer.secure);
+        assert_eq!(offer.crypto.len(), 2, "the AES-256 line is not ours");
+        let mut negotiated = negotiate(&offer, &[Codec::Pcmu]).unwrap();
+        let keys = negotiated.srtp.as_mut().unwrap();
+        assert_eq!((keys.tag, keys.suite), (2, SrtpSuite::Aes128Sha1_32));
+        assert_eq!(keys.remote, key);
+        keys.local = vec![7; 30];
+        let answer = write_answer(&negotiated, &local(7000));
+        assert!(answer.contains("m=audio 7000 RTP/SAVP 0\r\n"), "{answer}");
+        let ours = base64::engine::general_purpose::STANDARD.encode([7u8; 30]);
+        assert!(
+            answer.contains(&format!(
+                "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{ours}\r\n"
+            )),
+            "{answer}"
+        );
+        // An SRTP offer with nothing we speak is refused; a plain one stays plain.
+        let bare = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n",
+        )
+        .unwrap();
+        assert_eq!(negotiate(&bare, &[Codec::Pcmu]), Err(SdpError::NoCrypto));
+        let plain = SessionDescription::parse(
+            b"v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+        )
+        .unwrap();
+        assert!(negotiate(&plain, &[Codec::Pcmu]).unwrap().srtp.is_none());
     }
 }

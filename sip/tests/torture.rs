@@ -9,7 +9,9 @@
 
 use std::path::PathBuf;
 
-use hotline_sip::dialog::{EndpointConfig, Peer, SipCallId, SipEvent, SipSession, TransportKind};
+use hotline_sip::dialog::{
+    EndpointConfig, Peer, SipCallId, SipEvent, SipSession, SrtpPolicy, TransportKind,
+};
 use hotline_sip::flood::SourceLimits;
 use hotline_sip::message::SipMessage;
 use hotline_sip::sdp::Codec;
@@ -145,6 +147,7 @@ fn config() -> EndpointConfig {
         limits: SourceLimits::default(),
         max_half_open: 64,
         ack_timeout_ms: 32_000,
+        srtp: SrtpPolicy::Optional,
     }
 }
 

@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(reader.spec().channels, 2);
         let frames = reader.duration();
         assert!(
-            frames >= 16_000 && frames <= 32_000,
+            (16_000..=32_000).contains(&frames),
             "the audio on disk is readable: {frames} frames"
         );
         let text = std::fs::read_to_string(crashed.join("events.jsonl")).expect("events");

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Deserialize;
 
-use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig};
+use hotline_sip::dialog::{EndpointConfig, InboundAuth, IpNet, RegistrationConfig, SrtpPolicy};
 use hotline_sip::driver::PhoneConfig;
 use hotline_sip::flood::SourceLimits;
 use hotline_sip::sdp::Codec;
@@ -105,6 +105,10 @@ pub struct SipConfig {
     pub tls_key: Option<std::path::PathBuf>,
     /// The SIP-over-TLS port.
     pub tls_port: u16,
+    /// SRTP with SDES keys (RFC 4568): `optional` answers an `RTP/SAVP` offer with SRTP and a
+    /// plain one with RTP; `required` refuses plain RTP (488); `off` refuses SRTP (488). Keys
+    /// travel in the SDP, so use it with SIP over TLS.
+    pub srtp: String,
     /// The public address put in Contact and SDP when hotline is behind NAT; default `bind_ip`.
     pub public_ip: Option<IpAddr>,
     /// The RTP port range (even ports for RTP, the odd one above for RTCP).
@@ -150,6 +154,7 @@ impl Default for SipConfig {
             tls_cert: None,
             tls_key: None,
             tls_port: 5061,
+            srtp: "optional".into(),
             public_ip: None,
             rtp_port_min: 20_000,
             rtp_port_max: 29_999,
@@ -195,6 +200,7 @@ impl SipConfig {
                 "must be set when bind_ip is 0.0.0.0 or ::, for Contact and SDP",
             );
         }
+        self.srtp_policy()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return invalid("tls_key", "tls_cert and tls_key go together");
         }
@@ -272,6 +278,18 @@ impl SipConfig {
             });
         }
         Ok(codecs)
+    }
+
+    fn srtp_policy(&self) -> Result<SrtpPolicy, SipConfigError> {
+        match self.srtp.to_ascii_lowercase().as_str() {
+            "off" => Ok(SrtpPolicy::Off),
+            "optional" => Ok(SrtpPolicy::Optional),
+            "required" => Ok(SrtpPolicy::Required),
+            other => Err(SipConfigError {
+                key: "srtp",
+                message: format!("unknown value `{other}` (valid: off, optional, required)"),
+            }),
+        }
     }
 
     fn allowlist(&self) -> Result<Vec<IpNet>, SipConfigError> {
@@ -358,6 +376,7 @@ impl SipConfig {
                 },
                 max_half_open: self.limits.max_half_open,
                 ack_timeout_ms: self.limits.ack_timeout_ms,
+                srtp: self.srtp_policy()?,
             },
         })
     }
@@ -411,6 +430,11 @@ mod tests {
             ..SipLimitsConfig::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "limits.calls_per_s");
+        c = SipConfig {
+            srtp: "sometimes".into(),
+            ..SipConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "srtp");
     }
 
     #[test]

@@ -88,6 +88,18 @@ pub struct RegistrationConfig {
     pub expires_s: u32,
 }
 
+/// Whether calls use SRTP (SDES keys in the SDP, RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpPolicy {
+    /// An `RTP/SAVP` offer is refused (488).
+    Off,
+    /// An `RTP/SAVP` offer is answered with SRTP, a plain one with plain RTP.
+    #[default]
+    Optional,
+    /// Only `RTP/SAVP` offers are taken; a plain one is refused (488).
+    Required,
+}
+
 /// The endpoint's settings.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
@@ -117,4 +129,6 @@ pub struct EndpointConfig {
     pub max_half_open: usize,
     /// How long an answered call waits for its ACK before it is dropped.
     pub ack_timeout_ms: u64,
+    /// SRTP.
+    pub srtp: SrtpPolicy,
 }

@@ -176,18 +176,23 @@ impl SipSession {
         let negotiated = if message.body.is_empty() {
             Ok(call.negotiated.clone())
         } else {
-            SessionDescription::parse(&message.body).and_then(|offer| {
-                // Keep the current codec when the peer still offers it.
-                let mut preference = vec![call.negotiated.codec];
-                preference.extend(
-                    self.config
-                        .codecs
-                        .iter()
-                        .copied()
-                        .filter(|c| *c != call.negotiated.codec),
-                );
-                sdp::negotiate(&offer, &preference)
-            })
+            // Keep the current codec when the peer still offers it, and our SRTP key.
+            let mut preference = vec![call.negotiated.codec];
+            preference.extend(
+                self.config
+                    .codecs
+                    .iter()
+                    .copied()
+                    .filter(|c| *c != call.negotiated.codec),
+            );
+            let current = call.negotiated.srtp.clone();
+            match SessionDescription::parse(&message.body) {
+                Ok(offer) => self.negotiate_with(&offer, &preference, current.as_ref()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
         };
         match negotiated {
             Err(e) => {

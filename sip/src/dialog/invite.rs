@@ -121,7 +121,7 @@ impl SipSession {
                 return self.remember_refusal(now_ms, peer, id, message, local_tag, 488);
             }
         };
-        let negotiated = match offer.map(|offer| sdp::negotiate(&offer, &self.config.codecs)) {
+        let negotiated = match offer.map(|offer| self.negotiate_secure(&offer, None)) {
             None => None,
             Some(Ok(n)) => Some(n),
             Some(Err(e)) => {
@@ -260,6 +260,46 @@ impl SipSession {
             }
             self.end(now_ms, &id, Some("sip.half_open_evicted"));
         }
+    }
+
+    /// Negotiates an offer under the SRTP policy: an SRTP answer gets our key (`current`, the
+    /// call's key so far on a re-INVITE, else a fresh random one).
+    pub(super) fn negotiate_secure(
+        &mut self,
+        offer: &sdp::SessionDescription,
+        current: Option<&sdp::SrtpKeys>,
+    ) -> Result<Negotiated, String> {
+        self.negotiate_with(offer, &self.config.codecs.clone(), current)
+    }
+
+    /// [`SipSession::negotiate_secure`] with a codec preference of its own.
+    pub(super) fn negotiate_with(
+        &mut self,
+        offer: &sdp::SessionDescription,
+        preference: &[Codec],
+        current: Option<&sdp::SrtpKeys>,
+    ) -> Result<Negotiated, String> {
+        let mut negotiated = sdp::negotiate(offer, preference).map_err(|e| e.to_string())?;
+        match (&mut negotiated.srtp, self.config.srtp) {
+            (Some(_), super::SrtpPolicy::Off) => {
+                return Err("SRTP is not enabled here (sip.srtp = \"off\")".into())
+            }
+            (None, super::SrtpPolicy::Required) => {
+                return Err("only SRTP calls are taken here (sip.srtp = \"required\")".into())
+            }
+            (Some(keys), _) => {
+                keys.local = match current {
+                    Some(current) if current.suite == keys.suite => current.local.clone(),
+                    _ => {
+                        let mut key = vec![0u8; sdp::SrtpSuite::KEY_SALT_LEN];
+                        self.rng.fill(key.as_mut_slice());
+                        key
+                    }
+                };
+            }
+            (None, _) => {}
+        }
+        Ok(negotiated)
     }
 
     /// Sends 180 Ringing for a call not yet answered (once).
@@ -448,5 +488,6 @@ fn placeholder_negotiated(codecs: &[Codec], remote_ip: IpAddr) -> Negotiated {
         remote_ip,
         remote_port: 0,
         rtcp: sdp::RtcpTarget::NextPort,
+        srtp: None,
     }
 }

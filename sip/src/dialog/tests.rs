@@ -22,6 +22,7 @@ fn config() -> EndpointConfig {
         limits: SourceLimits::default(),
         max_half_open: 64,
         ack_timeout_ms: 32_000,
+        srtp: SrtpPolicy::Optional,
     }
 }
 

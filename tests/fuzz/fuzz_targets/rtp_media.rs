@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         remote_ip: "192.0.2.1".parse().expect("ip"),
         remote_port: 6000,
         rtcp: RtcpTarget::NextPort,
+        srtp: None,
     };
     let Ok(mut media) = MediaSession::new(negotiated, Ssrc(1), 1, 1, 60_000, 0) else {
         return;

@@ -2,7 +2,7 @@
 //! moving between them, answered and hung up as the application would. Must never panic.
 #![no_main]
 
-use hotline_sip::dialog::{EndpointConfig, Peer, SipEvent, SipSession, TransportKind};
+use hotline_sip::dialog::{EndpointConfig, Peer, SipEvent, SipSession, SrtpPolicy, TransportKind};
 use hotline_sip::flood::SourceLimits;
 use hotline_sip::sdp::Codec;
 use libfuzzer_sys::fuzz_target;
@@ -22,6 +22,7 @@ fn config() -> EndpointConfig {
         limits: SourceLimits::default(),
         max_half_open: 8,
         ack_timeout_ms: 4_000,
+        srtp: SrtpPolicy::Optional,
     }
 }
 
