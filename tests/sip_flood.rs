@@ -60,9 +60,27 @@ fn invite(target: &str, from_ip: &str, port: u16, call_id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Junk datagrams per 10 ms from [`FLOODER`] (`HOTLINE_FLOOD_JUNK_PER_10MS`, default 6: 600 a
+/// second), and never-acknowledged INVITEs per second from each of the 32 spread sources
+/// (`HOTLINE_FLOOD_SPREAD_PER_S`, default 5), to find the rate callers still get through.
+fn flood_rates() -> (u64, u64) {
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        number("HOTLINE_FLOOD_JUNK_PER_10MS", 6),
+        number("HOTLINE_FLOOD_SPREAD_PER_S", 5).clamp(1, 100),
+    )
+}
+
 /// Floods `target` until `stop`: junk from [`FLOODER`] and never-acknowledged INVITEs from 32
 /// other addresses. Returns the datagrams sent.
 fn flood(target: String, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
+    let (junk_per_tick, spread_per_s) = flood_rates();
+    let spread_every = (100 / spread_per_s).max(1);
     let junk = UdpSocket::bind((FLOODER, 0)).expect("bind the flooder");
     let spread: Vec<UdpSocket> = (1..=32)
         .map(|i| UdpSocket::bind((format!("127.0.1.{i}").as_str(), 0)).expect("bind a source"))
@@ -71,9 +89,9 @@ fn flood(target: String, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
     let started = Instant::now();
     let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        // Every 10 ms: six junk datagrams, and on every 20th tick one INVITE per spread source
-        // (five a second each, under the per-source limit of ten).
-        for _ in 0..6 {
+        // Every 10 ms: the junk datagrams, and every few ticks one INVITE per spread source
+        // (by default five a second each, under the per-source limit of ten).
+        for _ in 0..junk_per_tick {
             let id = format!("junk{}", rng.next());
             let mut data = invite(&target, FLOODER, 5999, &id);
             match rng.next() % 3 {
@@ -94,7 +112,7 @@ fn flood(target: String, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
             let _ = junk.send_to(&data, &target);
             sent.fetch_add(1, Ordering::Relaxed);
         }
-        if tick % 20 == 0 {
+        if tick % spread_every == 0 {
             for (i, socket) in spread.iter().enumerate() {
                 let ip = format!("127.0.1.{}", i + 1);
                 let port = socket.local_addr().map(|a| a.port()).unwrap_or(5060);
