@@ -272,28 +272,36 @@ impl MediaSession {
         self.events.pop_front()
     }
 
+    /// A received packet as plain RTP (or RTCP): decrypted and authenticated on an SRTP call.
+    /// `None` (counted as malformed) when it is not authentic, or a replay.
+    fn unprotect<'a>(&mut self, data: &'a [u8], rtcp: bool) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return Some(std::borrow::Cow::Borrowed(data));
+        };
+        let plain = if rtcp {
+            srtp.inbound.decrypt_rtcp(data)
+        } else {
+            srtp.inbound.decrypt_rtp(data)
+        };
+        match plain {
+            Ok(plain) => Some(std::borrow::Cow::Owned(plain.to_vec())),
+            Err(_) => {
+                self.counters.dropped_malformed += 1;
+                None
+            }
+        }
+    }
+
     /// Handles one datagram from the RTP port.
     pub fn handle_rtp(&mut self, from: SocketAddr, data: &[u8], now_ms: u64) {
         if rtp::is_rtcp(data) {
             self.handle_rtcp(data, now_ms);
             return;
         }
-        let decrypted;
-        let data = match self.srtp.as_mut() {
-            None => data,
-            Some(srtp) => match srtp.inbound.decrypt_rtp(data) {
-                Ok(plain) => {
-                    decrypted = plain;
-                    &decrypted[..]
-                }
-                Err(_) => {
-                    // Not authentic (or a replay): dropped.
-                    self.counters.dropped_malformed += 1;
-                    return;
-                }
-            },
+        let Some(data) = self.unprotect(data, false) else {
+            return;
         };
-        let Ok(packet) = RtpPacket::parse(data) else {
+        let Ok(packet) = RtpPacket::parse(&data) else {
             self.counters.dropped_malformed += 1;
             return;
         };
@@ -333,21 +341,10 @@ impl MediaSession {
 
     /// Handles one RTCP datagram (from the RTCP port or muxed on the RTP port).
     pub fn handle_rtcp(&mut self, data: &[u8], now_ms: u64) {
-        let decrypted;
-        let data = match self.srtp.as_mut() {
-            None => data,
-            Some(srtp) => match srtp.inbound.decrypt_rtcp(data) {
-                Ok(plain) => {
-                    decrypted = plain;
-                    &decrypted[..]
-                }
-                Err(_) => {
-                    self.counters.dropped_malformed += 1;
-                    return;
-                }
-            },
+        let Some(data) = self.unprotect(data, true) else {
+            return;
         };
-        let summary = rtp::read_rtcp(data);
+        let summary = rtp::read_rtcp(&data);
         if summary == rtp::RtcpSummary::default() {
             self.counters.dropped_malformed += 1;
             return;

@@ -173,18 +173,7 @@ impl Hotline {
             web_port,
             _work: work,
         };
-        let line = hotline.wait_for_log(&["answering phone calls"], READY_WITHIN);
-        hotline.tls_port = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("tls="))
-            .and_then(|addr| addr.trim_matches('"').parse::<std::net::SocketAddr>().ok())
-            .map(|addr| addr.port());
-        hotline.sip_port = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("sip="))
-            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
-            .map(|addr| addr.port())
-            .unwrap_or_else(|| panic!("no sip=ADDRESS in the ready line: {line}"));
+        hotline.read_ports();
         hotline
     }
 
@@ -299,13 +288,21 @@ impl Hotline {
             .stderr(std::fs::File::create(&self.log).expect("log file"))
             .spawn()
             .expect("restart hotline serve");
+        self.read_ports();
+    }
+
+    /// Waits for the ready line and reads the bound SIP (and TLS) ports from it.
+    fn read_ports(&mut self) {
         let line = self.wait_for_log(&["answering phone calls"], READY_WITHIN);
-        self.sip_port = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("sip="))
-            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
-            .map(|addr| addr.port())
-            .unwrap_or_else(|| panic!("no sip=ADDRESS in the ready line: {line}"));
+        let port_of = |key: &str| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix(key))
+                .and_then(|addr| addr.trim_matches('"').parse::<std::net::SocketAddr>().ok())
+                .map(|addr| addr.port())
+        };
+        self.tls_port = port_of("tls=");
+        self.sip_port =
+            port_of("sip=").unwrap_or_else(|| panic!("no sip=ADDRESS in the ready line: {line}"));
     }
 
     /// Waits for the server to exit on its own; its exit status, or `None` when it is still

@@ -28,6 +28,19 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// A TLS client config that trusts only the certificate `der`.
+fn trusting(der: &[u8]) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(der.to_vec()))?;
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(std::sync::Arc::new(client))
+}
+
 /// A running `hotline serve`, killed on drop.
 pub struct Server {
     child: Child,
@@ -68,15 +81,7 @@ impl Server {
                 cert.display().to_string(),
                 key.display().to_string()
             );
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(rustls::pki_types::CertificateDer::from(der.to_vec()))?;
-            let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            agent = agent.tls_config(std::sync::Arc::new(client));
+            agent = agent.tls_config(trusting(der)?);
             scheme = "https";
         }
         let config = format!(
@@ -128,17 +133,7 @@ impl Server {
     /// `/healthz` fetched by a client that trusts only `der` (to check which certificate the
     /// server presents now).
     pub fn client_for(server: &Server, der: &[u8]) -> Result<serde_json::Value> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(rustls::pki_types::CertificateDer::from(der.to_vec()))?;
-        let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let agent = ureq::AgentBuilder::new()
-            .tls_config(std::sync::Arc::new(client))
-            .build();
+        let agent = ureq::AgentBuilder::new().tls_config(trusting(der)?).build();
         let text = agent
             .get(&server.url("/healthz"))
             .timeout(Duration::from_secs(5))
