@@ -2,7 +2,8 @@
 //!
 //! Owns: reading challenge and credential parameters, computing responses for our REGISTER, and
 //! checking the credentials of inbound INVITEs against nonces we issued.
-//! Invariants: a nonce we issued is accepted only while it is among the most recent ones.
+//! Invariants: a nonce we issued is accepted only while it is among the most recent ones and
+//! younger than [`NONCE_LIFETIME_MS`]; each answer is accepted once.
 
 use std::collections::VecDeque;
 
@@ -151,13 +152,41 @@ pub fn authorization(
     Some(value)
 }
 
-/// Inbound digest: issues nonces and checks credentials.
+/// How long a nonce we issued is good for; after that an answer with it is told `stale=true`
+/// and gets a fresh one (RFC 2617 3.2.1).
+pub const NONCE_LIFETIME_MS: u64 = 30_000;
+
+/// A nonce we issued, and what has been answered with it.
+#[derive(Debug)]
+struct IssuedNonce {
+    value: String,
+    issued_ms: u64,
+    /// The highest `nc` accepted with this nonce (qop=auth); an answer must count higher.
+    last_nc: u32,
+    /// Used once without qop: never again.
+    spent: bool,
+}
+
+/// What [`DigestGuard::verify`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestVerdict {
+    /// Good credentials on a live nonce, not seen before.
+    Valid,
+    /// Good credentials on a nonce that has expired: challenge again with `stale=true`.
+    Stale,
+    /// Wrong, unknown or replayed.
+    Invalid,
+}
+
+/// Inbound digest: issues nonces and checks credentials. Nonces expire after
+/// [`NONCE_LIFETIME_MS`]; an answer is accepted once (each `nc` must count up, and an answer
+/// without qop spends its nonce), so a captured INVITE cannot be replayed.
 #[derive(Debug)]
 pub struct DigestGuard {
     realm: String,
     username: String,
     password: String,
-    nonces: VecDeque<String>,
+    nonces: VecDeque<IssuedNonce>,
 }
 
 impl DigestGuard {
@@ -170,23 +199,36 @@ impl DigestGuard {
         }
     }
 
-    /// A `WWW-Authenticate` value with a fresh nonce (from the caller's randomness).
-    pub fn challenge(&mut self, nonce: String) -> String {
-        if self.nonces.len() >= 256 {
+    /// A `WWW-Authenticate` value with a fresh nonce (from the caller's randomness), marked
+    /// `stale` when it replaces an expired one.
+    pub fn challenge(&mut self, nonce: String, now_ms: u64, stale: bool) -> String {
+        while self.nonces.len() >= 256
+            || self
+                .nonces
+                .front()
+                .is_some_and(|n| now_ms.saturating_sub(n.issued_ms) > 2 * NONCE_LIFETIME_MS)
+        {
             self.nonces.pop_front();
         }
+        let stale = if stale { ", stale=TRUE" } else { "" };
         let value = format!(
-            "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"",
+            "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{stale}",
             self.realm
         );
-        self.nonces.push_back(nonce);
+        self.nonces.push_back(IssuedNonce {
+            value: nonce,
+            issued_ms: now_ms,
+            last_nc: 0,
+            spent: false,
+        });
         value
     }
 
-    /// Whether an `Authorization` value is valid for this method.
-    pub fn verify(&self, authorization: &str, method: &str) -> bool {
+    /// Checks an `Authorization` value for this method at `now_ms`; a valid answer is
+    /// remembered, so the same one is refused next time.
+    pub fn verify(&mut self, authorization: &str, method: &str, now_ms: u64) -> DigestVerdict {
         let Some(p) = DigestParams::parse(authorization) else {
-            return false;
+            return DigestVerdict::Invalid;
         };
         let (Some(user), Some(realm), Some(nonce), Some(uri), Some(response)) = (
             p.get("username"),
@@ -195,19 +237,19 @@ impl DigestGuard {
             p.get("uri"),
             p.get("response"),
         ) else {
-            return false;
+            return DigestVerdict::Invalid;
         };
-        if user != self.username || realm != self.realm || !self.nonces.iter().any(|n| n == nonce) {
-            return false;
+        if user != self.username || realm != self.realm {
+            return DigestVerdict::Invalid;
         }
         let qop = match (p.get("qop"), p.get("cnonce"), p.get("nc")) {
             (Some(q), Some(cnonce), Some(nc)) if q.eq_ignore_ascii_case("auth") => {
                 Some((cnonce, nc))
             }
             (None, _, _) => None,
-            _ => return false,
+            _ => return DigestVerdict::Invalid,
         };
-        digest_response(
+        let expected = digest_response(
             &self.username,
             &self.realm,
             &self.password,
@@ -215,7 +257,34 @@ impl DigestGuard {
             uri,
             nonce,
             qop,
-        ) == response
+        );
+        if expected != response {
+            return DigestVerdict::Invalid;
+        }
+        let Some(issued) = self.nonces.iter_mut().find(|n| n.value == nonce) else {
+            return DigestVerdict::Invalid;
+        };
+        if now_ms.saturating_sub(issued.issued_ms) > NONCE_LIFETIME_MS {
+            return DigestVerdict::Stale;
+        }
+        match qop {
+            Some((_, nc)) => {
+                let Ok(nc) = u32::from_str_radix(nc, 16) else {
+                    return DigestVerdict::Invalid;
+                };
+                if nc <= issued.last_nc {
+                    return DigestVerdict::Invalid;
+                }
+                issued.last_nc = nc;
+            }
+            None => {
+                if issued.spent {
+                    return DigestVerdict::Invalid;
+                }
+                issued.spent = true;
+            }
+        }
+        DigestVerdict::Valid
     }
 }
 
@@ -241,7 +310,7 @@ mod tests {
     #[test]
     fn our_answer_passes_our_check() {
         let mut guard = DigestGuard::new("hotline", "trunk", "s3cret");
-        let challenge = DigestParams::parse(&guard.challenge("n1".into())).unwrap();
+        let challenge = DigestParams::parse(&guard.challenge("n1".into(), 0, false)).unwrap();
         let auth = authorization(
             &challenge,
             "trunk",
@@ -252,8 +321,42 @@ mod tests {
             1,
         )
         .unwrap();
-        assert!(guard.verify(&auth, "INVITE"));
-        assert!(!guard.verify(&auth, "BYE"));
+        assert_eq!(guard.verify(&auth, "BYE", 10), DigestVerdict::Invalid);
+        assert_eq!(guard.verify(&auth, "INVITE", 10), DigestVerdict::Valid);
+        assert_eq!(
+            guard.verify(&auth, "INVITE", 20),
+            DigestVerdict::Invalid,
+            "the same answer again is a replay"
+        );
+        let next = authorization(
+            &challenge,
+            "trunk",
+            "s3cret",
+            "INVITE",
+            "sip:bot@127.0.0.1",
+            "c1",
+            2,
+        )
+        .unwrap();
+        assert_eq!(guard.verify(&next, "INVITE", 30), DigestVerdict::Valid);
+        let late = authorization(
+            &challenge,
+            "trunk",
+            "s3cret",
+            "INVITE",
+            "sip:bot@127.0.0.1",
+            "c1",
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            guard.verify(&late, "INVITE", NONCE_LIFETIME_MS + 1),
+            DigestVerdict::Stale,
+            "an expired nonce is stale"
+        );
+        assert!(guard
+            .challenge("n2".into(), NONCE_LIFETIME_MS + 1, true)
+            .contains("stale=TRUE"));
         let wrong = authorization(
             &challenge,
             "trunk",
@@ -264,9 +367,15 @@ mod tests {
             1,
         )
         .unwrap();
-        assert!(!guard.verify(&wrong, "INVITE"));
-        assert!(!guard.verify("Digest garbage", "INVITE"));
-        assert!(!guard.verify("Basic Zm9v", "INVITE"));
+        assert_eq!(guard.verify(&wrong, "INVITE", 40), DigestVerdict::Invalid);
+        assert_eq!(
+            guard.verify("Digest garbage", "INVITE", 40),
+            DigestVerdict::Invalid
+        );
+        assert_eq!(
+            guard.verify("Basic Zm9v", "INVITE", 40),
+            DigestVerdict::Invalid
+        );
     }
 
     #[test]

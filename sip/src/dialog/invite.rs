@@ -17,6 +17,7 @@ use std::net::IpAddr;
 
 use rand::Rng;
 
+use crate::auth::DigestVerdict;
 use crate::message::{uri_of, MessageWriter, SipMessage};
 use crate::sdp::{self, Codec, LocalSdp, MediaPorts, Negotiated, SessionDescription};
 
@@ -26,7 +27,7 @@ use super::transaction::{Retransmit, T1_MS};
 use super::{IncomingCall, Peer, Refusal, SipCallId, SipEvent, SipSession, Transmit, ALLOW};
 
 impl SipSession {
-    fn trusted(&mut self, peer: Peer, message: &SipMessage) -> Result<(), Refusal> {
+    fn trusted(&mut self, now_ms: u64, peer: Peer, message: &SipMessage) -> Result<(), Refusal> {
         let allowed = self
             .config
             .allow_from
@@ -35,24 +36,28 @@ impl SipSession {
         if allowed {
             return Ok(());
         }
-        match self.guard.as_mut() {
-            None if self.config.allow_from.is_empty() => Ok(()),
-            None => Err((403, vec![])),
-            Some(guard) => {
-                if let Some(credentials) = message.header("Authorization") {
-                    if guard.verify(credentials, "INVITE") {
-                        return Ok(());
-                    }
-                }
-                let nonce = format!("{:032x}", self.rng.gen::<u128>());
-                let challenge = self
-                    .guard
-                    .as_mut()
-                    .map(|g| g.challenge(nonce))
-                    .unwrap_or_default();
-                Err((401, vec![("WWW-Authenticate", challenge)]))
-            }
+        if self.guard.is_none() {
+            return if self.config.allow_from.is_empty() {
+                Ok(())
+            } else {
+                Err((403, vec![]))
+            };
         }
+        let verdict = match (message.header("Authorization"), self.guard.as_mut()) {
+            (Some(credentials), Some(guard)) => guard.verify(credentials, "INVITE", now_ms),
+            _ => DigestVerdict::Invalid,
+        };
+        if verdict == DigestVerdict::Valid {
+            return Ok(());
+        }
+        let nonce = format!("{:032x}", self.rng.gen::<u128>());
+        let stale = verdict == DigestVerdict::Stale;
+        let challenge = self
+            .guard
+            .as_mut()
+            .map(|g| g.challenge(nonce, now_ms, stale))
+            .unwrap_or_default();
+        Err((401, vec![("WWW-Authenticate", challenge)]))
     }
 
     pub(super) fn handle_new_invite(
@@ -62,7 +67,7 @@ impl SipSession {
         id: SipCallId,
         message: SipMessage,
     ) {
-        if let Err((code, extra)) = self.trusted(peer, &message) {
+        if let Err((code, extra)) = self.trusted(now_ms, peer, &message) {
             let tag = self.random_token();
             self.respond(peer, &message, code, Some(&tag), &extra);
             self.remember_refusal(now_ms, peer, id, message, tag, code);
