@@ -211,11 +211,14 @@ fn rtcp_reports_are_exchanged_with_baresip() {
         .expect("run sox (Debian package sox)");
     assert!(sox.success(), "sox makes the tone");
     let rtp = RtpPorts::free(5);
-    let relay = MediaRelay::start("127.0.0.3", &rtp);
+    let mut relay = MediaRelay::start("127.0.0.3", &rtp);
     let hotline = Hotline::start(&format!(
         "port = 0\npublic_ip = \"127.0.0.3\"\n{}codecs = [\"PCMU\"]\n",
         rtp.toml()
     ));
+    // baresip follows hotline's Contact (the public address) for its ACK: SIP goes through the
+    // NAT too, or the call never connects.
+    relay.forward_sip("127.0.0.3", hotline.sip_port);
     let baresip = BaresipCall {
         target: format!("sip:bot@{}", hotline.sip_addr()),
         source_wav: &tone,

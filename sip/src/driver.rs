@@ -450,7 +450,6 @@ impl PhoneServer {
                             call.sockets,
                             acceptor.as_ref(),
                             driver_tx.clone(),
-                            now_ms(),
                         ) {
                             Ok(control) => {
                                 calls.insert(id, control);
@@ -550,17 +549,19 @@ impl PhoneServer {
         sockets: MediaSockets,
         acceptor: &dyn CallAcceptor,
         driver: mpsc::UnboundedSender<DriverMessage>,
-        now_ms: u64,
     ) -> Result<mpsc::UnboundedSender<MediaControl>, Refusal> {
         let seed = rand::random::<u64>();
         let codec = negotiated.codec;
+        // The media session runs on the media task's clock, which starts now (at 0), not on
+        // the signalling task's: its first RTCP report and its RTP timeout count from here.
+        let clock = Instant::now();
         let media = MediaSession::new(
             negotiated,
             Ssrc(seed as u32),
             (seed >> 32) as u16,
             (seed >> 16) as u32,
             self.config.rtp_timeout_ms,
-            now_ms,
+            0,
         )
         .map_err(|_| Refusal::Unavailable)?;
         let (event_tx, event_rx) = mpsc::channel(64);
@@ -580,6 +581,7 @@ impl PhoneServer {
         acceptor.accept(call)?;
         tokio::spawn(media_task(
             incoming.id.clone(),
+            clock,
             media,
             sockets,
             event_tx,
@@ -714,6 +716,7 @@ fn ntp_now() -> u64 {
 /// it returns (the sockets and their lease drop here).
 async fn media_task(
     id: SipCallId,
+    started: Instant,
     mut media: MediaSession,
     sockets: MediaSockets,
     events: mpsc::Sender<PhoneEvent>,
@@ -722,7 +725,6 @@ async fn media_task(
     driver: mpsc::UnboundedSender<DriverMessage>,
 ) {
     let MediaSockets { rtp, rtcp, .. } = &sockets;
-    let started = Instant::now();
     let now_ms = move || started.elapsed().as_millis() as u64;
     let mut ticker = tokio::time::interval(Duration::from_millis(crate::media::PTIME_MS as u64));
     let mut rtp_buffer = vec![0u8; 2048];

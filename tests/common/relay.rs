@@ -117,6 +117,38 @@ impl MediaRelay {
         }
     }
 
+    /// Also forwards SIP over UDP on `public_ip:sip_port` to hotline's `127.0.0.1:sip_port` and
+    /// back, as a 1:1 NAT would: a peer that follows hotline's Contact (the public address),
+    /// like baresip does for its ACK and BYE, reaches hotline through it. SIP is not logged.
+    pub fn forward_sip(&mut self, public_ip: &str, sip_port: u16) {
+        let public_ip: IpAddr = public_ip.parse().expect("the relay's address is an IP");
+        let socket = UdpSocket::bind((public_ip, sip_port))
+            .unwrap_or_else(|e| panic!("bind the SIP relay on {public_ip}:{sip_port}: {e}"));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("set a read timeout");
+        let hotline: SocketAddr = ([127, 0, 0, 1], sip_port).into();
+        let stop = self.stop.clone();
+        self.threads.push(std::thread::spawn(move || {
+            let mut peer: Option<SocketAddr> = None;
+            let mut buffer = [0u8; 65_536];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut buffer) else {
+                    continue;
+                };
+                let to = if from == hotline {
+                    peer
+                } else {
+                    peer = Some(from);
+                    Some(hotline)
+                };
+                if let Some(to) = to {
+                    let _ = socket.send_to(&buffer[..len], to);
+                }
+            }
+        }));
+    }
+
     /// Every datagram so far.
     pub fn relayed(&self) -> Vec<Relayed> {
         self.relayed.lock().expect("relay log").clone()
