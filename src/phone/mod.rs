@@ -100,9 +100,13 @@ struct EngineAcceptor {
 impl CallAcceptor for EngineAcceptor {
     fn admit(&self) -> Result<(), Refusal> {
         if self.engines.is_closed() {
+            // 503 with Retry-After: the caller's proxy tries another server.
+            tracing::info!("phone call refused: the server is shutting down");
             return Err(Refusal::Unavailable);
         }
-        if self.engines.active_calls() >= self.engines.config.server.max_calls {
+        let active = self.engines.active_calls();
+        if active >= self.engines.config.server.max_calls {
+            tracing::warn!(active, "phone call refused: busy");
             return Err(Refusal::Busy);
         }
         Ok(())
