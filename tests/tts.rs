@@ -56,9 +56,11 @@ fn speech_of(items: &[Result<TtsChunk, TtsError>]) -> Vec<i16> {
 fn uses_the_vendored_espeak_data() {
     let dir = EspeakSynthesizer::data_dir().unwrap_or_else(|e| panic!("{e}"));
     if std::env::var_os("HOTLINE_ESPEAK_DATA").is_none() {
+        // The data espeak-rs-sys compiled, carried in the binary and unpacked on first use.
         assert!(
-            dir.to_string_lossy().contains("espeak-rs-sys"),
-            "expected espeak-rs-sys's compiled data, got {}",
+            dir.starts_with(hotline::bundle::data_root()),
+            "expected the built-in espeak-ng data under {}, got {}",
+            hotline::bundle::data_root().display(),
             dir.display()
         );
     }

@@ -135,8 +135,15 @@ fn final_transcripts(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// One Chromium call at a time: two servers recognising at once on two cores, each with a
+/// browser, starve each other's media and garble the words these tests look for.
+static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn web_phone_call_in_chromium() -> Result<()> {
+    let _turn = ONE_BROWSER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // Short ICE timeouts so a vanished tab is noticed within seconds.
     let mut server =
         Server::start("ice_disconnected_timeout_ms = 1000\nice_failed_timeout_ms = 2000")?;
@@ -331,6 +338,9 @@ fn web_phone_over_https_on_a_network_address() -> Result<()> {
     use rcgen::PublicKeyData;
     use sha2::Digest;
 
+    let _turn = ONE_BROWSER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let host = network_address()?;
     let work = tempfile::tempdir()?;
     let certified = rcgen::generate_simple_self_signed(vec![host.clone()])?;
