@@ -581,8 +581,7 @@ impl PhoneServer {
         acceptor.accept(call)?;
         tokio::spawn(media_task(
             incoming.id.clone(),
-            clock,
-            media,
+            (clock, media),
             sockets,
             event_tx,
             command_rx,
@@ -712,18 +711,20 @@ fn ntp_now() -> u64 {
     (seconds << 32) | fraction
 }
 
-/// One call's media: paced on a monotonic 20 ms interval. Its ports go back to the pool when
-/// it returns (the sockets and their lease drop here).
+/// One call's media: paced on a monotonic 20 ms interval, on a clock that starts when the
+/// session was made (`timed.0`). Its ports go back to the pool when it returns (the sockets
+/// and their lease drop here).
 async fn media_task(
     id: SipCallId,
-    started: Instant,
-    mut media: MediaSession,
+    timed: (Instant, MediaSession),
+
     sockets: MediaSockets,
     events: mpsc::Sender<PhoneEvent>,
     mut commands: mpsc::Receiver<PhoneCommand>,
     mut control: mpsc::UnboundedReceiver<MediaControl>,
     driver: mpsc::UnboundedSender<DriverMessage>,
 ) {
+    let (started, mut media) = timed;
     let MediaSockets { rtp, rtcp, .. } = &sockets;
     let now_ms = move || started.elapsed().as_millis() as u64;
     let mut ticker = tokio::time::interval(Duration::from_millis(crate::media::PTIME_MS as u64));
