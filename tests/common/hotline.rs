@@ -59,6 +59,20 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// `command` set up as `hotline --config CONFIG serve`, its log (stderr) to `log`.
+fn serve<'a>(command: &'a mut Command, config: &Path, log: &Path) -> &'a mut Command {
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("RUST_LOG", "info,hotline_sip=debug")
+        .env("NO_COLOR", "1")
+        .env("HOTLINE_SHARED", shared_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+}
+
 /// A running `hotline serve`; its log goes to a file. Stopped with SIGINT (then killed) on drop.
 pub struct Hotline {
     child: Child,
@@ -152,16 +166,7 @@ impl Hotline {
             command.current_dir(env!("CARGO_MANIFEST_DIR"));
             command
         };
-        let child = command
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "info,hotline_sip=debug")
-            .env("NO_COLOR", "1")
-            .env("HOTLINE_SHARED", shared_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
+        let child = serve(&mut command, &config, &log)
             .spawn()
             .expect("start hotline serve");
         let mut hotline = Self {
@@ -275,17 +280,9 @@ impl Hotline {
         let _ = self.child.wait();
         let work = self._work.path();
         self.log = work.join("hotline-restarted.log");
-        self.child = Command::new(env!("CARGO_BIN_EXE_hotline"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .arg("--config")
-            .arg(work.join("hotline.toml"))
-            .arg("serve")
-            .env("RUST_LOG", "info,hotline_sip=debug")
-            .env("NO_COLOR", "1")
-            .env("HOTLINE_SHARED", shared_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&self.log).expect("log file"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hotline"));
+        command.current_dir(env!("CARGO_MANIFEST_DIR"));
+        self.child = serve(&mut command, &work.join("hotline.toml"), &self.log)
             .spawn()
             .expect("restart hotline serve");
         self.read_ports();
