@@ -11,8 +11,12 @@
 //! are recognized and the bot's audio reaches the page. A SIGHUP reloads the certificate
 //! while the server keeps serving.
 //!
+//! Behind a reverse proxy: nginx with the shipped `assets/deploy/nginx.conf` ends HTTPS on the
+//! network address and passes the page, the API and the WebSockets to hotline on loopback; the
+//! call works through it, and its record names the browser, not the proxy.
+//!
 //! Needs: node + npm (playwright-core, installed into tests/web by `npm ci`), /usr/bin/chromium
-//! (or CHROMIUM), sox, PocketSphinx, and the shared test data.
+//! (or CHROMIUM), nginx (or NGINX), sox, PocketSphinx, and the shared test data.
 
 mod common;
 #[path = "web/harness.rs"]
@@ -416,6 +420,187 @@ fn web_phone_over_https_on_a_network_address() -> Result<()> {
     ensure!(
         renewed_server["status"] == "ok",
         "the renewed certificate is served: {renewed_server}"
+    );
+    Ok(())
+}
+
+/// nginx, running as it is the set-up `assets/deploy/nginx.conf` (README, "Behind a reverse
+/// proxy"), killed on drop.
+struct Nginx {
+    child: std::process::Child,
+    error_log: PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx in `dir` with the shipped server block, its placeholders replaced: HTTPS on
+    /// `host:port` with `cert`/`key`, proxying to hotline on `upstream`.
+    fn start(
+        dir: &Path,
+        host: &str,
+        port: u16,
+        cert: &Path,
+        key: &Path,
+        upstream: u16,
+    ) -> Result<Self> {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/deploy/nginx.conf");
+        let mut site = std::fs::read_to_string(&shipped)?;
+        for (from, to) in [
+            (
+                "listen 443 ssl;".to_string(),
+                format!("listen {host}:{port} ssl;"),
+            ),
+            (
+                "/etc/ssl/hotline/fullchain.pem".into(),
+                cert.display().to_string(),
+            ),
+            (
+                "/etc/ssl/hotline/privkey.pem".into(),
+                key.display().to_string(),
+            ),
+            (
+                "http://127.0.0.1:8080".into(),
+                format!("http://127.0.0.1:{upstream}"),
+            ),
+        ] {
+            ensure!(
+                site.contains(&from),
+                "{} no longer has {from:?}",
+                shipped.display()
+            );
+            site = site.replace(&from, &to);
+        }
+        std::fs::write(dir.join("hotline-site.conf"), site)?;
+        let d = dir.display();
+        let main = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log {d}/nginx-access.log;\n  client_body_temp_path {d}/body;\n  \
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
+             scgi_temp_path {d}/scgi;\n  include {d}/hotline-site.conf;\n}}\n"
+        );
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, main)?;
+        let error_log = dir.join("nginx-error.log");
+        let nginx = std::env::var("NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into());
+        let child = Command::new(&nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(&error_log)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("running {nginx} (install nginx)"))?;
+        let mut proxy = Self { child, error_log };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((host, port)).is_err() {
+            if let Some(status) = proxy.child.try_wait()? {
+                anyhow::bail!("nginx exited ({status}):\n{}", proxy.log());
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "nginx did not listen:\n{}",
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(proxy)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Behind nginx: the page, the API and the WebSockets pass the proxy over HTTPS on this
+/// machine's network address, hotline listens on loopback and trusts the proxy. The call
+/// connects, the words are recognized, the bot's audio reaches the page, and the call's record
+/// names the browser's address (from `X-Forwarded-For`), not the proxy's.
+#[test]
+fn web_phone_behind_a_reverse_proxy() -> Result<()> {
+    use base64::Engine;
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+
+    let _turn = ONE_BROWSER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let host = network_address()?;
+    let work = tempfile::tempdir()?;
+    let certified = rcgen::generate_simple_self_signed(vec![host.clone()])?;
+    let cert_path = work.path().join("cert.pem");
+    let key_path = work.path().join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem())?;
+    std::fs::write(&key_path, certified.signing_key.serialize_pem())?;
+    let spki = sha2::Sha256::digest(certified.signing_key.subject_public_key_info());
+    let spki = base64::engine::general_purpose::STANDARD.encode(spki);
+    let server = Server::start_on(
+        "127.0.0.1",
+        None,
+        &format!("media_ip = \"{host}\"\n\n[web.limits]\ntrusted_proxies = [\"127.0.0.1\"]\n"),
+    )?;
+    let proxy_port = harness::free_port();
+    let proxy = Nginx::start(
+        work.path(),
+        &host,
+        proxy_port,
+        &cert_path,
+        &key_path,
+        server.port,
+    )?;
+
+    let wav = caller_wav(work.path())?;
+    let result = run_phone(
+        &format!("https://{host}:{proxy_port}/"),
+        &wav,
+        work.path(),
+        "call",
+        None,
+        &[format!("--ignore-certificate-errors-spki-list={spki}")],
+    )?;
+    println!("page console: {}", result["console"]);
+    ensure!(
+        result["connected"] == true,
+        "the call through the proxy did not connect: {result}\nnginx:\n{}",
+        proxy.log()
+    );
+    let call_id = result["callId"].as_str().context("no call id")?.to_string();
+    let events = server.wait_record_hangup(&call_id, Duration::from_secs(15))?;
+    let finals = final_transcripts(&events);
+    ensure!(
+        finals
+            .iter()
+            .any(|t| t.contains("support") || t.contains("customer")),
+        "the caller's words were not recognized through the proxy: {finals:?}"
+    );
+    let bot_level = result["midCall"]["maxBotLevel"].as_f64().unwrap_or(0.0);
+    ensure!(
+        bot_level > 0.01,
+        "no bot audio reached the page through the proxy (peak RMS {bot_level})"
+    );
+    let start = events
+        .iter()
+        .find(|e| e["type"] == "call_start")
+        .context("no call_start in the record")?;
+    ensure!(
+        start["from"] == format!("web:{host}").as_str(),
+        "the record should name the browser ({host}), not the proxy: {start}"
+    );
+    // Behind a trusted proxy the server is on a network: /demo is not served unless enabled.
+    let demo = ureq::get(&server.url("/demo/down/orders/1"))
+        .timeout(Duration::from_secs(5))
+        .call();
+    ensure!(
+        matches!(demo, Err(ureq::Error::Status(404, _))),
+        "/demo is served behind a proxy without web.demo: {demo:?}"
     );
     Ok(())
 }

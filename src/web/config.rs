@@ -113,8 +113,8 @@ pub struct WebConfig {
     /// How long gathering local candidates may take before the answer is sent with what we have.
     pub gather_timeout_ms: u64,
     /// Serve the demo business systems at `/demo` (the demo flows' webhooks call them). Unset:
-    /// only while `listen` is a loopback address (a demo on one machine), never on a network
-    /// unless set to true.
+    /// only while `listen` is a loopback address and no reverse proxy is trusted (a demo on one
+    /// machine), never on a network unless set to true.
     pub demo: Option<bool>,
     /// Abuse limits (`[web.limits]`).
     pub limits: WebLimitsConfig,
@@ -234,9 +234,12 @@ impl WebConfig {
         Ok(())
     }
 
-    /// Whether `/demo` is served (see [`WebConfig::demo`]).
+    /// Whether `/demo` is served (see [`WebConfig::demo`]). A loopback `listen` with trusted
+    /// proxies is a server behind a reverse proxy, on a network: no demo unless set.
     pub fn serves_demo(&self) -> bool {
-        self.demo.unwrap_or_else(|| self.listen.ip().is_loopback())
+        self.demo.unwrap_or_else(|| {
+            self.listen.ip().is_loopback() && self.limits.trusted_proxies.is_empty()
+        })
     }
 
     /// The IP media sockets bind.

@@ -124,8 +124,9 @@ pub(super) async fn pump_events(
     }
 }
 
-/// Parses a page command; errors say what is wrong.
-fn parse_page_message(text: &str) -> Result<PageCommand, String> {
+/// Parses a message a page sends on its events socket (`dtmf`, `hangup`); errors say what is
+/// wrong.
+pub fn parse_page_message(text: &str) -> Result<PageCommand, String> {
     let message: PageMessage = serde_json::from_str(text)
         .map_err(|e| format!("expected {{\"type\":\"dtmf\"|\"hangup\"}}: {e}"))?;
     match message {

@@ -112,12 +112,19 @@ impl WebGuard {
     }
 }
 
+/// The client a call route's request came from ([`WebGuard::client_ip`]): what the call's record
+/// names as its caller (`web:<ip>`), the peer's address or, behind a trusted reverse proxy, the
+/// client the proxy names. Set by [`limit_calls`] on every call route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
 /// Middleware on the call routes: `POST /api/call` and `GET /api/ws` start calls, the other
 /// call routes only count as requests. Over the limit: 429 `rate.limited` with `Retry-After`.
+/// A request let through carries its [`ClientIp`].
 pub(super) async fn limit_calls(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
@@ -125,7 +132,10 @@ pub(super) async fn limit_calls(
         (request.method() == axum::http::Method::POST && path == "/api/call") || path == "/api/ws";
     let ip = state.guard.client_ip(peer.ip(), request.headers());
     match state.guard.check(ip, new_call) {
-        Ok(()) => next.run(request).await,
+        Ok(()) => {
+            request.extensions_mut().insert(ClientIp(ip));
+            next.run(request).await
+        }
         Err(wait_s) => {
             let mut response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

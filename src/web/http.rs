@@ -13,19 +13,20 @@
 //! 415 `offer.content_type`, and what answering the offer refuses).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::dialogue::FlowChoice;
 use crate::language::Language;
 
 use super::assets;
+use super::guard::ClientIp;
 use super::offer::{start_web_call, CallChoice};
 use super::registry::PageCommand;
 use super::{ApiError, WebState};
@@ -111,12 +112,12 @@ pub(super) async fn flows(State(state): State<WebState>) -> Json<serde_json::Val
 /// `POST /api/call`: the WHIP-style offer/answer.
 pub(super) async fn post_offer(
     State(state): State<WebState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
     Query(params): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match post_offer_inner(&state, remote, params, &headers, body).await {
+    match post_offer_inner(&state, client, params, &headers, body).await {
         Ok((call_id, answer)) => {
             let location = format!("/api/call/{call_id}");
             let mut response = (StatusCode::CREATED, answer).into_response();
@@ -146,7 +147,7 @@ const DRAIN_BEFORE_REFUSING_BYTES: usize = 256 * 1024;
 /// Checks and reads the offer's body and the caller's choice, then answers it.
 async fn post_offer_inner(
     state: &WebState,
-    remote: SocketAddr,
+    client: IpAddr,
     params: BTreeMap<String, String>,
     headers: &HeaderMap,
     body: Body,
@@ -193,7 +194,7 @@ async fn post_offer_inner(
         )
     })?;
     let choice = CallChoice::from_params(params)?;
-    start_web_call(state, offer, choice, Some(remote)).await
+    start_web_call(state, offer, choice, Some(client)).await
 }
 
 /// `DELETE /api/call/<id>`: the caller hangs up.

@@ -43,15 +43,15 @@
 pub mod assets;
 pub mod config;
 pub mod driver;
-mod events;
+pub mod events;
 pub mod guard;
 mod http;
 pub mod media;
-mod offer;
+pub mod offer;
 pub mod peer;
 pub mod ports;
 pub mod registry;
-mod signalling;
+pub mod signalling;
 pub mod tls;
 
 use std::future::Future;

@@ -14,7 +14,7 @@
 //! `server.closed`, `call.start`, `call.language`, `call.vars`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use super::{ApiError, WebState};
 
 /// What a caller chose on the page.
 #[derive(Debug, Default, Clone)]
-pub(super) struct CallChoice {
+pub struct CallChoice {
     flow: Option<String>,
     language: Option<Language>,
     vars: BTreeMap<String, String>,
@@ -40,7 +40,7 @@ pub(super) struct CallChoice {
 
 impl CallChoice {
     /// Reads `flow`, `language` and free-form vars from query parameters.
-    pub(super) fn from_params(mut params: BTreeMap<String, String>) -> Result<Self, ApiError> {
+    pub fn from_params(mut params: BTreeMap<String, String>) -> Result<Self, ApiError> {
         let flow = params.remove("flow").filter(|f| !f.is_empty());
         let language = match params.remove("language").filter(|l| !l.is_empty()) {
             Some(l) => Some(
@@ -69,7 +69,7 @@ pub(super) async fn start_web_call(
     state: &WebState,
     offer: String,
     choice: CallChoice,
-    remote: Option<SocketAddr>,
+    client: Option<IpAddr>,
 ) -> Result<(String, String), ApiError> {
     let offer_at = Instant::now();
     if *state.shutdown.borrow() {
@@ -111,12 +111,12 @@ pub(super) async fn start_web_call(
         .map_err(peer_error)?;
 
     let mut vars = choice.vars;
-    if let Some(remote) = remote {
-        vars.insert("remote_addr".into(), remote.to_string());
+    if let Some(client) = client {
+        vars.insert("remote_addr".into(), client.to_string());
     }
     let info = CallInfo {
         transport: "webrtc".into(),
-        from: remote.map(|r| format!("web:{}", r.ip())),
+        from: client.map(|ip| format!("web:{ip}")),
         to: None,
         codec: Some("opus/48000".into()),
         language: choice.language,

@@ -12,17 +12,19 @@
 //! and so does an answer that cannot be sent.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::events::pump_events;
+use super::guard::ClientIp;
 use super::offer::{start_web_call, CallChoice};
 use super::registry::PageCommand;
 use super::{ApiError, WebState};
@@ -45,16 +47,16 @@ enum SignalOffer {
 /// `GET /api/ws`: offer/answer and events over one WebSocket.
 pub(super) async fn signalling_ws(
     State(state): State<WebState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let limit = state.config.max_offer_bytes + 4096;
     ws.max_message_size(limit)
-        .on_upgrade(move |socket| signal_over_ws(socket, state, remote))
+        .on_upgrade(move |socket| signal_over_ws(socket, state, client))
 }
 
 /// Reads the offer (a socket silent for 10 s is dropped), answers it, then pumps the events.
-async fn signal_over_ws(mut socket: WebSocket, state: WebState, remote: SocketAddr) {
+async fn signal_over_ws(mut socket: WebSocket, state: WebState, client: IpAddr) {
     let first = match tokio::time::timeout(Duration::from_secs(10), socket.recv()).await {
         Ok(Some(Ok(Message::Text(text)))) => text,
         Ok(Some(Err(_))) => {
@@ -69,36 +71,8 @@ async fn signal_over_ws(mut socket: WebSocket, state: WebState, remote: SocketAd
         _ => return,
     };
     let result = async {
-        let SignalOffer::Offer {
-            sdp,
-            flow,
-            language,
-            mut vars,
-        } = serde_json::from_str(&first).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "offer.invalid",
-                format!("expected {{\"type\":\"offer\",\"sdp\":...}}: {e}"),
-            )
-        })?;
-        if sdp.len() > state.config.max_offer_bytes {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "offer.too_large",
-                format!(
-                    "the offer is larger than {} bytes",
-                    state.config.max_offer_bytes
-                ),
-            ));
-        }
-        if let Some(flow) = flow {
-            vars.insert("flow".into(), flow);
-        }
-        if let Some(language) = language {
-            vars.insert("language".into(), language);
-        }
-        let choice = CallChoice::from_params(vars)?;
-        start_web_call(&state, sdp, choice, Some(remote)).await
+        let (sdp, choice) = read_offer_message(&first, state.config.max_offer_bytes)?;
+        start_web_call(&state, sdp, choice, Some(client)).await
     }
     .await;
     match result {
@@ -126,6 +100,41 @@ async fn signal_over_ws(mut socket: WebSocket, state: WebState, remote: SocketAd
         }
         Err(e) => send_ws_error(&mut socket, &e).await,
     }
+}
+
+/// Reads the first message on `/api/ws`: the offer's SDP and what the caller chose, or the
+/// error the page is sent (`offer.invalid`, `offer.too_large`, `call.language`, `call.vars`).
+/// Sans-IO, so that the fuzz target reads messages exactly as the socket does.
+pub fn read_offer_message(
+    text: &str,
+    max_offer_bytes: usize,
+) -> Result<(String, CallChoice), ApiError> {
+    let SignalOffer::Offer {
+        sdp,
+        flow,
+        language,
+        mut vars,
+    } = serde_json::from_str(text).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "offer.invalid",
+            format!("expected {{\"type\":\"offer\",\"sdp\":...}}: {e}"),
+        )
+    })?;
+    if sdp.len() > max_offer_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "offer.too_large",
+            format!("the offer is larger than {max_offer_bytes} bytes"),
+        ));
+    }
+    if let Some(flow) = flow {
+        vars.insert("flow".into(), flow);
+    }
+    if let Some(language) = language {
+        vars.insert("language".into(), language);
+    }
+    Ok((sdp, CallChoice::from_params(vars)?))
 }
 
 /// Sends one error message, then closes the socket.
