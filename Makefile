@@ -7,7 +7,7 @@
 DEBIAN_PACKAGES = build-essential cmake clang libclang-dev pkg-config \
 	libespeak-ng-dev libsonic-dev libpcaudio-dev espeak-ng \
 	libpocketsphinx-dev pocketsphinx-en-us libasound2-dev libopus-dev \
-	sip-tester baresip-core sox chromium
+	sip-tester baresip-core sox chromium nginx
 
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -34,6 +34,8 @@ MODELS_PROFILE = --release
 MODELS_EXTRA =
 run: MODELS_PROFILE = --release
 test: MODELS_PROFILE =
+# One clean build, no incremental caches beside it: they doubled the test build's disk use.
+test: export CARGO_INCREMENTAL = 0
 test: MODELS_EXTRA = tiny.en tiny.en-q8_0 smart-turn
 models:
 	-cargo run $(MODELS_PROFILE) --bin hotline -- models fetch $(MODELS_EXTRA)
@@ -58,7 +60,7 @@ test: setup models lint
 # (new inputs go to a scratch folder, not the repository). A crash fails the target and leaves
 # its input in tests/fuzz/artifacts/. Longer runs: `make fuzz-smoke FUZZ_SECONDS=600`.
 FUZZ_SECONDS = 30
-FUZZ_TARGETS = sip_message sip_session sdp rtp_media jitter dtmf
+FUZZ_TARGETS = sip_message sip_session sdp rtp_media jitter dtmf wav flow config web_signalling
 fuzz-smoke:
 	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	cd tests/fuzz && cargo fuzz build --fuzz-dir . --sanitizer none

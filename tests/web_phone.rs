@@ -336,24 +336,39 @@ fn network_address() -> Result<String> {
         .with_context(|| format!("no non-loopback IPv4 address on this machine: {text:?}"))
 }
 
-#[test]
-fn web_phone_over_https_on_a_network_address() -> Result<()> {
+/// A self-signed certificate for `host`, written to `dir` as `cert.pem` and `key.pem`, and the
+/// hash of its public key that Chromium is told to trust.
+fn self_signed(
+    dir: &Path,
+    host: &str,
+) -> Result<(
+    rcgen::CertifiedKey<rcgen::KeyPair>,
+    PathBuf,
+    PathBuf,
+    String,
+)> {
     use base64::Engine;
     use rcgen::PublicKeyData;
     use sha2::Digest;
 
+    let certified = rcgen::generate_simple_self_signed(vec![host.to_string()])?;
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem())?;
+    std::fs::write(&key_path, certified.signing_key.serialize_pem())?;
+    let spki = sha2::Sha256::digest(certified.signing_key.subject_public_key_info());
+    let spki = base64::engine::general_purpose::STANDARD.encode(spki);
+    Ok((certified, cert_path, key_path, spki))
+}
+
+#[test]
+fn web_phone_over_https_on_a_network_address() -> Result<()> {
     let _turn = ONE_BROWSER_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let host = network_address()?;
     let work = tempfile::tempdir()?;
-    let certified = rcgen::generate_simple_self_signed(vec![host.clone()])?;
-    let cert_path = work.path().join("cert.pem");
-    let key_path = work.path().join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem())?;
-    std::fs::write(&key_path, certified.signing_key.serialize_pem())?;
-    let spki = sha2::Sha256::digest(certified.signing_key.subject_public_key_info());
-    let spki = base64::engine::general_purpose::STANDARD.encode(spki);
+    let (certified, cert_path, key_path, spki) = self_signed(work.path(), &host)?;
     let server = Server::start_on(
         &host,
         Some((&cert_path, &key_path, certified.cert.der().as_ref())),
@@ -526,22 +541,12 @@ impl Drop for Nginx {
 /// names the browser's address (from `X-Forwarded-For`), not the proxy's.
 #[test]
 fn web_phone_behind_a_reverse_proxy() -> Result<()> {
-    use base64::Engine;
-    use rcgen::PublicKeyData;
-    use sha2::Digest;
-
     let _turn = ONE_BROWSER_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let host = network_address()?;
     let work = tempfile::tempdir()?;
-    let certified = rcgen::generate_simple_self_signed(vec![host.clone()])?;
-    let cert_path = work.path().join("cert.pem");
-    let key_path = work.path().join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem())?;
-    std::fs::write(&key_path, certified.signing_key.serialize_pem())?;
-    let spki = sha2::Sha256::digest(certified.signing_key.subject_public_key_info());
-    let spki = base64::engine::general_purpose::STANDARD.encode(spki);
+    let (_, cert_path, key_path, spki) = self_signed(work.path(), &host)?;
     let server = Server::start_on(
         "127.0.0.1",
         None,
