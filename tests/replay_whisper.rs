@@ -16,10 +16,6 @@ use hotline::asr::score::score;
 use hotline::config::{DEFAULT_MODEL_EN, DEFAULT_MODEL_ZH};
 use hotline::language::Language;
 
-/// One whisper replay at a time: whisper.cpp's threads spin while they wait, so two replays
-/// with two threads each on a two-core machine slow each other down many times over.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Runs `hotline replay` on whisper (never the Sphinx fallback) and returns the events and
 /// the log.
 fn replay(
@@ -28,7 +24,7 @@ fn replay(
     extra_config: &str,
     flow: Option<&str>,
 ) -> (Vec<Value>, String) {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = common::alone();
     trained_model(DEFAULT_MODEL_EN);
     trained_model(DEFAULT_MODEL_ZH);
     let config = out.with_extension("toml");

@@ -45,10 +45,7 @@ fn source_wav(out: &Path, rate_hz: u32, channels: u32) {
 /// on two cores starve the media tasks, whose late packets are concealed and garble the words
 /// the recognizer is asked to find.
 fn call_with(module: &str, baresip_codec: &str, record_codec: &str, rate_hz: u32, channels: u32) {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let caller_wav = work.path().join("caller.wav");
     source_wav(&caller_wav, rate_hz, channels);

@@ -7,7 +7,8 @@
 //! hotline's sender reports.
 //!
 //! Each test runs the `hotline` binary with its own config file and free ports, and stops it with
-//! SIGINT as an operator would.
+//! SIGINT as an operator would. The calls take turns (`common::alone`): two recognising at once
+//! on two cores garble the words they check.
 
 mod common;
 
@@ -102,6 +103,7 @@ fn answers_a_proxy_challenge_with_proxy_authorization() {
 /// the bot hands the caller over); baresip quits after 25 s at the latest.
 #[test]
 fn a_baresip_call_is_answered_and_carries_audio_both_ways() {
+    let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let caller_wav = work.path().join("caller.wav");
     // One second of silence before the caller speaks, twelve after (time to answer).
@@ -157,6 +159,7 @@ fn a_baresip_call_is_answered_and_carries_audio_both_ways() {
 /// hung up.
 #[test]
 fn a_sipp_call_over_tcp_is_answered_and_hung_up() {
+    let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let hotline = Hotline::start(&format!("port = 0\n{}", RtpPorts::free(2).toml()));
     let outcome = Sipp::builtin("uac")
@@ -191,6 +194,7 @@ fn a_sipp_call_over_tcp_is_answered_and_hung_up() {
 /// datagram whose `read_rtcp` summary is not empty).
 #[test]
 fn rtcp_reports_are_exchanged_with_baresip() {
+    let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let tone = work.path().join("tone.wav");
     let sox = std::process::Command::new("sox")

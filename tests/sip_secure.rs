@@ -14,14 +14,8 @@ use common::ports::RtpPorts;
 use common::records::{final_transcripts, first, loud_frames};
 use common::shared::shared;
 
-/// One call at a time: two hotlines recognising at once on two cores starve each other's media
-/// tasks and garble the words these tests look for (as in `sip_codecs.rs`).
-static ONE_CALL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn secure_call(account_params: &str) -> (Vec<serde_json::Value>, usize, usize) {
-    let _turn = ONE_CALL_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let certified =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("a certificate");

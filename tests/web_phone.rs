@@ -139,15 +139,9 @@ fn final_transcripts(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// One Chromium call at a time: two servers recognising at once on two cores, each with a
-/// browser, starve each other's media and garble the words these tests look for.
-static ONE_BROWSER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn web_phone_call_in_chromium() -> Result<()> {
-    let _turn = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = common::alone();
     // Short ICE timeouts so a vanished tab is noticed within seconds.
     let mut server =
         Server::start("ice_disconnected_timeout_ms = 1000\nice_failed_timeout_ms = 2000")?;
@@ -363,9 +357,7 @@ fn self_signed(
 
 #[test]
 fn web_phone_over_https_on_a_network_address() -> Result<()> {
-    let _turn = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = common::alone();
     let host = network_address()?;
     let work = tempfile::tempdir()?;
     let (certified, cert_path, key_path, spki) = self_signed(work.path(), &host)?;
@@ -541,9 +533,7 @@ impl Drop for Nginx {
 /// names the browser's address (from `X-Forwarded-For`), not the proxy's.
 #[test]
 fn web_phone_behind_a_reverse_proxy() -> Result<()> {
-    let _turn = ONE_BROWSER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = common::alone();
     let host = network_address()?;
     let work = tempfile::tempdir()?;
     let (_, cert_path, key_path, spki) = self_signed(work.path(), &host)?;

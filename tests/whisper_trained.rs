@@ -29,13 +29,7 @@ fn corpus(prefixes: &[&str]) -> Vec<Sample> {
         .collect()
 }
 
-/// One test at a time: whisper.cpp's threads spin while they wait, so two recognizers with two
-/// threads each on a two-core machine slow each other down many times over.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn alone() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
-}
+use common::alone;
 
 fn default_whisper(name: &str) -> WhisperRecognizer {
     WhisperRecognizer::new(&trained_model(name), WhisperSettings::default())

@@ -21,3 +21,14 @@ pub mod relay;
 pub mod shared;
 pub mod sipp;
 pub mod speech;
+
+/// One at a time within a test binary: the guard of a call (or recognizer) that must not share
+/// this two-core machine with another of the same binary's tests. Two hotlines recognising at
+/// once starve each other's media tasks and garble the words the tests look for, and whisper.cpp's
+/// threads spin while they wait. Tolerates a poisoned lock (a failed test before).
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
