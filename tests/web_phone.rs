@@ -330,6 +330,33 @@ fn network_address() -> Result<String> {
         .with_context(|| format!("no non-loopback IPv4 address on this machine: {text:?}"))
 }
 
+/// Checks a call the harness made (`how` it went, for the messages): it connected, its record
+/// has the caller's words and a hang-up, and the bot's audio reached the page. Returns the
+/// record's events.
+fn heard_both_ways(server: &Server, result: &Value, how: &str) -> Result<Vec<Value>> {
+    println!("page console: {}", result["console"]);
+    ensure!(
+        result["connected"] == true,
+        "the call {how} did not connect: {result}\n{}",
+        server.log()
+    );
+    let call_id = result["callId"].as_str().context("no call id")?.to_string();
+    let events = server.wait_record_hangup(&call_id, Duration::from_secs(15))?;
+    let finals = final_transcripts(&events);
+    ensure!(
+        finals
+            .iter()
+            .any(|t| t.contains("support") || t.contains("customer")),
+        "the caller's words were not recognized {how}: {finals:?}"
+    );
+    let bot_level = result["midCall"]["maxBotLevel"].as_f64().unwrap_or(0.0);
+    ensure!(
+        bot_level > 0.01,
+        "no bot audio reached the page {how} (peak RMS {bot_level})"
+    );
+    Ok(events)
+}
+
 /// A self-signed certificate for `host`, written to `dir` as `cert.pem` and `key.pem`, and the
 /// hash of its public key that Chromium is told to trust.
 fn self_signed(
@@ -386,25 +413,7 @@ fn web_phone_over_https_on_a_network_address() -> Result<()> {
         None,
         &[format!("--ignore-certificate-errors-spki-list={spki}")],
     )?;
-    println!("page console: {}", result["console"]);
-    ensure!(
-        result["connected"] == true,
-        "the call over HTTPS did not connect: {result}"
-    );
-    let call_id = result["callId"].as_str().context("no call id")?.to_string();
-    let events = server.wait_record_hangup(&call_id, Duration::from_secs(15))?;
-    let finals = final_transcripts(&events);
-    ensure!(
-        finals
-            .iter()
-            .any(|t| t.contains("support") || t.contains("customer")),
-        "the caller's words were not recognized over HTTPS: {finals:?}"
-    );
-    let bot_level = result["midCall"]["maxBotLevel"].as_f64().unwrap_or(0.0);
-    ensure!(
-        bot_level > 0.01,
-        "no bot audio reached the page over HTTPS (peak RMS {bot_level})"
-    );
+    heard_both_ways(&server, &result, "over HTTPS")?;
 
     // A renewed certificate: SIGHUP reloads it, and the server goes on serving.
     let renewed = rcgen::generate_simple_self_signed(vec![host.clone()])?;
@@ -561,26 +570,8 @@ fn web_phone_behind_a_reverse_proxy() -> Result<()> {
         None,
         &[format!("--ignore-certificate-errors-spki-list={spki}")],
     )?;
-    println!("page console: {}", result["console"]);
-    ensure!(
-        result["connected"] == true,
-        "the call through the proxy did not connect: {result}\nnginx:\n{}",
-        proxy.log()
-    );
-    let call_id = result["callId"].as_str().context("no call id")?.to_string();
-    let events = server.wait_record_hangup(&call_id, Duration::from_secs(15))?;
-    let finals = final_transcripts(&events);
-    ensure!(
-        finals
-            .iter()
-            .any(|t| t.contains("support") || t.contains("customer")),
-        "the caller's words were not recognized through the proxy: {finals:?}"
-    );
-    let bot_level = result["midCall"]["maxBotLevel"].as_f64().unwrap_or(0.0);
-    ensure!(
-        bot_level > 0.01,
-        "no bot audio reached the page through the proxy (peak RMS {bot_level})"
-    );
+    let events = heard_both_ways(&server, &result, "through the proxy")
+        .with_context(|| format!("nginx's log:\n{}", proxy.log()))?;
     let start = events
         .iter()
         .find(|e| e["type"] == "call_start")
