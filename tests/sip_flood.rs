@@ -10,6 +10,8 @@
 //! INVITE that was never acknowledged becomes a call), the flooding source was blocked (an
 //! OPTIONS from it gets no answer) and its block expires (then it does).
 //!
+//! Also: one address holding many SIP-over-TCP connections gets only its share of them.
+//!
 //! SIPp's pcap player writes through a raw socket, so this test needs root (CI runs as root).
 
 mod common;
@@ -255,4 +257,92 @@ async fn a_caller_gets_through_a_junk_invite_flood_that_leaves_no_records() {
         answered,
         "the flooding source is answered once its block expired"
     );
+}
+
+/// Sends an OPTIONS over a SIP TCP connection and says whether a 200 came back within 2 s.
+async fn options_answered_over(stream: &mut tokio::net::TcpStream, target: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let local = stream.local_addr().expect("local addr");
+    let options = format!(
+        "OPTIONS sip:support@{target} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp{port}\r\n\
+         From: <sip:pbx@{ip}>;tag=t\r\nTo: <sip:support@{target}>\r\nCall-ID: tcp-options-{port}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port = local.port(),
+        ip = local.ip()
+    );
+    if stream.write_all(options.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buffer = [0u8; 4096];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await,
+        Ok(Ok(n)) if buffer[..n].starts_with(b"SIP/2.0 200")
+    )
+}
+
+/// Opens a SIP TCP connection from `from` (any port) to `target`.
+async fn connect_from(from: &str, target: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("address"))
+        .expect("bind");
+    socket
+        .connect(target.parse().expect("target"))
+        .await
+        .expect("connect")
+}
+
+/// Whether the server closed `stream` (end of stream, or reset) within 2 s, unasked.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// One address that opens SIP-over-TCP connections and holds them (a slowloris client) gets
+/// only `max_connections_per_ip` of them: the next is closed at once. The connections it holds
+/// still work, another address (a PBX) is still served, and a place given back is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_sip_connection() {
+    let hotline = InProcessHotline::start(
+        2,
+        "port = 0\ntcp = true\ncodecs = [\"PCMU\"]\n[sip.limits]\nmax_connections_per_ip = 3\n",
+    )
+    .await;
+    let target = hotline.sip_addr();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(FLOODER, &target).await);
+    }
+    let mut over = connect_from(FLOODER, &target).await;
+    assert!(
+        closed_by_server(&mut over).await,
+        "a fourth connection from one address was kept open"
+    );
+    assert!(
+        options_answered_over(&mut held[0], &target).await,
+        "a connection within the cap is not served"
+    );
+    let mut pbx = connect_from("127.0.0.1", &target).await;
+    assert!(
+        options_answered_over(&mut pbx, &target).await,
+        "another address is not served while one is at its cap"
+    );
+    held.pop();
+    // The server notices the close, then the place is free again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = connect_from(FLOODER, &target).await;
+        if options_answered_over(&mut again, &target).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a place given back is not reused"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -27,6 +27,9 @@ use common::ports::RtpPorts;
 use common::records::call_dirs;
 use common::sipp::{Sipp, SippOutcome};
 
+/// More calls than a soak places: each SIPp runs until it is asked to stop.
+const UNTIL_STOPPED: u32 = 10_000_000;
+
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -48,8 +51,22 @@ fn process_figures(pid: u32) -> (u64, usize) {
     (rss_kib, fds)
 }
 
+/// The server's live tokio tasks once they are back to `baseline` (two more allowed), or after
+/// a minute: a transaction whose peer went quiet keeps its task for its timers (32 s at most).
+fn tasks_settle(hotline: &Hotline, baseline: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tasks = hotline.health()["tasks_alive"].as_u64().unwrap_or(u64::MAX);
+        if tasks <= baseline + 2 || Instant::now() >= deadline {
+            return tasks;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn many_callers_for_a_while_leave_every_record_and_no_leak() {
+    let _alone = common::alone();
     let seconds = env_number("HOTLINE_SOAK_SECONDS", 120);
     let concurrent = env_number("HOTLINE_SOAK_CALLS", 8).max(4) as u32;
     let rtp = RtpPorts::free((concurrent * 2 + 8) as u16);
@@ -78,27 +95,28 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
     let baseline_tasks = hotline.health()["tasks_alive"].as_u64().unwrap_or(0);
     let (_, baseline_fds) = process_figures(pid);
 
-    // Roughly how long each kind of call lasts, to spread `seconds` of calls over them.
+    // Each kind of call at its share of the callers, placing calls until the time is up; then
+    // each SIPp is asked to stop smoothly (no new call, the calls under way run to their end),
+    // so that every call is counted as SIPp saw it.
     let share = |part: u32| (concurrent * part / 4).max(1);
-    let calls_for = |at_once: u32, call_s: u64| ((seconds / call_s).max(1) as u32) * at_once;
     let runs = [
         (
             Sipp::scenario("uac_utterance.xml")
                 .key("pcap", speech.display())
-                .calls(calls_for(share(2), 10), share(2)),
+                .calls(UNTIL_STOPPED, share(2)),
             "speech, barge-in and transfer",
         ),
         (
             Sipp::scenario("uac_dtmf.xml")
                 .key("pcap", keys.display())
                 .key("info_digit", "7")
-                .calls(calls_for(share(1), 7), share(1)),
+                .calls(UNTIL_STOPPED, share(1)),
             "keys",
         ),
         (
             Sipp::scenario("uac_hangup_random.xml")
                 .key("pcap", speech.display())
-                .calls(calls_for(share(1), 3), share(1)),
+                .calls(UNTIL_STOPPED, share(1)),
             "random hang-ups",
         ),
     ];
@@ -121,7 +139,14 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
     let mut samples: Vec<(f64, u64)> = Vec::new();
     let mut outcomes: Vec<(SippOutcome, &str)> = Vec::new();
     let mut running: Vec<_> = running.into_iter().map(Some).collect();
+    let mut stopping = false;
     while running.iter().any(Option::is_some) {
+        if !stopping && started.elapsed() >= Duration::from_secs(seconds) {
+            for (run, _) in running.iter().flatten() {
+                run.stop_placing_calls();
+            }
+            stopping = true;
+        }
         for slot in running.iter_mut() {
             let finished = slot.as_mut().is_some_and(|(run, _)| run.finished());
             if finished {
@@ -160,7 +185,7 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
         placed += ok + failed;
     }
     // Nothing leaked.
-    let tasks = hotline.health()["tasks_alive"].as_u64().unwrap_or(u64::MAX);
+    let tasks = tasks_settle(&hotline, baseline_tasks);
     let (rss_end, fds) = process_figures(pid);
     let warm = samples
         .iter()
@@ -173,6 +198,7 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
     let dirs = call_dirs(&hotline.records);
     let mut events_total = 0usize;
     let mut broken: Vec<String> = Vec::new();
+    let mut call_ids = std::collections::HashSet::new();
     for dir in &dirs {
         let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
         let events: Vec<serde_json::Value> = match text
@@ -190,6 +216,11 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
             }
         };
         events_total += events.len();
+        if let Some(id) = events.first().and_then(|e| e["call_id"].as_str()) {
+            if !call_ids.insert(id.to_string()) {
+                broken.push(format!("{}: a second record of call {id}", dir.display()));
+            }
+        }
         let whole = events.first().is_some_and(|e| e["type"] == "call_start")
             && events.iter().any(|e| e["type"] == "hangup")
             && events.last().is_some_and(|e| e["type"] == "call_end")
@@ -232,4 +263,88 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
         growth < bound,
         "memory grew {growth:.1} % after the warm-up (bound {bound} %)"
     );
+}
+
+/// Callers whose phones die mid-call (SIPp killed: no BYE, no more RTP). The server hangs each
+/// call up when its media stops, records it, and once its BYE has given up on the silent
+/// peer, nothing of the call is left: no task and no open file.
+#[test]
+fn callers_who_vanish_mid_call_leave_nothing_behind() {
+    let _alone = common::alone();
+    let rtp = RtpPorts::free(20);
+    let hotline = Hotline::start_with_web(
+        10,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\nrtp_timeout_ms = 2000\n{}\n",
+            rtp.toml()
+        ),
+    );
+    let pid = hotline.pid();
+    let work = tempfile::tempdir().expect("tempdir");
+    let speech = support_request_pcap(work.path(), PT_PCMU);
+    let call = || {
+        Sipp::scenario("uac_utterance.xml")
+            .remote(hotline.sip_addr())
+            .media()
+            .key("service", "support")
+            .key("codec_pt", PT_PCMU)
+            .key("codec_name", "PCMU")
+            .key("pcap", speech.display())
+    };
+    call().run_ok(work.path());
+    std::thread::sleep(Duration::from_secs(2));
+    let baseline_tasks = hotline.health()["tasks_alive"].as_u64().unwrap_or(0);
+    let (_, baseline_fds) = process_figures(pid);
+
+    // Eight callers a second apart, gone 12 s after the first answer: they vanish at every
+    // point of the call (speaking, heard, answered, being transferred).
+    let callers = call().calls(8, 8).arg("-r").arg("1").spawn(work.path());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hotline.health()["calls"] == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no call connected: {}",
+            hotline.health()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(12));
+    callers.vanish();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hotline.health()["calls"] != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "calls still up: {}",
+            hotline.health()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let gone = Instant::now();
+    let tasks = tasks_settle(&hotline, baseline_tasks);
+    println!(
+        "vanished callers: tasks {baseline_tasks} -> {tasks} after {:.1} s",
+        gone.elapsed().as_secs_f64()
+    );
+    let (_, fds) = process_figures(pid);
+    assert!(
+        tasks <= baseline_tasks + 2,
+        "tasks leaked: {baseline_tasks} before, {tasks} after"
+    );
+    assert!(
+        fds <= baseline_fds + 2,
+        "open files leaked: {baseline_fds} before, {fds} after"
+    );
+    let dirs = call_dirs(&hotline.records);
+    assert_eq!(dirs.len(), 9, "one record per call");
+    for dir in &dirs[..] {
+        let text = std::fs::read_to_string(dir.join("events.jsonl")).expect("events");
+        assert!(
+            text.lines()
+                .last()
+                .is_some_and(|l| l.contains("\"call_end\"")),
+            "{}: the record is not closed",
+            dir.display()
+        );
+    }
 }

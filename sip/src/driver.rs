@@ -35,6 +35,7 @@ use hotline_media::MediaCounters;
 use crate::dialog::{
     EndpointConfig, IncomingCall, Peer, SipCallId, SipEvent, SipSession, TransportKind,
 };
+use crate::flood::{CapReached, ConnectionCaps, ConnectionPlace};
 use crate::media::{MediaEvent, MediaSession};
 use crate::message::StreamFramer;
 use crate::rtp::Ssrc;
@@ -73,6 +74,10 @@ pub struct PhoneConfig {
     pub rtp_timeout_ms: u64,
     /// Retry-After (seconds) sent with 486 when the application is at capacity.
     pub busy_retry_after_s: u32,
+    /// SIP over TCP/TLS connections one address may hold open, and all addresses together; a
+    /// connection over a cap is closed at once.
+    pub max_connections_per_ip: usize,
+    pub max_connections: usize,
     /// The SIP endpoint (its `sip_port` is filled in from the bound socket when 0).
     pub endpoint: EndpointConfig,
 }
@@ -329,6 +334,11 @@ impl PhoneServer {
         let (tcp_in_tx, mut tcp_in_rx) = mpsc::unbounded_channel::<(Peer, Vec<u8>)>();
         let mut tcp_writers: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
         let mut next_connection = 1u64;
+        let caps = ConnectionCaps::new(
+            self.config.max_connections_per_ip,
+            self.config.max_connections,
+        );
+        let mut last_refusal_log: Option<Instant> = None;
         let mut calls: HashMap<SipCallId, mpsc::UnboundedSender<MediaControl>> = HashMap::new();
         let mut half_open: HashMap<SipCallId, HalfOpenCall> = HashMap::new();
         let range = (self.config.rtp_port_max != 0)
@@ -350,17 +360,23 @@ impl PhoneServer {
                     }
                 }
                 accepted = accept_tcp(self.tcp.as_ref()) => {
-                    if let Ok((stream, from)) = accepted {
+                    let admitted = accepted.ok().and_then(|(stream, from)| {
+                        admit_connection(&caps, from, "TCP", &mut last_refusal_log).map(|place| (stream, from, place))
+                    });
+                    if let Some((stream, from, place)) = admitted {
                         let id = next_connection;
                         next_connection += 1;
                         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
                         tcp_writers.insert(id, writer_tx);
                         let peer = Peer { transport: TransportKind::Tcp, addr: from, connection: Some(id) };
-                        tokio::spawn(tcp_connection(stream, peer, tcp_in_tx.clone(), writer_rx));
+                        tokio::spawn(tcp_connection(stream, peer, place, tcp_in_tx.clone(), writer_rx));
                     }
                 }
                 accepted = accept_tcp(self.tls.as_ref()) => {
-                    if let (Ok((stream, from)), Some(acceptor)) = (accepted, self.config.tls.as_ref().and_then(|t| t.acceptor())) {
+                    let admitted = accepted.ok().and_then(|(stream, from)| {
+                        admit_connection(&caps, from, "TLS", &mut last_refusal_log).map(|place| (stream, from, place))
+                    });
+                    if let (Some((stream, from, place)), Some(acceptor)) = (admitted, self.config.tls.as_ref().and_then(|t| t.acceptor())) {
                         let id = next_connection;
                         next_connection += 1;
                         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
@@ -369,7 +385,7 @@ impl PhoneServer {
                         let incoming = tcp_in_tx.clone();
                         tokio::spawn(async move {
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => tcp_connection(tls, peer, incoming, writer_rx).await,
+                                Ok(Ok(tls)) => tcp_connection(tls, peer, place, incoming, writer_rx).await,
                                 Ok(Err(e)) => {
                                     tracing::debug!(%peer.addr, "SIP TLS handshake failed: {e}");
                                     let _ = incoming.send((peer, Vec::new()));
@@ -662,11 +678,38 @@ async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<(TcpStrea
 /// How long a SIP-over-TLS client may take to finish its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Takes a place for a new SIP stream connection from `from`, or refuses it (the caller drops
+/// the stream, closing it): logged at most once a second, not once per connection.
+fn admit_connection(
+    caps: &ConnectionCaps,
+    from: SocketAddr,
+    transport: &'static str,
+    last_log: &mut Option<Instant>,
+) -> Option<ConnectionPlace> {
+    match caps.admit(from.ip()) {
+        Ok(place) => Some(place),
+        Err(reached) => {
+            let now = Instant::now();
+            if last_log.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+                *last_log = Some(now);
+                let cap = match reached {
+                    CapReached::PerAddress => "sip.limits.max_connections_per_ip",
+                    CapReached::Total => "sip.limits.max_connections",
+                };
+                tracing::warn!(ip = %from.ip(), transport, cap, "SIP connection refused: too many open");
+            }
+            None
+        }
+    }
+}
+
 /// Reads framed messages from one stream connection (TCP, or TLS over it) and writes what the
-/// session sends to it. An empty message tells the signalling task the connection is gone.
+/// session sends to it. An empty message tells the signalling task the connection is gone. It
+/// holds its place under the connection caps until it closes.
 async fn tcp_connection<S>(
     stream: S,
     peer: Peer,
+    _place: ConnectionPlace,
     incoming: mpsc::UnboundedSender<(Peer, Vec<u8>)>,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
 ) where

@@ -3,7 +3,8 @@
 //!
 //! Owns: [`SourceLimits`] (the settings) and [`SourceLimiter`], a token bucket per source
 //! address for all messages and another for new calls (INVITEs that open a dialog), the block
-//! list, and its bounded table of sources.
+//! list, and its bounded table of sources; and [`ConnectionCaps`], the caps on open stream
+//! connections per address and in all, shared by SIP over TCP/TLS and the web server.
 //!
 //! Sans-IO: every check carries `now_ms` on a monotonic clock; [`SourceLimiter::poll_timeout`]
 //! says when the next block ends and [`SourceLimiter::expire`] ends it.
@@ -16,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use crate::dialog::IpNet;
 
@@ -272,6 +274,86 @@ impl SourceLimiter {
     }
 }
 
+/// A connection cap that was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapReached {
+    /// The source address has its most connections open.
+    PerAddress,
+    /// The server has its most connections open.
+    Total,
+}
+
+/// Open stream connections (SIP over TCP or TLS, HTTP), in all and per address, with a cap on
+/// each, so that one client holding many idle or half-sent connections (slowloris) cannot take
+/// every descriptor. Each admitted connection holds a [`ConnectionPlace`] that gives its place
+/// back when dropped. Clones share the counts.
+#[derive(Debug, Clone)]
+pub struct ConnectionCaps {
+    open: Arc<Mutex<OpenConnections>>,
+    max_per_address: usize,
+    max_total: usize,
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl ConnectionCaps {
+    /// At most `max_per_address` connections from one address and `max_total` in all.
+    pub fn new(max_per_address: usize, max_total: usize) -> Self {
+        Self {
+            open: Arc::new(Mutex::new(OpenConnections::default())),
+            max_per_address,
+            max_total,
+        }
+    }
+
+    /// Takes a place for a new connection from `ip`, or says which cap it is over.
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPlace, CapReached> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.total >= self.max_total {
+            return Err(CapReached::Total);
+        }
+        let mine = open.per_address.entry(ip).or_insert(0);
+        if *mine >= self.max_per_address {
+            return Err(CapReached::PerAddress);
+        }
+        *mine += 1;
+        open.total += 1;
+        Ok(ConnectionPlace {
+            open: self.open.clone(),
+            ip,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.lock().map_or(0, |open| open.total)
+    }
+}
+
+/// One admitted connection's place; given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionPlace {
+    open: Arc<Mutex<OpenConnections>>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionPlace {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(mine) = open.per_address.get_mut(&self.ip) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                open.per_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +461,23 @@ mod tests {
         // Quiet sources are forgotten to make room for new ones.
         assert_eq!(l.check_call(1_000_000, ip("198.51.100.1")), Verdict::Pass);
         assert!(l.sources.contains_key(&ip("198.51.100.1")));
+    }
+
+    #[test]
+    fn connection_caps_hold_per_address_and_in_all_and_give_places_back() {
+        let caps = ConnectionCaps::new(2, 3);
+        let a = caps.admit(ip("192.0.2.1")).expect("first");
+        let b = caps.admit(ip("192.0.2.1")).expect("second");
+        assert_eq!(
+            caps.admit(ip("192.0.2.1")).err(),
+            Some(CapReached::PerAddress)
+        );
+        let c = caps.admit(ip("192.0.2.2")).expect("another address");
+        assert_eq!(caps.admit(ip("192.0.2.3")).err(), Some(CapReached::Total));
+        assert_eq!(caps.open(), 3);
+        drop(a);
+        let _d = caps.admit(ip("192.0.2.1")).expect("a place came back");
+        drop((b, c));
+        assert_eq!(caps.open(), 1);
     }
 }

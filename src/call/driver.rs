@@ -10,7 +10,8 @@
 //! audio ([`crate::session::CallSession::speaking_turn`]); the moment it does not (barge-in, a
 //! key, a newer reply, hang-up) the stream is dropped, which stops the synthesis worker on that
 //! job. A dialogue job whose turn has been superseded by the time it would run is skipped, so
-//! the dialogue does not advance on a turn the session would drop.
+//! the dialogue does not advance on a turn the session would drop. A recognition or end-of-turn
+//! job still queued when its call ends is dropped from its pool's queue unrun.
 //!
 //! Invariant: the driver never blocks on an engine; heavy work runs off the media path.
 
@@ -265,11 +266,8 @@ impl Running {
                             is_final,
                         },
                     });
-                    let results = results.clone();
-                    tokio::spawn(async move {
-                        let outcome = rx.await.ok();
-                        let result = EngineResult::recognized(turn, is_final, speculative, outcome);
-                        let _ = results.send(result);
+                    forward_answer(rx, results, move |outcome| {
+                        EngineResult::recognized(turn, is_final, speculative, outcome)
                     });
                 }
                 Work::PredictTurnEnd { turn, pcm } => {
@@ -278,10 +276,8 @@ impl Running {
                         continue;
                     };
                     let rx = model.submit(pcm);
-                    let results = results.clone();
-                    tokio::spawn(async move {
-                        let outcome = rx.await.ok();
-                        let _ = results.send(EngineResult::turn(turn, outcome));
+                    forward_answer(rx, results, move |outcome| {
+                        EngineResult::turn(turn, outcome)
                     });
                 }
                 Work::Converse { turn, input } => {
@@ -367,6 +363,25 @@ impl Running {
             *speaking = None;
         }
     }
+}
+
+/// Hands a worker pool's answer to the driver, as `to_result` makes it; or gives up when the
+/// call has ended (the driver dropped its results), dropping the receiver so that the pool skips
+/// a job still queued that nobody waits for any more.
+fn forward_answer<T: Send + 'static>(
+    answer: oneshot::Receiver<T>,
+    results: &mpsc::UnboundedSender<EngineResult>,
+    to_result: impl FnOnce(Option<T>) -> EngineResult + Send + 'static,
+) {
+    let results = results.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            outcome = answer => {
+                let _ = results.send(to_result(outcome.ok()));
+            }
+            () = results.closed() => {}
+        }
+    });
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -69,6 +69,11 @@ pub struct SipLimitsConfig {
     /// How long an answered call waits for its ACK before it is dropped (RFC 3261 allows 32 s;
     /// a caller that is really there answers in a round trip).
     pub ack_timeout_ms: u64,
+    /// SIP over TCP and TLS: connections one address may hold open at most (a PBX or trunk
+    /// needs a few; a client holding many idle ones is refused, not served).
+    pub max_connections_per_ip: usize,
+    /// SIP over TCP and TLS: connections open at most, from all addresses.
+    pub max_connections: usize,
 }
 
 impl Default for SipLimitsConfig {
@@ -82,6 +87,8 @@ impl Default for SipLimitsConfig {
             block_s: limits.block_ms / 1000,
             max_half_open: 64,
             ack_timeout_ms: 8_000,
+            max_connections_per_ip: 32,
+            max_connections: 1024,
         }
     }
 }
@@ -241,6 +248,15 @@ impl SipConfig {
         if !(500..=32_000).contains(&limits.ack_timeout_ms) {
             return invalid("limits.ack_timeout_ms", "must be 500 to 32000");
         }
+        if limits.max_connections_per_ip == 0 {
+            return invalid("limits.max_connections_per_ip", "must be at least 1");
+        }
+        if limits.max_connections < limits.max_connections_per_ip {
+            return invalid(
+                "limits.max_connections",
+                "must be at least limits.max_connections_per_ip",
+            );
+        }
         if let Some(registration) = &self.registration {
             if registration.expires_s < 60 {
                 return invalid("registration.expires_s", "must be at least 60");
@@ -354,6 +370,8 @@ impl SipConfig {
             rtp_port_max: self.rtp_port_max,
             rtp_timeout_ms: self.rtp_timeout_ms,
             busy_retry_after_s: self.busy_retry_after_s,
+            max_connections_per_ip: self.limits.max_connections_per_ip,
+            max_connections: self.limits.max_connections,
             endpoint: EndpointConfig {
                 advertised_ip: self.public_ip.unwrap_or(self.bind_ip),
                 sip_port: self.port,

@@ -12,7 +12,7 @@
 //! Invariants:
 //! - Exactly one thread touches the model; requests are answered in the order they came.
 //! - Dropping the service closes its queue; the worker finishes the request it is on and ends.
-//!   A request whose receiver was dropped is still computed (the result is discarded).
+//!   A request whose receiver was dropped before its turn is skipped unrun.
 //! - [`TurnService::from_cache`] fails, with a message naming `hotline models fetch smart-turn`,
 //!   unless both the model and the ONNX Runtime library are in the model cache.
 
@@ -97,6 +97,10 @@ impl TurnService {
                     }
                 };
                 for job in queue {
+                    if job.reply.is_closed() {
+                        // Nobody waits for it any more (the call ended, or the turn moved on).
+                        continue;
+                    }
                     let started = Instant::now();
                     let result = model
                         .predict(&job.pcm_16k)

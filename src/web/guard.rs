@@ -5,14 +5,14 @@
 //! [`SourceLimiter`] the SIP edge uses, run on the server's clock; the client address is the
 //! peer's, or the `X-Forwarded-For` client named by a trusted proxy), the middleware
 //! [`limit_calls`] that answers 429 `rate.limited` with `Retry-After`, [`GuardedListener`]
-//! (refuses a connection over `max_connections_per_ip` or `max_connections`, so that a
+//! (refuses a connection over `max_connections_per_ip` or `max_connections`, counted by the
+//! [`ConnectionCaps`] SIP over TCP/TLS uses too, so that a
 //! slowloris client holding connections open cannot take the server), and [`MessageRate`]
 //! for WebSocket message rates.
 //!
 //! Invariants: a block is logged once when it starts and once when it ends, never per
 //! request; a connection's place is given back when its stream is dropped.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hotline_sip::dialog::IpNet;
-use hotline_sip::flood::{SourceLimiter, SourceLimits, Verdict};
+use hotline_sip::flood::{
+    CapReached, ConnectionCaps, ConnectionPlace, SourceLimiter, SourceLimits, Verdict,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -179,21 +181,12 @@ impl MessageRate {
     }
 }
 
-/// Open connections, in all and per address.
-#[derive(Default)]
-struct Connections {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
 /// A TCP listener that refuses connections over the per-address and total caps.
 pub struct GuardedListener {
     inner: TcpListener,
     /// HTTPS: each connection's TLS, when the server has a certificate.
     tls: Option<Arc<TlsCell>>,
-    open: Arc<Mutex<Connections>>,
-    max_per_ip: usize,
-    max_total: usize,
+    caps: ConnectionCaps,
     last_refusal_log: Option<Instant>,
 }
 
@@ -202,28 +195,9 @@ impl GuardedListener {
         Self {
             inner,
             tls,
-            open: Arc::new(Mutex::new(Connections::default())),
-            max_per_ip: config.max_connections_per_ip,
-            max_total: config.max_connections,
+            caps: ConnectionCaps::new(config.max_connections_per_ip, config.max_connections),
             last_refusal_log: None,
         }
-    }
-
-    /// Takes a place for a connection from `ip`, or says which cap it is over.
-    fn take(&self, ip: IpAddr) -> Result<(), &'static str> {
-        let Ok(mut open) = self.open.lock() else {
-            return Ok(());
-        };
-        if open.total >= self.max_total {
-            return Err("web.limits.max_connections");
-        }
-        let mine = open.per_ip.entry(ip).or_insert(0);
-        if *mine >= self.max_per_ip {
-            return Err("web.limits.max_connections_per_ip");
-        }
-        *mine += 1;
-        open.total += 1;
-        Ok(())
     }
 }
 
@@ -242,12 +216,11 @@ impl axum::serve::Listener for GuardedListener {
                     continue;
                 }
             };
-            match self.take(addr.ip()) {
-                Ok(()) => {
+            match self.caps.admit(addr.ip()) {
+                Ok(place) => {
                     let stream = GuardedStream {
                         inner: stream,
-                        open: self.open.clone(),
-                        ip: addr.ip(),
+                        _place: place,
                     };
                     let stream = match &self.tls {
                         Some(tls) => super::tls::wrap(tls, stream),
@@ -255,7 +228,11 @@ impl axum::serve::Listener for GuardedListener {
                     };
                     return (stream, addr);
                 }
-                Err(cap) => {
+                Err(reached) => {
+                    let cap = match reached {
+                        CapReached::PerAddress => "web.limits.max_connections_per_ip",
+                        CapReached::Total => "web.limits.max_connections",
+                    };
                     // One line a second at most, not one per refused connection.
                     let now = Instant::now();
                     if self
@@ -279,28 +256,13 @@ impl axum::serve::Listener for GuardedListener {
 /// A connection that gives its place back when dropped.
 pub struct GuardedStream {
     inner: TcpStream,
-    open: Arc<Mutex<Connections>>,
-    ip: IpAddr,
+    _place: ConnectionPlace,
 }
 
 impl GuardedStream {
     /// Sends small writes at once (signalling and event messages are small).
     pub fn set_nodelay(&self) {
         let _ = self.inner.set_nodelay(true);
-    }
-}
-
-impl Drop for GuardedStream {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.open.lock() {
-            open.total = open.total.saturating_sub(1);
-            if let Some(mine) = open.per_ip.get_mut(&self.ip) {
-                *mine = mine.saturating_sub(1);
-                if *mine == 0 {
-                    open.per_ip.remove(&self.ip);
-                }
-            }
-        }
     }
 }
 

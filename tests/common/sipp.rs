@@ -169,6 +169,23 @@ impl SippOutcome {
 }
 
 impl SippRun {
+    /// Asks SIPp to stop smoothly (SIGUSR1): it places no new call, lets the calls under way
+    /// run to their end, then exits with its final statistics.
+    pub fn stop_placing_calls(&self) {
+        let status = Command::new("kill")
+            .args(["-USR1", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "SIGUSR1 to SIPp failed");
+    }
+
+    /// Kills SIPp at once (SIGKILL): its calls under way vanish without a BYE, as a caller
+    /// whose phone loses power.
+    pub fn vanish(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether SIPp has exited.
     pub fn finished(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
