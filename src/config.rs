@@ -45,6 +45,7 @@ pub struct Config {
     pub replay: ReplayConfig,
     pub web: crate::web::config::WebConfig,
     pub sip: crate::phone::config::SipConfig,
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 /// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).
@@ -231,6 +232,10 @@ pub struct ServerConfig {
     /// On SIGTERM or Ctrl-C, how long calls in progress may go on before the bot says goodbye
     /// and hangs up (new calls are refused meanwhile). A second signal ends them at once.
     pub drain_timeout_s: u64,
+    /// Delete a finished call's record folder after this many days (0: keep for ever).
+    pub retain_days: u32,
+    /// Delete only a record's `recording.wav` after this many days (0: as long as the record).
+    pub recording_retain_days: u32,
 }
 
 impl Default for ServerConfig {
@@ -239,6 +244,8 @@ impl Default for ServerConfig {
             records_dir: PathBuf::from("records"),
             max_calls: 32,
             drain_timeout_s: 30,
+            retain_days: 0,
+            recording_retain_days: 0,
         }
     }
 }
@@ -375,6 +382,9 @@ impl Config {
         }
         if let Err(e) = self.sip.validate() {
             return Err(invalid(&format!("sip.{}", e.key), &e.message));
+        }
+        if let Err(e) = self.privacy.validate() {
+            return Err(invalid(&format!("privacy.{}", e.key()), &e.to_string()));
         }
         Ok(())
     }

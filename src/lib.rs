@@ -15,6 +15,7 @@ pub mod dialogue;
 pub mod language;
 pub mod models;
 pub mod phone;
+pub mod privacy;
 pub mod replay;
 pub mod serve;
 pub mod session;

@@ -17,6 +17,7 @@ use crate::call::record::CallRecord;
 use crate::call::virtual_call::{Timing, VirtualCall};
 use crate::call::Engines;
 use crate::dialogue::{plan_flow_arg, CallContext, FlowArgError};
+use crate::privacy::CallRedaction;
 use crate::session::{CallEvent, CallSession, EndReason, EventKind};
 
 /// A replay that could not run.
@@ -79,7 +80,8 @@ pub fn replay(
     let config = &engines.config;
     let pause = Duration::from_millis(config.replay.pause_after_reply_ms);
     let tail = Duration::from_millis(config.replay.tail_ms);
-    let record = CallRecord::create(out)?;
+    let record =
+        CallRecord::create(out)?.with_redaction(CallRedaction::new(engines.redactor.clone()));
     let language = plan.language();
     let session = CallSession::new(config.session.clone(), language);
     let ctx = CallContext {

@@ -15,13 +15,17 @@
 //! waits (briefly) for their records to close.
 //!
 //! At start, before any call, records a crash left unfinished are made whole
-//! ([`crate::call::record::recover`]).
+//! ([`crate::call::record::recover`]). Then, and every hour, records kept longer than
+//! `server.retain_days` (recordings: `recording_retain_days`) are deleted
+//! ([`crate::call::retention`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::call::retention::{self, RetentionPolicy};
 use crate::call::Engines;
 
 /// Tells transports to stop: they see `true` on the channel.
@@ -101,6 +105,14 @@ pub async fn serve(engines: Arc<Engines>) {
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(keep_records_within_retention(
+        engines.config.server.records_dir.clone(),
+        RetentionPolicy {
+            retain_days: engines.config.server.retain_days,
+            recording_retain_days: engines.config.server.recording_retain_days,
+        },
+        stop_rx.clone(),
+    ));
     let mut transports: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     transports.spawn(crate::web::run(engines.clone(), stop_rx.clone()));
     transports.spawn(crate::phone::run(engines.clone(), stop_rx));
@@ -117,6 +129,45 @@ pub async fn serve(engines: Arc<Engines>) {
     let _ = stop_tx.send(true);
     while transports.join_next().await.is_some() {}
     tracing::info!("hotline stopped");
+}
+
+/// How often retention looks for records past their time.
+const RETENTION_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Deletes what `policy` says has been kept long enough, at start-up and then every hour, on
+/// the blocking pool; one log line for each pass that deleted something. Ends at shutdown.
+async fn keep_records_within_retention(
+    records_dir: PathBuf,
+    policy: RetentionPolicy,
+    mut stop: watch::Receiver<bool>,
+) {
+    if !policy.prunes() {
+        return;
+    }
+    loop {
+        let dir = records_dir.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            retention::prune(&dir, policy, std::time::SystemTime::now())
+        })
+        .await;
+        if let Ok(report) = pruned {
+            if report.records_deleted + report.recordings_deleted > 0 {
+                tracing::info!(
+                    records = report.records_deleted,
+                    recordings = report.recordings_deleted,
+                    mib_freed = report.bytes_freed / (1024 * 1024),
+                    "retention: deleted records past server.retain_days / recording_retain_days"
+                );
+            }
+            for (path, why) in &report.failed {
+                tracing::warn!(path = %path.display(), "retention: cannot delete: {why}");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Steps 1 to 3 of the shutdown; a second signal cuts them short.

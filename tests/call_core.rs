@@ -48,9 +48,9 @@ fn conversation(events: &[CallEvent]) -> Vec<String> {
                 name,
                 confidence,
             } => Some(format!("{} intent {name} {confidence:.3}", turn.0)),
-            EventKind::Slot { turn, name, value } => {
-                Some(format!("{} slot {name}={value}", turn.0))
-            }
+            EventKind::Slot {
+                turn, name, value, ..
+            } => Some(format!("{} slot {name}={value}", turn.0)),
             EventKind::BotReply { turn, text } => Some(format!("{} says {text:?}", turn.0)),
             EventKind::KnowledgeGap { turn, text } => Some(format!("{} gap {text:?}", turn.0)),
             EventKind::Dtmf { digit } => Some(format!("key {digit}")),

@@ -173,3 +173,64 @@ fn a_spoken_request_for_an_agent_transfers_with_the_intent() {
     assert_eq!(transfer.len(), 1, "{all}");
     assert_eq!(transfer[0]["reason"], "escalation.request", "{all}");
 }
+
+/// A caller who says their phone number to get their balance: the flow uses the number (the
+/// CRM answers), but the stored record keeps no trace of it. What they said is `[phone]`, the
+/// read-back is masked, and the `sensitive` slot is `[sensitive]`, in events.jsonl and in
+/// transcript.txt alike.
+#[test]
+fn a_phone_number_said_on_a_call_is_used_but_not_stored() {
+    let demo = start_demo_systems();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let turns = [
+        ("t1", "check my balance"),
+        ("t2", "four one five five five five zero one nine nine"),
+        ("t3", "yes"),
+        ("t4", "no thanks"),
+    ];
+    let wavs: Vec<PathBuf> = turns
+        .iter()
+        .map(|(name, text)| speak(dir.path(), name, text))
+        .collect();
+    let out = dir.path().join("call");
+    let events = replay(&wavs, &out, &demo);
+    let all = dump(&events);
+    let transcript = std::fs::read_to_string(out.join("transcript.txt")).expect("transcript");
+
+    // The call worked on the real number: the CRM found the account.
+    let replies = texts(&events, "bot_reply");
+    assert!(
+        replies.iter().any(|r| r.contains("Your balance is")),
+        "the balance was read out: {replies:#?}\n{all}"
+    );
+    // What the caller said was heard, and stored masked.
+    let finals = texts(&events, "transcript");
+    assert!(
+        finals.iter().any(|t| t == "[phone]"),
+        "the number was heard and masked: {finals:?}\n{all}"
+    );
+    assert!(
+        replies.iter().any(|r| r.contains("[phone]")),
+        "the read-back is masked: {replies:#?}"
+    );
+    let slot = of_type(&events, "slot")
+        .into_iter()
+        .find(|e| e["name"] == "account_number")
+        .unwrap_or_else(|| panic!("the account number slot was filled\n{all}"));
+    assert_eq!(slot["value"], "[sensitive]", "{all}");
+    assert_eq!(slot["sensitive"], true, "{all}");
+    // Nowhere in the record, in any form.
+    let events_text = std::fs::read_to_string(out.join("events.jsonl")).expect("events");
+    for stored in [&events_text, &transcript] {
+        for form in [
+            "4155550199",
+            "4 1 5 5 5 5 0 1 9 9",
+            "five five five five zero",
+        ] {
+            assert!(
+                !stored.contains(form),
+                "the record keeps {form:?}:\n{stored}"
+            );
+        }
+    }
+}

@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::asr::{AsrJob, AsrOptions};
 use crate::audio::Frame;
 use crate::dialogue::{CallContext, Dialogue};
+use crate::privacy::CallRedaction;
 use crate::session::{CallEvent, CallSession, EndReason, EventKind, TurnId};
 
 use crate::tts::SpeechCanceller;
@@ -77,6 +78,7 @@ impl CallDriver {
         control: mpsc::UnboundedReceiver<CallControl>,
     ) {
         let factory = self.engines.dialogue.clone();
+        let redaction = CallRedaction::new(self.engines.redactor.clone());
         let CallSetup {
             record_dir,
             ctx,
@@ -84,7 +86,7 @@ impl CallDriver {
             events,
         } = setup;
         let made = tokio::task::spawn_blocking(move || {
-            let record = CallRecord::create(&record_dir)?;
+            let record = CallRecord::create(&record_dir)?.with_redaction(redaction);
             Ok::<_, RecordError>((record, factory.new_dialogue(&ctx)))
         })
         .await;

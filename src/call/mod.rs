@@ -31,6 +31,7 @@ mod driver;
 pub mod edge;
 pub mod leg;
 pub mod record;
+pub mod retention;
 pub mod virtual_call;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +49,7 @@ use crate::dialogue::{
     factory_from_config, CallContext, DialogueError, DialogueFactory, FlowChoice, FlowChoiceError,
 };
 use crate::language::Language;
+use crate::privacy::{PrivacyError, Redactor};
 use crate::session::{CallEvent, CallSession, EndReason};
 use crate::tts::{TtsError, TtsService};
 use crate::turn::{TurnError, TurnService};
@@ -74,6 +76,8 @@ pub enum EngineError {
     Dialogue(#[from] DialogueError),
     #[error("end of turn: {0}")]
     Turn(#[from] TurnError),
+    #[error("privacy: {0}")]
+    Privacy(#[from] PrivacyError),
 }
 
 /// A call could not start.
@@ -178,6 +182,8 @@ pub struct Engines {
     pub dialogue: Arc<dyn DialogueFactory>,
     /// The learned end-of-turn model, when `session.end_of_turn` chose it.
     pub turn: Option<TurnService>,
+    /// What records must not keep (`[privacy]`).
+    pub redactor: Arc<Redactor>,
     active: Arc<AtomicUsize>,
     next_id: AtomicU64,
     calls: Arc<CallRegistry>,
@@ -229,12 +235,14 @@ impl Engines {
         let asr = AsrPool::new(&config.asr)?;
         let tts = TtsService::new(&config.tts)?;
         let turn = load_turn_model(config.session.end_of_turn)?;
+        let redactor = Arc::new(Redactor::new(&config.privacy)?);
         Ok(Arc::new(Self {
             config,
             asr,
             tts,
             dialogue,
             turn,
+            redactor,
             active: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
             calls: Arc::new(CallRegistry::default()),

@@ -10,12 +10,16 @@
 //! lost) gets its WAV header's lengths from the samples on disk, loses a half-written last event
 //! line, gains a `hangup` with `server.crash` at the time of its last event, and is finished.
 //! Finished records are not touched.
+//!
+//! With a [`CallRedaction`] (live calls and replays), events are stored as it masks them: no
+//! card, id, phone number, email or `sensitive` slot value it finds reaches the disk.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::audio::{Frame, SAMPLE_RATE_HZ};
+use crate::privacy::CallRedaction;
 use crate::session::{CallEvent, EventKind};
 
 /// A record that could not be written.
@@ -39,6 +43,8 @@ pub struct CallRecord {
     /// after a write failed (the failure is kept for [`CallRecord::finish`]).
     recording: Option<hound::WavWriter<BufWriter<File>>>,
     recording_error: Option<String>,
+    /// Masks personal data before an event is stored (`None`: stored as it is).
+    redaction: Option<CallRedaction>,
 }
 
 impl CallRecord {
@@ -69,7 +75,15 @@ impl CallRecord {
             events: Vec::new(),
             recording: Some(recording),
             recording_error: None,
+            redaction: None,
         })
+    }
+
+    /// Stores events as `redaction` masks them (`[privacy]`): events.jsonl and transcript.txt
+    /// keep no personal data it finds.
+    pub fn with_redaction(mut self, redaction: CallRedaction) -> Self {
+        self.redaction = Some(redaction);
+        self
     }
 
     /// The record's folder.
@@ -82,9 +96,13 @@ impl CallRecord {
         &self.events
     }
 
-    /// Appends an event.
+    /// Appends an event (redacted, with a redaction).
     pub fn event(&mut self, event: &CallEvent) -> Result<(), RecordError> {
-        let line = serde_json::to_string(event).expect("events always serialize");
+        let stored = match self.redaction.as_mut() {
+            Some(redaction) => redaction.event(event),
+            None => event.clone(),
+        };
+        let line = serde_json::to_string(&stored).expect("events always serialize");
         let path = self.dir.join("events.jsonl");
         writeln!(self.events_file, "{line}")
             .and_then(|_| self.events_file.flush())
@@ -92,7 +110,7 @@ impl CallRecord {
                 path: path.display().to_string(),
                 source,
             })?;
-        self.events.push(event.clone());
+        self.events.push(stored);
         Ok(())
     }
 

@@ -797,6 +797,13 @@ impl FlowDialogue {
         self.vars.insert(name.to_string(), value.clone());
         out.turn.slots.push((name.to_string(), value.clone()));
         let node = self.node();
+        if node
+            .slot
+            .as_ref()
+            .is_some_and(|s| s.name == name && s.sensitive)
+        {
+            out.turn.sensitive_slots.push(name.to_string());
+        }
         match self.route(&node, None, Some((name, &value))) {
             Some(next) => self.enter(&next, out),
             None => {

@@ -132,6 +132,8 @@ pub struct SlotSpec {
     pub kind: SlotKind,
     /// Read the value back and ask the caller to confirm it.
     pub confirm: bool,
+    /// Personal data (an account number, a name): records keep it masked.
+    pub sensitive: bool,
 }
 
 /// One transition out of a node: every given criterion must hold.

@@ -96,6 +96,8 @@ pub struct BotTurn {
     pub intent: Option<IntentMatch>,
     /// Slots filled by this input: (name, value).
     pub slots: Vec<(String, String)>,
+    /// Which of `slots` the flow marks `sensitive`: records keep them masked.
+    pub sensitive_slots: Vec<String>,
     /// What to say, in order.
     pub say: Vec<Prompt>,
     /// What to do after speaking.

@@ -62,11 +62,14 @@ pub enum EventKind {
         name: String,
         confidence: f32,
     },
-    /// A slot the dialogue filled.
+    /// A slot the dialogue filled. A `sensitive` one (the flow says so) is never stored as it
+    /// is: the record keeps `[sensitive]` (see `privacy`).
     Slot {
         turn: TurnId,
         name: String,
         value: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sensitive: bool,
     },
     /// What the bot says.
     BotReply { turn: TurnId, text: String },

@@ -824,6 +824,7 @@ impl CallSession {
                     turn,
                     name: name.clone(),
                     value: value.clone(),
+                    sensitive: bot.sensitive_slots.contains(name),
                 },
             );
         }

@@ -566,6 +566,7 @@ fn compile_slot(s: &Spanned<RawSlot>, p: &Placer) -> Result<SlotSpec, FlowError>
             checksum: r.checksum,
         },
         confirm: r.confirm,
+        sensitive: r.sensitive,
     })
 }
 

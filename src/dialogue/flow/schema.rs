@@ -220,6 +220,8 @@ pub(super) struct RawSlot {
     pub(super) checksum: Option<Checksum>,
     #[serde(default)]
     pub(super) confirm: bool,
+    #[serde(default)]
+    pub(super) sensitive: bool,
 }
 
 fn default_slot_type() -> SlotType {
