@@ -13,6 +13,7 @@ pub mod chat;
 pub mod config;
 pub mod dialogue;
 pub mod language;
+pub mod metrics;
 pub mod models;
 pub mod phone;
 pub mod privacy;

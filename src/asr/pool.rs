@@ -391,6 +391,11 @@ impl AsrPool {
         self.engine
     }
 
+    /// Recognitions queued and not yet taken by a worker (finals and partials).
+    pub fn waiting(&self) -> usize {
+        self.handle.as_ref().map_or(0, |h| h.0.lock().waiting())
+    }
+
     /// Queues one utterance. The answer arrives on the returned receiver; dropping it
     /// abandons the job. A partial may be answered with [`AsrError::Preempted`] (no idle
     /// worker, or a final needed the worker); callers drop such answers.

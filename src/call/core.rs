@@ -7,13 +7,15 @@
 //!   [`EngineResult::asr`] and [`EngineResult::tts`] turning an engine's raw outcome into it the
 //!   same way everywhere (a failed partial is "heard nothing", a failed final is an error).
 //! - [`CallCore::poll_work`] drains the session: events are written to the record, published to
-//!   live subscribers and kept for the caller when asked to, in that order; everything else is
+//!   live subscribers (and counted in the server's [`Metrics`] for a live call) and kept for
+//!   the caller when asked to, in that order; everything else is
 //!   [`Work`] for the runner to perform.
 //!
 //! Invariant: no event reaches a subscriber or a test that is not in the record (when there is
 //! one), and the record sees every event the session emits, in order.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -21,6 +23,7 @@ use tokio::sync::broadcast;
 use crate::asr::{AsrError, AsrOutput};
 use crate::audio::Frame;
 use crate::dialogue::BotTurn;
+use crate::metrics::Metrics;
 use crate::session::event::CallMedia;
 use crate::session::{
     AudioEndReason, CallEvent, CallSession, ErrorCode, EventKind, SessionOutput, TurnId,
@@ -212,6 +215,7 @@ pub struct CallCore {
     record: Option<CallRecord>,
     live: Option<broadcast::Sender<CallEvent>>,
     kept: Option<Vec<CallEvent>>,
+    metrics: Option<Arc<Metrics>>,
     /// What a transfer tells the far end: the last intent and the slots so far.
     context: TransferContext,
     /// The bot's audio was cut since [`CallCore::take_bot_cut`] last said so.
@@ -228,6 +232,7 @@ impl CallCore {
             record: None,
             live: None,
             kept: None,
+            metrics: None,
             context: TransferContext {
                 call_id,
                 ..TransferContext::default()
@@ -245,6 +250,12 @@ impl CallCore {
     /// Publishes every event to live subscribers.
     pub fn with_live_events(mut self, live: broadcast::Sender<CallEvent>) -> Self {
         self.live = Some(live);
+        self
+    }
+
+    /// Counts every event in the server's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -365,6 +376,9 @@ impl CallCore {
                     None => tracing::error!("call record: {e}"),
                 }
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(&event);
         }
         if let Some(live) = &self.live {
             // No subscriber is fine: nobody is watching this call.

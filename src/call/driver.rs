@@ -101,7 +101,8 @@ impl CallDriver {
         };
         let core = CallCore::new(Some(self.id.clone()), session)
             .with_record(record)
-            .with_live_events(events);
+            .with_live_events(events)
+            .with_metrics(self.engines.metrics.clone());
         Running {
             engines: self.engines,
             id: self.id,

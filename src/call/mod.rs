@@ -49,6 +49,7 @@ use crate::dialogue::{
     factory_from_config, CallContext, DialogueError, DialogueFactory, FlowChoice, FlowChoiceError,
 };
 use crate::language::Language;
+use crate::metrics::{Gauges, Metrics};
 use crate::privacy::{PrivacyError, Redactor};
 use crate::session::{CallEvent, CallSession, EndReason};
 use crate::tts::{TtsError, TtsService};
@@ -184,6 +185,8 @@ pub struct Engines {
     pub turn: Option<TurnService>,
     /// What records must not keep (`[privacy]`).
     pub redactor: Arc<Redactor>,
+    /// Counters and histograms over every live call's events (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
     active: Arc<AtomicUsize>,
     next_id: AtomicU64,
     calls: Arc<CallRegistry>,
@@ -243,6 +246,7 @@ impl Engines {
             dialogue,
             turn,
             redactor,
+            metrics: Arc::new(Metrics::new()),
             active: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
             calls: Arc::new(CallRegistry::default()),
@@ -287,6 +291,14 @@ impl Engines {
     /// Calls in progress, across all transports.
     pub fn active_calls(&self) -> usize {
         self.active.load(Ordering::SeqCst)
+    }
+
+    /// `GET /metrics`: the Prometheus text of every call so far, with the gauges of now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(Gauges {
+            calls_active: self.active_calls(),
+            asr_queue: self.asr.waiting(),
+        })
     }
 
     /// Starts one call's driver task, for a transport that runs its own task and talks to the

@@ -1,4 +1,4 @@
-//! The plain HTTP routes: the web phone's files, `GET /healthz`, `GET /api/flows`, the
+//! The plain HTTP routes: the web phone's files, `GET /healthz`, `GET /metrics`, `GET /api/flows`, the
 //! WHIP-style `POST /api/call` (SDP offer in, SDP answer out) and `DELETE /api/call/<id>`.
 //!
 //! Owns reading an offer off HTTP: its content type (`application/sdp` or `text/plain`), its
@@ -80,6 +80,18 @@ pub(super) async fn healthz(State(state): State<WebState>) -> Json<serde_json::V
         "media_ports_leased": state.ports.leased(),
         "tasks_alive": tasks_alive,
     }))
+}
+
+/// `GET /metrics`: the Prometheus text exposition (see [`crate::metrics`]).
+pub(super) async fn metrics(State(state): State<WebState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.engines.metrics_text(),
+    )
+        .into_response()
 }
 
 /// `GET /api/flows`: the flows and languages a caller can choose, and the defaults.

@@ -248,6 +248,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(http::index))
         .route("/{asset}", get(http::asset))
         .route("/healthz", get(http::healthz))
+        .route("/metrics", get(http::metrics))
         .route("/api/flows", get(http::flows))
         .merge(calls)
         .with_state(state)
