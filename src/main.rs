@@ -15,8 +15,18 @@ struct Cli {
     /// The config file (TOML). Without it, the embedded defaults are used.
     #[arg(long, short, global = true, env = "HOTLINE_CONFIG")]
     config: Option<PathBuf>,
+    /// How logs are written on stderr: `text` for people, `json` (one object per line, with
+    /// the event's fields, such as `call`) for log collectors.
+    #[arg(long, global = true, env = "HOTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -178,13 +188,16 @@ enum ModelsCommand {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
