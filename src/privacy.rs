@@ -236,6 +236,13 @@ impl CallRedaction {
         }
     }
 
+    /// Masks `value` wherever it comes up from now on.
+    fn learn(&mut self, value: String) {
+        if !value.trim().is_empty() && !self.known.contains(&value) {
+            self.known.push(value);
+        }
+    }
+
     /// The event as the record keeps it.
     pub fn event(&mut self, event: &CallEvent) -> CallEvent {
         let mut stored = event.clone();
@@ -250,6 +257,18 @@ impl CallRedaction {
             }
         };
         match &mut stored.kind {
+            EventKind::Transcript {
+                text,
+                sensitive: true,
+                ..
+            } => {
+                let said = std::mem::replace(text, "[sensitive]".into());
+                self.learn(said);
+            }
+            EventKind::Dtmf {
+                digit,
+                sensitive: true,
+            } => *digit = "*".into(),
             EventKind::Transcript { text, .. }
             | EventKind::BotReply { text, .. }
             | EventKind::BotHeard { text, .. }
@@ -259,9 +278,7 @@ impl CallRedaction {
             } => {
                 if *sensitive {
                     let value = std::mem::replace(value, "[sensitive]".into());
-                    if !self.known.contains(&value) {
-                        self.known.push(value);
-                    }
+                    self.learn(value);
                 } else {
                     mask(value);
                 }
@@ -603,5 +620,38 @@ mod tests {
             redactor.redact("4111 1111 1111 1111", &[]),
             "4111 1111 1111 1111"
         );
+    }
+
+    #[test]
+    fn a_sensitive_answer_is_stored_masked_and_so_is_its_echo() {
+        use crate::session::TurnId;
+        let redactor = Arc::new(Redactor::new(&PrivacyConfig::default()).expect("built-ins"));
+        let mut call = CallRedaction::new(redactor);
+        let event = |kind| CallEvent { t_ms: 0, kind };
+        let said = call.event(&event(EventKind::Transcript {
+            turn: TurnId(2),
+            text: "wei zhang".into(),
+            is_final: true,
+            sensitive: true,
+        }));
+        assert!(matches!(&said.kind, EventKind::Transcript { text, .. } if text == "[sensitive]"));
+        let key = call.event(&event(EventKind::Dtmf {
+            digit: "7".into(),
+            sensitive: true,
+        }));
+        assert!(matches!(&key.kind, EventKind::Dtmf { digit, .. } if digit == "*"));
+        let reply = call.event(&event(EventKind::BotReply {
+            turn: TurnId(2),
+            text: "Thanks wei zhang, and your card 4111 1111 1111 1111?".into(),
+        }));
+        assert!(
+            matches!(&reply.kind, EventKind::BotReply { text, .. } if text == "Thanks [sensitive], and your card [card]?"),
+            "{reply:?}"
+        );
+        let plain = call.event(&event(EventKind::Dtmf {
+            digit: "1".into(),
+            sensitive: false,
+        }));
+        assert!(matches!(&plain.kind, EventKind::Dtmf { digit, .. } if digit == "1"));
     }
 }

@@ -42,6 +42,7 @@ fn conversation(events: &[CallEvent]) -> Vec<String> {
                 turn,
                 text,
                 is_final: true,
+                ..
             } => Some(format!("{} heard {text:?}", turn.0)),
             EventKind::Intent {
                 turn,
@@ -53,7 +54,7 @@ fn conversation(events: &[CallEvent]) -> Vec<String> {
             } => Some(format!("{} slot {name}={value}", turn.0)),
             EventKind::BotReply { turn, text } => Some(format!("{} says {text:?}", turn.0)),
             EventKind::KnowledgeGap { turn, text } => Some(format!("{} gap {text:?}", turn.0)),
-            EventKind::Dtmf { digit } => Some(format!("key {digit}")),
+            EventKind::Dtmf { digit, .. } => Some(format!("key {digit}")),
             EventKind::Transfer { target, reason } => Some(format!("transfer {target} {reason}")),
             EventKind::Error { code, .. } => Some(format!("error {code}")),
             EventKind::Hangup { reason } => Some(format!("hangup {reason}")),

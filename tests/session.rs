@@ -344,7 +344,7 @@ fn dtmf_interrupts_and_starts_a_turn() {
     h.silence(200);
     h.session.handle_dtmf('1', h.now);
     h.drain();
-    assert!(matches!(h.first("dtmf"), Some((_, EventKind::Dtmf { digit })) if digit == "1"));
+    assert!(matches!(h.first("dtmf"), Some((_, EventKind::Dtmf { digit, .. })) if digit == "1"));
     assert!(h.feed(&Frame::silence()).is_none(), "the prompt stopped");
     assert!(h.outputs.iter().any(|(_, o)| matches!(o, SessionOutput::Converse { input: CallerInput::Dtmf { digit: '1' }, turn } if *turn == TurnId(1))));
 }
@@ -403,6 +403,7 @@ fn finals_that_arrive_after_the_caller_went_on_are_merged_in_order() {
                 text,
                 is_final: true,
                 turn,
+                ..
             } => Some((turn, text)),
             _ => None,
         })

@@ -185,7 +185,7 @@ pub fn transcript_text(events: &[CallEvent]) -> String {
             EventKind::BotResumed { reason, .. } => {
                 format!("{stamp} -- the bot went on ({reason})")
             }
-            EventKind::Dtmf { digit } => format!("{stamp} caller pressed {digit}"),
+            EventKind::Dtmf { digit, .. } => format!("{stamp} caller pressed {digit}"),
             EventKind::Transfer { target, reason } => {
                 format!("{stamp} -- transferred to {target} ({reason})")
             }

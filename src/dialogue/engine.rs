@@ -1135,6 +1135,14 @@ impl FlowDialogue {
     /// grammars (PocketSphinx decodes against them; whisper takes a phrase list as its
     /// prompt). Mandarin flows get phrase lists only, in Chinese: no grammar recognizer hears
     /// Mandarin, but whisper's prompt steers it towards the flow's words.
+    /// Whether the answer waited for is a `sensitive` slot's value (not a yes/no to it).
+    fn answer_is_sensitive(&self) -> bool {
+        let node = self.node();
+        self.waiting == Waiting::Collect
+            && node.collect == Some(Collect::Slot)
+            && node.slot.as_ref().is_some_and(|slot| slot.sensitive)
+    }
+
     fn grammar(&self) -> Option<Grammar> {
         let english = self.loaded.flow.language == Language::En;
         match &self.waiting {
@@ -1227,6 +1235,7 @@ impl FlowDialogue {
             }
             None => turn.expect = self.grammar(),
         }
+        turn.sensitive_answer = turn.action.is_none() && self.answer_is_sensitive();
         if !turn.say.is_empty() {
             self.last_say = turn.say.clone();
         }

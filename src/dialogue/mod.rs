@@ -98,6 +98,9 @@ pub struct BotTurn {
     pub slots: Vec<(String, String)>,
     /// Which of `slots` the flow marks `sensitive`: records keep them masked.
     pub sensitive_slots: Vec<String>,
+    /// The caller's next answer is personal data (the value of a `sensitive` slot the flow now
+    /// waits for): records keep none of what they say or key for it.
+    pub sensitive_answer: bool,
     /// What to say, in order.
     pub say: Vec<Prompt>,
     /// What to do after speaking.

@@ -55,6 +55,10 @@ pub enum EventKind {
         text: String,
         #[serde(rename = "final")]
         is_final: bool,
+        /// The answer the dialogue waited for is personal data (a `sensitive` slot): the
+        /// record keeps `[sensitive]` instead of the words.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sensitive: bool,
     },
     /// The intent the dialogue matched.
     Intent {
@@ -92,7 +96,12 @@ pub enum EventKind {
     /// cut in: the barge-in was false (`reason`: `backchannel` or `no_words`).
     BotResumed { turn: TurnId, reason: ResumeReason },
     /// A DTMF key from the caller.
-    Dtmf { digit: String },
+    Dtmf {
+        digit: String,
+        /// Keyed into a `sensitive` slot: the record keeps `*` instead of the key.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sensitive: bool,
+    },
     /// The call is handed to a human.
     Transfer { target: String, reason: String },
     /// The hand-over failed (refused, busy, no answer); the call stays with the bot. `reason` is

@@ -230,6 +230,9 @@ pub struct CallSession {
     request: Vec<Heard>,
     /// The dialogue has been asked about `request` for the current turn.
     asked: bool,
+    /// The dialogue's last turn said the caller's next answer is personal data: what they say
+    /// or key until the next turn says otherwise is marked `sensitive` in its events.
+    answer_sensitive: bool,
     /// Voiced frames heard while the bot talks (toward a barge-in).
     barge_voiced: u32,
     /// The dialogue's grammar for the next answer.
@@ -301,6 +304,7 @@ impl CallSession {
             partial_in_flight: false,
             request: Vec::new(),
             asked: false,
+            answer_sensitive: false,
             barge_voiced: 0,
             expect: None,
             playout: Playout::default(),
@@ -546,6 +550,7 @@ impl CallSession {
                 turn,
                 text: text.clone(),
                 is_final: true,
+                sensitive: self.answer_sensitive,
             },
         );
         self.asked = true;
@@ -590,6 +595,7 @@ impl CallSession {
             now,
             EventKind::Dtmf {
                 digit: digit.to_string(),
+                sensitive: self.answer_sensitive,
             },
         );
         if self.bridged || (self.playout.turn.is_some() && self.playout.locked) {
@@ -629,6 +635,7 @@ impl CallSession {
                         turn,
                         text: text.to_string(),
                         is_final: false,
+                        sensitive: self.answer_sensitive,
                     },
                 );
             }
@@ -661,6 +668,7 @@ impl CallSession {
                 turn,
                 text: full.clone(),
                 is_final: true,
+                sensitive: self.answer_sensitive,
             },
         );
         if self.bridged {
@@ -705,6 +713,7 @@ impl CallSession {
                 turn,
                 text: heard,
                 is_final: true,
+                sensitive: self.answer_sensitive,
             },
         );
         self.clear_request();
@@ -807,6 +816,7 @@ impl CallSession {
         }
         self.clock.reply = Some(now);
         self.clear_request();
+        self.answer_sensitive = bot.sensitive_answer;
         if let Some(intent) = &bot.intent {
             self.emit(
                 now,
