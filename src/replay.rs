@@ -80,8 +80,8 @@ pub fn replay(
     let config = &engines.config;
     let pause = Duration::from_millis(config.replay.pause_after_reply_ms);
     let tail = Duration::from_millis(config.replay.tail_ms);
-    let record =
-        CallRecord::create(out)?.with_redaction(CallRedaction::new(engines.redactor.clone()));
+    let record = CallRecord::create_with(out, plan.records_audio())?
+        .with_redaction(CallRedaction::new(engines.redactor.clone()));
     let language = plan.language();
     let session = CallSession::new(config.session.clone(), language);
     let ctx = CallContext {

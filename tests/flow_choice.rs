@@ -245,3 +245,38 @@ fn a_phone_call_to_serve_runs_the_configured_default_flow() {
     );
     assert!(greeting(&events).contains(ZH_GREETING), "{events:#?}");
 }
+
+/// A flow with `record_audio = false` (the telecom demo under another name): a phone call on
+/// it is recorded as events and a transcript, with no `recording.wav`.
+#[test]
+fn a_flow_that_keeps_no_audio_leaves_a_record_without_a_recording() {
+    let flows = tempfile::tempdir().expect("tempdir");
+    let telecom =
+        std::fs::read_to_string(repo().join("assets/flows/telecom_en.toml")).expect("demo flow");
+    let private = telecom.replacen(
+        "name = \"telecom_en\"",
+        "name = \"telecom_private\"\nrecord_audio = false",
+        1,
+    );
+    assert_ne!(private, telecom, "the demo flow names itself telecom_en");
+    std::fs::write(flows.path().join("telecom_private.toml"), private).expect("write flow");
+    let hotline = Hotline::start(&format!(
+        "port = 0\n\n[dialogue]\nflows_dir = {:?}\ndefault_flow = \"telecom_private\"",
+        flows.path().display().to_string()
+    ));
+    let work = tempfile::tempdir().expect("tempdir");
+    Sipp::builtin("uac")
+        .remote(hotline.sip_addr())
+        .arg("-d")
+        .arg("3000")
+        .run_ok(work.path());
+    let events = hotline.one_call(Duration::from_secs(20));
+    assert!(greeting(&events).contains(EN_GREETING), "{events:#?}");
+    let dirs = common::records::call_dirs(&hotline.records);
+    assert_eq!(dirs.len(), 1);
+    assert!(dirs[0].join("transcript.txt").is_file());
+    assert!(
+        !dirs[0].join("recording.wav").exists(),
+        "a flow with record_audio = false left a recording"
+    );
+}

@@ -86,7 +86,8 @@ impl CallDriver {
             events,
         } = setup;
         let made = tokio::task::spawn_blocking(move || {
-            let record = CallRecord::create(&record_dir)?.with_redaction(redaction);
+            let record = CallRecord::create_with(&record_dir, ctx.plan.records_audio())?
+                .with_redaction(redaction);
             Ok::<_, RecordError>((record, factory.new_dialogue(&ctx)))
         })
         .await;

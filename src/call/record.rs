@@ -48,8 +48,14 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    /// Creates the folder and `events.jsonl`.
+    /// Creates the folder, `events.jsonl` and `recording.wav`.
     pub fn create(dir: &Path) -> Result<Self, RecordError> {
+        Self::create_with(dir, true)
+    }
+
+    /// Creates the folder and `events.jsonl`, and `recording.wav` when `audio` (a flow with
+    /// `record_audio = false` keeps no audio: the record has events and a transcript only).
+    pub fn create_with(dir: &Path, audio: bool) -> Result<Self, RecordError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| RecordError::Io { path, source }
@@ -57,6 +63,16 @@ impl CallRecord {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let events_path = dir.join("events.jsonl");
         let file = File::create(&events_path).map_err(io(&events_path))?;
+        if !audio {
+            return Ok(Self {
+                dir: dir.to_path_buf(),
+                events_file: BufWriter::new(file),
+                events: Vec::new(),
+                recording: None,
+                recording_error: None,
+                redaction: None,
+            });
+        }
         let wav_path = dir.join("recording.wav");
         let spec = hound::WavSpec {
             channels: 2,

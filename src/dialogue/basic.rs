@@ -80,6 +80,7 @@ impl DialogueFactory for BasicFactory {
             None | Some(BASIC_FLOW) => Ok(CallPlan {
                 flow: BASIC_FLOW.to_string(),
                 language: choice.language.unwrap_or(self.language),
+                record_audio: true,
             }),
             Some(other) => Err(FlowChoiceError::UnknownFlow {
                 name: other.to_string(),

@@ -281,6 +281,7 @@ impl DialogueFactory for FlowFactory {
         Ok(CallPlan {
             flow: entry.loaded.flow.name.clone(),
             language: entry.loaded.flow.language,
+            record_audio: entry.loaded.flow.record_audio,
         })
     }
 
@@ -1334,6 +1335,7 @@ mod tests {
             plan: super::super::CallPlan {
                 flow: "telecom_en".into(),
                 language: Language::En,
+                record_audio: true,
             },
             vars: BTreeMap::new(),
         };

@@ -64,6 +64,9 @@ pub struct Flow {
     /// The knowledge-base file (in the kb folder), if any.
     pub kb: Option<String>,
     pub transfer_target: String,
+    /// Whether a call on this flow keeps `recording.wav` (events and transcript are kept
+    /// either way).
+    pub record_audio: bool,
     pub nlu: NluSettings,
     pub limits: Limits,
     pub escalation: EscalationSettings,

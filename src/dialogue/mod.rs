@@ -166,6 +166,7 @@ impl FlowChoice {
 pub struct CallPlan {
     flow: String,
     language: Language,
+    record_audio: bool,
 }
 
 impl CallPlan {
@@ -177,6 +178,11 @@ impl CallPlan {
     /// The call's language: the flow's own (for the basic dialogue, the configured one).
     pub fn language(&self) -> Language {
         self.language
+    }
+
+    /// Whether the call's record keeps its audio (the flow's `record_audio`, default true).
+    pub fn records_audio(&self) -> bool {
+        self.record_audio
     }
 }
 

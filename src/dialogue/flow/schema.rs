@@ -29,6 +29,8 @@ pub(super) struct RawFlow {
     pub(super) kb: Option<String>,
     #[serde(default = "default_transfer_target")]
     pub(super) transfer_target: String,
+    #[serde(default = "default_record_audio")]
+    pub(super) record_audio: bool,
     #[serde(default)]
     pub(super) nlu: NluSettings,
     #[serde(default)]
@@ -222,6 +224,10 @@ pub(super) struct RawSlot {
     pub(super) confirm: bool,
     #[serde(default)]
     pub(super) sensitive: bool,
+}
+
+fn default_record_audio() -> bool {
+    true
 }
 
 fn default_slot_type() -> SlotType {
