@@ -110,6 +110,21 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Call records.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// Print a record's unmasked events (`raw.jsonl.enc`, kept with `privacy.keep_raw`),
+    /// decrypted with the key in HOTLINE_RAW_KEY.
+    Open {
+        /// The record's folder.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -295,6 +310,14 @@ fn main() -> Result<()> {
             if report.calls == 0 {
                 let why = report.errors.keys().next().cloned().unwrap_or_default();
                 anyhow::bail!("every call failed: {why}");
+            }
+        }
+        Command::Records {
+            command: RecordsCommand::Open { dir },
+        } => {
+            let key = hotline::privacy::RawKey::from_env()?;
+            for line in hotline::call::record::open_raw(&dir, &key)? {
+                println!("{line}");
             }
         }
         Command::Models { command } => match command {

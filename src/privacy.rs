@@ -23,8 +23,12 @@
 //! Live subscribers (the caller's own page, an agent) get the events as they are; only the
 //! record is redacted. The caller id in `call_start` is kept: it is what a callback needs.
 //!
+//! With `keep_raw`, the record also keeps every event unmasked in `raw.jsonl.enc`, each line
+//! sealed with [`RawKey`] (AES-256-GCM, the key from `HOTLINE_RAW_KEY`, a fresh nonce per
+//! line); `hotline records open DIR` reads it back with the same key.
+//!
 //! Invariant: redaction only ever replaces a span with its `[label]`; the text around it is
-//! kept byte for byte.
+//! kept byte for byte. The raw text is never on disk unsealed.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -35,7 +39,7 @@ use serde::Deserialize;
 
 use crate::session::{CallEvent, EventKind};
 
-/// A `[privacy]` setting that cannot be used.
+/// A `[privacy]` setting that cannot be used, or a raw record that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivacyError {
     #[error("patterns[{index}] ({name}): {message}")]
@@ -44,13 +48,23 @@ pub enum PrivacyError {
         name: String,
         message: String,
     },
+    #[error("privacy.keep_raw needs {RAW_KEY_ENV}: 64 hex digits (a 256-bit key): {message}")]
+    RawKey { message: String },
+    #[error(
+        "raw record line {line}: cannot decrypt it (a different {RAW_KEY_ENV}, or a damaged file)"
+    )]
+    RawLine { line: usize },
 }
+
+/// The environment variable that holds the raw record key.
+pub const RAW_KEY_ENV: &str = "HOTLINE_RAW_KEY";
 
 impl PrivacyError {
     /// The config key at fault, under `privacy.`.
     pub fn key(&self) -> String {
         match self {
             PrivacyError::Pattern { index, .. } => format!("patterns[{index}]"),
+            PrivacyError::RawKey { .. } | PrivacyError::RawLine { .. } => "keep_raw".into(),
         }
     }
 }
@@ -63,6 +77,9 @@ pub struct PrivacyConfig {
     pub redact: bool,
     /// More things to mask: each a `name` (the mask reads `[name]`) and a `regex`.
     pub patterns: Vec<PatternConfig>,
+    /// Also keep every event unmasked in `raw.jsonl.enc`, encrypted (AES-256-GCM) with the
+    /// key in `HOTLINE_RAW_KEY`; `hotline records open DIR` reads it back with that key.
+    pub keep_raw: bool,
 }
 
 impl Default for PrivacyConfig {
@@ -70,6 +87,7 @@ impl Default for PrivacyConfig {
         Self {
             redact: true,
             patterns: Vec::new(),
+            keep_raw: false,
         }
     }
 }
@@ -286,6 +304,95 @@ impl CallRedaction {
             _ => {}
         }
         stored
+    }
+}
+
+/// The key that seals raw records (`privacy.keep_raw`): AES-256-GCM, each line under a fresh
+/// random 96-bit nonce, written as base64 of nonce then ciphertext and tag.
+pub struct RawKey {
+    key: ring::aead::LessSafeKey,
+    rng: ring::rand::SystemRandom,
+}
+
+impl std::fmt::Debug for RawKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawKey(..)")
+    }
+}
+
+impl RawKey {
+    /// The key from `HOTLINE_RAW_KEY`.
+    pub fn from_env() -> Result<Self, PrivacyError> {
+        let hex = std::env::var(RAW_KEY_ENV).map_err(|_| PrivacyError::RawKey {
+            message: "not set".into(),
+        })?;
+        Self::from_hex(&hex)
+    }
+
+    /// A key from 64 hex digits.
+    pub fn from_hex(hex: &str) -> Result<Self, PrivacyError> {
+        let hex = hex.trim();
+        let bad = |message: &str| PrivacyError::RawKey {
+            message: message.into(),
+        };
+        if hex.len() != 64 || !hex.is_ascii() {
+            return Err(bad("expected 64 hex digits"));
+        }
+        let bytes = (0..32)
+            .map(|i| u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| bad("expected 64 hex digits"))?;
+        let key = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &bytes)
+            .map_err(|_| bad("not an AES-256 key"))?;
+        Ok(Self {
+            key: ring::aead::LessSafeKey::new(key),
+            rng: ring::rand::SystemRandom::new(),
+        })
+    }
+
+    /// One sealed line (no newline) holding `plain`.
+    pub fn seal(&self, plain: &[u8]) -> Result<String, PrivacyError> {
+        use base64::Engine as _;
+        use ring::rand::SecureRandom;
+        let mut nonce = [0u8; ring::aead::NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| PrivacyError::RawKey {
+                message: "no randomness for a nonce".into(),
+            })?;
+        let mut sealed = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::empty(),
+                &mut sealed,
+            )
+            .map_err(|_| PrivacyError::RawKey {
+                message: "sealing failed".into(),
+            })?;
+        let mut line = nonce.to_vec();
+        line.extend(sealed);
+        Ok(base64::engine::general_purpose::STANDARD.encode(line))
+    }
+
+    /// What a sealed line holds; `number` (from 1) names the line in the error.
+    pub fn open(&self, line: &str, number: usize) -> Result<Vec<u8>, PrivacyError> {
+        use base64::Engine as _;
+        let fail = || PrivacyError::RawLine { line: number };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(line.trim())
+            .map_err(|_| fail())?;
+        if bytes.len() < ring::aead::NONCE_LEN {
+            return Err(fail());
+        }
+        let (nonce, sealed) = bytes.split_at(ring::aead::NONCE_LEN);
+        let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| fail())?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, ring::aead::Aad::empty(), &mut sealed)
+            .map_err(|_| fail())?;
+        Ok(plain.to_vec())
     }
 }
 
@@ -587,11 +694,11 @@ mod tests {
     #[test]
     fn configured_patterns_and_known_values() {
         let config = PrivacyConfig {
-            redact: true,
             patterns: vec![PatternConfig {
                 name: "policy".into(),
                 regex: r"\bPOL-[A-Z0-9]{6}\b".into(),
             }],
+            ..PrivacyConfig::default()
         };
         let redactor = Redactor::new(&config).expect("compiles");
         assert_eq!(
@@ -599,21 +706,40 @@ mod tests {
             "policy [policy] for [sensitive]"
         );
         let bad = PrivacyConfig {
-            redact: true,
             patterns: vec![PatternConfig {
                 name: "broken".into(),
                 regex: "(".into(),
             }],
+            ..PrivacyConfig::default()
         };
         let e = Redactor::new(&bad).expect_err("a broken regex is refused");
         assert_eq!(e.key(), "patterns[0]");
     }
 
     #[test]
+    fn raw_lines_open_with_their_key_only() {
+        let key = RawKey::from_hex(&"ab".repeat(32)).expect("a key");
+        let line = key.seal(b"4111 1111 1111 1111").expect("sealed");
+        assert!(!line.contains("4111"));
+        assert_eq!(key.open(&line, 1).expect("opens"), b"4111 1111 1111 1111");
+        let other = RawKey::from_hex(&"cd".repeat(32)).expect("a key");
+        assert!(matches!(
+            other.open(&line, 3),
+            Err(PrivacyError::RawLine { line: 3 })
+        ));
+        assert!(RawKey::from_hex("abc").is_err());
+        // A fresh nonce each time: the same text seals differently.
+        assert_ne!(
+            key.seal(b"x").expect("sealed"),
+            key.seal(b"x").expect("sealed")
+        );
+    }
+
+    #[test]
     fn off_masks_nothing() {
         let redactor = Redactor::new(&PrivacyConfig {
             redact: false,
-            patterns: Vec::new(),
+            ..PrivacyConfig::default()
         })
         .expect("compiles");
         assert_eq!(

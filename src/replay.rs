@@ -80,8 +80,11 @@ pub fn replay(
     let config = &engines.config;
     let pause = Duration::from_millis(config.replay.pause_after_reply_ms);
     let tail = Duration::from_millis(config.replay.tail_ms);
-    let record = CallRecord::create_with(out, plan.records_audio())?
+    let mut record = CallRecord::create_with(out, plan.records_audio())?
         .with_redaction(CallRedaction::new(engines.redactor.clone()));
+    if let Some(key) = &engines.raw_key {
+        record = record.with_raw(key.clone())?;
+    }
     let language = plan.language();
     let session = CallSession::new(config.session.clone(), language);
     let ctx = CallContext {

@@ -34,14 +34,26 @@ fn start_demo_systems() -> String {
 }
 
 fn replay(wavs: &[PathBuf], out: &Path, demo_url: &str) -> Vec<Value> {
+    replay_with(wavs, out, demo_url, "", &[])
+}
+
+/// [`replay`] with more config (`extra`, whole sections) and environment.
+fn replay_with(
+    wavs: &[PathBuf],
+    out: &Path,
+    demo_url: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Vec<Value> {
     let config = out.with_extension("toml");
     std::fs::write(
         &config,
-        "[asr]\nengine = \"sphinx\"\n\n[dialogue]\ndefault_flow = \"telecom_en\"\n",
+        format!("[asr]\nengine = \"sphinx\"\n\n[dialogue]\ndefault_flow = \"telecom_en\"\n{extra}"),
     )
     .expect("write config");
     let output = Command::new(env!("CARGO_BIN_EXE_hotline"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(env.iter().copied())
         .env("HOTLINE_DEMO_URL", demo_url)
         .env_remove("HOTLINE_CONFIG")
         .arg("--config")
@@ -175,9 +187,11 @@ fn a_spoken_request_for_an_agent_transfers_with_the_intent() {
 }
 
 /// A caller who says their phone number to get their balance: the flow uses the number (the
-/// CRM answers), but the stored record keeps no trace of it. What they said is `[phone]`, the
-/// read-back is masked, and the `sensitive` slot is `[sensitive]`, in events.jsonl and in
-/// transcript.txt alike.
+/// CRM answers), but the stored record keeps no trace of it. What they said for the
+/// `sensitive` slot is `[sensitive]`, the read-back is masked (`[phone]`), and the slot is
+/// `[sensitive]`, in events.jsonl and in transcript.txt alike. With `privacy.keep_raw`, the
+/// unmasked events are in `raw.jsonl.enc`, sealed: `hotline records open` reads them back
+/// with the key, and fails, naming the key, with another.
 #[test]
 fn a_phone_number_said_on_a_call_is_used_but_not_stored() {
     let demo = start_demo_systems();
@@ -193,7 +207,14 @@ fn a_phone_number_said_on_a_call_is_used_but_not_stored() {
         .map(|(name, text)| speak(dir.path(), name, text))
         .collect();
     let out = dir.path().join("call");
-    let events = replay(&wavs, &out, &demo);
+    let key = "0123456789abcdef".repeat(4);
+    let events = replay_with(
+        &wavs,
+        &out,
+        &demo,
+        "[privacy]\nkeep_raw = true\n",
+        &[("HOTLINE_RAW_KEY", key.as_str())],
+    );
     let all = dump(&events);
     let transcript = std::fs::read_to_string(out.join("transcript.txt")).expect("transcript");
 
@@ -219,18 +240,59 @@ fn a_phone_number_said_on_a_call_is_used_but_not_stored() {
         .unwrap_or_else(|| panic!("the account number slot was filled\n{all}"));
     assert_eq!(slot["value"], "[sensitive]", "{all}");
     assert_eq!(slot["sensitive"], true, "{all}");
-    // Nowhere in the record, in any form.
+    let sealed = std::fs::read_to_string(out.join("raw.jsonl.enc")).expect("raw.jsonl.enc");
+    assert!(
+        !sealed.contains("four") && !sealed.contains("transcript"),
+        "the raw record is not sealed"
+    );
+    let open = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .env("HOTLINE_RAW_KEY", key)
+            .args(["records", "open"])
+            .arg(&out)
+            .output()
+            .expect("run hotline records open")
+    };
+    let opened = open(&key);
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let raw: Vec<Value> = String::from_utf8_lossy(&opened.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each raw line is JSON"))
+        .collect();
+    assert_eq!(raw.len(), events.len(), "one raw line per event");
+    // What the caller really said for the slot, and its value, as the raw record has them.
+    let said = of_type(&raw, "transcript")
+        .into_iter()
+        .find(|e| e["final"] == true && e["sensitive"] == true)
+        .and_then(|e| e["text"].as_str())
+        .unwrap_or_else(|| panic!("the raw record has the sensitive answer: {raw:#?}"));
+    assert!(said.starts_with("four one five"), "{said}");
+    let value = of_type(&raw, "slot")
+        .into_iter()
+        .find(|e| e["name"] == "account_number")
+        .and_then(|e| e["value"].as_str())
+        .expect("the raw slot value");
+    assert!(value.starts_with("415"), "{value}");
+    let spaced: Vec<String> = value.chars().map(String::from).collect();
+    // Nowhere in the stored record, in any form.
     let events_text = std::fs::read_to_string(out.join("events.jsonl")).expect("events");
     for stored in [&events_text, &transcript] {
-        for form in [
-            "4155550199",
-            "4 1 5 5 5 5 0 1 9 9",
-            "five five five five zero",
-        ] {
+        for form in [said, value, spaced.join(" ").as_str(), "five five five"] {
             assert!(
                 !stored.contains(form),
                 "the record keeps {form:?}:\n{stored}"
             );
         }
     }
+    let refused = open(&"f".repeat(64));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("HOTLINE_RAW_KEY"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -79,6 +79,7 @@ impl CallDriver {
     ) {
         let factory = self.engines.dialogue.clone();
         let redaction = CallRedaction::new(self.engines.redactor.clone());
+        let raw_key = self.engines.raw_key.clone();
         let CallSetup {
             record_dir,
             ctx,
@@ -86,8 +87,11 @@ impl CallDriver {
             events,
         } = setup;
         let made = tokio::task::spawn_blocking(move || {
-            let record = CallRecord::create_with(&record_dir, ctx.plan.records_audio())?
+            let mut record = CallRecord::create_with(&record_dir, ctx.plan.records_audio())?
                 .with_redaction(redaction);
+            if let Some(key) = raw_key {
+                record = record.with_raw(key)?;
+            }
             Ok::<_, RecordError>((record, factory.new_dialogue(&ctx)))
         })
         .await;

@@ -50,7 +50,7 @@ use crate::dialogue::{
 };
 use crate::language::Language;
 use crate::metrics::{Gauges, Metrics};
-use crate::privacy::{PrivacyError, Redactor};
+use crate::privacy::{PrivacyError, RawKey, Redactor};
 use crate::session::{CallEvent, CallSession, EndReason};
 use crate::tts::{TtsError, TtsService};
 use crate::turn::{TurnError, TurnService};
@@ -185,6 +185,8 @@ pub struct Engines {
     pub turn: Option<TurnService>,
     /// What records must not keep (`[privacy]`).
     pub redactor: Arc<Redactor>,
+    /// The key that seals raw records, with `privacy.keep_raw`.
+    pub raw_key: Option<Arc<RawKey>>,
     /// Counters and histograms over every live call's events (`GET /metrics`).
     pub metrics: Arc<Metrics>,
     active: Arc<AtomicUsize>,
@@ -239,6 +241,10 @@ impl Engines {
         let tts = TtsService::new(&config.tts)?;
         let turn = load_turn_model(config.session.end_of_turn)?;
         let redactor = Arc::new(Redactor::new(&config.privacy)?);
+        let raw_key = match config.privacy.keep_raw {
+            true => Some(Arc::new(RawKey::from_env()?)),
+            false => None,
+        };
         Ok(Arc::new(Self {
             config,
             asr,
@@ -246,6 +252,7 @@ impl Engines {
             dialogue,
             turn,
             redactor,
+            raw_key,
             metrics: Arc::new(Metrics::new()),
             active: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),

@@ -17,9 +17,10 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::audio::{Frame, SAMPLE_RATE_HZ};
-use crate::privacy::CallRedaction;
+use crate::privacy::{CallRedaction, PrivacyError, RawKey};
 use crate::session::{CallEvent, EventKind};
 
 /// A record that could not be written.
@@ -32,6 +33,8 @@ pub enum RecordError {
     },
     #[error("{path}: {message}")]
     Wav { path: String, message: String },
+    #[error("{path}: {source}")]
+    Raw { path: String, source: PrivacyError },
 }
 
 /// Writes one call's record into a folder.
@@ -45,6 +48,8 @@ pub struct CallRecord {
     recording_error: Option<String>,
     /// Masks personal data before an event is stored (`None`: stored as it is).
     redaction: Option<CallRedaction>,
+    /// `raw.jsonl.enc`: every event unmasked, each line sealed (`privacy.keep_raw`).
+    raw: Option<(Arc<RawKey>, BufWriter<File>)>,
 }
 
 impl CallRecord {
@@ -63,36 +68,43 @@ impl CallRecord {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let events_path = dir.join("events.jsonl");
         let file = File::create(&events_path).map_err(io(&events_path))?;
-        if !audio {
-            return Ok(Self {
-                dir: dir.to_path_buf(),
-                events_file: BufWriter::new(file),
-                events: Vec::new(),
-                recording: None,
-                recording_error: None,
-                redaction: None,
-            });
-        }
-        let wav_path = dir.join("recording.wav");
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: SAMPLE_RATE_HZ,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
+        let recording = if audio {
+            let wav_path = dir.join("recording.wav");
+            let spec = hound::WavSpec {
+                channels: 2,
+                sample_rate: SAMPLE_RATE_HZ,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let writer =
+                hound::WavWriter::create(&wav_path, spec).map_err(|e| RecordError::Wav {
+                    path: wav_path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            Some(writer)
+        } else {
+            None
         };
-        let recording =
-            hound::WavWriter::create(&wav_path, spec).map_err(|e| RecordError::Wav {
-                path: wav_path.display().to_string(),
-                message: e.to_string(),
-            })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             events_file: BufWriter::new(file),
             events: Vec::new(),
-            recording: Some(recording),
+            recording,
             recording_error: None,
             redaction: None,
+            raw: None,
         })
+    }
+
+    /// Also keeps every event unmasked in `raw.jsonl.enc`, each line sealed with `key`.
+    pub fn with_raw(mut self, key: Arc<RawKey>) -> Result<Self, RecordError> {
+        let path = self.dir.join("raw.jsonl.enc");
+        let file = File::create(&path).map_err(|source| RecordError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.raw = Some((key, BufWriter::new(file)));
+        Ok(self)
     }
 
     /// Stores events as `redaction` masks them (`[privacy]`): events.jsonl and transcript.txt
@@ -127,6 +139,20 @@ impl CallRecord {
                 source,
             })?;
         self.events.push(stored);
+        if let Some((key, file)) = self.raw.as_mut() {
+            let raw = serde_json::to_string(event).expect("events always serialize");
+            let path = self.dir.join("raw.jsonl.enc");
+            let io = |source| RecordError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let sealed = key
+                .seal(raw.as_bytes())
+                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            writeln!(file, "{sealed}")
+                .and_then(|_| file.flush())
+                .map_err(io)?;
+        }
         Ok(())
     }
 
@@ -215,6 +241,30 @@ pub fn transcript_text(events: &[CallEvent]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The unmasked events of a record kept with `privacy.keep_raw`, one JSON line each, read
+/// back with `key` (`hotline records open`).
+pub fn open_raw(dir: &Path, key: &RawKey) -> Result<Vec<String>, RecordError> {
+    let path = dir.join("raw.jsonl.enc");
+    let text = std::fs::read_to_string(&path).map_err(|source| RecordError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let plain = key.open(line, i + 1).map_err(|e| RecordError::Raw {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            String::from_utf8(plain).map_err(|_| RecordError::Raw {
+                path: path.display().to_string(),
+                source: PrivacyError::RawLine { line: i + 1 },
+            })
+        })
+        .collect()
 }
 
 /// What [`recover`] did.
