@@ -15,17 +15,10 @@ use common::hotline::Hotline;
 use common::pcap::{support_request_pcap, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{call_dirs, read_events};
-use common::sipp::Sipp;
+use common::sipp::{support_caller, Sipp};
 
 fn caller(target: &str, pcap: &std::path::Path) -> Sipp {
-    Sipp::scenario("uac_utterance.xml")
-        .remote(target)
-        .media()
-        .key("service", "support")
-        .key("codec_pt", PT_PCMU)
-        .key("codec_name", "PCMU")
-        .key("pcap", pcap.display())
-        .timeout_s(30)
+    support_caller(target, pcap).timeout_s(30)
 }
 
 #[test]

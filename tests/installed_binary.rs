@@ -16,7 +16,7 @@ use common::pcap::{support_request_pcap, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{final_transcripts, first, of_type};
 use common::relay::MediaRelay;
-use common::sipp::Sipp;
+use common::sipp::support_caller;
 
 const PUBLIC_IP: &str = "127.0.0.3";
 
@@ -30,14 +30,7 @@ fn a_copy_of_the_binary_in_an_empty_folder_answers_a_call_with_speech() {
     ));
     let work = tempfile::tempdir().expect("tempdir");
     let pcap = support_request_pcap(work.path(), PT_PCMU);
-    Sipp::scenario("uac_utterance.xml")
-        .remote(hotline.sip_addr())
-        .media()
-        .key("service", "support")
-        .key("codec_pt", PT_PCMU)
-        .key("codec_name", "PCMU")
-        .key("pcap", pcap.display())
-        .run_ok(work.path());
+    support_caller(hotline.sip_addr(), &pcap).run_ok(work.path());
     let events = hotline.one_call(Duration::from_secs(20));
     let log = hotline.log_text();
     assert!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::hotline::Hotline;
 use common::pcap::{support_request_pcap, PT_PCMU};
 use common::ports::RtpPorts;
-use common::sipp::Sipp;
+use common::sipp::support_caller;
 
 /// One sample: its metric name, its labels as written, its value.
 type Sample = (String, String, f64);
@@ -99,13 +99,7 @@ fn metrics_after_a_call_parse_as_prometheus_text_and_count_it() {
 
     let work = tempfile::tempdir().expect("tempdir");
     let pcap = support_request_pcap(work.path(), PT_PCMU);
-    Sipp::scenario("uac_utterance.xml")
-        .remote(hotline.sip_addr())
-        .media()
-        .key("service", "support")
-        .key("codec_pt", PT_PCMU)
-        .key("codec_name", "PCMU")
-        .key("pcap", pcap.display())
+    support_caller(hotline.sip_addr(), &pcap)
         .timeout_s(40)
         .run_ok(work.path());
     let call = hotline.one_call(Duration::from_secs(20));

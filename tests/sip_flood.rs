@@ -26,7 +26,7 @@ use common::pcap::{support_request_pcap, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::{final_transcripts, first};
 use common::relay::MediaRelay;
-use common::sipp::Sipp;
+use common::sipp::support_caller;
 
 /// hotline's public address, where the relay listens.
 const PUBLIC_IP: &str = "127.0.0.3";
@@ -173,13 +173,7 @@ async fn a_caller_gets_through_a_junk_invite_flood_that_leaves_no_records() {
     // A real caller, in the middle of the flood.
     let work = tempfile::tempdir().expect("tempdir");
     let pcap = support_request_pcap(work.path(), PT_PCMU);
-    let sipp = Sipp::scenario("uac_utterance.xml")
-        .remote(&target)
-        .media()
-        .key("service", "support")
-        .key("codec_pt", PT_PCMU)
-        .key("codec_name", "PCMU")
-        .key("pcap", pcap.display());
+    let sipp = support_caller(&target, &pcap);
     let screen = tokio::task::spawn_blocking(move || {
         let work = tempfile::tempdir().expect("tempdir");
         sipp.run_ok(work.path())

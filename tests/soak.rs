@@ -25,7 +25,7 @@ use common::hotline::Hotline;
 use common::pcap::{dtmf_pcap, support_request_pcap, PT_PCMU};
 use common::ports::RtpPorts;
 use common::records::call_dirs;
-use common::sipp::{Sipp, SippOutcome};
+use common::sipp::{support_caller, Sipp, SippOutcome};
 
 /// More calls than a soak places: each SIPp runs until it is asked to stop.
 const UNTIL_STOPPED: u32 = 10_000_000;
@@ -282,15 +282,7 @@ fn callers_who_vanish_mid_call_leave_nothing_behind() {
     let pid = hotline.pid();
     let work = tempfile::tempdir().expect("tempdir");
     let speech = support_request_pcap(work.path(), PT_PCMU);
-    let call = || {
-        Sipp::scenario("uac_utterance.xml")
-            .remote(hotline.sip_addr())
-            .media()
-            .key("service", "support")
-            .key("codec_pt", PT_PCMU)
-            .key("codec_name", "PCMU")
-            .key("pcap", speech.display())
-    };
+    let call = || support_caller(hotline.sip_addr(), &speech);
     call().run_ok(work.path());
     std::thread::sleep(Duration::from_secs(2));
     let baseline_tasks = hotline.health()["tasks_alive"].as_u64().unwrap_or(0);

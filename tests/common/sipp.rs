@@ -140,6 +140,19 @@ impl Sipp {
     }
 }
 
+/// A caller who asks for customer support: `uac_utterance.xml` to `target`'s `support` service
+/// in G.711 µ-law, playing `pcap` (it speaks over the greeting, accepts the bot's transfer, and
+/// hangs up 14 s after the answer otherwise).
+pub fn support_caller(target: impl Display, pcap: &std::path::Path) -> Sipp {
+    Sipp::scenario("uac_utterance.xml")
+        .remote(target)
+        .media()
+        .key("service", "support")
+        .key("codec_pt", super::pcap::PT_PCMU)
+        .key("codec_name", "PCMU")
+        .key("pcap", pcap.display())
+}
+
 /// A running SIPp; killed when dropped before it ends.
 pub struct SippRun {
     child: Child,
