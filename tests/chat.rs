@@ -237,6 +237,17 @@ fn webhook_failure_gives_the_spoken_fallback() {
     }
 }
 
+/// A caller with no number the CRM knows: the CRM answers 404, which is an answer
+/// (`not_found`), not a failure: the bot asks for the number without apologising for a
+/// system that is down.
+#[test]
+fn an_unknown_caller_is_asked_for_their_number_without_a_false_apology() {
+    let events = chat(&[], "what's my balance\n");
+    let text = dump(&events);
+    assert!(said(&events, "phone number on your account"), "{text}");
+    assert!(!said(&events, "isn't answering"), "{text}");
+}
+
 #[test]
 fn caller_context_reaches_the_crm_webhook() {
     let events = chat(&[], "/call from=+15551234567\nwhat's my balance\nno\n");

@@ -534,6 +534,8 @@ impl FlowDialogue {
                     .insert(format!("{hook_name}.result"), outcome.code().to_string());
                 match outcome {
                     WebhookOutcome::Ok(saved) => self.vars.extend(saved),
+                    // The system answered: the flow branches on `not_found`.
+                    WebhookOutcome::NotFound => {}
                     WebhookOutcome::Timeout | WebhookOutcome::Failed(_) => {
                         let t = hook
                             .fallback

@@ -2,8 +2,10 @@
 //! timeout, whose JSON answer fills call variables.
 //!
 //! The dialogue runs in a worker thread, so requests are blocking (`ureq`) and bounded by the
-//! webhook's `timeout_ms` (connect, read and write together). The outcome is one of three stable
-//! codes the flow can branch on through `${name.result}`: `ok`, `timeout` or `error`.
+//! webhook's `timeout_ms` (connect, read and write together). The outcome is one of four stable
+//! codes the flow can branch on through `${name.result}`: `ok`, `not_found` (HTTP 404: the system
+//! answered that there is no such record), `timeout` or `error`. Only the last two are failures
+//! that the webhook's `fallback` apologises for.
 //!
 //! Invariant: rendered URLs, headers and bodies may carry secrets from the environment, so they
 //! are never logged or put in errors; logs name the webhook and its URL template only.
@@ -19,6 +21,8 @@ use super::template::{json_escape, url_escape};
 pub enum WebhookOutcome {
     /// 2xx: the variables taken from the JSON answer (by the webhook's `save` paths).
     Ok(BTreeMap<String, String>),
+    /// 404: the system answered, and has no such record (an unknown account or order).
+    NotFound,
     /// No answer within the timeout.
     Timeout,
     /// Refused, unreachable, non-2xx, or an answer that is not JSON.
@@ -30,6 +34,7 @@ impl WebhookOutcome {
     pub fn code(&self) -> &'static str {
         match self {
             WebhookOutcome::Ok(_) => "ok",
+            WebhookOutcome::NotFound => "not_found",
             WebhookOutcome::Timeout => "timeout",
             WebhookOutcome::Failed(_) => "error",
         }
@@ -108,13 +113,14 @@ pub fn call(webhook: &Webhook, vars: &BTreeMap<String, String>) -> WebhookOutcom
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => WebhookOutcome::Timeout,
             Err(e) => WebhookOutcome::Failed(format!("reading the answer: {}", e.kind())),
         },
+        Err(ureq::Error::Status(404, _)) => WebhookOutcome::NotFound,
         Err(ureq::Error::Status(code, _)) => WebhookOutcome::Failed(format!("HTTP {code}")),
         Err(e) if is_timeout(&e) => WebhookOutcome::Timeout,
         Err(e) => WebhookOutcome::Failed(format!("{:?}", e.kind())),
     };
     match &outcome {
-        WebhookOutcome::Ok(_) => {
-            tracing::debug!(webhook = %webhook.name, url = %webhook.url.source(), "webhook ok")
+        WebhookOutcome::Ok(_) | WebhookOutcome::NotFound => {
+            tracing::debug!(webhook = %webhook.name, url = %webhook.url.source(), result = outcome.code(), "webhook answered")
         }
         other => tracing::warn!(
             webhook = %webhook.name,
