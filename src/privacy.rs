@@ -278,10 +278,15 @@ impl CallRedaction {
             EventKind::Transcript {
                 text,
                 sensitive: true,
+                is_final,
                 ..
             } => {
                 let said = std::mem::replace(text, "[sensitive]".into());
-                self.learn(said);
+                // A final answer is worth looking for again; a partial's first words ("four")
+                // would mask ordinary words later.
+                if *is_final {
+                    self.learn(said);
+                }
             }
             EventKind::Dtmf {
                 digit,

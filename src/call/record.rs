@@ -251,7 +251,16 @@ pub fn open_raw(dir: &Path, key: &RawKey) -> Result<Vec<String>, RecordError> {
         path: path.display().to_string(),
         source,
     })?;
-    text.lines()
+    // A crash can leave the last line half-written (no newline after it): it is dropped, as
+    // `recover` drops a half-written event line.
+    let lines: Vec<&str> = text.lines().collect();
+    let whole = if text.ends_with('\n') {
+        lines.len()
+    } else {
+        lines.len().saturating_sub(1)
+    };
+    lines[..whole]
+        .iter()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
