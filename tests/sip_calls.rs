@@ -24,6 +24,9 @@ use common::sipp::Sipp;
 const PUBLIC_IP: &str = "127.0.0.3";
 
 /// An in-process hotline behind the relay, with two RTP port pairs.
+/// Config after the `[sip]` keys that turns the record's redaction off.
+const NO_REDACTION: &str = "\n[privacy]\nredact = false\n";
+
 async fn start_hotline(extra_sip: &str) -> (InProcessHotline, MediaRelay) {
     let rtp = RtpPorts::free(2);
     let relay = MediaRelay::start(PUBLIC_IP, &rtp);
@@ -111,7 +114,9 @@ async fn sipp_caller_on_pcma_is_recognized_and_hears_the_greeting() {
 async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
     let work = tempfile::tempdir().expect("tempdir");
     let pcap = dtmf_pcap(work.path(), &[1, 5, 11]);
-    let (hotline, _relay) = start_hotline("").await;
+    // Key 1 is the balance, whose next question (the phone number) is a `sensitive` slot: the
+    // record would mask the keys after it. This test is about the keys' transport.
+    let (hotline, _relay) = start_hotline(NO_REDACTION).await;
     run_sipp(
         Sipp::scenario("uac_dtmf.xml")
             .remote(hotline.sip_addr())
@@ -127,6 +132,49 @@ async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
         vec!["1", "5", "#", "7"],
         "{events:#?}"
     );
+}
+
+/// The same keys with the record's privacy on (the default): key 1 chooses the balance, whose
+/// next question is the phone number, a `sensitive` slot. The keys pressed for it reach the
+/// bot (it answers that one digit is too few), but the record keeps them as `*`, marked
+/// `sensitive`, and the transcript names none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_pressed_for_a_sensitive_slot_are_stored_masked() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let pcap = dtmf_pcap(work.path(), &[1, 5, 11]);
+    let (hotline, _relay) = start_hotline("").await;
+    run_sipp(
+        Sipp::scenario("uac_dtmf.xml")
+            .remote(hotline.sip_addr())
+            .media()
+            .key("service", "keys")
+            .key("pcap", pcap.display())
+            .key("info_digit", "7"),
+    )
+    .await;
+    let events = hotline.one_call(Duration::from_secs(20)).await;
+    assert_eq!(
+        dtmf_digits(&events),
+        vec!["1", "*", "*", "*"],
+        "{events:#?}"
+    );
+    let keys: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "dtmf").collect();
+    assert!(
+        keys[1..].iter().all(|e| e["sensitive"] == true),
+        "{keys:#?}"
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == "bot_reply"
+            && e["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("heard 1 digits"))),
+        "the bot heard the key pressed for the slot: {events:#?}"
+    );
+    let dirs = common::records::call_dirs(hotline.records.path());
+    let transcript = std::fs::read_to_string(dirs[0].join("transcript.txt")).expect("transcript");
+    for key in ["pressed 5", "pressed #", "pressed 7"] {
+        assert!(!transcript.contains(key), "{transcript}");
+    }
 }
 
 /// Key tones as a phone sends them in-band: each key 100 ms of its two sines at about -8 dBm0
@@ -153,7 +201,7 @@ async fn inband_dtmf_tones_are_detected_when_no_telephone_event_is_offered() {
     let work = tempfile::tempdir().expect("tempdir");
     let keys = "159#0*";
     let pcap = inband_dtmf_pcap(work.path(), keys);
-    let (hotline, relay) = start_hotline("").await;
+    let (hotline, relay) = start_hotline(NO_REDACTION).await;
     run_sipp(
         Sipp::scenario("uac_inband_dtmf.xml")
             .remote(hotline.sip_addr())
