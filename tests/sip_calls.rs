@@ -110,13 +110,11 @@ async fn sipp_caller_on_pcma_is_recognized_and_hears_the_greeting() {
     caller_is_heard_and_greeted(8, "PCMA").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
+/// A SIPp caller presses 1, 5 and # as RFC 4733 events (without marker bits), then 7 by SIP
+/// INFO; returns the call's record.
+async fn press_1_5_pound_then_info_7(hotline: &InProcessHotline) -> Vec<serde_json::Value> {
     let work = tempfile::tempdir().expect("tempdir");
     let pcap = dtmf_pcap(work.path(), &[1, 5, 11]);
-    // Key 1 is the balance, whose next question (the phone number) is a `sensitive` slot: the
-    // record would mask the keys after it. This test is about the keys' transport.
-    let (hotline, _relay) = start_hotline(NO_REDACTION).await;
     run_sipp(
         Sipp::scenario("uac_dtmf.xml")
             .remote(hotline.sip_addr())
@@ -126,7 +124,15 @@ async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
             .key("info_digit", "7"),
     )
     .await;
-    let events = hotline.one_call(Duration::from_secs(20)).await;
+    hotline.one_call(Duration::from_secs(20)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
+    // Key 1 is the balance, whose next question (the phone number) is a `sensitive` slot: the
+    // record would mask the keys after it. This test is about the keys' transport.
+    let (hotline, _relay) = start_hotline(NO_REDACTION).await;
+    let events = press_1_5_pound_then_info_7(&hotline).await;
     assert_eq!(
         dtmf_digits(&events),
         vec!["1", "5", "#", "7"],
@@ -140,19 +146,8 @@ async fn dtmf_arrives_from_rfc4733_without_marker_and_from_sip_info() {
 /// `sensitive`, and the transcript names none of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_pressed_for_a_sensitive_slot_are_stored_masked() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let pcap = dtmf_pcap(work.path(), &[1, 5, 11]);
     let (hotline, _relay) = start_hotline("").await;
-    run_sipp(
-        Sipp::scenario("uac_dtmf.xml")
-            .remote(hotline.sip_addr())
-            .media()
-            .key("service", "keys")
-            .key("pcap", pcap.display())
-            .key("info_digit", "7"),
-    )
-    .await;
-    let events = hotline.one_call(Duration::from_secs(20)).await;
+    let events = press_1_5_pound_then_info_7(&hotline).await;
     assert_eq!(
         dtmf_digits(&events),
         vec!["1", "*", "*", "*"],
