@@ -76,6 +76,14 @@ fn replay_with(
         .collect()
 }
 
+/// The caller's turns, each spoken by espeak-ng into `dir/<name>.wav`.
+fn speak_turns(dir: &Path, turns: &[(&str, &str)]) -> Vec<PathBuf> {
+    turns
+        .iter()
+        .map(|(name, text)| speak(dir, name, text))
+        .collect()
+}
+
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == kind).collect()
 }
@@ -106,10 +114,7 @@ fn order_status_by_voice_from_menu_to_goodbye() {
         ("t3", "yes"),
         ("t4", "no thanks"),
     ];
-    let wavs: Vec<PathBuf> = turns
-        .iter()
-        .map(|(name, text)| speak(dir.path(), name, text))
-        .collect();
+    let wavs = speak_turns(dir.path(), &turns);
     let events = replay(&wavs, &dir.path().join("call"), &demo);
     let all = dump(&events);
 
@@ -202,10 +207,7 @@ fn a_phone_number_said_on_a_call_is_used_but_not_stored() {
         ("t3", "yes"),
         ("t4", "no thanks"),
     ];
-    let wavs: Vec<PathBuf> = turns
-        .iter()
-        .map(|(name, text)| speak(dir.path(), name, text))
-        .collect();
+    let wavs = speak_turns(dir.path(), &turns);
     let out = dir.path().join("call");
     let key = "0123456789abcdef".repeat(4);
     let events = replay_with(
