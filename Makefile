@@ -7,9 +7,10 @@
 DEBIAN_PACKAGES = build-essential cmake clang libclang-dev pkg-config \
 	libespeak-ng-dev libsonic-dev libpcaudio-dev espeak-ng \
 	libpocketsphinx-dev pocketsphinx-en-us libasound2-dev libopus-dev \
-	sip-tester baresip-core sox chromium nginx
+	sip-tester baresip-core sox chromium nginx postgresql
 
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+AS_POSTGRES = $(shell [ "$$(id -u)" = 0 ] && echo runuser -u postgres -- || echo sudo -u postgres)
 
 .PHONY: setup models lint run test bench fuzz-smoke
 setup:
@@ -51,7 +52,19 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: setup models lint
+# The store's PostgreSQL tests: Debian's cluster, started, with a role that may create the
+# throw-away databases the tests make (HOTLINE_TEST_POSTGRES_URL is their server).
+HOTLINE_TEST_POSTGRES_URL ?= postgres://hotline:hotline@127.0.0.1:5432/postgres
+postgres:
+	@cluster=$$(pg_lsclusters -h | awk 'NR==1 {print $$1, $$2}'); \
+	if [ -z "$$cluster" ]; then $(SUDO) pg_createcluster --start 15 main; cluster="15 main"; fi; \
+	$(SUDO) pg_ctlcluster $$cluster start 2>/dev/null || true; \
+	for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done; \
+	$(AS_POSTGRES) psql -q -h /var/run/postgresql -c \
+		"DO \$$\$$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hotline') THEN CREATE ROLE hotline LOGIN CREATEDB PASSWORD 'hotline'; END IF; END \$$\$$;"
+
+test: export HOTLINE_TEST_POSTGRES_URL := $(HOTLINE_TEST_POSTGRES_URL)
+test: setup models lint postgres
 	cargo test --workspace --all-targets
 	$(MAKE) fuzz-smoke
 

@@ -156,6 +156,7 @@ impl<W: Write> Chat<'_, W> {
         vars: BTreeMap<String, String>,
     ) -> Result<ChatCall, ChatError> {
         let language = plan.language();
+        let flow_name = plan.flow().to_string();
         let ctx = CallContext {
             plan,
             vars: vars.clone(),
@@ -171,6 +172,8 @@ impl<W: Write> Chat<'_, W> {
             to: vars.get("to").cloned(),
             codec: None,
             language: Some(language.code().to_string()),
+            flow: Some(flow_name),
+            started_unix_ms: Some(crate::call::unix_ms_now()),
         });
         call.run_until_idle();
         let events = call.take_events();

@@ -46,6 +46,8 @@ pub struct Config {
     pub web: crate::web::config::WebConfig,
     pub sip: crate::phone::config::SipConfig,
     pub privacy: crate::privacy::PrivacyConfig,
+    pub store: crate::store::StoreConfig,
+    pub qa: crate::insight::qa::QaConfig,
 }
 
 /// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).
@@ -385,6 +387,24 @@ impl Config {
         }
         if let Err(e) = self.privacy.validate() {
             return Err(invalid(&format!("privacy.{}", e.key()), &e.to_string()));
+        }
+        if let Err(crate::store::StoreError::Url(message)) = self.store.validate() {
+            return Err(invalid("store.url", &message));
+        }
+        if self.store.batch_max == 0 {
+            return Err(invalid("store.batch_max", "must be at least 1"));
+        }
+        if self.store.queue == 0 {
+            return Err(invalid("store.queue", "must be at least 1"));
+        }
+        if !(self.qa.dead_air_s >= 0.0) {
+            return Err(invalid("qa.dead_air_s", "must be 0 (off) or more"));
+        }
+        if self.qa.repeated_no_match == 0 {
+            return Err(invalid("qa.repeated_no_match", "must be at least 1"));
+        }
+        if !(-1.0..=1.0).contains(&self.qa.frustration_below) {
+            return Err(invalid("qa.frustration_below", "must be between -1 and 1"));
         }
         Ok(())
     }

@@ -115,6 +115,45 @@ enum Command {
         #[command(subcommand)]
         command: RecordsCommand,
     },
+    /// Dashboard, agent and supervisor logins (kept in the call store, `[store]`).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Bearer tokens for the JSON API (kept in the call store, `[store]`).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user, or set an existing user's role and password. The password is read from
+    /// HOTLINE_PASSWORD, or else from the first line of standard input.
+    Add {
+        name: String,
+        /// admin, supervisor or agent.
+        #[arg(long)]
+        role: String,
+    },
+    /// List the users and their roles.
+    List,
+    /// Remove a user.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Create a token and print its secret (shown once; only its hash is kept).
+    Create {
+        /// What the token is for (a name for the list).
+        name: String,
+    },
+    /// List the tokens (never their secrets).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +241,103 @@ enum ModelsCommand {
     },
 }
 
+/// The call store the config names.
+async fn open_store(config: &Config) -> Result<hotline::store::Store> {
+    let url = config.store.url_for(&config.server.records_dir);
+    Ok(hotline::store::Store::open(&url).await?)
+}
+
+fn time_text(unix_ms: i64) -> String {
+    let s = unix_ms / 1000;
+    let (days, rest) = (s.div_euclid(86_400), s.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        (rest % 3600) / 60
+    )
+}
+
+async fn users(config: &Config, command: UsersCommand) -> Result<()> {
+    let store = open_store(config).await?;
+    match command {
+        UsersCommand::Add { name, role } => {
+            let role = hotline::store::access::Role::parse(&role)?;
+            let password = match std::env::var("HOTLINE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprintln!("password for {name} (one line):");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            store.put_user(&name, role, &password).await?;
+            println!("{name}: {}", role.code());
+        }
+        UsersCommand::List => {
+            for u in store.users().await? {
+                println!(
+                    "{}\t{}\tadded {}",
+                    u.name,
+                    u.role.code(),
+                    time_text(u.created_at)
+                );
+            }
+        }
+        UsersCommand::Remove { name } => {
+            if !store.remove_user(&name).await? {
+                anyhow::bail!("no user named {name}");
+            }
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn tokens(config: &Config, command: TokensCommand) -> Result<()> {
+    let store = open_store(config).await?;
+    match command {
+        TokensCommand::Create { name } => {
+            let (info, secret) = store.create_token(&name).await?;
+            eprintln!(
+                "token {} ({}) created; its secret is shown only now:",
+                info.id, info.name
+            );
+            println!("{secret}");
+        }
+        TokensCommand::List => {
+            for t in store.tokens().await? {
+                let used = t.last_used_at.map_or("never used".to_string(), |at| {
+                    format!("last used {}", time_text(at))
+                });
+                println!(
+                    "{}\t{}\tcreated {}\t{used}",
+                    t.id,
+                    t.name,
+                    time_text(t.created_at)
+                );
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            if !store.revoke_token(&id).await? {
+                anyhow::bail!("no token with id {id} (hotline tokens list)");
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
@@ -222,7 +358,7 @@ fn main() -> Result<()> {
         Command::Serve => {
             let engines = Engines::load(config).context("starting the engines")?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(hotline::serve::serve(engines));
+            runtime.block_on(hotline::serve::serve(engines))?;
         }
         Command::Replay {
             wavs,
@@ -319,6 +455,14 @@ fn main() -> Result<()> {
             for line in hotline::call::record::open_raw(&dir, &key)? {
                 println!("{line}");
             }
+        }
+        Command::Users { command } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(users(&config, command))?;
+        }
+        Command::Tokens { command } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(tokens(&config, command))?;
         }
         Command::Models { command } => match command {
             ModelsCommand::List { dir } => models_list(&dir),

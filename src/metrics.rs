@@ -284,6 +284,8 @@ mod tests {
             to: None,
             codec: None,
             language: None,
+            flow: None,
+            started_unix_ms: None,
         }));
         metrics.observe(&event(EventKind::TurnLatency {
             turn: TurnId(1),

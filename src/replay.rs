@@ -86,6 +86,7 @@ pub fn replay(
         record = record.with_raw(key.clone())?;
     }
     let language = plan.language();
+    let flow_name = plan.flow().to_string();
     let session = CallSession::new(config.session.clone(), language);
     let ctx = CallContext {
         plan,
@@ -120,6 +121,8 @@ pub fn replay(
         to: None,
         codec: Some("L16/16000".into()),
         language: Some(language.code().to_string()),
+        flow: Some(flow_name),
+        started_unix_ms: Some(crate::call::unix_ms_now()),
     });
     loop {
         call.settle();

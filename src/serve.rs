@@ -14,10 +14,12 @@
 //! A second signal skips the waiting: every call is hung up at once, and the server still
 //! waits (briefly) for their records to close.
 //!
-//! At start, before any call, records a crash left unfinished are made whole
-//! ([`crate::call::record::recover`]). Then, and every hour, records kept longer than
-//! `server.retain_days` (recordings: `recording_retain_days`) are deleted
-//! ([`crate::call::retention`]).
+//! At start, before any call, the call store is opened (its migrations applied; a store that
+//! cannot open stops the start) and records a crash left unfinished are made whole
+//! ([`crate::call::record::recover`]). Finished records the store lacks are then added in
+//! the background ([`StoreWriter::catch_up`]), and every call that ends is queued to it. At
+//! start and every hour, records kept longer than `server.retain_days` (recordings:
+//! `recording_retain_days`) are deleted ([`crate::call::retention`]), from the store too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use tokio::sync::watch;
 
 use crate::call::retention::{self, RetentionPolicy};
 use crate::call::Engines;
+use crate::store::writer::StoreWriter;
+use crate::store::{Store, StoreError};
 
 /// Tells transports to stop: they see `true` on the channel.
 pub type Shutdown = watch::Receiver<bool>;
@@ -90,8 +94,17 @@ impl Signals {
     }
 }
 
-/// Runs the server until SIGTERM or Ctrl-C, then shuts down as the module docs say.
-pub async fn serve(engines: Arc<Engines>) {
+/// Runs the server until SIGTERM or Ctrl-C, then shuts down as the module docs say. Fails
+/// only when the call store cannot be opened (before any call is taken).
+pub async fn serve(engines: Arc<Engines>) -> Result<(), StoreError> {
+    let config = &engines.config;
+    let store = Store::open(&config.store.url_for(&config.server.records_dir)).await?;
+    let writer = StoreWriter::start(
+        store.clone(),
+        config.qa.clone(),
+        config.store.batch_max,
+        config.store.queue,
+    );
     // Records a crash left unfinished are made whole before any new call starts.
     let records_dir = engines.config.server.records_dir.clone();
     let recovery =
@@ -104,8 +117,16 @@ pub async fn serve(engines: Arc<Engines>) {
             tracing::error!(record = %dir.display(), "cannot recover an unfinished call record: {why}");
         }
     }
+    // Finished calls the store lacks (a crash came before they were written) are added while
+    // the server already takes calls.
+    let _ = engines.store.set(writer.clone());
+    tokio::spawn(catch_up(
+        writer.clone(),
+        engines.config.server.records_dir.clone(),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(keep_records_within_retention(
+        store,
         engines.config.server.records_dir.clone(),
         RetentionPolicy {
             retain_days: engines.config.server.retain_days,
@@ -128,7 +149,22 @@ pub async fn serve(engines: Arc<Engines>) {
     // its chance to).
     let _ = stop_tx.send(true);
     while transports.join_next().await.is_some() {}
+    writer.flush().await;
     tracing::info!("hotline stopped");
+    Ok(())
+}
+
+/// Stores the finished records the store lacks; one log line when there were some.
+async fn catch_up(writer: StoreWriter, records_dir: PathBuf) {
+    match writer.catch_up(&records_dir).await {
+        Ok(report) if report.stored > 0 => tracing::info!(
+            stored = report.stored,
+            records = report.finished,
+            "store: added finished calls it lacked"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("store: cannot catch up with the records: {e}"),
+    }
 }
 
 /// How often retention looks for records past their time.
@@ -137,6 +173,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60 * 60);
 /// Deletes what `policy` says has been kept long enough, at start-up and then every hour, on
 /// the blocking pool; one log line for each pass that deleted something. Ends at shutdown.
 async fn keep_records_within_retention(
+    store: Store,
     records_dir: PathBuf,
     policy: RetentionPolicy,
     mut stop: watch::Receiver<bool>,
@@ -161,6 +198,18 @@ async fn keep_records_within_retention(
             }
             for (path, why) in &report.failed {
                 tracing::warn!(path = %path.display(), "retention: cannot delete: {why}");
+            }
+        }
+        if policy.retain_days > 0 {
+            let cutoff = crate::call::unix_ms_now()
+                .saturating_sub(u64::from(policy.retain_days) * 86_400_000);
+            match store.delete_before(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    calls = n,
+                    "retention: deleted stored calls past server.retain_days"
+                ),
+                Err(e) => tracing::warn!("retention: cannot delete stored calls: {e}"),
             }
         }
         tokio::select! {

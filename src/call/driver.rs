@@ -86,6 +86,7 @@ impl CallDriver {
             session,
             events,
         } = setup;
+        let flow = ctx.plan.flow().to_string();
         let made = tokio::task::spawn_blocking(move || {
             let mut record = CallRecord::create_with(&record_dir, ctx.plan.records_audio())?
                 .with_redaction(redaction);
@@ -114,6 +115,7 @@ impl CallDriver {
             core,
             dialogue: Arc::new(Mutex::new(dialogue)),
             registration: self.registration,
+            flow,
         }
         .run(info, self.edge, control)
         .await
@@ -135,6 +137,8 @@ struct Running {
     core: CallCore,
     dialogue: Arc<Mutex<Box<dyn Dialogue>>>,
     registration: super::Registration,
+    /// The flow that answers the call (for `call_start`).
+    flow: String,
 }
 
 impl Running {
@@ -160,6 +164,8 @@ impl Running {
                 to: info.to.clone(),
                 codec: info.codec.clone(),
                 language: Some(language),
+                flow: Some(self.flow.clone()),
+                started_unix_ms: Some(crate::call::unix_ms_now()),
             },
             Duration::ZERO,
         );
@@ -240,7 +246,12 @@ impl Running {
             self.core.end_with_media(media, start.elapsed());
         }
         match self.core.finish() {
-            Ok(Some(dir)) => tracing::info!(call = %self.id, record = %dir.display(), "call ended"),
+            Ok(Some(dir)) => {
+                tracing::info!(call = %self.id, record = %dir.display(), "call ended");
+                if let Some(store) = self.engines.store.get() {
+                    store.call_finished(dir);
+                }
+            }
             Ok(None) => tracing::info!(call = %self.id, "call ended"),
             Err(e) => tracing::error!(call = %self.id, "call record: {e}"),
         }

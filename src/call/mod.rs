@@ -189,6 +189,9 @@ pub struct Engines {
     pub raw_key: Option<Arc<RawKey>>,
     /// Counters and histograms over every live call's events (`GET /metrics`).
     pub metrics: Arc<Metrics>,
+    /// Where finished calls are stored; set once by `serve` when the store is open (replays
+    /// and chats have none: their records are folders only).
+    pub store: std::sync::OnceLock<crate::store::writer::StoreWriter>,
     active: Arc<AtomicUsize>,
     next_id: AtomicU64,
     calls: Arc<CallRegistry>,
@@ -254,6 +257,7 @@ impl Engines {
             redactor,
             raw_key,
             metrics: Arc::new(Metrics::new()),
+            store: std::sync::OnceLock::new(),
             active: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
             calls: Arc::new(CallRegistry::default()),
@@ -404,6 +408,14 @@ pub struct StartedCall {
 }
 
 /// The end-of-turn model `session.end_of_turn` asks for, saying which and why.
+/// The wall-clock time now, Unix milliseconds (a call's `started_unix_ms`).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
 fn load_turn_model(kind: EndOfTurnKind) -> Result<Option<TurnService>, EngineError> {
     match kind {
         EndOfTurnKind::Silence => {

@@ -44,6 +44,12 @@ pub enum EventKind {
         codec: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         language: Option<String>,
+        /// The flow that answers the call (`basic` for the basic dialogue).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flow: Option<String>,
+        /// The wall-clock time the call started, Unix milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_unix_ms: Option<u64>,
     },
     /// The caller started speaking.
     SpeechStart { turn: TurnId },

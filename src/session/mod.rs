@@ -1432,6 +1432,8 @@ mod transfer_tests {
                 to: None,
                 codec: None,
                 language: None,
+                flow: None,
+                started_unix_ms: None,
             },
             Duration::ZERO,
         );

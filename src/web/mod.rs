@@ -40,6 +40,7 @@
 //! driver, shared by both kinds of signalling), `signalling` (`/api/ws`) and `events`
 //! (`/api/call/<id>/events`).
 
+mod api;
 pub mod assets;
 pub mod config;
 pub mod driver;
@@ -244,6 +245,15 @@ pub fn router(state: WebState) -> Router {
             state.clone(),
             guard::limit_calls,
         ));
+    let store_api = Router::new()
+        .route("/api/calls", get(api::calls))
+        .route("/api/calls/{id}", get(api::call))
+        .route("/api/calls/{id}/recording", get(api::recording))
+        .route("/api/analytics", get(api::analytics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::require_token,
+        ));
     Router::new()
         .route("/", get(http::index))
         .route("/{asset}", get(http::asset))
@@ -251,5 +261,6 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(http::metrics))
         .route("/api/flows", get(http::flows))
         .merge(calls)
+        .merge(store_api)
         .with_state(state)
 }

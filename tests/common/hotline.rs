@@ -117,6 +117,94 @@ impl Hotline {
         )
     }
 
+    /// [`Hotline::start_with_web`] with more config: `extra` is lines after `[server]`'s (keys
+    /// of `[server]`, then whole tables such as `[store]` or `[qa]`).
+    pub fn start_with_web_and(max_calls: usize, extra: &str, sip: &str) -> Self {
+        Self::spawn(
+            max_calls,
+            extra,
+            sip,
+            false,
+            Some(super::ports::free_tcp_port()),
+        )
+    }
+
+    /// Runs `hotline --config <this server's config> ARGS` with `env`; its standard output.
+    /// Panics with its error output when it fails.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--config")
+            .arg(self._work.path().join("hotline.toml"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run hotline");
+        assert!(
+            out.status.success(),
+            "hotline {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A new API bearer token (`hotline tokens create`).
+    pub fn api_token(&self) -> String {
+        self.cli(&["tokens", "create", "tests"], &[])
+            .trim()
+            .to_string()
+    }
+
+    /// `GET path` on the web server with `token` as the bearer (none: no header): the status and
+    /// the body's bytes.
+    pub fn api_get(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        let port = self.web_port.expect("started with the web server");
+        let mut request =
+            ureq::get(&format!("http://127.0.0.1:{port}{path}")).timeout(Duration::from_secs(20));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let response = match request.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {path}: {e}"),
+        };
+        let status = response.status();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut body).expect("read body");
+        (status, body)
+    }
+
+    /// `GET path` that must answer 200 with JSON.
+    pub fn api_json(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.api_get(path, Some(token));
+        assert_eq!(
+            status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        serde_json::from_slice(&body).expect("JSON")
+    }
+
+    /// Waits until the store lists `count` calls; the list.
+    pub fn stored_calls(&self, token: &str, count: usize, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let page = self.api_json("/api/calls?limit=500", token);
+            let calls = page["calls"].as_array().cloned().unwrap_or_default();
+            if calls.len() >= count {
+                return calls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the store lists {} calls, not {count}: {page}",
+                calls.len()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Starts a copy of the `hotline` binary as an installed server: copied out of the build
     /// tree into a folder of its own, started in an empty working directory with a fresh
     /// `HOME` and nothing pointing at the checkout's assets or espeak-ng data.

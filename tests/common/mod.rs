@@ -21,6 +21,7 @@ pub mod relay;
 pub mod shared;
 pub mod sipp;
 pub mod speech;
+pub mod store;
 
 /// One at a time within a test binary: the guard of a call (or recognizer) that must not share
 /// this two-core machine with another of the same binary's tests. Two hotlines recognising at

@@ -1,0 +1,163 @@
+//! The call store, filled by real calls: a SIPp caller asks for customer support and is
+//! transferred, and the call must end up whole in the database, in SQLite (the default) and
+//! in PostgreSQL: its events as stored on disk, its redacted transcript, its turns, its QA
+//! findings (the same as the rules find in its record), and its recording, all through the
+//! JSON API, which refuses a request without a valid bearer token. Analytics count the call.
+//!
+//! SIPp's pcap player writes through a raw socket, so this test needs root (CI runs as root).
+
+mod common;
+
+use std::time::Duration;
+
+use common::hotline::Hotline;
+use common::pcap::{support_request_pcap, PT_PCMU};
+use common::ports::RtpPorts;
+use common::sipp::support_caller;
+use common::store::FreshPostgres;
+use hotline::insight::qa::{self, QaConfig};
+use hotline::insight::CallSummary;
+use hotline::session::CallEvent;
+use serde_json::Value;
+
+/// A phrase the demo flow never says, so the `required_phrase` rule must find it missing.
+const NEVER_SAID: &str = "have a wonderful day";
+
+fn a_sip_call_ends_up_whole_in_the_store(store: &str) {
+    let rtp = RtpPorts::free(2);
+    let extra = format!("{store}\n[qa]\nrequired_phrases = [\"{NEVER_SAID}\"]\n");
+    let hotline = Hotline::start_with_web_and(
+        2,
+        &extra,
+        &format!("port = 0\ncodecs = [\"PCMU\"]\n{}\n", rtp.toml()),
+    );
+    let token = hotline.api_token();
+
+    // No token, a wrong token: refused, and nothing read.
+    for bad in [None, Some("hl_0000_not-a-token"), Some("nonsense")] {
+        let (status, body) = hotline.api_get("/api/calls", bad);
+        assert_eq!(status, 401, "{bad:?}: {}", String::from_utf8_lossy(&body));
+        let body: Value = serde_json::from_slice(&body).expect("JSON error");
+        assert!(
+            body["error"].as_str().unwrap().starts_with("auth."),
+            "{body}"
+        );
+    }
+    // The caller-facing web phone stays public.
+    assert_eq!(hotline.api_get("/api/flows", None).0, 200);
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let pcap = support_request_pcap(work.path(), PT_PCMU);
+    support_caller(hotline.sip_addr(), &pcap)
+        .timeout_s(40)
+        .run_ok(work.path());
+    hotline.one_call(Duration::from_secs(20));
+    let dir = hotline.call_dirs().remove(0);
+    let listed = hotline.stored_calls(&token, 1, Duration::from_secs(30));
+    let id = listed[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        dir.file_name().unwrap().to_string_lossy(),
+        id,
+        "the stored call is the record's"
+    );
+    assert_eq!(listed[0]["transport"], "sip-udp", "{listed:?}");
+    assert_eq!(listed[0]["outcome"], "transferred", "{listed:?}");
+
+    let call = hotline.api_json(&format!("/api/calls/{id}"), &token);
+    // Every event, as stored on disk (already redacted), in order.
+    let on_disk: Vec<CallEvent> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .expect("events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event"))
+        .collect();
+    let stored: Vec<CallEvent> = call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).expect("a stored event"))
+        .collect();
+    assert_eq!(stored, on_disk, "the stored events are the record's");
+    assert_eq!(
+        call["transcript"].as_str().unwrap(),
+        std::fs::read_to_string(dir.join("transcript.txt")).unwrap(),
+        "the stored transcript is the record's"
+    );
+    assert_eq!(call["flow"], "telecom_en", "{call}");
+    assert_eq!(call["end_reason"], "transfer.done", "{call}");
+    let turns = call["turns"].as_array().expect("turns");
+    assert!(
+        turns
+            .iter()
+            .any(|t| t["text"].as_str().unwrap_or("").contains("support")),
+        "the bot heard the caller ask for support: {turns:?}"
+    );
+    // QA ran when it was stored: the same findings as the rules find in the record.
+    let summary = CallSummary::of(&on_disk);
+    let config = QaConfig {
+        required_phrases: vec![NEVER_SAID.into()],
+        ..QaConfig::default()
+    };
+    let expected: Vec<(String, u64)> = qa::check(&config, &on_disk, &summary)
+        .into_iter()
+        .map(|f| (f.rule.to_string(), f.t_ms))
+        .collect();
+    let found: Vec<(String, u64)> = call["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["t_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found, expected, "{call}");
+    assert!(
+        found.iter().any(|(rule, _)| rule == "required_phrase"),
+        "{found:?}"
+    );
+    // The recording, as kept in the folder.
+    let (status, wav) = hotline.api_get(&format!("/api/calls/{id}/recording"), Some(&token));
+    assert_eq!(status, 200);
+    assert_eq!(
+        wav,
+        std::fs::read(dir.join("recording.wav")).unwrap(),
+        "the recording served is the record's"
+    );
+    assert_eq!(
+        hotline.api_get("/api/calls/no-such-call", Some(&token)).0,
+        404
+    );
+
+    // Analytics count it; filters narrow the list and name valid values.
+    let figures = hotline.api_json("/api/analytics?flow=telecom_en", &token);
+    assert_eq!(figures["calls"], 1, "{figures}");
+    assert_eq!(figures["transfer_rate"], 1.0, "{figures}");
+    assert_eq!(
+        figures["transfer_reasons"][0][0], "escalation.request",
+        "{figures}"
+    );
+    let none = hotline.api_json("/api/calls?outcome=contained", &token);
+    assert_eq!(none["total"], 0, "{none}");
+    let by_text = hotline.api_json("/api/calls?text=SUPPORT", &token);
+    assert_eq!(by_text["total"], 1, "{by_text}");
+    let (status, body) = hotline.api_get("/api/calls?outcome=won", Some(&token));
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("contained, transferred"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+#[test]
+fn a_sip_call_ends_up_whole_in_sqlite() {
+    a_sip_call_ends_up_whole_in_the_store("");
+}
+
+#[test]
+fn a_sip_call_ends_up_whole_in_postgres() {
+    let db = FreshPostgres::new();
+    a_sip_call_ends_up_whole_in_the_store(&format!("[store]\nurl = {:?}", db.url));
+}
