@@ -38,6 +38,8 @@ fn session_tick(c: &mut Criterion) {
             to: None,
             codec: None,
             language: None,
+            flow: None,
+            started_unix_ms: None,
         },
         Duration::ZERO,
     );

@@ -397,7 +397,7 @@ impl Config {
         if self.store.queue == 0 {
             return Err(invalid("store.queue", "must be at least 1"));
         }
-        if !(self.qa.dead_air_s >= 0.0) {
+        if self.qa.dead_air_s.is_nan() || self.qa.dead_air_s < 0.0 {
             return Err(invalid("qa.dead_air_s", "must be 0 (off) or more"));
         }
         if self.qa.repeated_no_match == 0 {

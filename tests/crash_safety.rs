@@ -3,7 +3,9 @@
 //! growing on disk) when the server is killed with SIGKILL. The restarted server recovers the
 //! unfinished record before it takes calls: every event line parses and the last is a `hangup`
 //! with `server.crash`, the WAV file opens with the audio written up to the crash, and the
-//! transcript exists. The finished call's record is byte for byte what it was.
+//! transcript exists. The finished call's record is byte for byte what it was. The call store
+//! (SQLite, the default) holds both calls after the restart: the finished one, and the one the
+//! crash cut, with `server.crash` and the `failed` outcome.
 //!
 //! SIPp's pcap player writes through a raw socket, so this test needs root (CI runs as root).
 
@@ -24,7 +26,9 @@ fn caller(target: &str, pcap: &std::path::Path) -> Sipp {
 #[test]
 fn a_kill_9_mid_call_loses_no_finished_call_and_leaves_every_record_readable() {
     let rtp = RtpPorts::free(4);
-    let mut hotline = Hotline::start(&format!("port = 0\ncodecs = [\"PCMU\"]\n{}", rtp.toml()));
+    let mut hotline =
+        Hotline::start_with_web(4, &format!("port = 0\ncodecs = [\"PCMU\"]\n{}", rtp.toml()));
+    let token = hotline.api_token();
     let work = tempfile::tempdir().expect("tempdir");
     let pcap = support_request_pcap(work.path(), PT_PCMU);
 
@@ -89,6 +93,21 @@ fn a_kill_9_mid_call_loses_no_finished_call_and_leaves_every_record_readable() {
         let after = std::fs::read(first_dir.join(file)).expect("still there");
         assert!(after == *before, "{file} of the finished call changed");
     }
-    // And the server takes calls again.
+    // The store has both calls: the finished one, and the one the crash cut.
+    let stored = hotline.stored_calls(&token, 2, Duration::from_secs(30));
+    let name = |d: &std::path::Path| d.file_name().unwrap().to_string_lossy().into_owned();
+    let find = |id: String| {
+        stored
+            .iter()
+            .find(|c| c["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} is not stored: {stored:?}"))
+            .clone()
+    };
+    assert_eq!(find(name(&first_dir))["outcome"], "transferred");
+    let cut = find(name(&second_dir));
+    assert_eq!(cut["end_reason"], "server.crash", "{cut}");
+    assert_eq!(cut["outcome"], "failed", "{cut}");
+    // And the server takes calls again, and stores them.
     caller(&hotline.sip_addr(), &pcap).run_ok(work.path());
+    hotline.stored_calls(&token, 3, Duration::from_secs(30));
 }

@@ -58,6 +58,8 @@ impl Harness {
                 to: None,
                 codec: None,
                 language: None,
+                flow: None,
+                started_unix_ms: None,
             },
             h.now,
         );

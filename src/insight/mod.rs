@@ -118,6 +118,8 @@ impl CallSummary {
         let mut speech_start: Option<(TurnId, u64)> = None;
         let mut speech: std::collections::BTreeMap<u32, u64> = Default::default();
         let mut caller_acted = false;
+        // The bot turns whose reply the caller cut.
+        let mut cut_replies: Vec<u32> = Vec::new();
         for e in events {
             match &e.kind {
                 EventKind::CallStart {
@@ -191,14 +193,12 @@ impl CallSummary {
                         t.latency_ms.get_or_insert(*total_ms);
                     }
                 }
-                EventKind::BotAudioEnd { turn, reason } => {
-                    if *reason == AudioEndReason::BargeIn {
-                        s.barge_ins += 1;
-                        // The cut reply belongs to the turn before the caller's new one.
-                        if let Some(t) = s.turns.iter_mut().rev().find(|t| t.turn <= turn.0) {
-                            t.barged_in = true;
-                        }
-                    }
+                EventKind::BotAudioEnd {
+                    turn,
+                    reason: AudioEndReason::BargeIn,
+                } => {
+                    s.barge_ins += 1;
+                    cut_replies.push(turn.0);
                 }
                 EventKind::Transfer { target, reason } => {
                     s.transfers.push((target.clone(), reason.clone(), false))
@@ -211,6 +211,12 @@ impl CallSummary {
                 EventKind::KnowledgeGap { text, .. } => s.gaps.push((e.t_ms, text.clone())),
                 EventKind::Hangup { reason } => s.end_reason = reason.code().to_string(),
                 _ => {}
+            }
+        }
+        // A cut reply's barge-in is the caller's next turn.
+        for cut in cut_replies {
+            if let Some(t) = s.turns.iter_mut().find(|t| t.turn > cut) {
+                t.barged_in = true;
             }
         }
         for t in &mut s.turns {
