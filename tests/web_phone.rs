@@ -145,6 +145,7 @@ fn web_phone_call_in_chromium() -> Result<()> {
     // Short ICE timeouts so a vanished tab is noticed within seconds.
     let mut server =
         Server::start("ice_disconnected_timeout_ms = 1000\nice_failed_timeout_ms = 2000")?;
+    let token = server.api_token()?;
     let work = tempfile::tempdir()?;
     let wav = caller_wav(work.path())?;
     let screenshot = target_dir().join("web-phone.png");
@@ -277,6 +278,29 @@ fn web_phone_call_in_chromium() -> Result<()> {
         screenshot.display()
     );
     println!("screenshot: {}", screenshot.display());
+
+    // The call is in the store, whole: every event of its record, its transcript, its turns
+    // and its recording.
+    let stored = server.stored_call(&token, &call_id, Duration::from_secs(20))?;
+    ensure!(stored["transport"] == "webrtc", "stored: {stored}");
+    let on_disk = server.record_events(&call_id)?;
+    ensure!(
+        stored["events"].as_array().map(Vec::len) == Some(on_disk.len()),
+        "the store has every event of the record: {stored}"
+    );
+    let transcript =
+        std::fs::read_to_string(server.records_dir.join(&call_id).join("transcript.txt"))?;
+    ensure!(
+        stored["transcript"] == transcript.as_str(),
+        "stored transcript: {stored}"
+    );
+    ensure!(stored["has_recording"] == true, "stored: {stored}");
+    ensure!(
+        stored["turns"].as_array().is_some_and(|turns| turns
+            .iter()
+            .any(|t| t["text"].as_str().is_some_and(|x| x.contains("support")))),
+        "the stored turns hold the caller's words: {stored}"
+    );
 
     // A second caller's tab crashes mid-call (no hang-up, no DTLS close): ICE notices and the
     // server ends the call by itself.

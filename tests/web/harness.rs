@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 /// The shared test data folder (see `common::shared`).
 #[allow(unused_imports)]
@@ -209,6 +209,47 @@ impl Server {
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A new API bearer token (`hotline tokens create`, on this server's config).
+    pub fn api_token(&self) -> Result<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--config")
+            .arg(self.dir.path().join("hotline.toml"))
+            .args(["tokens", "create", "tests"])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "hotline tokens create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
+    /// Waits until the store has the call `call_id` (`GET /api/calls/{id}` with `token`), and
+    /// returns it.
+    pub fn stored_call(
+        &self,
+        token: &str,
+        call_id: &str,
+        within: Duration,
+    ) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let answer = self
+                .agent
+                .get(&self.url(&format!("/api/calls/{call_id}")))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call();
+            match answer {
+                Ok(r) => return Ok(serde_json::from_str(&r.into_string()?)?),
+                Err(ureq::Error::Status(404, _)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(e) => bail!("GET /api/calls/{call_id}: {e}\n{}", self.log()),
+            }
         }
     }
 
