@@ -247,26 +247,6 @@ async fn open_store(config: &Config) -> Result<hotline::store::Store> {
     Ok(hotline::store::Store::open(&url).await?)
 }
 
-fn time_text(unix_ms: i64) -> String {
-    let s = unix_ms / 1000;
-    let (days, rest) = (s.div_euclid(86_400), s.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rest / 3600,
-        (rest % 3600) / 60
-    )
-}
-
 async fn users(config: &Config, command: UsersCommand) -> Result<()> {
     let store = open_store(config).await?;
     match command {
@@ -290,7 +270,7 @@ async fn users(config: &Config, command: UsersCommand) -> Result<()> {
                     "{}\t{}\tadded {}",
                     u.name,
                     u.role.code(),
-                    time_text(u.created_at)
+                    hotline::insight::calendar::date_time_text(u.created_at)
                 );
             }
         }
@@ -318,13 +298,16 @@ async fn tokens(config: &Config, command: TokensCommand) -> Result<()> {
         TokensCommand::List => {
             for t in store.tokens().await? {
                 let used = t.last_used_at.map_or("never used".to_string(), |at| {
-                    format!("last used {}", time_text(at))
+                    format!(
+                        "last used {}",
+                        hotline::insight::calendar::date_time_text(at)
+                    )
                 });
                 println!(
                     "{}\t{}\tcreated {}\t{used}",
                     t.id,
                     t.name,
-                    time_text(t.created_at)
+                    hotline::insight::calendar::date_time_text(t.created_at)
                 );
             }
         }

@@ -299,6 +299,13 @@ impl Engines {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// The ids of the calls in progress (their record folders are `server.records_dir/<id>`).
+    pub fn live_call_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.calls.controls().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     /// Calls in progress, across all transports.
     pub fn active_calls(&self) -> usize {
         self.active.load(Ordering::SeqCst)

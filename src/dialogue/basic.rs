@@ -98,6 +98,19 @@ impl DialogueFactory for BasicFactory {
     fn flows(&self) -> Vec<(String, Language)> {
         vec![(BASIC_FLOW.to_string(), self.language)]
     }
+
+    /// The basic dialogue answers from a fixed script: it has no knowledge base to learn into.
+    fn learn(
+        &self,
+        flow: &str,
+        _question: &str,
+        _answer: &str,
+    ) -> Result<std::path::PathBuf, super::kb::LearnError> {
+        Err(super::kb::LearnError::Flow {
+            flow: flow.to_string(),
+            why: "is the basic dialogue, which has no knowledge base (use the flow engine)".into(),
+        })
+    }
 }
 
 /// One call's minimal conversation.

@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use super::config::{DialogueConfig, BUILTIN_DEFAULT_FLOW};
 use super::escalation::{EscalationMonitor, Trigger};
 use super::flow::{Collect, Flow, FlowError, GlobalIntent, Node, OnMax, BUILTIN_INTENTS};
-use super::kb::{KbError, KnowledgeBase};
+use super::kb::{append_entry, KbError, KnowledgeBase, LearnError};
 use super::llm::LlmClient;
 use super::nlu::IntentMatcher;
 use super::slots::{self, SlotProblem, SlotReject, SlotType};
@@ -296,6 +296,35 @@ impl DialogueFactory for FlowFactory {
             .values()
             .map(|e| (e.loaded.flow.name.clone(), e.loaded.flow.language))
             .collect()
+    }
+
+    /// Appends to the flow's knowledge-base file ([`super::kb::append_entry`]), then reloads:
+    /// the next call on the flow can be answered from it.
+    fn learn(&self, flow: &str, question: &str, answer: &str) -> Result<PathBuf, LearnError> {
+        let kb_file = {
+            let guard = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(entry) = guard.0.get(flow) else {
+                let names: Vec<&str> = guard.0.keys().map(String::as_str).collect();
+                return Err(LearnError::Flow {
+                    flow: flow.to_string(),
+                    why: format!("is not a flow; valid flows: {}", names.join(", ")),
+                });
+            };
+            match &entry.loaded.flow.kb {
+                Some(name) => self.kb_dir.join(name),
+                None => {
+                    return Err(LearnError::Flow {
+                        flow: flow.to_string(),
+                        why: "has no knowledge base (`kb` in its flow file)".into(),
+                    })
+                }
+            }
+        };
+        append_entry(&kb_file, question, answer)?;
+        for e in self.refresh() {
+            tracing::warn!("after a learned answer: {e}");
+        }
+        Ok(kb_file)
     }
 }
 

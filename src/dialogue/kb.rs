@@ -30,6 +30,81 @@ pub enum KbError {
     },
 }
 
+/// A learned answer that could not be added to a knowledge base (nothing was changed).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LearnError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{file}: cannot write: {message}")]
+    Write { file: String, message: String },
+    #[error("the knowledge base would no longer load, so it was left as it was: {0}")]
+    Rejected(KbError),
+    #[error("flow `{flow}` {why}")]
+    Flow { flow: String, why: String },
+}
+
+/// Adds one entry (a question callers asked, and its answer) to the end of a `.md` or `.csv`
+/// knowledge base, in that file's own format. The file is then loaded again: if it would no
+/// longer load, the old content is put back and nothing changes. Returns the entries it has.
+pub fn append_entry(path: &Path, question: &str, answer: &str) -> Result<usize, LearnError> {
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (question, answer) = (one_line(question), one_line(answer));
+    if question.is_empty() || answer.is_empty() {
+        return Err(LearnError::Invalid(
+            "a question and an answer are both needed".into(),
+        ));
+    }
+    let file = path.display().to_string();
+    let before = std::fs::read_to_string(path).map_err(|e| LearnError::Write {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    let entry = match path.extension().and_then(|e| e.to_str()) {
+        Some("md") => {
+            let question = question.trim_start_matches('#').trim();
+            format!("\n## {question}\n{answer}\n")
+        }
+        Some("csv") => {
+            let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+            let header = before.lines().next().unwrap_or_default();
+            let columns = csv_fields(header.trim_start_matches('\u{feff}'))
+                .map_err(|m| LearnError::Invalid(format!("{file}: line 1: {m}")))?;
+            let row: Vec<String> = columns
+                .iter()
+                .map(|c| match c.trim() {
+                    "question" => quote(&question),
+                    "answer" => quote(&answer),
+                    _ => String::new(),
+                })
+                .collect();
+            format!(
+                "{}{}\n",
+                if before.ends_with('\n') { "" } else { "\n" },
+                row.join(",")
+            )
+        }
+        _ => {
+            return Err(LearnError::Invalid(format!(
+                "{file}: expected a .md or .csv file"
+            )))
+        }
+    };
+    let write = |text: &str| {
+        std::fs::write(path, text).map_err(|e| LearnError::Write {
+            file: file.clone(),
+            message: e.to_string(),
+        })
+    };
+    write(&format!("{before}{entry}"))?;
+    match KnowledgeBase::load(path) {
+        Ok(kb) => Ok(kb.entries().len()),
+        Err(e) => {
+            write(&before)?;
+            Err(LearnError::Rejected(e))
+        }
+    }
+}
+
 /// One FAQ entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KbEntry {

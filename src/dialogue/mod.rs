@@ -229,6 +229,14 @@ pub trait DialogueFactory: Send + Sync {
     fn new_dialogue(&self, ctx: &CallContext) -> Box<dyn Dialogue>;
     /// The flows a caller can choose from (name, language), for the web phone.
     fn flows(&self) -> Vec<(String, Language)>;
+    /// Adds an answer to `flow`'s knowledge base (a question callers asked that it could not
+    /// answer), for the calls that start from now on. Returns the file it was written to.
+    fn learn(
+        &self,
+        flow: &str,
+        question: &str,
+        answer: &str,
+    ) -> Result<std::path::PathBuf, kb::LearnError>;
 }
 
 /// A `--flow` (of `hotline chat` or `hotline replay`) that names no flow.

@@ -5,6 +5,8 @@
 //! is plain data that [`crate::store`] keeps and analytics count. The same function reads a
 //! call that just ended and a record imported after a crash, so both are stored alike.
 
+pub mod calendar;
+pub mod gaps;
 pub mod qa;
 pub mod sentiment;
 
@@ -88,7 +90,7 @@ pub struct CallSummary {
     /// Questions the knowledge base could not answer: (time, text).
     pub gaps: Vec<(u64, String)>,
     pub barge_ins: u32,
-    /// Turns with a knowledge-base answer (`kb` intents).
+    /// Turns answered from the knowledge base (the `faq` intent).
     pub kb_answers: u32,
     /// The post-call survey's score (1 to 5): a flow's `csat` slot, filled by a key or a word.
     pub csat: Option<u8>,
@@ -174,7 +176,7 @@ impl CallSummary {
                         t.intent = Some(name.clone());
                         t.confidence = Some(*confidence);
                     }
-                    if name.starts_with("kb") {
+                    if name == "faq" {
                         s.kb_answers += 1;
                     }
                 }

@@ -65,6 +65,18 @@ pub struct TokenInfo {
     pub last_used_at: Option<i64>,
 }
 
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub user: String,
+    pub role: Role,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+}
+
+/// How long a sign-in lasts.
+pub const SESSION_TTL_MS: i64 = 12 * 60 * 60 * 1000;
+
 /// The shortest password `users add` accepts.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -172,13 +184,86 @@ impl Store {
             .collect()
     }
 
-    /// Removes a user; `false` when there was none of that name.
+    /// Removes a user (and signs them out); `false` when there was none of that name.
     pub async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+            .bind(name)
+            .execute(self.pool())
+            .await?;
         let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Signs a user in: a new session, whose cookie secret is returned (only its hash is
+    /// kept). Expired sessions are cleared on the way.
+    pub async fn create_session(
+        &self,
+        user: &str,
+        role: Role,
+    ) -> Result<(String, Session), StoreError> {
+        let now = crate::call::unix_ms_now() as i64;
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let secret = url.encode(random_bytes::<32>()?);
+        let csrf = url.encode(random_bytes::<24>()?);
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_name, role, csrf, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(sha256_hex(&secret))
+        .bind(user)
+        .bind(role.code())
+        .bind(&csrf)
+        .bind(now)
+        .bind(now + SESSION_TTL_MS)
+        .execute(self.pool())
+        .await?;
+        Ok((
+            secret,
+            Session {
+                user: user.to_string(),
+                role,
+                csrf,
+            },
+        ))
+    }
+
+    /// The live session a cookie secret names, if any. A user removed since, or whose role
+    /// changed, has the session's role no more: the user's current role counts.
+    pub async fn session(&self, secret: &str) -> Result<Option<Session>, StoreError> {
+        let now = crate::call::unix_ms_now() as i64;
+        let found: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT s.user_name, u.role, s.csrf FROM sessions s JOIN users u ON u.name = s.user_name \
+             WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(sha256_hex(secret))
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        found
+            .map(|(user, role, csrf)| {
+                Ok(Session {
+                    user,
+                    role: Role::parse(&role)?,
+                    csrf,
+                })
+            })
+            .transpose()
+    }
+
+    /// Signs a session out.
+    pub async fn end_session(&self, secret: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(sha256_hex(secret))
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Creates an API token named `name` and returns its secret, which is not kept: only its

@@ -34,7 +34,14 @@ use crate::insight::CallSummary;
 use crate::session::CallEvent;
 
 /// The schema's migrations, in order (embedded: the binary carries its schema).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "calls", include_str!("migrations/0001_calls.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "calls", include_str!("migrations/0001_calls.sql")),
+    (
+        2,
+        "dashboard",
+        include_str!("migrations/0002_dashboard.sql"),
+    ),
+];
 
 /// What the store could not do.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use sqlx::query::QueryAs;
 use sqlx::{Any, FromRow};
 
 use super::{Store, StoreError};
+use crate::insight::gaps::{Gap, GapAnswer};
 use crate::insight::qa::Severity;
 use crate::insight::Outcome;
 
@@ -317,7 +318,77 @@ fn quantile(histogram: &[(i64, i64)], q: f64) -> Option<i64> {
     histogram.last().map(|(lower, _)| lower + LATENCY_BUCKET_MS)
 }
 
+/// The most recent knowledge gaps the gap list groups.
+const GAPS_READ: i64 = 20_000;
+
 impl Store {
+    /// The knowledge gaps of the newest calls (of one flow, or all), newest first.
+    pub async fn gaps(&self, flow: Option<&str>) -> Result<Vec<Gap>, StoreError> {
+        let mut w = Where::default();
+        if let Some(flow) = flow.filter(|f| !f.is_empty()) {
+            w.push("c.flow = ?", Param::Text(flow.to_string()));
+        }
+        let sql = format!(
+            "SELECT g.call_id, c.flow, c.language, c.started_at, g.text FROM knowledge_gaps g \
+             JOIN calls c ON c.id = g.call_id{} ORDER BY c.started_at DESC, g.call_id, g.seq \
+             LIMIT {GAPS_READ}",
+            w.sql()
+        );
+        let rows: Vec<(String, String, String, i64, String)> =
+            w.bind(sqlx::query_as(&sql)).fetch_all(self.pool()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(call_id, flow, language, started_at, text)| Gap {
+                call_id,
+                flow,
+                language,
+                started_at,
+                text,
+            })
+            .collect())
+    }
+
+    /// Every answer supervisors wrote to knowledge gaps, oldest first.
+    pub async fn gap_answers(&self) -> Result<Vec<GapAnswer>, StoreError> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT flow, question, answer, answered_by, answered_at FROM gap_answers \
+             ORDER BY answered_at, id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(flow, question, answer, answered_by, answered_at)| GapAnswer {
+                    flow,
+                    question,
+                    answer,
+                    answered_by,
+                    answered_at,
+                },
+            )
+            .collect())
+    }
+
+    /// Keeps a supervisor's answer to a gap group (`key`, from [`crate::insight::gaps`]).
+    pub async fn put_gap_answer(&self, key: &str, answer: &GapAnswer) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gap_answers (id, flow, question, answer, answered_by, answered_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+             answer = excluded.answer, answered_by = excluded.answered_by, \
+             answered_at = excluded.answered_at",
+        )
+        .bind(key)
+        .bind(&answer.flow)
+        .bind(&answer.question)
+        .bind(&answer.answer)
+        .bind(&answer.answered_by)
+        .bind(answer.answered_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// A page of the calls `filter` matches, newest first.
     pub async fn calls(&self, filter: &CallFilter) -> Result<CallPage, StoreError> {
         filter.validate()?;

@@ -128,6 +128,12 @@ pub(super) async fn recording(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let store = store_of(&state)?;
+    recording_response(&store, &id).await
+}
+
+/// A stored call's recording as a WAV response, streamed from its folder (the API's and the
+/// dashboard's player's).
+pub(crate) async fn recording_response(store: &Store, id: &str) -> Result<Response, ApiError> {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -136,7 +142,7 @@ pub(super) async fn recording(
         )
     };
     let dir = store
-        .record_dir(&id)
+        .record_dir(id)
         .await
         .map_err(failed)?
         .ok_or_else(not_found)?;
@@ -144,15 +150,21 @@ pub(super) async fn recording(
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| not_found())?;
-    let stream = file_chunks(file);
-    Ok((
+    let length = file.metadata().await.map(|m| m.len()).ok();
+    let mut response = (
         [
             (header::CONTENT_TYPE, "audio/wav"),
             (header::CACHE_CONTROL, "private, no-store"),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(file_chunks(file)),
     )
-        .into_response())
+        .into_response();
+    if let Some(length) = length {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    Ok(response)
 }
 
 /// A file as a stream of 64 KiB chunks (never whole in memory); ends after an error.

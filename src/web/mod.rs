@@ -43,6 +43,7 @@
 mod api;
 pub mod assets;
 pub mod config;
+pub mod dashboard;
 pub mod driver;
 pub mod events;
 pub mod guard;
@@ -132,6 +133,8 @@ pub struct WebState {
     ports: PortPool,
     guard: Arc<WebGuard>,
     shutdown: watch::Receiver<bool>,
+    /// Failed dashboard sign-ins per address.
+    login_throttle: Arc<dashboard::auth::LoginThrottle>,
 }
 
 impl WebState {
@@ -149,6 +152,7 @@ impl WebState {
             config: Arc::new(config),
             engines,
             shutdown,
+            login_throttle: Arc::default(),
         })
     }
 
@@ -262,5 +266,6 @@ pub fn router(state: WebState) -> Router {
         .route("/api/flows", get(http::flows))
         .merge(calls)
         .merge(store_api)
+        .merge(dashboard::routes())
         .with_state(state)
 }

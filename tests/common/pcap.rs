@@ -215,13 +215,35 @@ pub fn support_request_pcap(dir: &Path, payload_type: u8) -> std::path::PathBuf 
         "audio/telephone/speak-to-customer-support_mulaw8k.wav",
     ));
     assert_eq!(format, 7, "the recording is µ-law");
+    utterance_pcap(dir, "support-request", &data, payload_type)
+}
+
+/// `text` spoken by espeak-ng and made telephone audio (8 kHz µ-law, by sox), as
+/// [`support_request_pcap`] lays it out.
+pub fn spoken_pcap(dir: &Path, name: &str, text: &str, payload_type: u8) -> std::path::PathBuf {
+    let wav = crate::common::speech::speak(dir, name, text);
+    let ulaw = dir.join(format!("{name}-mulaw8k.wav"));
+    let status = std::process::Command::new("sox")
+        .arg(&wav)
+        .args(["-r", "8000", "-c", "1", "-e", "u-law"])
+        .arg(&ulaw)
+        .status()
+        .expect("sox is installed (apt-get install sox)");
+    assert!(status.success(), "sox failed on {}", wav.display());
+    let (format, data) = wav_data(&ulaw);
+    assert_eq!(format, 7, "sox wrote µ-law");
+    utterance_pcap(dir, name, &data, payload_type)
+}
+
+/// One caller turn (µ-law bytes) after 1 s of silence and before 2 s of it, as a pcap.
+fn utterance_pcap(dir: &Path, name: &str, ulaw: &[u8], payload_type: u8) -> std::path::PathBuf {
     let silence = g711_silence(payload_type);
     let mut payload: Vec<u8> = vec![silence; 8_000];
-    payload.extend(from_ulaw(payload_type, &data));
+    payload.extend(from_ulaw(payload_type, ulaw));
     payload.extend(std::iter::repeat_n(silence, 16_000));
     let mut stream = RtpStream::default();
     stream.push_g711(payload_type, 0, &payload, silence);
-    let path = dir.join(format!("support-request-{payload_type}.pcap"));
+    let path = dir.join(format!("{name}-{payload_type}.pcap"));
     stream.write_pcap(&path);
     path
 }
