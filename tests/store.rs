@@ -161,3 +161,60 @@ fn a_sip_call_ends_up_whole_in_postgres() {
     let db = FreshPostgres::new();
     a_sip_call_ends_up_whole_in_the_store(&format!("[store]\nurl = {:?}", db.url));
 }
+
+/// A call answered but never acknowledged (the caller's ACK never comes) is not a call: no
+/// record, nothing stored. The store lists only the real call after it.
+#[test]
+fn a_call_that_never_connected_is_not_stored() {
+    let rtp = RtpPorts::free(2);
+    let hotline = Hotline::start_with_web_and(
+        2,
+        "",
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n[sip.limits]\nack_timeout_ms = 1000\n",
+            rtp.toml()
+        ),
+    );
+    let token = hotline.api_token();
+    // An INVITE, and then nothing: no ACK to the 200.
+    let sip = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = sip.local_addr().unwrap().port();
+    let target = hotline.sip_addr();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:bot@{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-noack\r\n\
+         From: <sip:tester@127.0.0.1:{port}>;tag=noack\r\nTo: <sip:bot@{target}>\r\nCall-ID: no-ack-1\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:tester@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sip.send_to(invite.as_bytes(), &target)
+        .expect("send INVITE");
+    let mut buffer = [0u8; 8192];
+    let answered = (0..10).any(|_| {
+        sip.recv_from(&mut buffer)
+            .is_ok_and(|(n, _)| String::from_utf8_lossy(&buffer[..n]).starts_with("SIP/2.0 200"))
+    });
+    assert!(answered, "hotline answered the INVITE");
+    // Past the ACK timeout (1 s) and the 200's retransmissions.
+    std::thread::sleep(Duration::from_secs(3));
+
+    // A real call after it: the store has that one only.
+    let work = tempfile::tempdir().expect("tempdir");
+    let pcap = support_request_pcap(work.path(), PT_PCMU);
+    support_caller(hotline.sip_addr(), &pcap)
+        .timeout_s(40)
+        .run_ok(work.path());
+    let stored = hotline.stored_calls(&token, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(1));
+    let page = hotline.api_json("/api/calls", &token);
+    assert_eq!(page["total"], 1, "only the call that connected: {page}");
+    assert_eq!(stored[0]["outcome"], "transferred", "{stored:?}");
+    assert_eq!(
+        hotline.call_dirs().len(),
+        1,
+        "no record for the unacknowledged call"
+    );
+}

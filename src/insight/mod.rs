@@ -14,6 +14,13 @@ use serde::Serialize;
 
 use crate::session::{AudioEndReason, CallEvent, EventKind, TurnId};
 
+/// End reasons of calls that never connected.
+const NEVER_CONNECTED: [&str; 3] = [
+    "sip.no_ack",
+    "sip.half_open_evicted",
+    "webrtc.connect_timeout",
+];
+
 /// How a call ended, as analytics count it. Stable codes ([`Outcome::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -249,6 +256,13 @@ impl CallSummary {
         }
     }
 
+    /// Whether the call ever connected: a SIP call never acknowledged (`sip.no_ack`, or
+    /// evicted half-open) or a browser whose media never came up (`webrtc.connect_timeout`) did
+    /// not. Such calls are logged, not stored as calls.
+    pub fn connected(&self) -> bool {
+        !NEVER_CONNECTED.contains(&self.end_reason.as_str())
+    }
+
     /// The caller's turns that the bot did not understand: no intent named.
     pub fn no_match_turns(&self) -> impl Iterator<Item = &TurnSummary> {
         self.turns.iter().filter(|t| t.intent.is_none())
@@ -351,6 +365,13 @@ mod tests {
             CallSummary::of(&[said(1000, 1, "hi"), hangup(2000, EndReason::ServerCrash)]).outcome,
             Outcome::Failed
         );
+    }
+
+    #[test]
+    fn a_call_that_never_connected_says_so() {
+        let never = [hangup(8000, EndReason::Other("sip.no_ack".into()))];
+        assert!(!CallSummary::of(&never).connected());
+        assert!(CallSummary::of(&[hangup(900, EndReason::CallerHangup)]).connected());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A call that ends hands its folder to [`StoreWriter::call_finished`], which never blocks:
 //! the folder joins a bounded queue. One task takes what is waiting (up to `store.batch_max`),
 //! reads and checks the folders on the blocking pool ([`StoredCall::read`]), and writes them in
-//! one transaction. A full queue, or a write that fails, costs the store nothing for good: the
+//! one transaction. A call that never connected (no ACK) is logged and not stored. A full
+//! queue, or a write that fails, costs the store nothing for good: the
 //! folder stays, and [`StoreWriter::catch_up`] at the next start stores every finished folder
 //! the store lacks. That is also how calls a crash (`kill -9`) kept out get in.
 
@@ -149,6 +150,11 @@ async fn write_batch(store: &Store, qa: &Arc<QaConfig>, dirs: Vec<PathBuf>) {
         let mut calls = Vec::with_capacity(dirs.len());
         for dir in dirs {
             match StoredCall::read(&dir, &qa) {
+                Ok(Some(call)) if !call.summary.connected() => tracing::info!(
+                    record = %dir.display(),
+                    reason = %call.summary.end_reason,
+                    "a call that never connected is not stored"
+                ),
                 Ok(Some(call)) => calls.push(call),
                 Ok(None) => tracing::warn!(record = %dir.display(), "not a finished call record; not stored"),
                 Err(e) => tracing::error!("cannot store a call: {e}"),
