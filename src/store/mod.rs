@@ -321,11 +321,12 @@ impl StoredCall {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let summary = CallSummary::of(&events);
-        let findings = qa::check(qa_config, &events, &summary);
-        let started_unix_ms = summary.started_unix_ms.unwrap_or_else(|| {
-            // Older records: the id starts with the start's Unix seconds; else the folder's time.
-            id.split('-')
+        let mut call = Self::of_events(&id, dir, events, transcript, qa_config);
+        call.has_recording = dir.join("recording.wav").is_file();
+        if call.summary.started_unix_ms.is_none() {
+            // Older records: the id starts with the start's Unix seconds; else the file's time.
+            call.started_unix_ms = id
+                .split('-')
                 .next()
                 .and_then(|s| s.parse::<u64>().ok())
                 .map(|s| s * 1000)
@@ -334,20 +335,33 @@ impl StoredCall {
                         .and_then(|m| m.modified())
                         .ok()
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map(|d| (d.as_millis() as u64).saturating_sub(summary.duration_ms))
+                        .map(|d| (d.as_millis() as u64).saturating_sub(call.summary.duration_ms))
                 })
-                .unwrap_or(0)
-        });
-        Ok(Some(Self {
-            id,
-            record_dir: dir.to_path_buf(),
-            has_recording: dir.join("recording.wav").is_file(),
+                .unwrap_or(0);
+        }
+        Ok(Some(call))
+    }
+
+    /// A call from its events (as stored, redacted) and transcript, checked by the QA rules.
+    pub fn of_events(
+        id: &str,
+        record_dir: &Path,
+        events: Vec<CallEvent>,
+        transcript: String,
+        qa_config: &QaConfig,
+    ) -> Self {
+        let summary = CallSummary::of(&events);
+        let findings = qa::check(qa_config, &events, &summary);
+        Self {
+            id: id.to_string(),
+            record_dir: record_dir.to_path_buf(),
+            has_recording: false,
+            started_unix_ms: summary.started_unix_ms.unwrap_or(0),
             events,
             summary,
             findings,
             transcript,
-            started_unix_ms,
-        }))
+        }
     }
 }
 
