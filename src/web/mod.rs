@@ -17,6 +17,10 @@
 //!   socket hangs up.
 //! - `GET /api/flows`: the flows and languages a caller can choose.
 //! - `GET /healthz`: liveness and counters (calls, WebRTC calls, drivers, leased ports, tasks).
+//! - `GET /metrics`: Prometheus text.
+//! - `GET /api/calls`, `/api/calls/<id>`, `/api/calls/<id>/recording`, `/api/analytics`: the
+//!   call store, behind a bearer token (`api`).
+//! - `/login`, `/logout`, `/dashboard/...`: the dashboard, behind a sign-in (`dashboard`).
 //! - `/demo/...`: the demo business systems, only where `web.demo` allows (by default only on
 //!   a loopback `listen` address).
 //!
@@ -37,8 +41,8 @@
 //! the route table ([`router`]) and the two error types ([`WebError`] for start-up,
 //! [`ApiError`] for a refused request). The handlers live by concern: `http` (files, health,
 //! flows, `POST` / `DELETE /api/call`), `offer` (answering an offer and starting the call's
-//! driver, shared by both kinds of signalling), `signalling` (`/api/ws`) and `events`
-//! (`/api/call/<id>/events`).
+//! driver, shared by both kinds of signalling), `signalling` (`/api/ws`), `events`
+//! (`/api/call/<id>/events`), `api` (the store's JSON API) and `dashboard`.
 
 mod api;
 pub mod assets;
