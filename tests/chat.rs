@@ -816,3 +816,35 @@ fn slot_validation_messages_are_in_the_flow_language() {
         dump(&events)
     );
 }
+
+/// The demo flow's post-call survey: "no" to "anything else?" asks for a score from 1 to 5,
+/// a key or a word answers it, and the call's satisfaction (CSAT) is that score.
+#[test]
+fn the_post_call_survey_gives_the_calls_satisfaction_score() {
+    let events = chat(&[], "is there an outage in my area\nno\nfour\n");
+    let text = dump(&events);
+    assert!(said(&events, "how satisfied were you"), "{text}");
+    assert_eq!(
+        slots(&events),
+        vec![("csat".to_string(), "4".to_string())],
+        "{text}"
+    );
+    assert_eq!(
+        hangup_reason(&events).as_deref(),
+        Some("completed"),
+        "{text}"
+    );
+    let typed: Vec<hotline::session::CallEvent> = events
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).expect("an event"))
+        .collect();
+    assert_eq!(hotline::insight::CallSummary::of(&typed).csat, Some(4));
+    // A key answers it too.
+    let keyed = chat(&[], "is there an outage in my area\nno\n/dtmf 5\n");
+    assert_eq!(
+        slots(&keyed),
+        vec![("csat".to_string(), "5".to_string())],
+        "{}",
+        dump(&keyed)
+    );
+}

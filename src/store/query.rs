@@ -532,15 +532,14 @@ impl Store {
             .await?;
         let top_intents: Vec<(String, i64)> = w
             .bind(sqlx::query_as(&format!(
-                "SELECT t.intent, COUNT(*) FROM call_turns t JOIN calls c ON c.id = t.call_id{ws}{and} \
+                "SELECT t.intent, COUNT(*) FROM calls c CROSS JOIN call_turns t{ws}{and} t.call_id = c.id AND \
                  t.intent IS NOT NULL GROUP BY t.intent ORDER BY COUNT(*) DESC, t.intent LIMIT 10"
             )))
             .fetch_all(pool)
             .await?;
         let confidence: Vec<(i64, i64)> = w
             .bind(sqlx::query_as(&format!(
-                "SELECT CAST(t.confidence * 10 AS BIGINT), COUNT(*) FROM call_turns t \
-                 JOIN calls c ON c.id = t.call_id{ws}{and} t.confidence IS NOT NULL \
+                "SELECT CAST(t.confidence * 10 AS BIGINT), COUNT(*) FROM calls c CROSS JOIN call_turns t{ws}{and} t.call_id = c.id AND t.confidence IS NOT NULL \
                  GROUP BY CAST(t.confidence * 10 AS BIGINT) ORDER BY 1"
             )))
             .fetch_all(pool)
@@ -548,7 +547,7 @@ impl Store {
         let latency: Vec<(i64, i64, i64)> = w
             .bind(sqlx::query_as(&format!(
                 "SELECT c.started_at / {DAY_MS}, t.latency_ms / {LATENCY_BUCKET_MS}, COUNT(*) \
-                 FROM call_turns t JOIN calls c ON c.id = t.call_id{ws}{and} t.latency_ms IS NOT NULL \
+                 FROM calls c CROSS JOIN call_turns t{ws}{and} t.call_id = c.id AND t.latency_ms IS NOT NULL \
                  GROUP BY c.started_at / {DAY_MS}, t.latency_ms / {LATENCY_BUCKET_MS} ORDER BY 1, 2"
             )))
             .fetch_all(pool)
