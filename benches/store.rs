@@ -23,19 +23,16 @@ use hotline::store::{Store, StoredCall};
 
 const DAY_MS: u64 = 86_400_000;
 
-/// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
+/// A seeded generator, so runs are comparable.
+struct Rng(rand::rngs::StdRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+    fn new() -> Self {
+        Self(rand::SeedableRng::seed_from_u64(0x9e37_79b9_7f4a_7c15))
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        rand::Rng::gen_range(&mut self.0, 0..n)
     }
 }
 
@@ -256,7 +253,7 @@ fn main() {
 
         // 1. The store's batched writes (64 calls a transaction, as the writer does); skipped
         // with HOTLINE_BENCH_QUERIES_ONLY over a store kept from an earlier run.
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new();
         let queries_only = std::env::var_os("HOTLINE_BENCH_QUERIES_ONLY").is_some();
         let batch = 64u64;
         let start = Instant::now();

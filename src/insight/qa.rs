@@ -213,6 +213,17 @@ pub fn check(config: &QaConfig, events: &[CallEvent], summary: &CallSummary) -> 
 /// starting to speak while the caller is speaking.
 fn dead_air_and_talk_over(config: &QaConfig, events: &[CallEvent], found: &mut Vec<Finding>) {
     let limit_ms = (config.dead_air_s * 1000.0) as u64;
+    let dead_air = |since: u64, until: u64, found: &mut Vec<Finding>| {
+        let gap = until.saturating_sub(since);
+        if limit_ms > 0 && gap > limit_ms {
+            found.push(Finding {
+                rule: "dead_air",
+                severity: Severity::Minor,
+                t_ms: since,
+                detail: format!("{:.1} s with neither side speaking", gap as f64 / 1000.0),
+            });
+        }
+    };
     let mut caller_speaking = false;
     let mut bot_speaking = false;
     let mut quiet_since = Some(0u64);
@@ -232,42 +243,23 @@ fn dead_air_and_talk_over(config: &QaConfig, events: &[CallEvent], found: &mut V
                 bot_speaking = true;
             }
             EventKind::BotAudioEnd { .. } => bot_speaking = false,
-            EventKind::Hangup { .. } | EventKind::CallEnd { .. } => {
-                caller_speaking = false;
-                bot_speaking = false;
+            EventKind::Hangup { .. } => {
+                // The quiet up to the hangup counts too.
+                if let Some(since) = quiet_since {
+                    dead_air(since, e.t_ms, found);
+                }
+                return;
             }
             _ => continue,
         }
         let busy = caller_speaking || bot_speaking;
         match (busy, quiet_since) {
             (true, Some(since)) => {
-                let gap = e.t_ms.saturating_sub(since);
-                if limit_ms > 0 && gap > limit_ms {
-                    found.push(Finding {
-                        rule: "dead_air",
-                        severity: Severity::Minor,
-                        t_ms: since,
-                        detail: format!("{:.1} s with neither side speaking", gap as f64 / 1000.0),
-                    });
-                }
+                dead_air(since, e.t_ms, found);
                 quiet_since = None;
             }
             (false, None) => quiet_since = Some(e.t_ms),
             _ => {}
-        }
-        if matches!(e.kind, EventKind::Hangup { .. }) {
-            if let Some(since) = quiet_since {
-                let gap = e.t_ms.saturating_sub(since);
-                if limit_ms > 0 && gap > limit_ms {
-                    found.push(Finding {
-                        rule: "dead_air",
-                        severity: Severity::Minor,
-                        t_ms: since,
-                        detail: format!("{:.1} s with neither side speaking", gap as f64 / 1000.0),
-                    });
-                }
-            }
-            return;
         }
     }
 }

@@ -21,18 +21,13 @@ use crate::store::query::CallFilter;
 use crate::store::{Store, StoreError};
 
 fn store_of(state: &WebState) -> Result<Store, ApiError> {
-    state
-        .engines
-        .store
-        .get()
-        .map(|w| w.store().clone())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store.unavailable",
-                "the call store is not open yet",
-            )
-        })
+    state.store().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store.unavailable",
+            "the call store is not open yet",
+        )
+    })
 }
 
 fn failed(e: StoreError) -> ApiError {

@@ -160,6 +160,11 @@ impl WebState {
         })
     }
 
+    /// The call store, once `serve` has opened it.
+    pub(crate) fn store(&self) -> Option<crate::store::Store> {
+        self.engines.store.get().map(|w| w.store().clone())
+    }
+
     /// WebRTC calls live now.
     pub fn webrtc_calls(&self) -> usize {
         self.calls.len()

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use super::{page, MessagePage};
 use crate::store::access::{Role, Session, SESSION_TTL_MS};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::web::WebState;
 
 const SESSION_COOKIE: &str = "hotline_session";
@@ -117,20 +117,32 @@ impl IntoResponse for Refusal {
 
 /// The store, or the page that says it is not open.
 pub fn store(state: &WebState) -> Result<Store, Refusal> {
-    state
-        .engines
-        .store
-        .get()
-        .map(|w| w.store().clone())
-        .ok_or_else(|| {
+    state.store().ok_or_else(|| {
+        message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Starting",
+            "The call store is not open yet. Try again in a moment.",
+            None,
+        )
+        .into()
+    })
+}
+
+/// The page for a store error: 400 for a request it could not take (its message says why),
+/// else 500, with one log line saying what failed.
+pub fn failed(what: &str, e: StoreError) -> Response {
+    match e {
+        StoreError::Access(m) => message(StatusCode::BAD_REQUEST, "Not understood", &m, None),
+        e => {
+            tracing::error!("dashboard: {what}: {e}");
             message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Starting",
-                "The call store is not open yet. Try again in a moment.",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                "The call store failed; see the server's log.",
                 None,
             )
-            .into()
-        })
+        }
+    }
 }
 
 /// A page with one message.
@@ -156,15 +168,10 @@ pub async fn require(
 ) -> Result<(Store, Session), Refusal> {
     let store = store(state)?;
     let session = match cookie(headers, SESSION_COOKIE) {
-        Some(secret) => store.session(&secret).await.map_err(|e| {
-            tracing::error!("dashboard: reading a session: {e}");
-            Refusal::from(message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "The call store failed; see the server's log.",
-                None,
-            ))
-        })?,
+        Some(secret) => store
+            .session(&secret)
+            .await
+            .map_err(|e| Refusal::from(failed("reading a session", e)))?,
         None => None,
     };
     let Some(session) = session else {
@@ -329,28 +336,12 @@ pub async fn login(
                 StatusCode::UNAUTHORIZED,
             );
         }
-        Err(e) => {
-            tracing::error!("dashboard: sign-in: {e}");
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "The call store failed; see the server's log.",
-                None,
-            );
-        }
+        Err(e) => return failed("sign-in", e),
     };
     state.login_throttle.succeeded(ip);
     let (secret, session) = match store.create_session(form.user.trim(), role).await {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!("dashboard: sign-in: {e}");
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "The call store failed; see the server's log.",
-                None,
-            );
-        }
+        Err(e) => return failed("sign-in", e),
     };
     tracing::info!(user = %session.user, role = role.code(), %ip, "dashboard: signed in");
     let target = if role >= Role::Supervisor {

@@ -13,6 +13,15 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// An `<svg>` element's start, with its title for screen readers.
+fn open_svg(svg: &mut String, title: &str, height: f64) {
+    let _ = write!(
+        svg,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{t}"><title>{t}</title>"#,
+        t = escape(title)
+    );
+}
+
 /// What a chart with nothing to show says.
 fn empty(title: &str) -> String {
     format!(
@@ -31,12 +40,7 @@ pub fn bars(title: &str, data: &[(String, f64)], label_every: usize) -> String {
     let n = data.len().max(1) as f64;
     let max = data.iter().map(|d| d.1).fold(0.0f64, f64::max).max(1e-9);
     let step = WIDTH / n;
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        h = BAR_AREA + 30.0,
-        t = escape(title)
-    );
+    open_svg(&mut svg, title, BAR_AREA + 30.0);
     for (i, (label, value)) in data.iter().enumerate() {
         let h = (value / max) * BAR_AREA;
         let x = i as f64 * step;
@@ -68,12 +72,7 @@ pub fn ranking(title: &str, data: &[(String, i64)]) -> String {
     let row = 22.0;
     let max = data.iter().map(|d| d.1).max().unwrap_or(1).max(1) as f64;
     let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        h = row * data.len().max(1) as f64 + 4.0,
-        t = escape(title)
-    );
+    open_svg(&mut svg, title, row * data.len().max(1) as f64 + 4.0);
     for (i, (label, count)) in data.iter().enumerate() {
         let y = i as f64 * row;
         let w = (*count as f64 / max) * (WIDTH - 220.0);
@@ -104,12 +103,7 @@ pub fn stacked(title: &str, days: &[(String, Vec<(&'static str, i64)>)]) -> Stri
         .max(1) as f64;
     let step = WIDTH / n;
     let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        h = BAR_AREA + 30.0,
-        t = escape(title)
-    );
+    open_svg(&mut svg, title, BAR_AREA + 30.0);
     let every = (days.len() / 8).max(1);
     for (i, (label, series)) in days.iter().enumerate() {
         let x = i as f64 * step;

@@ -35,7 +35,7 @@ use crate::store::query::{Analytics, CallFilter, CallListItem};
 use crate::store::StoreError;
 use crate::web::WebState;
 
-use auth::{check_csrf, message, require};
+use auth::{check_csrf, failed, message, require};
 
 const SCRIPT: &str = include_str!("../../../assets/dashboard/dashboard.js");
 const STYLE: &str = include_str!("../../../assets/dashboard/dashboard.css");
@@ -98,21 +98,6 @@ pub(crate) fn page(status: StatusCode, html: askama::Result<String>) -> Response
         HeaderValue::from_static("same-origin"),
     );
     response
-}
-
-fn failed(e: StoreError) -> Response {
-    match e {
-        StoreError::Access(m) => message(StatusCode::BAD_REQUEST, "Not understood", &m, None),
-        e => {
-            tracing::error!("dashboard: {e}");
-            message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "The call store failed; see the server's log.",
-                None,
-            )
-        }
-    }
 }
 
 async fn script() -> Response {
@@ -227,7 +212,7 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Response
         .await
     {
         Ok(f) => f,
-        Err(e) => return failed(e),
+        Err(e) => return failed("reading the store", e),
     };
     page(
         StatusCode::OK,
@@ -438,7 +423,7 @@ async fn calls(
                 error = m;
                 (0, Vec::new())
             }
-            Err(e) => return failed(e),
+            Err(e) => return failed("reading the store", e),
         },
         Err(m) => {
             error = m;
@@ -543,7 +528,7 @@ async fn call(
                 Some(&session),
             )
         }
-        Err(e) => return failed(e),
+        Err(e) => return failed("reading the store", e),
     };
     let line = CallLine::of(&CallListItem {
         row: c.row.clone(),
@@ -674,7 +659,7 @@ async fn analytics(
     filter.language = (!q.language.trim().is_empty()).then(|| q.language.trim().to_string());
     let a = match store.analytics(&filter).await {
         Ok(a) => a,
-        Err(e) => return failed(e),
+        Err(e) => return failed("reading the store", e),
     };
     // Every bucket from 0 to the slowest turn's, so the bars' widths are comparable.
     let slowest = a.latency_histogram.last().map_or(0, |(lower, _)| *lower);
@@ -789,7 +774,7 @@ async fn gap_list(
         };
     let groups = match gap_groups(&store, &q.flow).await {
         Ok(g) => g,
-        Err(e) => return failed(e),
+        Err(e) => return failed("reading the store", e),
     };
     let answered = groups.iter().filter(|g| g.answer.is_some()).count();
     let open = groups.len() - answered;
@@ -843,7 +828,7 @@ async fn gaps_csv(
             gaps::to_csv(&groups),
         )
             .into_response(),
-        Err(e) => failed(e),
+        Err(e) => failed("reading the store", e),
     }
 }
 
@@ -907,7 +892,7 @@ async fn answer_gap(
         answered_at: crate::call::unix_ms_now() as i64,
     };
     if let Err(e) = store.put_gap_answer(&form.key, &answer).await {
-        return failed(e);
+        return failed("reading the store", e);
     }
     tracing::info!(
         user = %session.user,
@@ -940,7 +925,7 @@ async fn admin(State(state): State<WebState>, headers: HeaderMap) -> Response {
     };
     let (users, tokens) = match (store.users().await, store.tokens().await) {
         (Ok(u), Ok(t)) => (u, t),
-        (Err(e), _) | (_, Err(e)) => return failed(e),
+        (Err(e), _) | (_, Err(e)) => return failed("reading the store", e),
     };
     let html = AdminPage {
         user: &session.user,
