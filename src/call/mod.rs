@@ -414,7 +414,6 @@ pub struct StartedCall {
     pub events: broadcast::Receiver<CallEvent>,
 }
 
-/// The end-of-turn model `session.end_of_turn` asks for, saying which and why.
 /// The wall-clock time now, Unix milliseconds (a call's `started_unix_ms`).
 pub fn unix_ms_now() -> u64 {
     std::time::SystemTime::now()
@@ -423,6 +422,7 @@ pub fn unix_ms_now() -> u64 {
         .unwrap_or_default()
 }
 
+/// The end-of-turn model `session.end_of_turn` asks for, saying which and why.
 fn load_turn_model(kind: EndOfTurnKind) -> Result<Option<TurnService>, EngineError> {
     match kind {
         EndOfTurnKind::Silence => {
