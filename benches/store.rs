@@ -105,7 +105,13 @@ fn synthetic_call(i: u64, rng: &mut Rng, now_ms: u64) -> Vec<CallEvent> {
         t += 500 + rng.below(1500);
         at(t, EventKind::SpeechStart { turn: turn_id });
         t += 1200 + rng.below(1800);
-        at(t, EventKind::SpeechEnd { turn: turn_id });
+        at(
+            t,
+            EventKind::SpeechEnd {
+                turn: turn_id,
+                level_dbfs: Some(-26.0 + rng.below(12) as f32),
+            },
+        );
         let asr = 300 + rng.below(1200);
         t += 600 + asr;
         at(

@@ -78,6 +78,13 @@ pub fn rms(samples: &[i16]) -> f32 {
     (sum / samples.len() as f64).sqrt() as f32
 }
 
+/// The level of a slice in dB below full scale (RMS; 0 dBFS is a full-scale square wave),
+/// rounded to a tenth; `None` for no samples or digital silence.
+pub fn level_dbfs(samples: &[i16]) -> Option<f32> {
+    let r = rms(samples);
+    (r > 0.0).then(|| (20.0 * (r / 32768.0).log10() * 10.0).round() / 10.0)
+}
+
 /// Splits 16 kHz mono PCM into frames; the last one is padded with silence.
 pub fn frames_of(samples: &[i16]) -> impl Iterator<Item = Frame> + '_ {
     samples.chunks(FRAME_SAMPLES).map(Frame::from_slice)

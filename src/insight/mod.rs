@@ -126,6 +126,7 @@ impl CallSummary {
         };
         let mut speech_start: Option<(TurnId, u64)> = None;
         let mut speech: std::collections::BTreeMap<u32, u64> = Default::default();
+        let mut levels: std::collections::BTreeMap<u32, f32> = Default::default();
         let mut caller_acted = false;
         // The bot turns whose reply the caller cut.
         let mut cut_replies: Vec<u32> = Vec::new();
@@ -148,7 +149,10 @@ impl CallSummary {
                     s.started_unix_ms = *started_unix_ms;
                 }
                 EventKind::SpeechStart { turn } => speech_start = Some((*turn, e.t_ms)),
-                EventKind::SpeechEnd { turn } => {
+                EventKind::SpeechEnd { turn, level_dbfs } => {
+                    if let Some(level) = level_dbfs {
+                        levels.insert(turn.0, *level);
+                    }
                     if let Some((t, at)) = speech_start.take() {
                         if t == *turn {
                             *speech.entry(turn.0).or_default() += e.t_ms.saturating_sub(at);
@@ -228,10 +232,20 @@ impl CallSummary {
                 t.barged_in = true;
             }
         }
+        // A raised voice is measured against the caller's own median turn.
+        let mut sorted: Vec<f32> = levels.values().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        let median = sorted.get(sorted.len() / 2).copied();
         for t in &mut s.turns {
             let words = sentiment::words(&t.text);
-            let speaking_ms = speech.get(&t.turn).copied();
-            t.sentiment = sentiment::score(&t.text, words, speaking_ms);
+            let delivery = sentiment::Delivery {
+                speaking_ms: speech.get(&t.turn).copied(),
+                louder_db: levels
+                    .get(&t.turn)
+                    .zip(median)
+                    .map(|(level, median)| level - median),
+            };
+            t.sentiment = sentiment::score(&t.text, words, delivery);
         }
         s.outcome = s.outcome_of(caller_acted);
         s

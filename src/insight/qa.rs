@@ -288,7 +288,10 @@ mod tests {
             ),
             at(
                 t_ms.saturating_sub(100),
-                EventKind::SpeechEnd { turn: TurnId(turn) },
+                EventKind::SpeechEnd {
+                    turn: TurnId(turn),
+                    level_dbfs: None,
+                },
             ),
             at(
                 t_ms,

@@ -1,6 +1,7 @@
 //! A caller turn's sentiment, from -1 (angry) to 1 (pleased): cue words and phrases in English
-//! and Chinese, a negation just before a cue turns it round, and a fast speaking rate makes a
-//! negative turn more so. Pure and cheap: it runs on every turn of every call.
+//! and Chinese, a negation just before a cue turns it round, and a fast speaking rate or a
+//! voice raised above the caller's own usual level makes a negative turn more so. Pure and
+//! cheap: it runs on every turn of every call.
 
 /// Negative cues and their weights. Matched on word boundaries (English) or as substrings
 /// (Chinese, which has no spaces).
@@ -66,6 +67,8 @@ const NEGATIONS: &[&str] = &["not", "never", "no", "don't", "isn't", "不", "没
 /// at a proportionally higher rate).
 const FAST_WORDS_PER_S: f32 = 3.5;
 const FAST_SYLLABLES_PER_S: f32 = 5.5;
+/// A turn this much louder than the caller's median turn is a raised voice.
+const RAISED_DB: f32 = 6.0;
 
 /// How many words (English) or syllables (Chinese characters) `text` has.
 pub fn words(text: &str) -> usize {
@@ -81,9 +84,17 @@ fn is_han(c: char) -> bool {
     ('\u{4e00}'..='\u{9fff}').contains(&c)
 }
 
-/// The sentiment of one turn: `text` as stored, `words` its [`words`], `speaking_ms` how long
-/// the caller spoke (when the turn's speech events give it).
-pub fn score(text: &str, words: usize, speaking_ms: Option<u64>) -> f32 {
+/// How the caller sounded in a turn, from the turn's speech events.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Delivery {
+    /// How long the caller spoke.
+    pub speaking_ms: Option<u64>,
+    /// How much louder (dB) than the caller's median turn.
+    pub louder_db: Option<f32>,
+}
+
+/// The sentiment of one turn: `text` as stored, `words` its [`words`], and how it was said.
+pub fn score(text: &str, words: usize, delivery: Delivery) -> f32 {
     let lower = text.to_lowercase();
     let mut total = 0.0f32;
     for (cue, weight) in NEGATIVE {
@@ -96,7 +107,10 @@ pub fn score(text: &str, words: usize, speaking_ms: Option<u64>) -> f32 {
         if lower.contains('!') || lower.contains('！') {
             total *= 1.2;
         }
-        if let Some(ms) = speaking_ms.filter(|ms| *ms > 0) {
+        if delivery.louder_db.is_some_and(|db| db >= RAISED_DB) {
+            total *= 1.25;
+        }
+        if let Some(ms) = delivery.speaking_ms.filter(|ms| *ms > 0) {
             let per_s = words as f32 * 1000.0 / ms as f32;
             let han = lower.chars().any(is_han);
             if per_s
@@ -156,7 +170,7 @@ mod tests {
     use super::*;
 
     fn of(text: &str) -> f32 {
-        score(text, words(text), None)
+        score(text, words(text), Delivery::default())
     }
 
     #[test]
@@ -179,9 +193,20 @@ mod tests {
     #[test]
     fn fast_angry_speech_scores_lower_than_slow() {
         let text = "this is so annoying";
-        let fast = score(text, words(text), Some(800));
-        let slow = score(text, words(text), Some(3000));
+        let at = |ms| Delivery {
+            speaking_ms: Some(ms),
+            louder_db: None,
+        };
+        let fast = score(text, words(text), at(800));
+        let slow = score(text, words(text), at(3000));
         assert!(fast < slow, "{fast} {slow}");
+        let raised = Delivery {
+            speaking_ms: Some(3000),
+            louder_db: Some(8.0),
+        };
+        assert!(score(text, words(text), raised) < slow);
+        // Loud thanks is no anger.
+        assert!(score("thanks", 1, raised) > 0.0);
         assert_eq!(words("我要 check 余额"), 5);
     }
 }

@@ -53,8 +53,13 @@ pub enum EventKind {
     },
     /// The caller started speaking.
     SpeechStart { turn: TurnId },
-    /// The caller stopped speaking (the endpoint was reached).
-    SpeechEnd { turn: TurnId },
+    /// The caller stopped speaking (the endpoint was reached). `level_dbfs`: how loud the
+    /// utterance was (RMS, dB below full scale), for the turn's sentiment.
+    SpeechEnd {
+        turn: TurnId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level_dbfs: Option<f32>,
+    },
     /// What the recognizer heard.
     Transcript {
         turn: TurnId,

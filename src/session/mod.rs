@@ -1115,7 +1115,14 @@ impl CallSession {
             endpoint: Some(now),
             ..TurnClock::default()
         };
-        self.emit(now, EventKind::SpeechEnd { turn: self.turn });
+        let level_dbfs = crate::audio::level_dbfs(&self.utterance);
+        self.emit(
+            now,
+            EventKind::SpeechEnd {
+                turn: self.turn,
+                level_dbfs,
+            },
+        );
         self.partial_in_flight = false;
         self.request.push(Heard {
             turn: self.turn,
