@@ -218,3 +218,140 @@ fn a_call_that_never_connected_is_not_stored() {
         "no record for the unacknowledged call"
     );
 }
+
+/// What the dashboard and the CLI do to a store, on each database: users and their roles,
+/// sign-in sessions (a removed user's session ends), API tokens (a revoked one no longer
+/// opens the API), a knowledge-gap answer, and retention deleting old calls with everything
+/// stored for them.
+fn accounts_sessions_tokens_and_retention(url: &str) {
+    use hotline::insight::gaps::GapAnswer;
+    use hotline::session::{EndReason, EventKind};
+    use hotline::store::access::Role;
+    use hotline::store::{Store, StoredCall};
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = Store::open(url).await.expect("open the store");
+        // Opening again finds the schema up to date.
+        let store2 = Store::open(url).await.expect("open the store again");
+
+        store
+            .put_user("ada", Role::Admin, "correct horse battery")
+            .await
+            .unwrap();
+        assert!(store.put_user("bob", Role::Agent, "short").await.is_err());
+        assert_eq!(
+            store
+                .verify_user("ada", "correct horse battery")
+                .await
+                .unwrap(),
+            Some(Role::Admin)
+        );
+        assert_eq!(store.verify_user("ada", "wrong").await.unwrap(), None);
+        assert_eq!(store.verify_user("nobody", "x").await.unwrap(), None);
+        // A role changed later counts for the sessions already open.
+        let (secret, session) = store.create_session("ada", Role::Admin).await.unwrap();
+        assert_eq!(session.role, Role::Admin);
+        store
+            .put_user("ada", Role::Supervisor, "correct horse battery")
+            .await
+            .unwrap();
+        let seen = store2
+            .session(&secret)
+            .await
+            .unwrap()
+            .expect("a live session");
+        assert_eq!(seen.role, Role::Supervisor);
+        assert_eq!(seen.csrf, session.csrf);
+        assert!(store.session("not-a-session").await.unwrap().is_none());
+        assert!(store.remove_user("ada").await.unwrap());
+        assert!(
+            store.session(&secret).await.unwrap().is_none(),
+            "a removed user is signed out"
+        );
+
+        let (token, secret) = store.create_token("reports").await.unwrap();
+        assert!(store.check_token(&secret).await.unwrap().is_some());
+        assert!(store.check_token("hl_x_y").await.unwrap().is_none());
+        let listed = store.tokens().await.unwrap();
+        assert!(listed[0].last_used_at.is_some(), "use is noted: {listed:?}");
+        assert!(store.revoke_token(&token.id).await.unwrap());
+        assert!(store.check_token(&secret).await.unwrap().is_none());
+
+        let answer = GapAnswer {
+            flow: "telecom_en".into(),
+            question: "can i bring my own phone".into(),
+            answer: "Yes.".into(),
+            answered_by: "sam".into(),
+            answered_at: 1,
+        };
+        store.put_gap_answer("k1", &answer).await.unwrap();
+        store.put_gap_answer("k1", &answer).await.unwrap();
+        assert_eq!(store.gap_answers().await.unwrap(), vec![answer]);
+
+        // Two calls, 40 and 2 days old; retention at 30 days keeps the newer.
+        let now = hotline::call::unix_ms_now();
+        let day = 86_400_000u64;
+        let call = |id: &str, started: u64| {
+            let events = vec![
+                CallEvent {
+                    t_ms: 0,
+                    kind: EventKind::CallStart {
+                        call_id: Some(id.into()),
+                        transport: Some("sip-udp".into()),
+                        from: None,
+                        to: None,
+                        codec: None,
+                        language: Some("en".into()),
+                        flow: Some("telecom_en".into()),
+                        started_unix_ms: Some(started),
+                    },
+                },
+                CallEvent {
+                    t_ms: 1000,
+                    kind: EventKind::KnowledgeGap {
+                        turn: hotline::session::TurnId(1),
+                        text: "can i bring my own phone".into(),
+                    },
+                },
+                CallEvent {
+                    t_ms: 2000,
+                    kind: EventKind::Hangup {
+                        reason: EndReason::CallerHangup,
+                    },
+                },
+            ];
+            StoredCall::of_events(
+                id,
+                std::path::Path::new(id),
+                events,
+                String::new(),
+                &QaConfig::default(),
+            )
+        };
+        let calls = [call("old", now - 40 * day), call("new", now - 2 * day)];
+        assert_eq!(store.put_calls(&calls).await.unwrap(), 2);
+        assert_eq!(store.put_calls(&calls).await.unwrap(), 0, "stored once");
+        assert_eq!(store.gaps(None).await.unwrap().len(), 2);
+        assert_eq!(store.delete_before(now - 30 * day).await.unwrap(), 1);
+        let ids = store.call_ids().await.unwrap();
+        assert!(ids.contains("new") && !ids.contains("old"), "{ids:?}");
+        assert_eq!(store.gaps(None).await.unwrap().len(), 1, "its rows go too");
+        assert!(store.call("old").await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn accounts_sessions_tokens_and_retention_in_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    accounts_sessions_tokens_and_retention(&format!(
+        "sqlite:{}",
+        dir.path().join("hotline.db").display()
+    ));
+}
+
+#[test]
+fn accounts_sessions_tokens_and_retention_in_postgres() {
+    let db = FreshPostgres::new();
+    accounts_sessions_tokens_and_retention(&db.url);
+}
