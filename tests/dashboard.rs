@@ -264,3 +264,113 @@ fn the_dashboard_behind_its_login_and_a_gap_answered_for_the_next_caller() {
         "the next caller heard the answer: {replies:?}"
     );
 }
+
+/// Signs in over plain HTTP as the login form does (its CSRF cookie and field), and returns
+/// the `Cookie` header that carries the session.
+fn sign_in(port: u16, user: &str, password: &str) -> String {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let form = agent
+        .get(&format!("http://127.0.0.1:{port}/login"))
+        .call()
+        .expect("GET /login");
+    let login_cookie = form
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("the login form's cookie")
+        .to_string();
+    let html = form.into_string().expect("the login form");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's csrf field")
+        .to_string();
+    let response = match agent
+        .post(&format!("http://127.0.0.1:{port}/login"))
+        .set("Cookie", &login_cookie)
+        .send_form(&[("user", user), ("password", password), ("csrf", &csrf)])
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("POST /login: {e}"),
+    };
+    assert_eq!(response.status(), 303, "signed in");
+    let session = response
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("hotline_session=") && !c.starts_with("hotline_session=;"))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    session
+}
+
+/// The live panel shows a call while it is in progress, with what the caller said so far,
+/// and forgets it when it ends. Without a session the panel is not shown.
+#[test]
+fn the_live_panel_shows_a_call_in_progress_with_its_latest_lines() {
+    let rtp = RtpPorts::free(2);
+    let hotline = Hotline::start_with_web_and(
+        2,
+        "",
+        &format!("port = 0\ncodecs = [\"PCMU\"]\n{}\n", rtp.toml()),
+    );
+    let port = hotline.web_port.unwrap();
+    hotline.cli(
+        &["users", "add", "sam", "--role", "supervisor"],
+        &[("HOTLINE_PASSWORD", "correct horse battery")],
+    );
+    let cookie = sign_in(port, "sam", "correct horse battery");
+    let panel = |cookie: Option<&str>| {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let mut request = agent.get(&format!("http://127.0.0.1:{port}/dashboard/live"));
+        if let Some(c) = cookie {
+            request = request.set("Cookie", c);
+        }
+        match request.call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("GET /dashboard/live: {e}"),
+        }
+    };
+    let (status, _) = panel(None);
+    assert_eq!(status, 303, "no session: sent to the login form");
+    assert!(panel(Some(&cookie)).1.contains("No call in progress"));
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
+    let call = common::sipp::support_caller(hotline.sip_addr(), &pcap)
+        .timeout_s(40)
+        .spawn(work.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let html = loop {
+        let (_, html) = panel(Some(&cookie));
+        if html.contains("caller:") && html.contains("support") {
+            break html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the live panel never showed the caller's words: {html}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        html.contains("sip-udp") && html.contains("telecom_en"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Welcome to Acme Telecom"),
+        "the bot's lines too: {html}"
+    );
+    let outcome = call.wait(Duration::from_secs(60));
+    assert!(outcome.success, "{outcome:?}");
+    hotline.one_call(Duration::from_secs(20));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !panel(Some(&cookie)).1.contains("No call in progress") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ended call stays on the panel"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
