@@ -352,9 +352,25 @@ fn main() {
         timed("one call in full", 5, || store.call(&id))
             .await
             .expect("call");
-        let a = timed("analytics, all 30 days", 5, || store.analytics(&all))
-            .await
-            .expect("analytics");
+        let a = timed("analytics, all 30 days (daily rollups)", 5, || {
+            store.analytics(&all)
+        })
+        .await
+        .expect("analytics");
+        timed("analytics, all 30 days, counting the calls", 3, || {
+            store.analytics_from_calls(&all)
+        })
+        .await
+        .expect("analytics");
+        let by_flow = CallFilter {
+            flow: Some("ecommerce_zh".into()),
+            ..CallFilter::default()
+        };
+        timed("analytics, one flow (daily rollups)", 5, || {
+            store.analytics(&by_flow)
+        })
+        .await
+        .expect("analytics");
         println!(
             "    (containment {:.3}, transfer {:.3}, p50 {:?} ms, p95 {:?} ms, {} days)",
             a.containment_rate.unwrap_or(0.0),

@@ -355,3 +355,201 @@ fn accounts_sessions_tokens_and_retention_in_postgres() {
     let db = FreshPostgres::new();
     accounts_sessions_tokens_and_retention(&db.url);
 }
+
+/// Analytics read from the daily rollups give exactly what counting the calls gives, for every
+/// filter the rollups answer, after calls over several days, flows and languages (and after
+/// retention deleted the oldest days from both).
+fn rollups_agree_with_counting_the_calls(url: &str) {
+    use hotline::session::{AudioEndReason, EndReason, EventKind, TurnId};
+    use hotline::store::query::CallFilter;
+    use hotline::store::{Store, StoredCall};
+    use rand::{Rng, SeedableRng};
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let day = 86_400_000u64;
+    let today = hotline::call::unix_ms_now() / day * day;
+    let mut calls = Vec::new();
+    for i in 0..240u64 {
+        let zh = i % 3 == 0;
+        let started = today - rng.gen_range(0..6) * day + rng.gen_range(0..day / 2);
+        let mut events = vec![CallEvent {
+            t_ms: 0,
+            kind: EventKind::CallStart {
+                call_id: Some(format!("c{i}")),
+                transport: Some("sip-udp".into()),
+                from: None,
+                to: None,
+                codec: None,
+                language: Some(if zh { "zh" } else { "en" }.into()),
+                flow: Some(if zh { "ecommerce_zh" } else { "telecom_en" }.into()),
+                started_unix_ms: Some(started),
+            },
+        }];
+        let mut t = 1000;
+        let turns = rng.gen_range(0..4u32);
+        for turn in 1..=turns {
+            t += 3000;
+            let id = TurnId(turn);
+            events.push(CallEvent {
+                t_ms: t,
+                kind: EventKind::Transcript {
+                    turn: id,
+                    text: "words".into(),
+                    is_final: true,
+                    sensitive: false,
+                },
+            });
+            if rng.gen_bool(0.8) {
+                let intents = ["balance", "faq", "order_status", "human"];
+                events.push(CallEvent {
+                    t_ms: t,
+                    kind: EventKind::Intent {
+                        turn: id,
+                        name: intents[rng.gen_range(0..intents.len())].into(),
+                        confidence: rng.gen_range(0.3..1.0),
+                    },
+                });
+            }
+            if rng.gen_bool(0.5) {
+                events.push(CallEvent {
+                    t_ms: t,
+                    kind: EventKind::Slot {
+                        turn: id,
+                        name: "csat".into(),
+                        value: rng.gen_range(1..6).to_string(),
+                        sensitive: false,
+                    },
+                });
+            }
+            let total_ms = rng.gen_range(300..3000);
+            events.push(CallEvent {
+                t_ms: t + 10,
+                kind: EventKind::TurnLatency {
+                    turn: id,
+                    endpoint_ms: 600,
+                    asr_ms: 100,
+                    dialogue_ms: 1,
+                    tts_ms: 10,
+                    total_ms,
+                },
+            });
+            if rng.gen_bool(0.2) {
+                events.push(CallEvent {
+                    t_ms: t + 20,
+                    kind: EventKind::BotAudioEnd {
+                        turn: id,
+                        reason: AudioEndReason::BargeIn,
+                    },
+                });
+            }
+        }
+        if rng.gen_bool(0.3) {
+            events.push(CallEvent {
+                t_ms: t + 100,
+                kind: EventKind::Transfer {
+                    target: "sip:agents@pbx".into(),
+                    reason: ["caller.request", "escalation.no_match"][rng.gen_range(0..2)].into(),
+                },
+            });
+        }
+        let reasons = [
+            EndReason::CallerHangup,
+            EndReason::NoMatchMax,
+            EndReason::ServerCrash,
+        ];
+        events.push(CallEvent {
+            t_ms: t + 500,
+            kind: EventKind::Hangup {
+                reason: reasons[rng.gen_range(0..reasons.len())].clone(),
+            },
+        });
+        let id = format!("c{i:04}");
+        calls.push(StoredCall::of_events(
+            &id,
+            std::path::Path::new(&id),
+            events,
+            String::new(),
+            &QaConfig::default(),
+        ));
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = Store::open(url).await.expect("open the store");
+        for batch in calls.chunks(64) {
+            store.put_calls(batch).await.expect("store calls");
+        }
+        let day = day as i64;
+        let today = today as i64;
+        let filters = |label: &str| -> Vec<(String, CallFilter)> {
+            let mut out = vec![(format!("{label}: all"), CallFilter::default())];
+            for flow in ["telecom_en", "ecommerce_zh"] {
+                out.push((
+                    format!("{label}: {flow}"),
+                    CallFilter {
+                        flow: Some(flow.into()),
+                        ..CallFilter::default()
+                    },
+                ));
+            }
+            out.push((
+                format!("{label}: zh, three days"),
+                CallFilter {
+                    language: Some("zh".into()),
+                    from: Some(today - 3 * day),
+                    to: Some(today),
+                    ..CallFilter::default()
+                },
+            ));
+            out.push((
+                format!("{label}: today"),
+                CallFilter {
+                    from: Some(today),
+                    ..CallFilter::default()
+                },
+            ));
+            out
+        };
+        let check = |label: &'static str| {
+            let store = store.clone();
+            async move {
+                for (what, f) in filters(label) {
+                    let rolled = store.analytics_from_rollups(&f).await.expect("analytics");
+                    let counted = store.analytics_from_calls(&f).await.expect("analytics");
+                    assert_eq!(rolled, counted, "{what}");
+                }
+            }
+        };
+        check("stored").await;
+        let all = store.analytics(&CallFilter::default()).await.unwrap();
+        assert_eq!(all.calls, 240);
+        assert!(
+            all.top_intents.len() >= 3 && all.csat_answers > 0,
+            "{all:?}"
+        );
+        // Retention at a day boundary removes the same calls from both.
+        store.delete_before((today - 3 * day) as u64).await.unwrap();
+        check("after retention").await;
+        // An outcome is no filter the rollups answer.
+        let by_outcome = CallFilter {
+            outcome: Some("contained".into()),
+            ..CallFilter::default()
+        };
+        assert!(store.analytics_from_rollups(&by_outcome).await.is_err());
+        assert!(store.analytics(&CallFilter::default()).await.unwrap().calls < 240);
+    });
+}
+
+#[test]
+fn rollups_agree_with_counting_the_calls_in_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    rollups_agree_with_counting_the_calls(&format!(
+        "sqlite:{}",
+        dir.path().join("hotline.db").display()
+    ));
+}
+
+#[test]
+fn rollups_agree_with_counting_the_calls_in_postgres() {
+    let db = FreshPostgres::new();
+    rollups_agree_with_counting_the_calls(&db.url);
+}

@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod query;
+mod rollup;
 pub mod writer;
 
 use std::borrow::Cow;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dashboard",
         include_str!("migrations/0002_dashboard.sql"),
     ),
+    (3, "rollups", include_str!("migrations/0003_rollups.sql")),
 ];
 
 /// What the store could not do.
@@ -238,7 +240,8 @@ impl Store {
     }
 
     /// Deletes the calls that started before `cutoff_unix_ms`, with everything stored for
-    /// them (retention). Returns how many calls.
+    /// them (retention), and the daily rollups of the whole days before it. Returns how many
+    /// calls.
     pub async fn delete_before(&self, cutoff_unix_ms: u64) -> Result<u64, StoreError> {
         let cutoff = cutoff_unix_ms as i64;
         let mut tx = self.pool.begin().await?;
@@ -258,6 +261,7 @@ impl Store {
             .bind(cutoff)
             .execute(&mut *tx)
             .await?;
+        rollup::delete_days_before(&mut tx, cutoff).await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
@@ -369,15 +373,19 @@ fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
 }
 
-/// Inserts one call and its rows; `false` when it was already stored.
-async fn put_call(tx: &mut Transaction<'_, Any>, call: &StoredCall) -> Result<bool, StoreError> {
-    let s = &call.summary;
-    let transfer_reason = s
-        .transfers
+/// Why a call was transferred (the first transfer that did not fail), or `""`.
+fn transfer_reason_of(s: &CallSummary) -> String {
+    s.transfers
         .iter()
         .find(|t| !t.2)
         .map(|t| t.1.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Inserts one call and its rows; `false` when it was already stored.
+async fn put_call(tx: &mut Transaction<'_, Any>, call: &StoredCall) -> Result<bool, StoreError> {
+    let s = &call.summary;
+    let transfer_reason = transfer_reason_of(s);
     let worst = call
         .findings
         .iter()
@@ -418,6 +426,7 @@ async fn put_call(tx: &mut Transaction<'_, Any>, call: &StoredCall) -> Result<bo
     if inserted.rows_affected() == 0 {
         return Ok(false);
     }
+    rollup::add_call(tx, call, &transfer_reason_of(s)).await?;
     for (seq, e) in call.events.iter().enumerate() {
         let body = serde_json::to_string(e).unwrap_or_default();
         sqlx::query(
@@ -434,7 +443,8 @@ async fn put_call(tx: &mut Transaction<'_, Any>, call: &StoredCall) -> Result<bo
     for (seq, t) in s.turns.iter().enumerate() {
         sqlx::query(
             "INSERT INTO call_turns (call_id, seq, turn, t_ms, text, intent, confidence, \
-             latency_ms, sentiment, barged_in) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             confidence_tenth, latency_ms, sentiment, barged_in) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&call.id)
         .bind(seq as i64)
@@ -443,6 +453,7 @@ async fn put_call(tx: &mut Transaction<'_, Any>, call: &StoredCall) -> Result<bo
         .bind(&t.text)
         .bind(t.intent.clone())
         .bind(t.confidence.map(f64::from))
+        .bind(t.confidence.map(rollup::tenth))
         .bind(t.latency_ms.map(|ms| ms as i64))
         .bind(f64::from(t.sentiment))
         .bind(i64::from(t.barged_in))

@@ -16,9 +16,9 @@ use crate::insight::qa::Severity;
 use crate::insight::Outcome;
 
 /// One day, in milliseconds (analytics group by the UTC day).
-const DAY_MS: i64 = 86_400_000;
+pub(super) const DAY_MS: i64 = 86_400_000;
 /// The latency histogram's bucket width.
-const LATENCY_BUCKET_MS: i64 = 50;
+pub(super) const LATENCY_BUCKET_MS: i64 = 50;
 
 /// Which calls a list or analytics covers. Every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -46,26 +46,26 @@ pub struct CallFilter {
 
 /// A parameter of a built query.
 #[derive(Debug, Clone)]
-enum Param {
+pub(super) enum Param {
     Int(i64),
     Text(String),
 }
 
 /// A `WHERE` clause built from a filter, with its parameters in order.
 #[derive(Debug, Default)]
-struct Where {
+pub(super) struct Where {
     clauses: Vec<String>,
     params: Vec<Param>,
 }
 
 impl Where {
-    fn push(&mut self, clause: &str, param: Param) {
+    pub(super) fn push(&mut self, clause: &str, param: Param) {
         self.params.push(param);
         self.clauses
             .push(clause.replace('?', &format!("${}", self.params.len())));
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -73,7 +73,7 @@ impl Where {
         }
     }
 
-    fn bind<'q, T>(
+    pub(super) fn bind<'q, T>(
         &self,
         mut q: QueryAs<'q, Any, T, AnyArguments<'q>>,
     ) -> QueryAs<'q, Any, T, AnyArguments<'q>> {
@@ -240,7 +240,7 @@ pub struct CallDetail {
 }
 
 /// The figures of a period, a flow and a language.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analytics {
     pub calls: i64,
     /// Calls by outcome code.
@@ -274,7 +274,7 @@ pub struct Analytics {
 }
 
 /// One day's figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DayFigures {
     /// The day's start, Unix ms (UTC).
     pub day: i64,
@@ -292,7 +292,7 @@ const ROW_COLUMNS: &str = "c.id, c.started_at, c.duration_ms, c.transport, c.cal
 
 /// `SUM(expr)` as a BIGINT in both databases (PostgreSQL sums BIGINTs as NUMERIC), 0 over
 /// no rows.
-fn sum(expr: &str) -> String {
+pub(super) fn sum(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
 }
 
@@ -487,9 +487,39 @@ impl Store {
         Ok(dir.map(|(d,)| d))
     }
 
-    /// The figures of the calls `filter` matches (its paging is ignored).
+    /// The figures of the calls `filter` matches (its paging is ignored). A filter of whole
+    /// days, a flow and a language is answered from the daily rollups ([`super::rollup`]),
+    /// whatever the number of calls; any other filter counts the calls themselves.
     pub async fn analytics(&self, filter: &CallFilter) -> Result<Analytics, StoreError> {
         filter.validate()?;
+        let counts = match super::rollup::covers(filter) {
+            true => self.rollup_counts(filter).await?,
+            false => self.call_counts(filter).await?,
+        };
+        Ok(counts.assemble())
+    }
+
+    /// [`Store::analytics`] from the daily rollups; an error for a filter they do not cover.
+    pub async fn analytics_from_rollups(
+        &self,
+        filter: &CallFilter,
+    ) -> Result<Analytics, StoreError> {
+        filter.validate()?;
+        if !super::rollup::covers(filter) {
+            return Err(StoreError::Access(
+                "the daily rollups answer whole days, a flow and a language only".into(),
+            ));
+        }
+        Ok(self.rollup_counts(filter).await?.assemble())
+    }
+
+    /// [`Store::analytics`] counted from the calls themselves, whatever the filter.
+    pub async fn analytics_from_calls(&self, filter: &CallFilter) -> Result<Analytics, StoreError> {
+        filter.validate()?;
+        Ok(self.call_counts(filter).await?.assemble())
+    }
+
+    async fn call_counts(&self, filter: &CallFilter) -> Result<Counts, StoreError> {
         let w = filter.where_clause();
         let ws = w.sql();
         let pool = self.pool();
@@ -501,32 +531,18 @@ impl Store {
             sum("c.barge_ins"),
             sum("c.csat")
         );
-        let (calls, duration, turns, kb, barge, csat_sum, csat_n): (
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = w.bind(sqlx::query_as(&totals_sql)).fetch_one(pool).await?;
+        let totals = w.bind(sqlx::query_as(&totals_sql)).fetch_one(pool).await?;
         let outcomes: Vec<(String, i64)> = w
             .bind(sqlx::query_as(&format!(
                 "SELECT c.outcome, COUNT(*) FROM calls c{ws} GROUP BY c.outcome ORDER BY c.outcome"
             )))
             .fetch_all(pool)
             .await?;
-        let count = |code: &str| {
-            outcomes
-                .iter()
-                .find(|(o, _)| o == code)
-                .map_or(0, |(_, n)| *n)
-        };
         let and = if ws.is_empty() { " WHERE" } else { " AND" };
         let transfer_reasons: Vec<(String, i64)> = w
             .bind(sqlx::query_as(&format!(
                 "SELECT c.transfer_reason, COUNT(*) FROM calls c{ws}{and} c.outcome = 'transferred' \
-                 GROUP BY c.transfer_reason ORDER BY COUNT(*) DESC"
+                 GROUP BY c.transfer_reason ORDER BY COUNT(*) DESC, c.transfer_reason"
             )))
             .fetch_all(pool)
             .await?;
@@ -539,8 +555,9 @@ impl Store {
             .await?;
         let confidence: Vec<(i64, i64)> = w
             .bind(sqlx::query_as(&format!(
-                "SELECT CAST(t.confidence * 10 AS BIGINT), COUNT(*) FROM calls c CROSS JOIN call_turns t{ws}{and} t.call_id = c.id AND t.confidence IS NOT NULL \
-                 GROUP BY CAST(t.confidence * 10 AS BIGINT) ORDER BY 1"
+                "SELECT t.confidence_tenth, COUNT(*) FROM calls c CROSS JOIN call_turns t{ws}{and} \
+                 t.call_id = c.id AND t.confidence_tenth IS NOT NULL \
+                 GROUP BY t.confidence_tenth ORDER BY 1"
             )))
             .fetch_all(pool)
             .await?;
@@ -562,15 +579,54 @@ impl Store {
             )))
             .fetch_all(pool)
             .await?;
+        Ok(Counts {
+            totals,
+            outcomes,
+            transfer_reasons,
+            top_intents,
+            confidence,
+            latency,
+            days,
+        })
+    }
+}
+
+/// What analytics count, from the calls or from the rollups, before the rates and percentiles.
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    /// Calls, duration (ms), turns, KB answers, barge-ins, CSAT sum, CSAT answers.
+    pub totals: (i64, i64, i64, i64, i64, i64, i64),
+    pub outcomes: Vec<(String, i64)>,
+    pub transfer_reasons: Vec<(String, i64)>,
+    pub top_intents: Vec<(String, i64)>,
+    /// (confidence in tenths, turns).
+    pub confidence: Vec<(i64, i64)>,
+    /// (day number, latency bucket number, turns).
+    pub latency: Vec<(i64, i64, i64)>,
+    /// (day number, calls, contained, transferred, abandoned).
+    pub days: Vec<(i64, i64, i64, i64, i64)>,
+}
+
+impl Counts {
+    fn assemble(self) -> Analytics {
+        let (calls, duration, turns, kb, barge, csat_sum, csat_n) = self.totals;
+        let count = |code: &str| {
+            self.outcomes
+                .iter()
+                .find(|(o, _)| o == code)
+                .map_or(0, |(_, n)| *n)
+        };
         let mut histogram: std::collections::BTreeMap<i64, i64> = Default::default();
-        for (_, bucket, n) in &latency {
+        for (_, bucket, n) in &self.latency {
             *histogram.entry(bucket * LATENCY_BUCKET_MS).or_default() += n;
         }
         let histogram: Vec<(i64, i64)> = histogram.into_iter().collect();
-        let day_figures = days
-            .into_iter()
-            .map(|(day, n, contained, transferred, abandoned)| {
-                let h: Vec<(i64, i64)> = latency
+        let day_figures = self
+            .days
+            .iter()
+            .map(|&(day, n, contained, transferred, abandoned)| {
+                let h: Vec<(i64, i64)> = self
+                    .latency
                     .iter()
                     .filter(|(d, _, _)| *d == day)
                     .map(|(_, b, n)| (b * LATENCY_BUCKET_MS, *n))
@@ -587,20 +643,18 @@ impl Store {
             })
             .collect();
         let abandoned = count("abandoned");
-        Ok(Analytics {
+        Analytics {
             calls,
             containment_rate: ratio(count("contained"), calls - abandoned),
             transfer_rate: ratio(count("transferred"), calls),
             abandonment_rate: ratio(abandoned, calls),
-            outcomes,
-            transfer_reasons,
             average_handling_s: ratio(duration, calls).map(|ms| ms / 1000.0),
             csat_average: ratio(csat_sum, csat_n),
             csat_answers: csat_n,
-            top_intents,
-            confidence_histogram: confidence
-                .into_iter()
-                .map(|(tenth, n)| (tenth as f64 / 10.0, n))
+            confidence_histogram: self
+                .confidence
+                .iter()
+                .map(|&(tenth, n)| (tenth as f64 / 10.0, n))
                 .collect(),
             kb_hit_rate: ratio(kb, turns),
             barge_in_rate: ratio(barge, turns),
@@ -609,7 +663,10 @@ impl Store {
             latency_p99_ms: quantile(&histogram, 0.99),
             latency_histogram: histogram,
             days: day_figures,
-        })
+            outcomes: self.outcomes,
+            transfer_reasons: self.transfer_reasons,
+            top_intents: self.top_intents,
+        }
     }
 }
 

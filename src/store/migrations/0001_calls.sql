@@ -47,6 +47,7 @@ CREATE TABLE call_turns (
     text TEXT NOT NULL,
     intent TEXT,
     confidence DOUBLE PRECISION,
+    confidence_tenth BIGINT,
     latency_ms BIGINT,
     sentiment DOUBLE PRECISION NOT NULL,
     barged_in BIGINT NOT NULL,
