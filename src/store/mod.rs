@@ -45,6 +45,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "rollups", include_str!("migrations/0003_rollups.sql")),
 ];
 
+/// SQLite connections: one writes (WAL), the others read for the dashboard and the API.
+const SQLITE_CONNECTIONS: u32 = 4;
+
 /// What the store could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -183,11 +186,18 @@ impl Store {
             }
             Backend::Postgres => url.to_string(),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 4,
-                Backend::Postgres => 8,
-            })
+        // SQLite: a fixed set of connections, opened at once and kept (a local file has no
+        // reason to recycle them), so the server's open files stay the same however busy it
+        // gets. PostgreSQL: up to 8, opened as needed.
+        let options = match backend {
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(SQLITE_CONNECTIONS)
+                .min_connections(SQLITE_CONNECTIONS)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8),
+        };
+        let pool = options
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
