@@ -452,9 +452,12 @@ async fn put_call(tx: &mut Transaction<'_, Any>, call: &StoredCall) -> Result<bo
     }
     for (seq, t) in s.turns.iter().enumerate() {
         sqlx::query(
+            // A missing confidence is bound as -1 and stored as NULL: sqlx 0.8's `Any` driver
+            // sends a NULL DOUBLE PRECISION to PostgreSQL typed as a REAL, and a statement
+            // first prepared so refuses every later confidence.
             "INSERT INTO call_turns (call_id, seq, turn, t_ms, text, intent, confidence, \
              confidence_tenth, latency_ms, sentiment, barged_in) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, -1.0), $8, $9, $10, $11)",
         )
         .bind(&call.id)
         .bind(seq as i64)
@@ -462,7 +465,7 @@ async fn put_call(tx: &mut Transaction<'_, Any>, call: &StoredCall) -> Result<bo
         .bind(t.t_ms as i64)
         .bind(&t.text)
         .bind(t.intent.clone())
-        .bind(t.confidence.map(f64::from))
+        .bind(t.confidence.map_or(-1.0, f64::from))
         .bind(t.confidence.map(rollup::tenth))
         .bind(t.latency_ms.map(|ms| ms as i64))
         .bind(f64::from(t.sentiment))
