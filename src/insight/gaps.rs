@@ -55,12 +55,6 @@ pub struct GapGroup {
     pub answer: Option<GapAnswer>,
 }
 
-/// How alike two questions are, 0 to 1 (Jaccard over their term sets).
-pub fn similarity(a: &str, b: &str) -> f32 {
-    let (a, b) = (term_set(a), term_set(b));
-    overlap(&a, &b)
-}
-
 fn term_set(text: &str) -> BTreeSet<String> {
     terms(text).into_iter().collect()
 }

@@ -277,11 +277,6 @@ impl CallSummary {
         !NEVER_CONNECTED.contains(&self.end_reason.as_str())
     }
 
-    /// The caller's turns that the bot did not understand: no intent named.
-    pub fn no_match_turns(&self) -> impl Iterator<Item = &TurnSummary> {
-        self.turns.iter().filter(|t| t.intent.is_none())
-    }
-
     /// The call's lowest turn sentiment (0 with no turn).
     pub fn worst_sentiment(&self) -> f32 {
         self.turns

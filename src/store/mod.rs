@@ -215,6 +215,7 @@ impl Store {
             })?;
         let migrator = Migrator::new(Embedded).await?;
         migrator.run(&pool).await?;
+        tracing::info!(store = %redact_password(url), "call store open");
         Ok(Self { pool, backend })
     }
 
