@@ -48,6 +48,8 @@ pub struct Config {
     pub privacy: crate::privacy::PrivacyConfig,
     pub store: crate::store::StoreConfig,
     pub qa: crate::insight::qa::QaConfig,
+    /// Queues of human agents (`agents::config`).
+    pub agents: crate::agents::AgentsConfig,
 }
 
 /// Turn-taking: VAD, endpointing, barge-in and timers (see `session`).
@@ -399,6 +401,9 @@ impl Config {
         }
         if self.qa.dead_air_s.is_nan() || self.qa.dead_air_s < 0.0 {
             return Err(invalid("qa.dead_air_s", "must be 0 (off) or more"));
+        }
+        if let Err(e) = self.agents.validate() {
+            return Err(invalid(&format!("agents.{}", e.key), &e.message));
         }
         if self.qa.repeated_no_match == 0 {
             return Err(invalid("qa.repeated_no_match", "must be at least 1"));

@@ -4,6 +4,7 @@
 //! fed by transport edges (SIP/RTP in the `hotline-sip` crate, WebRTC, WAV replay, the local
 //! microphone) and served by engine worker pools (ASR, TTS, dialogue). See ARCHITECTURE.md.
 
+pub mod agents;
 pub mod asr;
 pub mod audio;
 pub mod bench;

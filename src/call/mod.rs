@@ -54,6 +54,7 @@ use crate::privacy::{PrivacyError, RawKey, Redactor};
 use crate::session::{CallEvent, CallSession, EndReason};
 use crate::tts::{TtsError, TtsService};
 use crate::turn::{TurnError, TurnService};
+pub(crate) use driver::sleep_until;
 use leg::{LegHandle, LegId, LegRole};
 
 /// A call's id: unique within this server, and the name of its record folder.

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason};
+pub use super::reason::{
+    AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason, TransferMode, TransferOutcome,
+};
 
 /// Identifies one caller turn within a call. A new caller utterance, a DTMF key or a barge-in
 /// starts a new turn; results tagged with an older turn are stale and dropped.
@@ -118,6 +120,24 @@ pub enum EventKind {
     /// The hand-over failed (refused, busy, no answer); the call stays with the bot. `reason` is
     /// a stable code such as `transfer.refused.603` or `transfer.failed.486`.
     TransferFailed { target: String, reason: String },
+    /// A bridged transfer rings a human (`agent`): the caller waits with hold audio.
+    TransferRinging { target: String, agent: String },
+    /// How a transfer ended, with its timings from the decision (`transfer`): `mode` is
+    /// `blind`, `bridged` or `warm`; `outcome` is `answered`, `busy`, `no_answer`,
+    /// `rejected`, `failed` or `caller_hangup`. `ring_ms` is when the first agent rang;
+    /// `bridge_ms` the time from the agent's answer to the audio bridged.
+    TransferResult {
+        target: String,
+        mode: TransferMode,
+        outcome: TransferOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        wait_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ring_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bridge_ms: Option<u64>,
+    },
     /// The end-of-turn model's judgement of a pause in the caller's speech: `complete` ends
     /// the turn at once; otherwise the session waits longer for the caller to go on.
     TurnPrediction {
@@ -205,6 +225,8 @@ impl EventKind {
             EventKind::Dtmf { .. } => "dtmf",
             EventKind::Transfer { .. } => "transfer",
             EventKind::TransferFailed { .. } => "transfer_failed",
+            EventKind::TransferRinging { .. } => "transfer_ringing",
+            EventKind::TransferResult { .. } => "transfer_result",
             EventKind::TurnPrediction { .. } => "turn_prediction",
             EventKind::TurnLatency { .. } => "turn_latency",
             EventKind::KnowledgeGap { .. } => "knowledge_gap",

@@ -36,7 +36,9 @@ use crate::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use crate::language::Language;
 use echo::EchoGate;
 pub use event::{CallEvent, EventKind, TurnId};
-pub use reason::{AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason};
+pub use reason::{
+    AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason, TransferMode, TransferOutcome,
+};
 
 /// Samples in one millisecond at the pipeline rate.
 const SAMPLES_PER_MS: usize = (SAMPLE_RATE_HZ / 1000) as usize;
@@ -262,14 +264,39 @@ pub struct CallSession {
     ended: bool,
     /// The transport tells us whether a transfer happened.
     tracks_transfers: bool,
-    /// The target of a transfer whose outcome we wait for.
-    transferring: Option<String>,
+    /// The transfer whose outcome we wait for.
+    transferring: Option<PendingTransfer>,
     /// The server is shutting down: the bot says goodbye and hangs up; the caller is no longer
     /// heard.
     closing: bool,
     /// The caller is bridged to another leg (a human): the session goes on listening,
     /// transcribing and recording, but the bot does not answer.
     bridged: bool,
+}
+
+/// A transfer waiting for its outcome, with its timings on the call clock.
+#[derive(Debug, Clone)]
+struct PendingTransfer {
+    target: String,
+    mode: TransferMode,
+    /// When the decision was made.
+    since: Duration,
+    /// When the first human rang (bridged).
+    rang_at: Option<Duration>,
+    /// When the human accepted (bridged); the audio is bridged once media flows.
+    accepted_at: Option<Duration>,
+    /// Who accepted.
+    agent: Option<String>,
+}
+
+/// How a call is handed to `target`: a `queue:NAME` target is bridged by hotline itself,
+/// anything else (a SIP URI) is the transport's blind transfer.
+pub fn transfer_mode(target: &str) -> TransferMode {
+    if crate::agents::queue_of(target).is_some() {
+        TransferMode::Bridged
+    } else {
+        TransferMode::Blind
+    }
 }
 
 /// What the bot says when the server shuts down with the call still in progress.
@@ -406,19 +433,105 @@ impl CallSession {
         if self.ended {
             return;
         }
-        let Some(target) = self.transferring.take() else {
+        let Some(pending) = self.transferring.take() else {
             return;
         };
+        self.emit_result(&pending, TransferOutcome::from_failure(reason), now);
         self.emit(
             now,
             EventKind::TransferFailed {
-                target,
+                target: pending.target,
                 reason: reason.to_string(),
             },
         );
         self.new_turn();
         self.clear_request();
         self.say_own(transfer_failed_prompt(self.language), None, now);
+    }
+
+    /// A bridged transfer rings `agent` (the first ring sets `ring_ms`).
+    pub fn handle_transfer_ringing(&mut self, agent: &str, now: Duration) {
+        let Some(pending) = self.transferring.as_mut() else {
+            return;
+        };
+        pending.rang_at.get_or_insert(now);
+        let target = pending.target.clone();
+        self.emit(
+            now,
+            EventKind::TransferRinging {
+                target,
+                agent: agent.to_string(),
+            },
+        );
+    }
+
+    /// The human accepted the bridged transfer; the audio is bridged once their media flows
+    /// ([`CallSession::handle_transfer_answered`]). Queue announcements stop.
+    pub fn handle_transfer_accepted(&mut self, agent: &str, now: Duration) {
+        let Some(pending) = self.transferring.as_mut() else {
+            return;
+        };
+        pending.accepted_at = Some(now);
+        pending.agent = Some(agent.to_string());
+        self.stop_bot(now, AudioEndReason::Superseded);
+    }
+
+    /// The human's audio flows: the transfer is answered and the caller bridged to them.
+    pub fn handle_transfer_answered(&mut self, now: Duration) {
+        if self.ended {
+            return;
+        }
+        let Some(pending) = self.transferring.take() else {
+            return;
+        };
+        self.emit_result(&pending, TransferOutcome::Answered, now);
+        self.new_turn();
+        self.clear_request();
+        self.set_bridged(true, now);
+    }
+
+    /// Whether a transfer waits for its outcome.
+    pub fn is_transferring(&self) -> bool {
+        self.transferring.is_some()
+    }
+
+    /// While the caller waits on a bridged transfer: says `text` (their place in the queue),
+    /// unless the bot is already saying something. Nothing the caller says is listened to.
+    pub fn announce(&mut self, text: &str, now: Duration) {
+        let waiting = self
+            .transferring
+            .as_ref()
+            .is_some_and(|p| p.accepted_at.is_none());
+        if self.ended || !waiting || self.bot_active() {
+            return;
+        }
+        self.new_turn();
+        self.say_own(Prompt::text(text), None, now);
+    }
+
+    /// The human on the bridged leg hung up: the call ends (`agent.hangup`).
+    pub fn handle_agent_hangup(&mut self, now: Duration) {
+        if self.ended || !self.bridged {
+            return;
+        }
+        self.keep_unanswered_words(now);
+        self.finish(EndReason::AgentHangup, now);
+    }
+
+    fn emit_result(&mut self, p: &PendingTransfer, outcome: TransferOutcome, now: Duration) {
+        let ms = |d: Duration| d.as_millis() as u64;
+        self.emit(
+            now,
+            EventKind::TransferResult {
+                target: p.target.clone(),
+                mode: p.mode,
+                outcome,
+                agent: p.agent.clone(),
+                wait_ms: ms(now.saturating_sub(p.since)),
+                ring_ms: p.rang_at.map(|at| ms(at.saturating_sub(p.since))),
+                bridge_ms: p.accepted_at.map(|at| ms(now.saturating_sub(at))),
+            },
+        );
     }
 
     /// The session's own words (not the dialogue's), as a turn of their own: recorded, spoken,
@@ -497,6 +610,7 @@ impl CallSession {
                 && !self.bot_active()
                 && !self.closing
                 && !self.bridged
+                && self.transferring.is_none()
             {
                 self.no_input_at = None;
                 self.new_turn();
@@ -511,8 +625,12 @@ impl CallSession {
 
     /// Takes one 20 ms caller frame and returns the bot's frame for the same tick.
     pub fn handle_audio(&mut self, frame: &Frame, now: Duration) -> Option<Frame> {
-        if self.ended || self.transferring.is_some() {
+        if self.ended {
             return None;
+        }
+        if self.transferring.is_some() {
+            // Waiting on a hand-over: the caller is not listened to; announcements play.
+            return self.next_bot_frame(now);
         }
         self.handle_timeout(now);
         if !self.closing {
@@ -570,7 +688,8 @@ impl CallSession {
         if self.ended || self.closing {
             return;
         }
-        if self.transferring.is_some() {
+        if let Some(pending) = self.transferring.take() {
+            self.emit_result(&pending, TransferOutcome::Failed, now);
             self.finish(EndReason::ServerShutdown, now);
             return;
         }
@@ -936,6 +1055,14 @@ impl CallSession {
         }
         self.stop_bot(now, AudioEndReason::Hangup);
         self.keep_unanswered_words(now);
+        if let Some(pending) = self.transferring.take() {
+            let outcome = match reason {
+                EndReason::TransferDone => TransferOutcome::Answered,
+                EndReason::CallerHangup => TransferOutcome::CallerHangup,
+                _ => TransferOutcome::Failed,
+            };
+            self.emit_result(&pending, outcome, now);
+        }
         self.finish(reason, now);
     }
 
@@ -1378,8 +1505,16 @@ impl CallSession {
                     target: target.clone(),
                     reason,
                 });
-                if self.tracks_transfers {
-                    self.transferring = Some(target);
+                let mode = transfer_mode(&target);
+                if self.tracks_transfers || mode != TransferMode::Blind {
+                    self.transferring = Some(PendingTransfer {
+                        target,
+                        mode,
+                        since: now,
+                        rang_at: None,
+                        accepted_at: None,
+                        agent: None,
+                    });
                     self.no_input_at = None;
                 } else {
                     self.finish(EndReason::Transfer, now);
@@ -1483,11 +1618,26 @@ mod transfer_tests {
         assert!(drain(&mut s).is_empty());
         s.handle_transfer_failed("transfer.refused.603", Duration::from_millis(500));
         let out = drain(&mut s);
-        assert_eq!(kinds(&out), vec!["transfer_failed", "bot_reply"]);
+        assert_eq!(
+            kinds(&out),
+            vec!["transfer_result", "transfer_failed", "bot_reply"]
+        );
+        assert!(matches!(
+            &out[0],
+            SessionOutput::Event(CallEvent {
+                kind: EventKind::TransferResult {
+                    mode: TransferMode::Blind,
+                    outcome: TransferOutcome::Rejected,
+                    wait_ms: 400,
+                    ..
+                },
+                ..
+            })
+        ));
         let SessionOutput::Event(CallEvent {
             kind: EventKind::TransferFailed { target, reason },
             ..
-        }) = &out[0]
+        }) = &out[1]
         else {
             panic!("{out:?}")
         };
@@ -1537,6 +1687,128 @@ mod transfer_tests {
         s.handle_hangup(EndReason::TransferDone, Duration::from_millis(900));
         let out = drain(&mut s);
         assert!(out.iter().any(|o| matches!(o, SessionOutput::Event(CallEvent { kind: EventKind::Hangup { reason }, .. }) if reason == "transfer.done")));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            SessionOutput::Event(CallEvent {
+                kind: EventKind::TransferResult {
+                    outcome: TransferOutcome::Answered,
+                    ..
+                },
+                ..
+            })
+        )));
+        assert!(s.is_ended());
+    }
+
+    /// A queue transfer waits on any transport: announcements play, the caller is not heard;
+    /// once the agent's audio flows the caller is bridged; the agent's hang-up ends the call.
+    #[test]
+    fn a_queue_transfer_announces_rings_and_bridges_then_the_agent_hangs_up() {
+        let mut s = CallSession::new(SessionConfig::default(), Language::En);
+        s.start(
+            EventKind::CallStart {
+                call_id: None,
+                transport: Some("webrtc".into()),
+                from: None,
+                to: None,
+                codec: None,
+                language: None,
+                flow: None,
+                started_unix_ms: None,
+            },
+            Duration::ZERO,
+        );
+        drain(&mut s);
+        let bot = BotTurn {
+            action: Some(Action::Transfer {
+                target: "queue:support".into(),
+                reason: "caller.request".into(),
+            }),
+            ..BotTurn::default()
+        };
+        s.handle_bot_turn(TurnId(0), bot, Duration::from_millis(100));
+        assert_eq!(kinds(&drain(&mut s)), vec!["transfer"]);
+        assert!(
+            s.is_transferring() && !s.is_ended(),
+            "an untracked transport waits too"
+        );
+        s.announce("You are number 1 in the queue.", Duration::from_millis(200));
+        let out = drain(&mut s);
+        let Some(SessionOutput::Speak { turn, .. }) = out.last() else {
+            panic!("the announcement is spoken: {out:?}")
+        };
+        s.handle_bot_audio(
+            *turn,
+            &vec![900; FRAME_SAMPLES * 2],
+            "You are number 1.",
+            true,
+            Duration::from_millis(250),
+        );
+        let loud = vec![8000i16; FRAME_SAMPLES];
+        let played = (0..4)
+            .filter(|i| {
+                s.handle_audio(
+                    &Frame::from_slice(&loud),
+                    Duration::from_millis(260 + 20 * i),
+                )
+                .is_some()
+            })
+            .count();
+        assert_eq!(
+            played, 2,
+            "the announcement plays over a caller who is not heard"
+        );
+        assert!(!kinds(&drain(&mut s)).contains(&"speech_start"));
+        s.handle_transfer_ringing("ann", Duration::from_millis(1_100));
+        s.handle_transfer_accepted("ann", Duration::from_millis(3_100));
+        s.announce(
+            "You are number 1 in the queue.",
+            Duration::from_millis(3_200),
+        );
+        assert!(
+            !kinds(&drain(&mut s)).contains(&"bot_reply"),
+            "no announcement once accepted"
+        );
+        s.handle_transfer_answered(Duration::from_millis(3_400));
+        let out = drain(&mut s);
+        let result = out.iter().find_map(|o| match o {
+            SessionOutput::Event(CallEvent {
+                kind:
+                    EventKind::TransferResult {
+                        mode,
+                        outcome,
+                        agent,
+                        wait_ms,
+                        ring_ms,
+                        bridge_ms,
+                        ..
+                    },
+                ..
+            }) => Some((
+                *mode,
+                *outcome,
+                agent.clone(),
+                *wait_ms,
+                *ring_ms,
+                *bridge_ms,
+            )),
+            _ => None,
+        });
+        assert_eq!(
+            result,
+            Some((
+                TransferMode::Bridged,
+                TransferOutcome::Answered,
+                Some("ann".into()),
+                3_300,
+                Some(1_000),
+                Some(300)
+            ))
+        );
+        assert!(s.is_bridged() && !s.is_transferring());
+        s.handle_agent_hangup(Duration::from_millis(9_000));
+        let out = drain(&mut s);
+        assert!(out.iter().any(|o| matches!(o, SessionOutput::Event(CallEvent { kind: EventKind::Hangup { reason }, .. }) if reason == "agent.hangup")));
         assert!(s.is_ended());
     }
 }

@@ -38,6 +38,8 @@ pub enum EndReason {
     /// The server stopped without closing the call (killed, crashed, power lost); written when
     /// the next start recovers the record (`server.crash`).
     ServerCrash,
+    /// The human agent the caller was bridged to hung up (`agent.hangup`).
+    AgentHangup,
     /// Any other code: a flow's own `hangup = "..."` reason, or a transport's (`sip.bye`, ...).
     Other(String),
 }
@@ -58,6 +60,7 @@ impl EndReason {
             EndReason::NoInputMax => "no_input.max",
             EndReason::NoMatchMax => "no_match.max",
             EndReason::ServerCrash => "server.crash",
+            EndReason::AgentHangup => "agent.hangup",
             EndReason::Other(code) => code,
         }
     }
@@ -77,6 +80,7 @@ impl EndReason {
             "no_input.max" => EndReason::NoInputMax,
             "no_match.max" => EndReason::NoMatchMax,
             "server.crash" => EndReason::ServerCrash,
+            "agent.hangup" => EndReason::AgentHangup,
             other => EndReason::Other(other.to_string()),
         }
     }
@@ -115,6 +119,85 @@ impl From<&str> for EndReason {
 impl From<String> for EndReason {
     fn from(code: String) -> Self {
         EndReason::from_code(&code)
+    }
+}
+
+/// How a transfer to a human ended (`transfer_result.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferOutcome {
+    /// A human took the call.
+    Answered,
+    /// Nobody who could take it was there (no agent signed in; SIP 486/600).
+    Busy,
+    /// Nobody answered in time (the queue's longest wait; SIP 408/480).
+    NoAnswer,
+    /// The agents it rang declined it (SIP 603 and other refusals).
+    Rejected,
+    /// The hand-over broke (the agent's media never connected, a SIP error).
+    Failed,
+    /// The caller hung up first.
+    CallerHangup,
+}
+
+impl TransferOutcome {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            TransferOutcome::Answered => "answered",
+            TransferOutcome::Busy => "busy",
+            TransferOutcome::NoAnswer => "no_answer",
+            TransferOutcome::Rejected => "rejected",
+            TransferOutcome::Failed => "failed",
+            TransferOutcome::CallerHangup => "caller_hangup",
+        }
+    }
+
+    /// The outcome a transfer failure's reason code stands for: the ACD's own codes, and the
+    /// phone line's `transfer.failed.<status>` / `transfer.refused.<status>`.
+    pub fn from_failure(reason: &str) -> Self {
+        if let Some(own) = [
+            TransferOutcome::Busy,
+            TransferOutcome::NoAnswer,
+            TransferOutcome::Rejected,
+            TransferOutcome::CallerHangup,
+        ]
+        .into_iter()
+        .find(|o| o.code() == reason)
+        {
+            return own;
+        }
+        let status = reason.rsplit('.').next().unwrap_or("");
+        match status {
+            "486" | "600" => TransferOutcome::Busy,
+            "408" | "480" | "487" => TransferOutcome::NoAnswer,
+            "603" | "403" => TransferOutcome::Rejected,
+            _ if reason.starts_with("transfer.refused") => TransferOutcome::Rejected,
+            _ => TransferOutcome::Failed,
+        }
+    }
+}
+
+/// How a call is handed to a human (`transfer_result.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferMode {
+    /// The caller's line is sent elsewhere (SIP REFER); hotline leaves the call.
+    Blind,
+    /// hotline rings the human and bridges the audio; the call stays on hotline.
+    Bridged,
+    /// Bridged, after the human heard a summary the caller did not.
+    Warm,
+}
+
+impl TransferMode {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            TransferMode::Blind => "blind",
+            TransferMode::Bridged => "bridged",
+            TransferMode::Warm => "warm",
+        }
     }
 }
 
@@ -270,6 +353,7 @@ mod tests {
             EndReason::ConnectTimeout,
             EndReason::NoInputMax,
             EndReason::NoMatchMax,
+            EndReason::AgentHangup,
             EndReason::Other("sip.bye".into()),
         ] {
             assert_eq!(EndReason::from_code(reason.code()), reason);

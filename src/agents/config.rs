@@ -1,0 +1,143 @@
+//! The `[agents]` section: queues of human agents, and each agent's skills and languages.
+//!
+//! ```toml
+//! [agents.queues.support]          # a flow transfers here with `transfer_target = "queue:support"`
+//! ring_timeout_s = 20              # an agent who does not answer is set away; the next one rings
+//! max_wait_s = 120                 # then the caller goes back to the bot
+//! wrap_up_s = 10                   # after a call, before the agent rings again
+//!
+//! [agents.queues.billing]
+//! skill = "billing"                # only agents with this skill
+//!
+//! [agents.people.ann]              # a user (`hotline users add ann --role agent`)
+//! skills = ["billing"]
+//! languages = ["en"]               # empty: any language
+//! ```
+//!
+//! Invariants: every queue has positive timeouts; an agent not listed under `people` has no
+//! skills and takes calls in any language.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::language::Language;
+
+/// A value that parses but makes no sense; names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `agents.{key}`: {message}")]
+pub struct AgentsConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+/// One queue.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Only agents with this skill take the queue's calls.
+    pub skill: Option<String>,
+    /// How long a call rings one agent before it rings the next (the first is set away).
+    pub ring_timeout_s: u64,
+    /// How long a caller waits in the queue before going back to the bot.
+    pub max_wait_s: u64,
+    /// An agent's wrap-up time after each call, before they ring again.
+    pub wrap_up_s: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            skill: None,
+            ring_timeout_s: 20,
+            max_wait_s: 120,
+            wrap_up_s: 10,
+        }
+    }
+}
+
+/// What one agent can take.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentProfile {
+    pub skills: Vec<String>,
+    /// Empty: any language.
+    pub languages: Vec<Language>,
+}
+
+/// The `[agents]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    pub queues: BTreeMap<String, QueueConfig>,
+    pub people: BTreeMap<String, AgentProfile>,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        let mut queues = BTreeMap::new();
+        queues.insert("support".to_string(), QueueConfig::default());
+        Self {
+            queues,
+            people: BTreeMap::new(),
+        }
+    }
+}
+
+impl AgentsConfig {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), AgentsConfigError> {
+        for (name, q) in &self.queues {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            {
+                return Err(AgentsConfigError {
+                    key: format!("queues.{name}"),
+                    message: "a queue's name is letters, digits, '-' and '_'".into(),
+                });
+            }
+            for (key, value) in [
+                ("ring_timeout_s", q.ring_timeout_s),
+                ("max_wait_s", q.max_wait_s),
+            ] {
+                if value == 0 {
+                    return Err(AgentsConfigError {
+                        key: format!("queues.{name}.{key}"),
+                        message: "must be at least 1".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The profile of agent `name` (no skills, any language when not listed).
+    pub fn profile(&self, name: &str) -> AgentProfile {
+        self.people.get(name).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queues_and_people_parse_and_bad_values_name_their_key() {
+        let c: AgentsConfig = toml::from_str(
+            "[queues.billing]\nskill = \"billing\"\nmax_wait_s = 60\n[people.ann]\nskills = [\"billing\"]\nlanguages = [\"zh\"]\n",
+        )
+        .expect("parses");
+        assert_eq!(c.queues["billing"].max_wait_s, 60);
+        assert_eq!(c.queues["billing"].ring_timeout_s, 20);
+        assert_eq!(c.profile("ann").languages, vec![Language::Zh]);
+        assert!(c.profile("bob").skills.is_empty());
+        let bad: AgentsConfig =
+            toml::from_str("[queues.support]\nring_timeout_s = 0\n").expect("parses");
+        assert_eq!(
+            bad.validate().expect_err("zero").to_string(),
+            "key `agents.queues.support.ring_timeout_s`: must be at least 1"
+        );
+    }
+}

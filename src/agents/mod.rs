@@ -1,0 +1,30 @@
+//! Humans on the line: queues of agents (automatic call distribution), the desk that runs
+//! them, and the hold audio a caller hears while a human is found.
+//!
+//! A flow hands a call to a queue with `transfer_target = "queue:NAME"` (a `[agents.queues]`
+//! name). The call's driver then asks the [`desk::AgentDesk`] for a human: the caller hears
+//! [`hold::HoldAudio`] and their place in the queue, the desk rings the longest-idle agent who
+//! fits ([`acd::Acd`]), and the agent's console (`/agent`) accepts with its WebRTC offer. The
+//! agent's audio becomes a leg of the call ([`crate::call::leg`]), bridged to the caller, and
+//! the call is recorded on, both sides. Every way it can end is a `transfer_result` event; on
+//! any outcome but `answered` the call goes back to the bot.
+//!
+//! Ownership: [`acd`] decides (sans-IO, time passed in); [`desk`] owns the task, the consoles'
+//! and the calls' channels; the call driver owns the caller's side (hold audio, legs); the web
+//! side owns the agent's media.
+
+pub mod acd;
+pub mod config;
+pub mod desk;
+pub mod hold;
+
+pub use acd::{AgentState, TransferOutcome};
+pub use config::AgentsConfig;
+
+/// The prefix of a transfer target that names a queue.
+pub const QUEUE_PREFIX: &str = "queue:";
+
+/// The queue a transfer target names (`queue:support` → `support`), if it names one.
+pub fn queue_of(target: &str) -> Option<&str> {
+    target.strip_prefix(QUEUE_PREFIX).filter(|q| !q.is_empty())
+}
