@@ -120,6 +120,9 @@ pub async fn serve(engines: Arc<Engines>) -> Result<(), StoreError> {
     // Finished calls the store lacks (a crash came before they were written) are added while
     // the server already takes calls.
     let _ = engines.store.set(writer.clone());
+    let _ = engines.desk.set(crate::agents::desk::AgentDesk::start(
+        &engines.config.agents,
+    ));
     tokio::spawn(catch_up(
         writer.clone(),
         engines.config.server.records_dir.clone(),

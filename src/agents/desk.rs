@@ -15,7 +15,7 @@
 //! update (`Accepted` or `GaveUp`); nothing here waits on a call or a console (their channels
 //! are unbounded and a closed one is dropped).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -26,35 +26,7 @@ use crate::language::Language;
 
 use super::acd::{Acd, AcdError, AcdOutput, AgentState, TransferOutcome};
 use super::config::AgentsConfig;
-
-/// One line of the bot's conversation so far, for the screen-pop.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PopLine {
-    /// `caller` or `bot`.
-    pub who: &'static str,
-    pub text: String,
-}
-
-/// What an agent sees when a call rings: who, why, and what the bot learned.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct ScreenPop {
-    pub call_id: String,
-    pub caller: String,
-    pub queue: String,
-    pub language: String,
-    /// Why the call came to a human (the flow's transfer reason).
-    pub reason: String,
-    /// The last intent the bot matched.
-    pub intent: Option<String>,
-    pub slots: BTreeMap<String, String>,
-    /// The caller's mood, -1 (upset) to 1, and in words.
-    pub sentiment: f32,
-    pub mood: &'static str,
-    /// A line or two a human reads at a glance.
-    pub summary: String,
-    /// The whole conversation with the bot.
-    pub transcript: Vec<PopLine>,
-}
+use super::pop::ScreenPop;
 
 /// What a waiting call hears from the desk.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,6 +17,7 @@ pub mod acd;
 pub mod config;
 pub mod desk;
 pub mod hold;
+pub mod pop;
 
 pub use acd::{AgentState, TransferOutcome};
 pub use config::AgentsConfig;
@@ -27,4 +28,22 @@ pub const QUEUE_PREFIX: &str = "queue:";
 /// The queue a transfer target names (`queue:support` → `support`), if it names one.
 pub fn queue_of(target: &str) -> Option<&str> {
     target.strip_prefix(QUEUE_PREFIX).filter(|q| !q.is_empty())
+}
+
+/// What a caller waiting in a queue hears about their place in it.
+pub fn position_prompt(
+    language: crate::language::Language,
+    position: usize,
+    wait_s: u64,
+) -> String {
+    let minutes = wait_s.div_ceil(60).max(1);
+    match language {
+        crate::language::Language::Zh => {
+            format!("您排在第{position}位，预计等待约{minutes}分钟。请不要挂机。")
+        }
+        _ => {
+            let unit = if minutes == 1 { "minute" } else { "minutes" };
+            format!("You are number {position} in the queue. The wait is about {minutes} {unit}. Please stay on the line.")
+        }
+    }
 }

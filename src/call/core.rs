@@ -253,6 +253,11 @@ impl CallCore {
         self
     }
 
+    /// A new live subscriber to the call's events from now on (none without live events).
+    pub fn watch(&self) -> Option<broadcast::Receiver<CallEvent>> {
+        self.live.as_ref().map(|live| live.subscribe())
+    }
+
     /// Counts every event in the server's metrics.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);

@@ -33,9 +33,13 @@ use crate::tts::SpeechCanceller;
 
 use super::core::{CallCore, EngineResult, Work};
 use super::edge::CallerEdge;
-use super::leg::{mix, Bridge, Leg, LegHandle, LegId};
+use super::leg::{mix, Bridge, Leg, LegHandle, LegId, LegRole};
 use super::record::{CallRecord, RecordError};
 use super::{CallControl, CallId, CallInfo, CallInput, Engines, MEDIA_REPORT_WAIT};
+use crate::agents::desk::QueueUpdate;
+use crate::agents::hold::HoldAudio;
+use crate::agents::pop::{PopContext, ScreenPop};
+use crate::session::TransferOutcome;
 
 /// What a call needs made before it runs: made on the blocking pool by the driver, so that
 /// starting a call never blocks the transport's signalling task on files.
@@ -44,6 +48,9 @@ pub(super) struct CallSetup {
     pub ctx: CallContext,
     pub session: CallSession,
     pub events: broadcast::Sender<CallEvent>,
+    /// The call's own control channel, handed to the agent who accepts a queue transfer (they
+    /// add their audio leg on it).
+    pub control: mpsc::UnboundedSender<CallControl>,
 }
 
 /// The IO task of one call. See the module docs.
@@ -85,6 +92,7 @@ impl CallDriver {
             ctx,
             session,
             events,
+            control: control_tx,
         } = setup;
         let flow = ctx.plan.flow().to_string();
         let made = tokio::task::spawn_blocking(move || {
@@ -108,7 +116,9 @@ impl CallDriver {
         let core = CallCore::new(Some(self.id.clone()), session)
             .with_record(record)
             .with_live_events(events)
-            .with_metrics(self.engines.metrics.clone());
+            .with_metrics(self.engines.metrics.clone())
+            // The screen-pop of a transfer to a human reads the conversation so far.
+            .keeping_events();
         Running {
             engines: self.engines,
             id: self.id,
@@ -116,6 +126,9 @@ impl CallDriver {
             dialogue: Arc::new(Mutex::new(dialogue)),
             registration: self.registration,
             flow,
+            control: control_tx,
+            from: info.from.clone().unwrap_or_default(),
+            started: Instant::now(),
         }
         .run(info, self.edge, control)
         .await
@@ -139,6 +152,43 @@ struct Running {
     registration: super::Registration,
     /// The flow that answers the call (for `call_start`).
     flow: String,
+    /// The call's own control channel (see [`CallSetup::control`]).
+    control: mpsc::UnboundedSender<CallControl>,
+    /// Who called, for the screen-pop.
+    from: String,
+    /// The call's clock.
+    started: Instant,
+}
+
+/// A caller waiting for a human: the desk's updates, the hold audio, and the agent who
+/// accepted until their audio flows.
+struct QueueWait {
+    updates: mpsc::UnboundedReceiver<QueueUpdate>,
+    hold: HoldAudio,
+    /// The agent who accepted, and when.
+    accepted: Option<(String, Instant)>,
+}
+
+/// How long an agent who accepted has to get their audio flowing before the call goes back
+/// to the bot (`failed`).
+const BRIDGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The next update for a waiting caller; never, when none waits. `None`: the desk is gone.
+/// Once an agent accepted, the desk is done with the call: only the bridge timeout is left.
+async fn next_update(wait: &mut Option<QueueWait>) -> Option<QueueUpdate> {
+    match wait {
+        Some(QueueWait {
+            accepted: Some((_, at)),
+            ..
+        }) => {
+            tokio::time::sleep_until((*at + BRIDGE_TIMEOUT).into()).await;
+            Some(QueueUpdate::GaveUp {
+                outcome: TransferOutcome::Failed,
+            })
+        }
+        Some(w) => w.updates.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Running {
@@ -148,7 +198,10 @@ impl Running {
         mut edge: Box<dyn CallerEdge>,
         mut control: mpsc::UnboundedReceiver<CallControl>,
     ) {
-        let start = Instant::now();
+        let start = self.started;
+        let mut queue: Option<QueueWait> = None;
+        // The agent's leg once their audio flows.
+        let mut agent_leg: Option<LegId> = None;
         let (results_tx, mut results) = mpsc::unbounded_channel::<EngineResult>();
         let (legs_tx, mut leg_frames) = mpsc::channel::<(LegId, Frame)>(64);
         let mut legs: Vec<Leg> = Vec::new();
@@ -169,8 +222,14 @@ impl Running {
             },
             Duration::ZERO,
         );
-        self.perform(edge.as_mut(), &results_tx, &current_turn, &mut speaking)
-            .await;
+        self.perform(
+            edge.as_mut(),
+            &results_tx,
+            &current_turn,
+            &mut speaking,
+            &mut queue,
+        )
+        .await;
         while !self.core.is_ended() {
             let timeout = self.core.session().poll_timeout().map(|at| start + at);
             tokio::select! {
@@ -193,7 +252,21 @@ impl Running {
                         }
                         Some(CallControl::Bridge { leg, joined }) => {
                             if let Some(l) = legs.iter_mut().find(|l| l.id == leg) {
-                                l.bridge.joined = joined;
+                                let accepted = queue.as_ref().is_some_and(|q| q.accepted.is_some());
+                                if l.role == LegRole::Agent && joined && agent_leg != Some(leg) {
+                                    if accepted {
+                                        // The agent's audio flows: the transfer is answered.
+                                        queue = None;
+                                        agent_leg = Some(leg);
+                                        l.bridge.joined = true;
+                                        self.core.session_mut().handle_transfer_answered(now);
+                                    } else {
+                                        // Too late (the call went back to the bot): not joined.
+                                        tracing::info!(call = %self.id, leg = leg.0, "an agent leg came after the transfer ended");
+                                    }
+                                } else {
+                                    l.bridge.joined = joined;
+                                }
                             }
                             let any = legs.iter().any(|l| l.bridge.joined);
                             self.core.session_mut().set_bridged(any, now);
@@ -201,16 +274,33 @@ impl Running {
                         Some(CallControl::RemoveLeg { leg }) => {
                             if let Some(l) = legs.iter().find(|l| l.id == leg) {
                                 tracing::info!(call = %self.id, leg = leg.0, role = ?l.role, "leg removed");
+                                if agent_leg == Some(leg) {
+                                    agent_leg = None;
+                                    self.core.session_mut().handle_agent_hangup(now);
+                                } else if l.role == LegRole::Agent && queue.as_ref().is_some_and(|q| q.accepted.is_some()) {
+                                    // The agent accepted but their audio never came.
+                                    queue = None;
+                                    self.core.session_mut().handle_transfer_failed(TransferOutcome::Failed.code(), now);
+                                }
                             }
                             legs.retain(|l| l.id != leg);
                             let any = legs.iter().any(|l| l.bridge.joined);
                             self.core.session_mut().set_bridged(any, now);
+                        }
+                        Some(CallControl::Watch { reply }) => {
+                            if let Some(events) = self.core.watch() {
+                                let _ = reply.send(events);
+                            }
                         }
                         // Every handle dropped: the transport is gone.
                         None => session.handle_hangup(EndReason::TransportClosed, now),
                     }
                 }
                 Some(result) = results.recv() => self.core.apply(result, start.elapsed()),
+                update = next_update(&mut queue) => {
+                    let now = start.elapsed();
+                    self.queue_update(update, &mut queue, now);
+                }
                 msg = edge.recv() => {
                     let now = start.elapsed();
                     match msg {
@@ -218,6 +308,9 @@ impl Running {
                             let mut others = Frame::silence();
                             for leg in legs.iter_mut() {
                                 others = mix(&others, &leg.bridge.caller_tick(&frame));
+                            }
+                            if let Some(wait) = queue.as_mut() {
+                                others = mix(&others, &wait.hold.next_frame());
                             }
                             let out = self.core.audio_with(&frame, &others, now);
                             edge.send_audio(out).await;
@@ -237,10 +330,21 @@ impl Running {
                 }
                 _ = sleep_until(timeout) => self.core.session_mut().handle_timeout(start.elapsed()),
             }
-            self.perform(edge.as_mut(), &results_tx, &current_turn, &mut speaking)
-                .await;
+            self.perform(
+                edge.as_mut(),
+                &results_tx,
+                &current_turn,
+                &mut speaking,
+                &mut queue,
+            )
+            .await;
         }
         drop(speaking);
+        if queue.is_some() {
+            if let Some(desk) = self.engines.desk.get() {
+                desk.leave(&self.id.0);
+            }
+        }
         // The caller's hang-up comes with the counters; ours waits for the line to go down.
         if let Ok(Some(media)) = tokio::time::timeout(MEDIA_REPORT_WAIT, edge.media()).await {
             self.core.end_with_media(media, start.elapsed());
@@ -266,6 +370,7 @@ impl Running {
         results: &mpsc::UnboundedSender<EngineResult>,
         current_turn: &Arc<AtomicU32>,
         speaking: &mut Option<Speaking>,
+        queue: &mut Option<QueueWait>,
     ) {
         while let Some(work) = self.core.poll_work() {
             match work {
@@ -361,10 +466,13 @@ impl Running {
                         let _ = results.send(EngineResult::audio_complete(turn));
                     });
                 }
-                Work::Transfer { target, reason } => {
-                    let context = self.core.transfer_context().clone();
-                    edge.transfer(target, reason, &context).await;
-                }
+                Work::Transfer { target, reason } => match crate::agents::queue_of(&target) {
+                    Some(name) => *queue = self.enqueue(name, &reason).await,
+                    None => {
+                        let context = self.core.transfer_context().clone();
+                        edge.transfer(target, reason, &context).await;
+                    }
+                },
                 Work::Hangup { reason } => edge.hangup(&reason).await,
                 // `poll_work` publishes events itself.
                 Work::Event(event) => self.core.publish(event),
@@ -380,6 +488,82 @@ impl Running {
             .is_some_and(|s| session.speaking_turn() != Some(s.turn))
         {
             *speaking = None;
+        }
+    }
+}
+
+impl Running {
+    /// Queues the caller for a human in `name`; on any refusal the session hears the transfer
+    /// failed (`busy` without a desk or agents, `failed` otherwise) and the bot goes on.
+    async fn enqueue(&mut self, name: &str, reason: &str) -> Option<QueueWait> {
+        let now = self.started.elapsed();
+        let Some(desk) = self.engines.desk.get() else {
+            tracing::warn!(call = %self.id, queue = name, "no agent desk on this server: the transfer fails as busy");
+            self.core
+                .session_mut()
+                .handle_transfer_failed(TransferOutcome::Busy.code(), now);
+            return None;
+        };
+        let language = self.core.session().language();
+        let pop = ScreenPop::of(
+            self.core.events(),
+            &PopContext {
+                call_id: &self.id.0,
+                caller: &self.from,
+                queue: name,
+                flow: &self.flow,
+                language: language.code(),
+                reason,
+                transfer: Some(self.core.transfer_context()),
+            },
+        );
+        match desk.enqueue(pop, language, self.control.clone()).await {
+            Ok(updates) => {
+                tracing::info!(call = %self.id, queue = name, "waiting for an agent");
+                Some(QueueWait {
+                    updates,
+                    hold: HoldAudio::new(),
+                    accepted: None,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.id, queue = name, "transfer to a queue refused: {e}");
+                self.core
+                    .session_mut()
+                    .handle_transfer_failed(TransferOutcome::Failed.code(), now);
+                None
+            }
+        }
+    }
+
+    /// What the desk says to a waiting caller.
+    fn queue_update(
+        &mut self,
+        update: Option<QueueUpdate>,
+        queue: &mut Option<QueueWait>,
+        now: Duration,
+    ) {
+        let session = self.core.session_mut();
+        match update {
+            Some(QueueUpdate::Position { position, wait_s }) => {
+                let text = crate::agents::position_prompt(session.language(), position, wait_s);
+                session.announce(&text, now);
+            }
+            Some(QueueUpdate::Ringing { agent }) => session.handle_transfer_ringing(&agent, now),
+            Some(QueueUpdate::Accepted { agent }) => {
+                session.handle_transfer_accepted(&agent, now);
+                if let Some(wait) = queue.as_mut() {
+                    wait.accepted = Some((agent, Instant::now()));
+                }
+            }
+            Some(QueueUpdate::GaveUp { outcome }) => {
+                *queue = None;
+                session.handle_transfer_failed(outcome.code(), now);
+            }
+            None => {
+                *queue = None;
+                session.handle_transfer_failed(TransferOutcome::Failed.code(), now);
+            }
         }
     }
 }

@@ -148,6 +148,10 @@ pub enum CallControl {
     Bridge { leg: LegId, joined: bool },
     /// The leg hung up.
     RemoveLeg { leg: LegId },
+    /// A live view of the call's events from now on (an agent's console, a supervisor).
+    Watch {
+        reply: oneshot::Sender<broadcast::Receiver<CallEvent>>,
+    },
 }
 
 /// What the call sends back to its transport.
@@ -193,6 +197,9 @@ pub struct Engines {
     /// Where finished calls are stored; set once by `serve` when the store is open (replays
     /// and chats have none: their records are folders only).
     pub store: std::sync::OnceLock<crate::store::writer::StoreWriter>,
+    /// The human agents' desk; set once by `serve` (replays and chats have none: a queue
+    /// transfer there fails as `busy`).
+    pub desk: std::sync::OnceLock<crate::agents::desk::AgentDesk>,
     active: Arc<AtomicUsize>,
     next_id: AtomicU64,
     calls: Arc<CallRegistry>,
@@ -259,6 +266,7 @@ impl Engines {
             raw_key,
             metrics: Arc::new(Metrics::new()),
             store: std::sync::OnceLock::new(),
+            desk: std::sync::OnceLock::new(),
             active: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
             calls: Arc::new(CallRegistry::default()),
@@ -391,6 +399,7 @@ impl Engines {
             ctx,
             session,
             events: events_tx,
+            control: control_tx.clone(),
         };
         let driver = driver::CallDriver {
             engines: self.clone(),

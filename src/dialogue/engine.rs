@@ -326,6 +326,27 @@ impl DialogueFactory for FlowFactory {
         }
         Ok(kb_file)
     }
+
+    fn suggest(&self, flow: &str, words: &str, k: usize) -> Vec<super::Suggestion> {
+        let loaded = {
+            let guard = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.0.get(flow) {
+                Some(entry) => entry.loaded.clone(),
+                None => return Vec::new(),
+            }
+        };
+        let Some(kb) = loaded.kb.as_ref() else {
+            return Vec::new();
+        };
+        kb.search(words, k)
+            .into_iter()
+            .map(|hit| super::Suggestion {
+                question: hit.entry.question.clone(),
+                answer: hit.entry.answer.clone(),
+                confidence: hit.confidence,
+            })
+            .collect()
+    }
 }
 
 /// True when a `--flow` value is meant as a file rather than a flow name.

@@ -237,6 +237,20 @@ pub trait DialogueFactory: Send + Sync {
         question: &str,
         answer: &str,
     ) -> Result<std::path::PathBuf, kb::LearnError>;
+    /// Up to `k` knowledge-base answers for what a caller just said on `flow`, best first,
+    /// for the human agent's assist panel. Engines without a knowledge base have none.
+    fn suggest(&self, _flow: &str, _words: &str, _k: usize) -> Vec<Suggestion> {
+        Vec::new()
+    }
+}
+
+/// A knowledge-base answer offered to a human agent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Suggestion {
+    pub question: String,
+    pub answer: String,
+    /// 0 to 1, as the bot's own knowledge-base answers are judged.
+    pub confidence: f32,
 }
 
 /// A `--flow` (of `hotline chat` or `hotline replay`) that names no flow.

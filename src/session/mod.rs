@@ -307,10 +307,23 @@ fn shutdown_prompt(language: Language) -> Prompt {
     })
 }
 
-/// What the bot says when a transfer fails, before the call goes on.
-fn transfer_failed_prompt(language: Language) -> Prompt {
-    Prompt::text(match language {
-        Language::Zh => "抱歉，现在无法为您接通人工客服。我们继续吧，还有什么可以帮您？",
+/// What the bot says when a transfer fails, before the call goes on: what happened, then
+/// back to the conversation.
+fn transfer_failed_prompt(language: Language, outcome: TransferOutcome) -> Prompt {
+    Prompt::text(match (language, outcome) {
+        (Language::Zh, TransferOutcome::Busy) => {
+            "抱歉，人工客服现在都在忙。我们继续吧，还有什么可以帮您？"
+        }
+        (Language::Zh, TransferOutcome::NoAnswer) => {
+            "抱歉，暂时没有人工客服接听。我们继续吧，还有什么可以帮您？"
+        }
+        (Language::Zh, _) => "抱歉，现在无法为您接通人工客服。我们继续吧，还有什么可以帮您？",
+        (_, TransferOutcome::Busy) => {
+            "Sorry, all our agents are busy right now. Let's carry on: how else can I help you?"
+        }
+        (_, TransferOutcome::NoAnswer) => {
+            "Sorry, no agent could answer in time. Let's carry on: how else can I help you?"
+        }
         _ => "Sorry, I couldn't reach an agent right now. Let's carry on: how else can I help you?",
     })
 }
@@ -436,7 +449,8 @@ impl CallSession {
         let Some(pending) = self.transferring.take() else {
             return;
         };
-        self.emit_result(&pending, TransferOutcome::from_failure(reason), now);
+        let outcome = TransferOutcome::from_failure(reason);
+        self.emit_result(&pending, outcome, now);
         self.emit(
             now,
             EventKind::TransferFailed {
@@ -446,7 +460,7 @@ impl CallSession {
         );
         self.new_turn();
         self.clear_request();
-        self.say_own(transfer_failed_prompt(self.language), None, now);
+        self.say_own(transfer_failed_prompt(self.language, outcome), None, now);
     }
 
     /// A bridged transfer rings `agent` (the first ring sets `ring_ms`).

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0002_dashboard.sql"),
     ),
     (3, "rollups", include_str!("migrations/0003_rollups.sql")),
+    (
+        4,
+        "dispositions",
+        include_str!("migrations/0004_dispositions.sql"),
+    ),
 ];
 
 /// SQLite connections: one writes (WAL), the others read for the dashboard and the API.
@@ -262,6 +267,7 @@ impl Store {
             "call_slots",
             "qa_findings",
             "knowledge_gaps",
+            "dispositions",
         ] {
             let sql = format!(
                 "DELETE FROM {table} WHERE call_id IN (SELECT id FROM calls WHERE started_at < $1)"

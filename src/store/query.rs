@@ -389,6 +389,48 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps what a human agent recorded after taking `call_id`.
+    pub async fn save_disposition(
+        &self,
+        call_id: &str,
+        agent: &str,
+        disposition: &str,
+        notes: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO dispositions (call_id, agent, disposition, notes, saved_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(call_id)
+        .bind(agent)
+        .bind(disposition)
+        .bind(notes)
+        .bind(crate::call::unix_ms_now() as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The dispositions agents saved for `call_id`, oldest first.
+    pub async fn dispositions(&self, call_id: &str) -> Result<Vec<Disposition>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT agent, disposition, notes, saved_at FROM dispositions WHERE call_id = $1 \
+             ORDER BY saved_at",
+        )
+        .bind(call_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(agent, disposition, notes, saved_at)| Disposition {
+                agent,
+                disposition,
+                notes,
+                saved_at,
+            })
+            .collect())
+    }
+
     /// A page of the calls `filter` matches, newest first.
     pub async fn calls(&self, filter: &CallFilter) -> Result<CallPage, StoreError> {
         filter.validate()?;
@@ -668,6 +710,16 @@ impl Counts {
             top_intents: self.top_intents,
         }
     }
+}
+
+/// What a human agent recorded after a call (`/agent`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Disposition {
+    pub agent: String,
+    pub disposition: String,
+    pub notes: String,
+    /// Unix milliseconds.
+    pub saved_at: i64,
 }
 
 #[cfg(test)]

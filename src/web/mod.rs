@@ -21,6 +21,8 @@
 //! - `GET /api/calls`, `/api/calls/<id>`, `/api/calls/<id>/recording`, `/api/analytics`: the
 //!   call store, behind a bearer token (`api`).
 //! - `/login`, `/logout`, `/dashboard/...`: the dashboard, behind a sign-in (`dashboard`).
+//! - `/agent` (+ the WebSocket `/agent/ws`): the human agent's console, behind the same
+//!   sign-in (`agent`).
 //! - `/demo/...`: the demo business systems, only where `web.demo` allows (by default only on
 //!   a loopback `listen` address).
 //!
@@ -42,8 +44,9 @@
 //! [`ApiError`] for a refused request). The handlers live by concern: `http` (files, health,
 //! flows, `POST` / `DELETE /api/call`), `offer` (answering an offer and starting the call's
 //! driver, shared by both kinds of signalling), `signalling` (`/api/ws`), `events`
-//! (`/api/call/<id>/events`), `api` (the store's JSON API) and `dashboard`.
+//! (`/api/call/<id>/events`), `api` (the store's JSON API), `dashboard` and `agent`.
 
+pub mod agent;
 mod api;
 pub mod assets;
 pub mod config;
@@ -276,5 +279,6 @@ pub fn router(state: WebState) -> Router {
         .merge(calls)
         .merge(store_api)
         .merge(dashboard::routes())
+        .merge(agent::routes())
         .with_state(state)
 }

@@ -344,10 +344,11 @@ pub async fn login(
         Err(e) => return failed("sign-in", e),
     };
     tracing::info!(user = %session.user, role = role.code(), %ip, "dashboard: signed in");
-    let target = if role >= Role::Supervisor {
+    // Agents work in their console; the dashboard's pages are for supervisors and admins.
+    let target = if role >= Role::Supervisor || next.starts_with("/agent") {
         next.as_str()
     } else {
-        "/dashboard/me"
+        "/agent"
     };
     let mut response = Redirect::to(target).into_response();
     let secure = over_https(&state, &headers);

@@ -1,0 +1,323 @@
+//! Humans on the line: a caller who asks for a person is queued, rings a human agent in
+//! headless Chromium, and is bridged to them, audio both ways; with nobody there, the caller
+//! goes back to the bot and hears why.
+//!
+//! The flow is the demo telecom flow with `transfer_target = "queue:support"`. The caller is
+//! baresip (a real softphone over SIP/RTP, PCMU), playing a recording that asks for customer
+//! support, then, once bridged, more words for the agent. The agent signs in to `/agent` with
+//! a recording as microphone, becomes available, sees the screen-pop, accepts, and stays until
+//! the caller hangs up, then saves a disposition (`tests/web/agent.mjs`; screenshots in
+//! `target/agent-*.png`).
+
+mod common;
+
+#[path = "web/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::baresip::{g711_source_wav, BaresipCall};
+use common::hotline::Hotline;
+use common::pcap::PT_PCMU;
+use common::ports::RtpPorts;
+use common::records::first;
+use common::shared::shared;
+use serde_json::Value;
+
+/// The demo flows and knowledge bases, with the telecom flow handing callers to a queue.
+fn queue_flows(work: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (flows, kb) = (work.join("flows"), work.join("kb"));
+    for (from, to) in [("assets/flows", &flows), ("assets/kb", &kb)] {
+        std::fs::create_dir_all(to).expect("create a folder");
+        for entry in std::fs::read_dir(root.join(from))
+            .expect("read a folder")
+            .flatten()
+        {
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+            }
+        }
+    }
+    let telecom = flows.join("telecom_en.toml");
+    let text = std::fs::read_to_string(&telecom).expect("the telecom flow");
+    let text = text.replace(
+        "transfer_target = \"sip:support@agents.example\"",
+        "transfer_target = \"queue:support\"",
+    );
+    assert!(text.contains("queue:support"), "the flow's target moved");
+    std::fs::write(&telecom, text).expect("write the flow");
+    format!(
+        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\n",
+        flows.display().to_string(),
+        kb.display().to_string()
+    )
+}
+
+/// 20 ms frames louder than `threshold` RMS in a WAV, between `from` and `to` seconds.
+fn loud_frames_between(path: &Path, from_s: f64, to_s: f64, threshold: f64) -> usize {
+    let pcm = hotline::audio::wav::read_wav(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mono = pcm.to_mono();
+    let frame = (pcm.sample_rate_hz / 50) as usize;
+    let start = (from_s * f64::from(pcm.sample_rate_hz)) as usize / frame;
+    let end = (to_s * f64::from(pcm.sample_rate_hz)) as usize / frame;
+    mono.chunks(frame)
+        .enumerate()
+        .filter(|(i, _)| (start..end).contains(i))
+        .filter(|(_, c)| {
+            let e: f64 =
+                c.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / c.len() as f64;
+            e.sqrt() > threshold
+        })
+        .count()
+}
+
+/// The agent's microphone: a recorded English speaker, 48 kHz for Chromium (it loops it).
+fn agent_wav(dir: &Path) -> PathBuf {
+    let out = dir.join("agent-48k.wav");
+    let status = Command::new("sox")
+        .arg(shared("audio/en/cmu_arctic_us_aew_a0001.wav"))
+        .arg(shared("audio/en/cmu_arctic_us_aew_a0002.wav"))
+        .args(["-r", "48000", "-b", "16", "-e", "signed-integer", "-c", "1"])
+        .arg(&out)
+        .args(["pad", "0", "0.3"])
+        .status()
+        .expect("run sox");
+    assert!(status.success(), "sox made the agent's microphone");
+    out
+}
+
+/// The caller: asks for customer support, waits while put through, then speaks to the agent.
+fn caller_wav(dir: &Path) -> PathBuf {
+    let ask = dir.join("ask.wav");
+    g711_source_wav(
+        &shared("audio/telephone/speak-to-customer-support_mulaw8k.wav"),
+        &ask,
+        1,
+        16,
+    );
+    let more = common::speech::speak(dir, "more", "my bill is wrong this month");
+    let more8k = dir.join("more-8k.wav");
+    g711_source_wav(&more, &more8k, 0, 12);
+    let out = dir.join("caller.wav");
+    let status = Command::new("sox")
+        .arg(&ask)
+        .arg(&more8k)
+        .arg(&out)
+        .status()
+        .expect("run sox");
+    assert!(status.success(), "sox joined the caller's turns");
+    out
+}
+
+#[test]
+fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let extra = queue_flows(work.path());
+    let hotline = Hotline::start_with_web_and(
+        4,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(4).toml()
+        ),
+    );
+    let password = "correct horse battery";
+    hotline.cli(
+        &["users", "add", "ann", "--role", "agent"],
+        &[("HOTLINE_PASSWORD", password)],
+    );
+
+    // The agent signs in and becomes available.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (out, ready) = (work.path().join("agent.json"), work.path().join("ready"));
+    let mut agent = Command::new("node")
+        .current_dir(root.join("tests/web"))
+        .arg("agent.mjs")
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{}", hotline.web_port.unwrap()),
+        ])
+        .args(["--who", &format!("ann:{password}")])
+        .arg("--wav")
+        .arg(agent_wav(work.path()))
+        .arg("--out")
+        .arg(&out)
+        .arg("--ready")
+        .arg(&ready)
+        .arg("--shots")
+        .arg(harness::target_dir())
+        .spawn()
+        .expect("run node tests/web/agent.mjs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        if let Ok(Some(status)) = agent.try_wait() {
+            panic!(
+                "the agent page stopped before it was ready ({status}): {}",
+                std::fs::read_to_string(&out).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never became available"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The caller asks for a person, is put through, and talks to the agent.
+    let caller = BaresipCall {
+        target: format!("sip:support@{}", hotline.sip_addr()),
+        source_wav: &caller_wav(work.path()),
+        codecs: "PCMU",
+        extra_modules: &[],
+        quit_after_s: 45,
+        tls_ca: None,
+        account_params: "",
+    }
+    .run(work.path());
+    caller.assert_established(&hotline.log_text());
+    let events = hotline.one_call(Duration::from_secs(30));
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while agent.try_wait().expect("agent page").is_none() {
+        assert!(Instant::now() < deadline, "the agent page never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("agent result")).expect("JSON");
+    assert!(
+        seen["error"].is_null(),
+        "agent page: {}\n{seen:#}",
+        seen["error"]
+    );
+
+    // The record: a bridged transfer, answered by ann, then the caller hung up.
+    let transfer = first(&events, "transfer");
+    assert_eq!(transfer["target"], "queue:support", "{transfer}");
+    let ringing = first(&events, "transfer_ringing");
+    assert_eq!(ringing["agent"], "ann", "{ringing}");
+    let result = first(&events, "transfer_result");
+    assert_eq!(
+        (&result["mode"], &result["outcome"], &result["agent"]),
+        (
+            &Value::from("bridged"),
+            &Value::from("answered"),
+            &Value::from("ann")
+        ),
+        "{result}"
+    );
+    println!(
+        "transfer decision to ringing: {} ms; answer to audio bridged: {} ms; decision to bridged: {} ms",
+        result["ring_ms"], result["bridge_ms"], result["wait_ms"]
+    );
+    assert_eq!(first(&events, "hangup")["reason"], "caller.hangup");
+
+    // The screen-pop had the caller, the reason and the conversation with the bot.
+    let pop = &seen["ring"]["pop"];
+    assert!(
+        pop["caller"].as_str().unwrap_or("").starts_with("sip:"),
+        "{pop:#}"
+    );
+    assert_eq!(pop["queue"], "support");
+    let lines = pop["transcript"].as_array().expect("the transcript");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["who"] == "caller" && l["text"].as_str().unwrap_or("").contains("support")),
+        "the caller's request is on the pop: {pop:#}"
+    );
+    assert!(lines.iter().any(|l| l["who"] == "bot"), "{pop:#}");
+
+    // The agent heard the caller, and the caller's words reached the console live.
+    let level = seen["seen"]["maxCallerLevel"].as_f64().unwrap_or(0.0);
+    assert!(
+        level > 0.02,
+        "the agent heard the caller (peak RMS {level})"
+    );
+    let live: Vec<&Value> = seen["seen"]["events"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter(|e| e["type"] == "transcript" && e["final"] == true)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !live.is_empty(),
+        "the caller's words while bridged reached the console: {seen:#}"
+    );
+    assert_eq!(seen["seen"]["ended"], "call.ended", "{seen:#}");
+    assert!(
+        seen["seen"]["draft"]
+            .as_str()
+            .unwrap_or("")
+            .contains("support"),
+        "{seen:#}"
+    );
+    assert_eq!(
+        seen["seen"]["saved"].as_array().map(Vec::len),
+        Some(1),
+        "the disposition was saved"
+    );
+
+    // The caller heard the agent: audio after the bridge, when the bot is quiet and the hold
+    // audio has stopped.
+    let bridged_s = result["t_ms"].as_f64().unwrap_or(f64::MAX) / 1000.0;
+    let ended_s = first(&events, "hangup")["t_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    let heard = loud_frames_between(&caller.dump("-dec.wav"), bridged_s + 1.0, ended_s, 300.0);
+    assert!(
+        heard > 50,
+        "the caller heard the agent ({heard} loud frames between {bridged_s:.1} s and {ended_s:.1} s)"
+    );
+    let _ = PT_PCMU;
+}
+
+/// With no agent signed in, a caller who asks for a person stays with the bot, which says
+/// that every agent is busy, and the record says `busy`.
+#[test]
+fn with_nobody_there_the_caller_goes_back_to_the_bot_and_hears_why() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let extra = queue_flows(work.path());
+    let hotline = Hotline::start_with_web_and(
+        2,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(2).toml()
+        ),
+    );
+    let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
+    let outcome = common::sipp::support_caller(hotline.sip_addr(), &pcap)
+        .timeout_s(40)
+        .spawn(work.path())
+        .wait(Duration::from_secs(60));
+    assert!(outcome.success, "{outcome:?}");
+    let events = hotline.one_call(Duration::from_secs(20));
+    let result = first(&events, "transfer_result");
+    assert_eq!(
+        (&result["mode"], &result["outcome"]),
+        (&Value::from("bridged"), &Value::from("busy")),
+        "{result}"
+    );
+    let failed = first(&events, "transfer_failed");
+    assert_eq!(failed["reason"], "busy");
+    let after: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "bot_reply" && e["t_ms"].as_u64() >= failed["t_ms"].as_u64())
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        after.iter().any(|t| t.contains("agents are busy")),
+        "the bot says why: {after:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == "bot_audio_start"
+            && e["t_ms"].as_u64() > failed["t_ms"].as_u64()),
+        "and the caller hears it"
+    );
+}
