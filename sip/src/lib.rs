@@ -6,7 +6,7 @@
 //! counters) is `hotline-media`, shared with the web phone; [`codec`] and [`rtp`] are its
 //! modules, re-exported so callers of the phone edge keep their paths.
 //!
-//! The call logic is sans-IO: [`sdp`], [`dtmf`], [`dialog::SipSession`] and
+//! The call logic is sans-IO: [`sdp`], [`dtmf`], [`dialog::SipSession`], [`uac::CallerDialog`] and
 //! [`media::MediaSession`] and [`flood::SourceLimiter`] are plain structs fed with bytes and times. The IO layer
 //! ([`driver`]) is thin: sockets, timers and channels.
 
@@ -19,5 +19,6 @@ pub mod media;
 pub mod message;
 pub mod sdp;
 pub mod tls;
+pub mod uac;
 
 pub use hotline_media::{codec, rtp};

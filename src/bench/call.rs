@@ -31,9 +31,9 @@ use hotline_media::rtp::{is_rtcp, ReceiveStats, RtpPacket, Ssrc};
 use hotline_media::Codec;
 use hotline_sip::sdp::{accept_answer, write_offer, LocalSdp, MediaPorts, SessionDescription};
 
-use super::dialog::{CallerDialog, DialogEnd, DialogEvent, DialogSetup};
 use super::turns::{silent_frame, CallerTurn, LINE_RATE_HZ};
 use super::BenchError;
+use hotline_sip::uac::{CallerDialog, DialogEnd, DialogEvent, DialogSetup};
 
 /// The packetisation interval.
 pub const PTIME: Duration = Duration::from_millis(20);
@@ -394,7 +394,7 @@ impl BenchCall {
                 }
             }
             DialogEnd::Failed(error) => {
-                self.error.get_or_insert(error);
+                self.error.get_or_insert(error.into());
             }
         }
         self.sender = None;
@@ -620,6 +620,9 @@ mod tests {
                 call_id: "c1".into(),
                 from_tag: "f1".into(),
                 answer_wait: ms(5_000),
+                ring_wait: hotline_sip::uac::RING_WAIT,
+                user: "bench".into(),
+                headers: Vec::new(),
             },
             local_rtp: "127.0.0.1:40002".parse().expect("addr"),
             local_rtcp_port: 40003,

@@ -20,10 +20,10 @@ use tokio::net::UdpSocket;
 use hotline_media::rtp::Ssrc;
 
 use super::call::{BenchCall, CallOutcome, CallSetup, StreamFigures, Transmit};
-use super::dialog::DialogSetup;
 use super::report::{AsrModel, Report, RunContext};
 use super::server::{per_call, sample};
 use super::{Bench, BenchError, Target, ANSWER_WAIT};
+use hotline_sip::uac::{DialogSetup, RING_WAIT};
 
 /// The largest datagram read.
 const DATAGRAM_BYTES: usize = 65_536;
@@ -156,6 +156,9 @@ async fn run_call(
             call_id: format!("bench-{index}-{:016x}", rand::random::<u64>()),
             from_tag: format!("{:08x}", rand::random::<u32>()),
             answer_wait: ANSWER_WAIT,
+            ring_wait: RING_WAIT,
+            user: "bench".into(),
+            headers: Vec::new(),
         },
         local_rtp: local_addr(&rtp)?,
         local_rtcp_port: local_addr(&rtcp)?.port(),

@@ -1,7 +1,7 @@
 //! `hotline bench`: a load generator that calls a running hotline over real SIP/UDP and RTP
 //! and measures latency where a caller feels it, at the caller.
 //!
-//! Each call ([`call::BenchCall`], sans-IO, with its SIP dialog in [`dialog`]) dials the target
+//! Each call ([`call::BenchCall`], sans-IO, with its SIP dialog, `hotline_sip::uac`) dials the target
 //! with a G.711 µ-law offer, listens to the greeting, replays recorded caller turns ([`turns`])
 //! paced at 20 ms a packet with silence in between, and hangs up after the last answer. One
 //! turn per call is spoken over the bot to measure barge-in. [`driver`] is the thin tokio IO
@@ -14,7 +14,6 @@
 //! reported as null, never as 0; a call that fails says why in words a user can act on.
 
 pub mod call;
-pub mod dialog;
 pub mod driver;
 pub mod report;
 pub mod server;
@@ -46,16 +45,8 @@ pub const MAX_ANSWER: Duration = Duration::from_secs(60);
 /// Why a bench run, or one of its calls, failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    #[error("no answer from {target} within {within_s} s")]
-    NoAnswer { target: String, within_s: f32 },
-    #[error("{target} refused the call: {code} {reason}")]
-    Refused {
-        target: String,
-        code: u16,
-        reason: String,
-    },
-    #[error("{target} did not answer our BYE within {within_s} s")]
-    ByeUnanswered { target: String, within_s: f32 },
+    #[error(transparent)]
+    Call(#[from] hotline_sip::uac::UacError),
     #[error("{target} answered with SDP a G.711 caller cannot use: {source}")]
     Sdp { target: String, source: SdpError },
     #[error("{target} hung up early, during {stage}")]

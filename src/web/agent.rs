@@ -296,19 +296,20 @@ impl Console {
         };
         match request {
             Request::State { state } => {
-                let state =
-                    match state.as_str() {
-                        "available" => AgentState::Available,
-                        "away" => AgentState::Away,
-                        other => return self
+                let state = match state.as_str() {
+                    "available" => AgentState::Available,
+                    "away" => AgentState::Away,
+                    other => {
+                        return self
                             .error(
                                 "console.state",
                                 format!(
                                     "`{other}` is not a state you can set; valid: available, away"
                                 ),
                             )
-                            .await,
-                    };
+                            .await
+                    }
+                };
                 if let Err(e) = self.desk.set_state(&self.agent, state).await {
                     self.error("console.state", e).await;
                 }

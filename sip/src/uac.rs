@@ -1,29 +1,46 @@
-//! The bench caller's SIP dialog (RFC 3261 user-agent client), sans-IO: INVITE with an SDP
-//! offer, provisional and final responses, ACK, BYE from either side.
+//! An outgoing call's SIP dialog (RFC 3261 user-agent client), sans-IO: INVITE with an SDP
+//! offer, provisional and final responses, ACK, CANCEL, BYE from either side. `hotline bench`
+//! places its calls with it, and hotline dials human agents with it (a bridged transfer).
 //!
 //! Owns the INVITE client transaction over UDP (retransmitted from 500 ms, doubling, until any
-//! response; given up after the answer wait with "no answer from …"), the ACK (for a 2xx a
-//! request of its own, sent again for every retransmitted 2xx; for a refusal part of the
-//! INVITE transaction), our BYE (retransmitted until a final response or [`BYE_WAIT`]), and
-//! answers to the server's requests (200 to BYE and to harmless in-dialog requests, 501 or 488
-//! to what a bench caller does not do).
+//! response; given up after the answer wait with "no answer from …", or after `ring_wait` of
+//! ringing), the ACK (for a 2xx a request of its own, sent again for every retransmitted 2xx;
+//! for a refusal part of the INVITE transaction), our CANCEL of a call still ringing (the 487
+//! that follows is acknowledged; a 2xx that crosses it is acknowledged and hung up), our BYE
+//! (retransmitted until a final response or [`BYE_WAIT`]), and answers to the far end's
+//! requests (200 to BYE and to harmless in-dialog requests, 501 or 488 to what we do not do).
 //! Invariants: every input carries `now` (time since the call began) and nothing here reads a
-//! clock or a socket; every datagram goes to the target address (a bench talks straight to a
-//! hotline, no proxies); the dialog ends exactly once, with one [`DialogEvent::Ended`].
+//! clock or a socket; every datagram goes to the target address (no proxies: the target is
+//! the next hop); the dialog ends exactly once, with one [`DialogEvent::Ended`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hotline_sip::message::{uri_of, MessageWriter, SipMessage, StartLine};
+use crate::message::{uri_of, MessageWriter, SipMessage, StartLine};
 
-use super::BenchError;
+/// Why an outgoing call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UacError {
+    #[error("no answer from {target} within {within_s} s")]
+    NoAnswer { target: String, within_s: f32 },
+    #[error("{target} refused the call: {code} {reason}")]
+    Refused {
+        target: String,
+        code: u16,
+        reason: String,
+    },
+    #[error("{target} did not answer our BYE within {within_s} s")]
+    ByeUnanswered { target: String, within_s: f32 },
+    #[error("the call to {target} was cancelled while it rang")]
+    Cancelled { target: String },
+}
 
 /// RFC 3261's T1: the first retransmission interval.
 pub const T1: Duration = Duration::from_millis(500);
 /// The longest retransmission interval (T2).
 pub const T2: Duration = Duration::from_secs(4);
-/// How long a ringing call may take to be answered (Timer B, 64 × T1).
+/// How long a ringing call may take to be answered by default (Timer B, 64 × T1).
 pub const RING_WAIT: Duration = Duration::from_secs(32);
 /// How long our BYE waits for its answer.
 pub const BYE_WAIT: Duration = Duration::from_secs(5);
@@ -43,6 +60,12 @@ pub struct DialogSetup {
     pub from_tag: String,
     /// How long the INVITE may go without any response.
     pub answer_wait: Duration,
+    /// How long a ringing call may take to be answered ([`RING_WAIT`] by default).
+    pub ring_wait: Duration,
+    /// The user part of our From and Contact (`bench`, `hotline`).
+    pub user: String,
+    /// More INVITE headers (`X-Hotline-*` context for an agent).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Something the dialog did.
@@ -61,8 +84,8 @@ pub enum DialogEnd {
     ByeAnswered,
     /// The server sent BYE (answered 200).
     ServerBye,
-    /// The call failed: no answer, a refusal, or no answer to our BYE.
-    Failed(BenchError),
+    /// The call failed: no answer, a refusal, our CANCEL, or no answer to our BYE.
+    Failed(UacError),
 }
 
 /// Where the dialog stands.
@@ -75,6 +98,10 @@ enum State {
         ringing_since: Option<Duration>,
     },
     Confirmed,
+    /// Our CANCEL is out; the INVITE's 487 (or a crossing 2xx) ends it.
+    Cancelling {
+        sent: Duration,
+    },
     Closing {
         sent: Duration,
         retransmit: (Duration, Duration),
@@ -102,7 +129,7 @@ impl CallerDialog {
     /// Starts the call: the INVITE carrying `sdp_offer` is queued at once.
     pub fn invite(setup: DialogSetup, sdp_offer: &str, now: Duration) -> Self {
         let local = setup.local;
-        let invite = MessageWriter::request("INVITE", &setup.request_uri)
+        let mut invite = MessageWriter::request("INVITE", &setup.request_uri)
             .header(
                 "Via",
                 &format!(
@@ -115,9 +142,12 @@ impl CallerDialog {
             .header("To", &format!("<{}>", setup.request_uri))
             .header("Call-ID", &setup.call_id)
             .header("CSeq", "1 INVITE")
-            .header("Contact", &format!("<sip:bench@{local}>"))
-            .header("User-Agent", "hotline-bench")
-            .body(Some("application/sdp"), sdp_offer.as_bytes());
+            .header("Contact", &format!("<sip:{}@{local}>", setup.user))
+            .header("User-Agent", &format!("hotline-{}", setup.user));
+        for (name, value) in &setup.headers {
+            invite = invite.header(name, value);
+        }
+        let invite = invite.body(Some("application/sdp"), sdp_offer.as_bytes());
         let mut dialog = Self {
             remote_target: setup.request_uri.clone(),
             remote_to: format!("<{}>", setup.request_uri),
@@ -166,11 +196,12 @@ impl CallerDialog {
                 ringing_since,
             } => {
                 let give_up = match ringing_since {
-                    Some(since) => *since + RING_WAIT,
+                    Some(since) => *since + self.setup.ring_wait,
                     None => *sent + self.setup.answer_wait,
                 };
                 Some(retransmit.map_or(give_up, |(at, _)| at.min(give_up)))
             }
+            State::Cancelling { sent } => Some(*sent + BYE_WAIT),
             State::Closing { sent, retransmit } => Some(retransmit.0.min(*sent + BYE_WAIT)),
             State::Confirmed | State::Terminated => None,
         }
@@ -185,11 +216,15 @@ impl CallerDialog {
                 ringing_since,
             } => {
                 let (give_up, waited) = match ringing_since {
-                    Some(since) => (*since + RING_WAIT, RING_WAIT),
+                    Some(since) => (*since + self.setup.ring_wait, self.setup.ring_wait),
                     None => (*sent + self.setup.answer_wait, self.setup.answer_wait),
                 };
                 if now >= give_up {
-                    let error = BenchError::NoAnswer {
+                    if ringing_since.is_some() {
+                        // It rang out: stop it ringing.
+                        self.outbox.push_back(self.cancel_request());
+                    }
+                    let error = UacError::NoAnswer {
                         target: self.setup.target_text.clone(),
                         within_s: waited.as_secs_f32(),
                     };
@@ -204,9 +239,17 @@ impl CallerDialog {
                     }
                 }
             }
+            State::Cancelling { sent } => {
+                if now >= *sent + BYE_WAIT {
+                    let error = UacError::Cancelled {
+                        target: self.setup.target_text.clone(),
+                    };
+                    self.end(DialogEnd::Failed(error));
+                }
+            }
             State::Closing { sent, retransmit } => {
                 if now >= *sent + BYE_WAIT {
-                    let error = BenchError::ByeUnanswered {
+                    let error = UacError::ByeUnanswered {
                         target: self.setup.target_text.clone(),
                         within_s: BYE_WAIT.as_secs_f32(),
                     };
@@ -225,9 +268,14 @@ impl CallerDialog {
         }
     }
 
-    /// Hangs up: BYE on an answered call; a call not answered yet, or already over, is left
-    /// as it is (a bench hangs up only calls it talked on).
+    /// Hangs up: BYE on an answered call, CANCEL on one still ringing (or not yet answered at
+    /// all); a call already over is left as it is.
     pub fn hang_up(&mut self, now: Duration) {
+        if matches!(self.state, State::Inviting { .. }) {
+            self.outbox.push_back(self.cancel_request());
+            self.state = State::Cancelling { sent: now };
+            return;
+        }
         if !self.is_confirmed() {
             return;
         }
@@ -291,13 +339,32 @@ impl CallerDialog {
                 } else {
                     // The ACK to a refusal belongs to the INVITE transaction (RFC 3261 17.1.1.3).
                     self.outbox.push_back(self.refusal_ack(message));
-                    let error = BenchError::Refused {
+                    let error = UacError::Refused {
                         target: self.setup.target_text.clone(),
                         code,
                         reason: reason.to_string(),
                     };
                     self.end(DialogEnd::Failed(error));
                 }
+            }
+            ("INVITE", State::Cancelling { .. }) if (200..300).contains(&code) => {
+                // Answered as we cancelled: acknowledge it, then hang up.
+                self.remote_to = message.header("To").unwrap_or_default().to_string();
+                if let Some(contact) = message.header("Contact") {
+                    self.remote_target = uri_of(contact);
+                }
+                let ack = self.in_dialog_request("ACK", 1, "ack");
+                self.outbox.push_back(ack.clone());
+                self.ack = Some(ack);
+                self.state = State::Confirmed;
+                self.hang_up(now);
+            }
+            ("INVITE", State::Cancelling { .. }) if code >= 300 => {
+                self.outbox.push_back(self.refusal_ack(message));
+                let error = UacError::Cancelled {
+                    target: self.setup.target_text.clone(),
+                };
+                self.end(DialogEnd::Failed(error));
             }
             ("INVITE", _) if (200..300).contains(&code) => {
                 // A retransmitted 2xx: our ACK was lost.
@@ -347,6 +414,25 @@ impl CallerDialog {
             .body(None, b"")
     }
 
+    /// The CANCEL of our INVITE: its Request-URI, branch, From, To and Call-ID (RFC 3261 9.1).
+    fn cancel_request(&self) -> Vec<u8> {
+        let local = self.setup.local;
+        MessageWriter::request("CANCEL", &self.setup.request_uri)
+            .header(
+                "Via",
+                &format!(
+                    "SIP/2.0/UDP {local};branch={}",
+                    branch(&self.setup.call_id, "invite")
+                ),
+            )
+            .header("Max-Forwards", "70")
+            .header("From", &from_header(&self.setup))
+            .header("To", &format!("<{}>", self.setup.request_uri))
+            .header("Call-ID", &self.setup.call_id)
+            .header("CSeq", "1 CANCEL")
+            .body(None, b"")
+    }
+
     /// The ACK to a refusal: the INVITE's Request-URI and branch, the response's To.
     fn refusal_ack(&self, response: &SipMessage) -> Vec<u8> {
         let local = self.setup.local;
@@ -374,7 +460,10 @@ impl CallerDialog {
 
 /// Our From header.
 fn from_header(setup: &DialogSetup) -> String {
-    format!("<sip:bench@{}>;tag={}", setup.local, setup.from_tag)
+    format!(
+        "<sip:{}@{}>;tag={}",
+        setup.user, setup.local, setup.from_tag
+    )
 }
 
 /// A transaction branch (RFC 3261's magic cookie, then the call and the transaction).
@@ -399,6 +488,9 @@ mod tests {
             call_id: "bench-1".into(),
             from_tag: "ft1".into(),
             answer_wait: Duration::from_secs(5),
+            ring_wait: RING_WAIT,
+            user: "bench".into(),
+            headers: vec![("X-Hotline-Call".into(), "c1".into())],
         }
     }
 
@@ -416,7 +508,7 @@ mod tests {
              From: <sip:bench@127.0.0.1:40000>;tag=ft1\r\nTo: <sip:bot@127.0.0.1:5060>;tag=srv\r\n\
              Call-ID: bench-1\r\nCSeq: {cseq}\r\nContact: <sip:hotline@127.0.0.1:5060>\r\n\
              Content-Length: {}\r\n\r\n{body}",
-            hotline_sip::message::reason_phrase(code),
+            crate::message::reason_phrase(code),
             body.len()
         )
         .into_bytes()
@@ -428,6 +520,7 @@ mod tests {
         let invite = text(dialog.poll_transmit().expect("invite"));
         assert!(invite.starts_with("INVITE sip:bot@127.0.0.1:5060 SIP/2.0\r\n"));
         assert!(invite.contains("Content-Type: application/sdp"));
+        assert!(invite.contains("X-Hotline-Call: c1\r\n"), "{invite}");
         // Retransmitted until a provisional response.
         dialog.handle_timeout(ms(500));
         assert!(dialog.poll_transmit().is_some(), "INVITE again after T1");
@@ -517,6 +610,45 @@ mod tests {
         assert!(matches!(
             dialog.poll_event(),
             Some(DialogEvent::Ended(DialogEnd::ServerBye))
+        ));
+    }
+
+    #[test]
+    fn a_ringing_call_that_rings_out_is_cancelled_and_a_hang_up_cancels_too() {
+        let mut short = setup();
+        short.ring_wait = ms(3_000);
+        let mut dialog = CallerDialog::invite(short, "v=0\r\n", ms(0));
+        dialog.poll_transmit();
+        dialog.handle_datagram(ms(100), &response(180, "1 INVITE", ""));
+        assert_eq!(dialog.poll_timeout(), Some(ms(3_100)));
+        dialog.handle_timeout(ms(3_100));
+        let cancel = text(dialog.poll_transmit().expect("cancel"));
+        assert!(
+            cancel.starts_with("CANCEL sip:bot@127.0.0.1:5060 SIP/2.0"),
+            "{cancel}"
+        );
+        assert!(
+            cancel.contains("branch=z9hG4bK-bench1-invite") && cancel.contains("CSeq: 1 CANCEL")
+        );
+        assert!(matches!(
+            dialog.poll_event(),
+            Some(DialogEvent::Ended(DialogEnd::Failed(
+                UacError::NoAnswer { .. }
+            )))
+        ));
+
+        let mut dialog = CallerDialog::invite(setup(), "v=0\r\n", ms(0));
+        dialog.poll_transmit();
+        dialog.handle_datagram(ms(100), &response(180, "1 INVITE", ""));
+        dialog.hang_up(ms(200));
+        assert!(text(dialog.poll_transmit().expect("cancel")).starts_with("CANCEL "));
+        dialog.handle_datagram(ms(250), &response(487, "1 INVITE", ""));
+        assert!(text(dialog.poll_transmit().expect("ack")).starts_with("ACK "));
+        assert!(matches!(
+            dialog.poll_event(),
+            Some(DialogEvent::Ended(DialogEnd::Failed(
+                UacError::Cancelled { .. }
+            )))
         ));
     }
 }
