@@ -28,6 +28,12 @@ use serde_json::Value;
 
 /// The demo flows and knowledge bases, with the telecom flow handing callers to a queue.
 fn queue_flows(work: &Path) -> String {
+    flows_to(work, "queue:support", "")
+}
+
+/// The demo flows and knowledge bases, with the telecom flow handing callers to `target`;
+/// `agents` are more `[agents]` keys.
+fn flows_to(work: &Path, target: &str, agents: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (flows, kb) = (work.join("flows"), work.join("kb"));
     for (from, to) in [("assets/flows", &flows), ("assets/kb", &kb)] {
@@ -45,12 +51,12 @@ fn queue_flows(work: &Path) -> String {
     let text = std::fs::read_to_string(&telecom).expect("the telecom flow");
     let text = text.replace(
         "transfer_target = \"sip:support@agents.example\"",
-        "transfer_target = \"queue:support\"",
+        &format!("transfer_target = \"{target}\""),
     );
-    assert!(text.contains("queue:support"), "the flow's target moved");
+    assert!(text.contains(target), "the flow's target moved");
     std::fs::write(&telecom, text).expect("write the flow");
     format!(
-        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\n",
+        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents]\n{agents}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\n",
         flows.display().to_string(),
         kb.display().to_string()
     )
@@ -319,5 +325,197 @@ fn with_nobody_there_the_caller_goes_back_to_the_bot_and_hears_why() {
         events.iter().any(|e| e["type"] == "bot_audio_start"
             && e["t_ms"].as_u64() > failed["t_ms"].as_u64()),
         "and the caller hears it"
+    );
+}
+
+/// A baresip caller asks for a person; hotline calls the agent's phone (SIPp, which answers
+/// and sends back what it hears) with the call's context headers, and bridges them: the caller
+/// hears their own words come back through the agent, so audio went both ways.
+#[test]
+fn a_sip_caller_is_bridged_to_a_sip_agent_who_answers() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = common::sipp::Sipp::scenario("uas_agent.xml")
+        .media()
+        .arg("-rtp_echo")
+        .timeout_s(90);
+    let extra = flows_to(
+        work.path(),
+        &format!("sip:agent@127.0.0.1:{}", agent.port()),
+        "sip_transfer = \"bridge\"\n",
+    );
+    let hotline = Hotline::start_with_web_and(
+        4,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(4).toml()
+        ),
+    );
+    let agent = agent.spawn(work.path());
+    let caller = BaresipCall {
+        target: format!("sip:support@{}", hotline.sip_addr()),
+        source_wav: &caller_wav(work.path()),
+        codecs: "PCMU",
+        extra_modules: &[],
+        quit_after_s: 45,
+        tls_ca: None,
+        account_params: "",
+    }
+    .run(work.path());
+    caller.assert_established(&hotline.log_text());
+    let events = hotline.one_call(Duration::from_secs(30));
+    let outcome = agent.wait(Duration::from_secs(30));
+    assert!(
+        outcome.success,
+        "the agent's phone got the context and a clean call: {outcome:?}"
+    );
+
+    let result = first(&events, "transfer_result");
+    assert_eq!(
+        (&result["mode"], &result["outcome"]),
+        (&Value::from("bridged"), &Value::from("answered")),
+        "{result}"
+    );
+    println!(
+        "SIP agent: transfer decision to ringing {} ms; answer to audio bridged {} ms; decision to bridged {} ms",
+        result["ring_ms"], result["bridge_ms"], result["wait_ms"]
+    );
+    let bridged_s = result["t_ms"].as_f64().unwrap_or(f64::MAX) / 1000.0;
+    let ended_s = first(&events, "hangup")["t_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    let heard = loud_frames_between(&caller.dump("-dec.wav"), bridged_s + 1.0, ended_s, 300.0);
+    assert!(
+        heard > 25,
+        "the caller heard their words come back through the agent ({heard} loud frames between {bridged_s:.1} s and {ended_s:.1} s)"
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == "transcript"
+            && e["final"] == true
+            && e["t_ms"].as_f64().unwrap_or(0.0) / 1000.0 > bridged_s),
+        "the caller is still transcribed while with the agent"
+    );
+}
+
+/// The agent's phone is busy (486), or rings until hotline gives up (CANCEL): each time the
+/// caller goes back to the bot, which says why.
+#[test]
+fn a_busy_or_unanswered_sip_agent_sends_the_caller_back_to_the_bot() {
+    let _turn = common::alone();
+    for (scenario, outcome, says) in [
+        ("uas_agent_busy.xml", "busy", "agents are busy"),
+        (
+            "uas_agent_no_answer.xml",
+            "no_answer",
+            "no agent could answer in time",
+        ),
+    ] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let agent = common::sipp::Sipp::scenario(scenario).timeout_s(60);
+        let extra = flows_to(
+            work.path(),
+            &format!("sip:agent@127.0.0.1:{}", agent.port()),
+            "sip_transfer = \"bridge\"\nsip_ring_timeout_s = 2\n",
+        );
+        let hotline = Hotline::start_with_web_and(
+            2,
+            &extra,
+            &format!(
+                "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+                RtpPorts::free(4).toml()
+            ),
+        );
+        let agent = agent.spawn(work.path());
+        let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
+        let call = common::sipp::support_caller(hotline.sip_addr(), &pcap)
+            .timeout_s(40)
+            .spawn(work.path())
+            .wait(Duration::from_secs(60));
+        assert!(call.success, "{call:?}");
+        let events = hotline.one_call(Duration::from_secs(20));
+        let agent = agent.wait(Duration::from_secs(20));
+        assert!(
+            agent.success,
+            "{scenario}: the agent's phone saw a clean exchange: {agent:?}"
+        );
+        let result = first(&events, "transfer_result");
+        assert_eq!(
+            (&result["mode"], &result["outcome"]),
+            (&Value::from("bridged"), &Value::from(outcome)),
+            "{scenario}: {result}"
+        );
+        let failed = first(&events, "transfer_failed");
+        let after: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "bot_reply" && e["t_ms"].as_u64() >= failed["t_ms"].as_u64())
+            .filter_map(|e| e["text"].as_str())
+            .collect();
+        assert!(
+            after.iter().any(|t| t.contains(says)),
+            "{scenario}: the bot says why: {after:?}"
+        );
+    }
+}
+
+/// A SIP caller's phone refuses the REFER (603): hotline calls the target itself and bridges
+/// it (`agents.refer_fallback`), so the caller still reaches the agent and never hears the bot
+/// give up. Both attempts are in the record.
+#[test]
+fn a_refused_refer_falls_back_to_a_bridged_call() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = common::sipp::Sipp::scenario("uas_agent.xml")
+        .media()
+        .arg("-rtp_echo")
+        .timeout_s(60);
+    let extra = flows_to(
+        work.path(),
+        &format!("sip:agent@127.0.0.1:{}", agent.port()),
+        "refer_fallback = true\n",
+    );
+    let hotline = Hotline::start_with_web_and(
+        2,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(4).toml()
+        ),
+    );
+    let agent = agent.spawn(work.path());
+    let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
+    let caller = common::sipp::Sipp::scenario("uac_transfer_refused.xml")
+        .remote(hotline.sip_addr())
+        .media()
+        .key("service", "support")
+        .key("codec_pt", PT_PCMU)
+        .key("codec_name", "PCMU")
+        .key("pcap", pcap.display())
+        .timeout_s(60)
+        .spawn(work.path())
+        .wait(Duration::from_secs(70));
+    assert!(
+        caller.success,
+        "the caller refused the REFER and was never hung up on: {caller:?}"
+    );
+    let events = hotline.one_call(Duration::from_secs(20));
+    let agent = agent.wait(Duration::from_secs(20));
+    assert!(agent.success, "{agent:?}");
+    let results: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["type"] == "transfer_result")
+        .map(|e| {
+            (
+                e["mode"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![("blind", "rejected"), ("bridged", "answered")],
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e["type"] == "transfer_failed"),
+        "the bot never took the call back"
     );
 }

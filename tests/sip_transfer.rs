@@ -33,7 +33,9 @@ async fn start_hotline() -> (InProcessHotline, MediaRelay) {
     let hotline = InProcessHotline::start(
         4,
         &format!(
-            "port = 0\npublic_ip = \"{PUBLIC_IP}\"\ncodecs = [\"PCMU\"]\n{}\n",
+            // A refused REFER stays refused (no fallback to calling the target: its host is
+            // a placeholder).
+            "port = 0\npublic_ip = \"{PUBLIC_IP}\"\ncodecs = [\"PCMU\"]\n{}\n[agents]\nrefer_fallback = false\n",
             rtp.toml()
         ),
     )

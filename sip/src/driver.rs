@@ -745,7 +745,7 @@ async fn tcp_connection<S>(
 }
 
 /// NTP time (RFC 3550) for sender reports.
-fn ntp_now() -> u64 {
+pub(crate) fn ntp_now() -> u64 {
     let since_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -17,6 +17,7 @@ pub mod dtmf;
 pub mod flood;
 pub mod media;
 pub mod message;
+pub mod outbound;
 pub mod sdp;
 pub mod tls;
 pub mod uac;

@@ -71,6 +71,8 @@ pub struct DialogSetup {
 /// Something the dialog did.
 #[derive(Debug)]
 pub enum DialogEvent {
+    /// The first provisional response (100 Trying, 180 Ringing, 183) arrived.
+    Ringing { code: u16 },
     /// A 2xx to the INVITE arrived (and was acknowledged); its body is the SDP answer.
     Answered { body: Vec<u8> },
     /// The dialog is over.
@@ -98,9 +100,10 @@ enum State {
         ringing_since: Option<Duration>,
     },
     Confirmed,
-    /// Our CANCEL is out; the INVITE's 487 (or a crossing 2xx) ends it.
+    /// Our CANCEL is out; the INVITE's 487 (or a crossing 2xx) ends it, with `error`.
     Cancelling {
         sent: Duration,
+        error: UacError,
     },
     Closing {
         sent: Duration,
@@ -201,7 +204,7 @@ impl CallerDialog {
                 };
                 Some(retransmit.map_or(give_up, |(at, _)| at.min(give_up)))
             }
-            State::Cancelling { sent } => Some(*sent + BYE_WAIT),
+            State::Cancelling { sent, .. } => Some(*sent + BYE_WAIT),
             State::Closing { sent, retransmit } => Some(retransmit.0.min(*sent + BYE_WAIT)),
             State::Confirmed | State::Terminated => None,
         }
@@ -220,15 +223,17 @@ impl CallerDialog {
                     None => (*sent + self.setup.answer_wait, self.setup.answer_wait),
                 };
                 if now >= give_up {
-                    if ringing_since.is_some() {
-                        // It rang out: stop it ringing.
-                        self.outbox.push_back(self.cancel_request());
-                    }
                     let error = UacError::NoAnswer {
                         target: self.setup.target_text.clone(),
                         within_s: waited.as_secs_f32(),
                     };
-                    self.end(DialogEnd::Failed(error));
+                    if ringing_since.is_some() {
+                        // It rang out: stop it ringing; its 487 ends the call.
+                        self.outbox.push_back(self.cancel_request());
+                        self.state = State::Cancelling { sent: now, error };
+                    } else {
+                        self.end(DialogEnd::Failed(error));
+                    }
                     return;
                 }
                 if let Some((at, interval)) = retransmit {
@@ -239,11 +244,9 @@ impl CallerDialog {
                     }
                 }
             }
-            State::Cancelling { sent } => {
+            State::Cancelling { sent, error } => {
                 if now >= *sent + BYE_WAIT {
-                    let error = UacError::Cancelled {
-                        target: self.setup.target_text.clone(),
-                    };
+                    let error = error.clone();
                     self.end(DialogEnd::Failed(error));
                 }
             }
@@ -273,7 +276,10 @@ impl CallerDialog {
     pub fn hang_up(&mut self, now: Duration) {
         if matches!(self.state, State::Inviting { .. }) {
             self.outbox.push_back(self.cancel_request());
-            self.state = State::Cancelling { sent: now };
+            let error = UacError::Cancelled {
+                target: self.setup.target_text.clone(),
+            };
+            self.state = State::Cancelling { sent: now, error };
             return;
         }
         if !self.is_confirmed() {
@@ -323,7 +329,10 @@ impl CallerDialog {
             ) => {
                 if code < 200 {
                     *retransmit = None;
-                    ringing_since.get_or_insert(now);
+                    if ringing_since.is_none() {
+                        *ringing_since = Some(now);
+                        self.events.push_back(DialogEvent::Ringing { code });
+                    }
                 } else if code < 300 {
                     self.remote_to = message.header("To").unwrap_or_default().to_string();
                     if let Some(contact) = message.header("Contact") {
@@ -359,11 +368,9 @@ impl CallerDialog {
                 self.state = State::Confirmed;
                 self.hang_up(now);
             }
-            ("INVITE", State::Cancelling { .. }) if code >= 300 => {
+            ("INVITE", State::Cancelling { error, .. }) if code >= 300 => {
+                let error = error.clone();
                 self.outbox.push_back(self.refusal_ack(message));
-                let error = UacError::Cancelled {
-                    target: self.setup.target_text.clone(),
-                };
                 self.end(DialogEnd::Failed(error));
             }
             ("INVITE", _) if (200..300).contains(&code) => {
@@ -525,6 +532,10 @@ mod tests {
         dialog.handle_timeout(ms(500));
         assert!(dialog.poll_transmit().is_some(), "INVITE again after T1");
         dialog.handle_datagram(ms(600), &response(100, "1 INVITE", ""));
+        assert!(matches!(
+            dialog.poll_event(),
+            Some(DialogEvent::Ringing { code: 100 })
+        ));
         dialog.handle_timeout(ms(2_000));
         assert!(
             dialog.poll_transmit().is_none(),
@@ -620,6 +631,10 @@ mod tests {
         let mut dialog = CallerDialog::invite(short, "v=0\r\n", ms(0));
         dialog.poll_transmit();
         dialog.handle_datagram(ms(100), &response(180, "1 INVITE", ""));
+        assert!(matches!(
+            dialog.poll_event(),
+            Some(DialogEvent::Ringing { code: 180 })
+        ));
         assert_eq!(dialog.poll_timeout(), Some(ms(3_100)));
         dialog.handle_timeout(ms(3_100));
         let cancel = text(dialog.poll_transmit().expect("cancel"));
@@ -630,6 +645,9 @@ mod tests {
         assert!(
             cancel.contains("branch=z9hG4bK-bench1-invite") && cancel.contains("CSeq: 1 CANCEL")
         );
+        assert!(dialog.poll_event().is_none(), "the 487 ends it");
+        dialog.handle_datagram(ms(3_150), &response(487, "1 INVITE", ""));
+        assert!(text(dialog.poll_transmit().expect("ack")).starts_with("ACK "));
         assert!(matches!(
             dialog.poll_event(),
             Some(DialogEvent::Ended(DialogEnd::Failed(
@@ -640,6 +658,10 @@ mod tests {
         let mut dialog = CallerDialog::invite(setup(), "v=0\r\n", ms(0));
         dialog.poll_transmit();
         dialog.handle_datagram(ms(100), &response(180, "1 INVITE", ""));
+        assert!(matches!(
+            dialog.poll_event(),
+            Some(DialogEvent::Ringing { code: 180 })
+        ));
         dialog.hang_up(ms(200));
         assert!(text(dialog.poll_transmit().expect("cancel")).starts_with("CANCEL "));
         dialog.handle_datagram(ms(250), &response(487, "1 INVITE", ""));

@@ -9,6 +9,11 @@
 //! [agents.queues.billing]
 //! skill = "billing"                # only agents with this skill
 //!
+//! [agents]
+//! sip_transfer = "bridge"          # `sip:` targets: hotline calls and bridges ("refer": REFER)
+//! sip_ring_timeout_s = 30
+//! refer_fallback = true            # a refused REFER: hotline calls the target and bridges it
+//!
 //! [agents.people.ann]              # a user (`hotline users add ann --role agent`)
 //! skills = ["billing"]
 //! languages = ["en"]               # empty: any language
@@ -65,12 +70,31 @@ pub struct AgentProfile {
     pub languages: Vec<Language>,
 }
 
+/// How a transfer to a `sip:` target goes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SipTransfer {
+    /// A SIP caller is sent there with REFER (blind: hotline leaves the call); any other
+    /// caller is bridged.
+    #[default]
+    Refer,
+    /// hotline calls the target and bridges it to the caller, for every caller: the call
+    /// stays recorded, and comes back to the bot when nobody answers.
+    Bridge,
+}
+
 /// The `[agents]` section.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentsConfig {
     pub queues: BTreeMap<String, QueueConfig>,
     pub people: BTreeMap<String, AgentProfile>,
+    /// How `sip:` transfer targets are reached.
+    pub sip_transfer: SipTransfer,
+    /// How long a `sip:` target bridged by hotline may ring.
+    pub sip_ring_timeout_s: u64,
+    /// When a SIP caller's REFER fails, hotline calls the target itself and bridges it.
+    pub refer_fallback: bool,
 }
 
 impl Default for AgentsConfig {
@@ -80,6 +104,9 @@ impl Default for AgentsConfig {
         Self {
             queues,
             people: BTreeMap::new(),
+            sip_transfer: SipTransfer::default(),
+            sip_ring_timeout_s: 30,
+            refer_fallback: true,
         }
     }
 }
@@ -87,6 +114,12 @@ impl Default for AgentsConfig {
 impl AgentsConfig {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), AgentsConfigError> {
+        if self.sip_ring_timeout_s == 0 {
+            return Err(AgentsConfigError {
+                key: "sip_ring_timeout_s".into(),
+                message: "must be at least 1".into(),
+            });
+        }
         for (name, q) in &self.queues {
             if name.is_empty()
                 || !name

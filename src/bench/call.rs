@@ -321,6 +321,7 @@ impl BenchCall {
         }
         while let Some(event) = self.dialog.poll_event() {
             match event {
+                DialogEvent::Ringing { .. } => {}
                 DialogEvent::Answered { body } => self.answered(now, &body),
                 DialogEvent::Ended(end) => self.ended(now, end),
             }

@@ -39,7 +39,7 @@ use super::{CallControl, CallId, CallInfo, CallInput, Engines, MEDIA_REPORT_WAIT
 use crate::agents::desk::QueueUpdate;
 use crate::agents::hold::HoldAudio;
 use crate::agents::pop::{PopContext, ScreenPop};
-use crate::session::TransferOutcome;
+use crate::session::{TransferMode, TransferOutcome};
 
 /// What a call needs made before it runs: made on the blocking pool by the driver, so that
 /// starting a call never blocks the transport's signalling task on files.
@@ -239,7 +239,7 @@ impl Running {
                     let session = self.core.session_mut();
                     match command {
                         Some(CallControl::Hangup { reason }) => session.handle_hangup(reason, now),
-                        Some(CallControl::TransferFailed { reason }) => session.handle_transfer_failed(&reason, now),
+                        Some(CallControl::TransferFailed { reason }) => queue = self.transfer_failed(&reason, queue.take(), now),
                         Some(CallControl::Shutdown) => session.handle_shutdown(now),
                         Some(CallControl::AddLeg { role, reply }) => {
                             let id = LegId(next_leg);
@@ -251,6 +251,15 @@ impl Running {
                             let _ = reply.send(LegHandle::new(id, legs_tx.clone(), out_rx));
                         }
                         Some(CallControl::Bridge { leg, joined }) => {
+                            // Control goes first: updates sent before this (an agent's
+                            // answer) are applied before the bridge is judged.
+                            let sent: Vec<QueueUpdate> = match queue.as_mut() {
+                                Some(w) => std::iter::from_fn(|| w.updates.try_recv().ok()).collect(),
+                                None => Vec::new(),
+                            };
+                            for update in sent {
+                                self.queue_update(Some(update), &mut queue, now);
+                            }
                             if let Some(l) = legs.iter_mut().find(|l| l.id == leg) {
                                 let accepted = queue.as_ref().is_some_and(|q| q.accepted.is_some());
                                 if l.role == LegRole::Agent && joined && agent_leg != Some(leg) {
@@ -317,7 +326,7 @@ impl Running {
                         }
                         Some(CallInput::Dtmf(digit)) => self.core.session_mut().handle_dtmf(digit, now),
                         Some(CallInput::Hangup { reason }) => self.core.session_mut().handle_hangup(reason, now),
-                        Some(CallInput::TransferFailed { reason }) => self.core.session_mut().handle_transfer_failed(&reason, now),
+                        Some(CallInput::TransferFailed { reason }) => queue = self.transfer_failed(&reason, queue.take(), now),
                         None => self.core.session_mut().handle_hangup(EndReason::TransportClosed, now),
                     }
                 }
@@ -466,13 +475,16 @@ impl Running {
                         let _ = results.send(EngineResult::audio_complete(turn));
                     });
                 }
-                Work::Transfer { target, reason } => match crate::agents::queue_of(&target) {
-                    Some(name) => *queue = self.enqueue(name, &reason).await,
-                    None => {
+                Work::Transfer { target, reason } => {
+                    if let Some(name) = crate::agents::queue_of(&target) {
+                        *queue = self.enqueue(name, &reason).await;
+                    } else if self.core.session().transfer_mode(&target) == TransferMode::Bridged {
+                        *queue = self.dial_agent(target, &reason);
+                    } else {
                         let context = self.core.transfer_context().clone();
                         edge.transfer(target, reason, &context).await;
                     }
-                },
+                }
                 Work::Hangup { reason } => edge.hangup(&reason).await,
                 // `poll_work` publishes events itself.
                 Work::Event(event) => self.core.publish(event),
@@ -534,6 +546,63 @@ impl Running {
                 None
             }
         }
+    }
+
+    /// The transport's transfer failed: a blind `sip:` transfer (REFER) falls back to hotline
+    /// calling the target and bridging it (`agents.refer_fallback`); anything else goes back to
+    /// the bot.
+    fn transfer_failed(
+        &mut self,
+        reason: &str,
+        queue: Option<QueueWait>,
+        now: Duration,
+    ) -> Option<QueueWait> {
+        let blind = self.core.session().pending_blind_transfer();
+        match blind {
+            Some((target, why))
+                if self.engines.config.agents.refer_fallback && target.starts_with("sip:") =>
+            {
+                tracing::info!(call = %self.id, %target, %reason, "the blind transfer failed: calling the target to bridge it");
+                self.core.session_mut().fall_back_to_bridged(reason, now);
+                self.dial_agent(target, &why)
+            }
+            _ => {
+                self.core.session_mut().handle_transfer_failed(reason, now);
+                queue
+            }
+        }
+    }
+
+    /// Calls a human at a `sip:` target and waits for them like a queue (hold audio, then the
+    /// bridge); a target that cannot be called fails the transfer (`failed`).
+    fn dial_agent(&mut self, target: String, reason: &str) -> Option<QueueWait> {
+        let now = self.started.elapsed();
+        let outbound = match self.engines.config.sip.outbound_config() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(call = %self.id, %target, "cannot call the agent: {e}");
+                self.core
+                    .session_mut()
+                    .handle_transfer_failed(TransferOutcome::Failed.code(), now);
+                return None;
+            }
+        };
+        let headers = crate::phone::transfer_headers(self.core.transfer_context(), reason);
+        let ring_wait = Duration::from_secs(self.engines.config.agents.sip_ring_timeout_s);
+        let (updates_tx, updates) = mpsc::unbounded_channel();
+        tokio::spawn(crate::phone::agent::dial_agent(
+            outbound,
+            target,
+            headers,
+            ring_wait,
+            self.control.clone(),
+            updates_tx,
+        ));
+        Some(QueueWait {
+            updates,
+            hold: HoldAudio::new(),
+            accepted: None,
+        })
     }
 
     /// What the desk says to a waiting caller.

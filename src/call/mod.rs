@@ -381,6 +381,11 @@ impl Engines {
         };
         let mut session = CallSession::new(self.config.session.clone(), language);
         session.track_transfers(info.tracks_transfers);
+        // A transport that cannot hand a call over has its `sip:` transfers bridged.
+        session.bridge_sip_transfers(
+            self.config.agents.sip_transfer == crate::agents::config::SipTransfer::Bridge
+                || !info.tracks_transfers,
+        );
         session.use_turn_model(self.turn.is_some());
         let registration = {
             let mut controls = self.calls.controls();

@@ -268,6 +268,19 @@ impl SipConfig {
         Ok(())
     }
 
+    /// Where calls hotline places (to human agents) come from: this section's address, RTP
+    /// range, timeout and codecs.
+    pub fn outbound_config(&self) -> Result<hotline_sip::outbound::OutboundConfig, SipConfigError> {
+        Ok(hotline_sip::outbound::OutboundConfig {
+            bind_ip: self.bind_ip,
+            advertised_ip: self.public_ip.unwrap_or(self.bind_ip),
+            rtp_port_min: self.rtp_port_min,
+            rtp_port_max: self.rtp_port_max,
+            rtp_timeout_ms: self.rtp_timeout_ms,
+            codecs: self.codec_preference()?,
+        })
+    }
+
     fn codec_preference(&self) -> Result<Vec<Codec>, SipConfigError> {
         let mut codecs = Vec::new();
         for name in &self.codecs {

@@ -14,6 +14,7 @@
 //! stays up then. The line's media counters at hang-up become the record's `call_end`
 //! ([`call_media`]).
 
+pub mod agent;
 pub mod config;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -164,7 +165,7 @@ impl CallAcceptor for EngineAcceptor {
 
 /// Converts a stream of PCM to exact frames at another rate (or the same rate: then it only
 /// re-cuts frames, with no filter and no delay).
-struct Reframer {
+pub(crate) struct Reframer {
     same_rate: bool,
     resampler: Option<StreamResampler>,
     pending: VecDeque<i16>,
@@ -172,7 +173,7 @@ struct Reframer {
 }
 
 impl Reframer {
-    fn new(from_hz: u32, to_hz: u32, frame_samples: usize) -> Self {
+    pub(crate) fn new(from_hz: u32, to_hz: u32, frame_samples: usize) -> Self {
         let resampler = if from_hz == to_hz {
             None
         } else {
@@ -193,7 +194,7 @@ impl Reframer {
     }
 
     /// Feeds one frame in and returns exactly one frame out (silence while the filter fills).
-    fn convert(&mut self, input: &[i16]) -> Vec<i16> {
+    pub(crate) fn convert(&mut self, input: &[i16]) -> Vec<i16> {
         if self.same_rate {
             self.pending.extend(input);
         } else if let Some(resampler) = self.resampler.as_mut() {
@@ -335,7 +336,7 @@ pub fn call_media(counters: &MediaCounters) -> CallMedia {
 }
 
 /// The REFER headers for a transfer: record id, reason, last intent, slots.
-fn transfer_headers(context: &TransferContext, reason: &str) -> Vec<(String, String)> {
+pub(crate) fn transfer_headers(context: &TransferContext, reason: &str) -> Vec<(String, String)> {
     let mut headers = Vec::new();
     if let Some(id) = &context.call_id {
         headers.push(("X-Hotline-Call".to_string(), id.clone()));

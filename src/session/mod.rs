@@ -272,12 +272,16 @@ pub struct CallSession {
     /// The caller is bridged to another leg (a human): the session goes on listening,
     /// transcribing and recording, but the bot does not answer.
     bridged: bool,
+    /// hotline dials `sip:` targets itself and bridges them (else the transport transfers).
+    bridge_sip: bool,
 }
 
 /// A transfer waiting for its outcome, with its timings on the call clock.
 #[derive(Debug, Clone)]
 struct PendingTransfer {
     target: String,
+    /// Why (the flow's reason), for the far end's context.
+    reason: String,
     mode: TransferMode,
     /// When the decision was made.
     since: Duration,
@@ -287,16 +291,6 @@ struct PendingTransfer {
     accepted_at: Option<Duration>,
     /// Who accepted.
     agent: Option<String>,
-}
-
-/// How a call is handed to `target`: a `queue:NAME` target is bridged by hotline itself,
-/// anything else (a SIP URI) is the transport's blind transfer.
-pub fn transfer_mode(target: &str) -> TransferMode {
-    if crate::agents::queue_of(target).is_some() {
-        TransferMode::Bridged
-    } else {
-        TransferMode::Blind
-    }
 }
 
 /// What the bot says when the server shuts down with the call still in progress.
@@ -365,6 +359,7 @@ impl CallSession {
             transferring: None,
             closing: false,
             bridged: false,
+            bridge_sip: false,
         }
     }
 
@@ -431,6 +426,24 @@ impl CallSession {
         self.playout
             .turn
             .or_else(|| self.paused.as_ref().and_then(|(p, _)| p.turn))
+    }
+
+    /// Whether hotline dials `sip:` transfer targets itself and bridges them to the caller
+    /// (the driver says so: `agents.sip_transfer = "bridge"`, or a transport that cannot hand
+    /// a call over).
+    pub fn bridge_sip_transfers(&mut self, on: bool) {
+        self.bridge_sip = on;
+    }
+
+    /// How a call is handed to `target`: a `queue:NAME` target is always bridged by hotline;
+    /// a SIP URI is bridged when [`CallSession::bridge_sip_transfers`] says so, else it is the
+    /// transport's blind transfer (SIP REFER).
+    pub fn transfer_mode(&self, target: &str) -> TransferMode {
+        if crate::agents::queue_of(target).is_some() || self.bridge_sip {
+            TransferMode::Bridged
+        } else {
+            TransferMode::Blind
+        }
     }
 
     /// Whether the transport reports transfer outcomes (SIP REFER does; a web call cannot be
@@ -502,6 +515,30 @@ impl CallSession {
         self.new_turn();
         self.clear_request();
         self.set_bridged(true, now);
+    }
+
+    /// The target and reason of a blind transfer waiting for its outcome.
+    pub fn pending_blind_transfer(&self) -> Option<(String, String)> {
+        self.transferring
+            .as_ref()
+            .filter(|p| p.mode == TransferMode::Blind)
+            .map(|p| (p.target.clone(), p.reason.clone()))
+    }
+
+    /// The blind transfer failed (`reason`, the transport's code) and hotline tries the target
+    /// itself: the blind attempt is recorded (`transfer_result`), and the transfer goes on as
+    /// a bridged one from now, the caller still waiting.
+    pub fn fall_back_to_bridged(&mut self, reason: &str, now: Duration) {
+        let Some(pending) = self.transferring.as_mut() else {
+            return;
+        };
+        if pending.mode != TransferMode::Blind {
+            return;
+        }
+        let blind = pending.clone();
+        pending.mode = TransferMode::Bridged;
+        pending.since = now;
+        self.emit_result(&blind, TransferOutcome::from_failure(reason), now);
     }
 
     /// Whether a transfer waits for its outcome.
@@ -1517,12 +1554,13 @@ impl CallSession {
                 );
                 self.outputs.push_back(SessionOutput::Transfer {
                     target: target.clone(),
-                    reason,
+                    reason: reason.clone(),
                 });
-                let mode = transfer_mode(&target);
+                let mode = self.transfer_mode(&target);
                 if self.tracks_transfers || mode != TransferMode::Blind {
                     self.transferring = Some(PendingTransfer {
                         target,
+                        reason,
                         mode,
                         since: now,
                         rang_at: None,

@@ -50,6 +50,11 @@ impl Sipp {
         }
     }
 
+    /// The SIP port SIPp listens on (`-p`), e.g. for an agent phone hotline dials.
+    pub fn port(&self) -> u16 {
+        self.local_port
+    }
+
     /// The peer to call (`host:port`); a caller needs one, a registrar does not.
     pub fn remote(self, address: impl Display) -> Self {
         self.arg(address.to_string())
