@@ -2,7 +2,7 @@
 //! headless Chromium, and is bridged to them, audio both ways; with nobody there, the caller
 //! goes back to the bot and hears why.
 //!
-//! The flow is the demo telecom flow with `transfer_target = "queue:support"`. The caller is
+//! The flow is the demo telecom flow with `transfer_target = "queue:support"` (a warm queue). The caller is
 //! baresip (a real softphone over SIP/RTP, PCMU), playing a recording that asks for customer
 //! support, then, once bridged, more words for the agent. The agent signs in to `/agent` with
 //! a recording as microphone, becomes available, sees the screen-pop, accepts, and stays until
@@ -56,7 +56,7 @@ fn flows_to(work: &Path, target: &str, agents: &str) -> String {
     assert!(text.contains(target), "the flow's target moved");
     std::fs::write(&telecom, text).expect("write the flow");
     format!(
-        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents]\n{agents}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\n",
+        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents]\n{agents}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\nwarm = true\n",
         flows.display().to_string(),
         kb.display().to_string()
     )
@@ -99,13 +99,14 @@ fn agent_wav(dir: &Path) -> PathBuf {
 /// The caller: asks for customer support, waits while put through, then speaks to the agent.
 fn caller_wav(dir: &Path) -> PathBuf {
     let ask = dir.join("ask.wav");
+    // Time to be put through (and, warm, for the agent to hear the summary).
     g711_source_wav(
         &shared("audio/telephone/speak-to-customer-support_mulaw8k.wav"),
         &ask,
         1,
-        16,
+        24,
     );
-    let more = common::speech::speak(dir, "more", "my bill is wrong this month");
+    let more = common::speech::speak(dir, "more", "can I use my phone abroad");
     let more8k = dir.join("more-8k.wav");
     g711_source_wav(&more, &more8k, 0, 12);
     let out = dir.join("caller.wav");
@@ -157,6 +158,7 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
         .arg(&ready)
         .arg("--shots")
         .arg(harness::target_dir())
+        .arg("--warm")
         .spawn()
         .expect("run node tests/web/agent.mjs");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -180,7 +182,7 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
         source_wav: &caller_wav(work.path()),
         codecs: "PCMU",
         extra_modules: &[],
-        quit_after_s: 45,
+        quit_after_s: 55,
         tls_ca: None,
         account_params: "",
     }
@@ -210,7 +212,7 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
     assert_eq!(
         (&result["mode"], &result["outcome"], &result["agent"]),
         (
-            &Value::from("bridged"),
+            &Value::from("warm"),
             &Value::from("answered"),
             &Value::from("ann")
         ),
@@ -256,6 +258,19 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
         !live.is_empty(),
         "the caller's words while bridged reached the console: {seen:#}"
     );
+    // Assist: the knowledge base's answer for what the caller asked the agent.
+    let suggested: Vec<&str> = seen["seen"]["assist"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["suggestions"].as_array().into_iter().flatten())
+        .filter_map(|s| s["question"].as_str())
+        .collect();
+    println!("assist offered: {suggested:?}");
+    assert!(
+        suggested.iter().any(|q| q.contains("abroad")),
+        "the agent was offered the answer about using the phone abroad: {suggested:?}"
+    );
     assert_eq!(seen["seen"]["ended"], "call.ended", "{seen:#}");
     assert!(
         seen["seen"]["draft"]
@@ -270,9 +285,29 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
         "the disposition was saved"
     );
 
+    // Warm: the agent heard the summary; the caller, on hold meanwhile, heard none of it
+    // (nothing louder than the hold chime between the agent's answer and the bridge).
+    let briefing = seen["seen"]["briefingLevel"].as_f64().unwrap_or(0.0);
+    assert!(
+        briefing > 0.02,
+        "the agent heard the summary (peak RMS {briefing})"
+    );
+    let bridged_s = result["t_ms"].as_f64().unwrap_or(f64::MAX) / 1000.0;
+    let accepted_s = bridged_s - result["bridge_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    assert!(
+        bridged_s - accepted_s > 3.0,
+        "the agent connected after the summary: {result}"
+    );
+    let leaked = loud_frames_between(
+        &caller.dump("-dec.wav"),
+        accepted_s + 0.6,
+        bridged_s - 0.3,
+        1_500.0,
+    );
+    assert!(leaked <= 2, "the caller heard the briefing ({leaked} loud frames between {accepted_s:.1} s and {bridged_s:.1} s)");
+
     // The caller heard the agent: audio after the bridge, when the bot is quiet and the hold
     // audio has stopped.
-    let bridged_s = result["t_ms"].as_f64().unwrap_or(f64::MAX) / 1000.0;
     let ended_s = first(&events, "hangup")["t_ms"].as_f64().unwrap_or(0.0) / 1000.0;
     let heard = loud_frames_between(&caller.dump("-dec.wav"), bridged_s + 1.0, ended_s, 300.0);
     assert!(

@@ -11,10 +11,13 @@
     assist: $("assist"), assistSaid: $("assist-said"), level: $("caller-level"), audio: $("audio"),
     wrapup: $("wrapup"), wrapupCall: $("wrapup-call"), notes: $("notes"), disposition: $("disposition"),
     wrapupStatus: $("wrapup-status"), mute: $("mute"), hold: $("hold"),
+    warm: $("warm"), warmStatus: $("warm-status"),
   };
   const agent = window.agentConsole = {
     state: null, ringing: null, callId: null, connected: false, events: [], assist: [],
     maxCallerLevel: 0, ended: null, draft: null, saved: [], errors: [],
+    // Warm transfers: the briefing's loudness as heard, and whether the caller is connected.
+    warm: false, briefingDone: false, briefingLevel: 0, callerConnected: false,
   };
   let ws = null, pc = null, mic = null, audioCtx = null, meter = null, ringClock = null;
   let muted = false, held = false;
@@ -104,7 +107,8 @@
         let sum = 0;
         for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
         const rms = Math.sqrt(sum / buf.length);
-        agent.maxCallerLevel = Math.max(agent.maxCallerLevel, rms);
+        if (agent.callerConnected) agent.maxCallerLevel = Math.max(agent.maxCallerLevel, rms);
+        else agent.briefingLevel = Math.max(agent.briefingLevel, rms);
         ui.level.value = rms;
       }, 50);
     };
@@ -118,6 +122,8 @@
     agent.callId = m.call_id;
     agent.pop = m.pop;
     agent.ended = null; agent.draft = null; agent.events = []; agent.assist = [];
+    agent.warm = !!m.warm; agent.briefingDone = false; agent.briefingLevel = 0; agent.callerConnected = !m.warm;
+    ui.warm.hidden = !m.warm;
     ui.oncall.hidden = false; ui.wrapup.hidden = true;
     ui.oncallCaller.textContent = m.pop.caller;
     renderPop(m.pop, ui.oncallPop);
@@ -176,7 +182,11 @@
       case "answer": if (pc) pc.setRemoteDescription({ type: "answer", sdp: m.sdp }).catch((e) => status(String(e))); break;
       case "event": onEvent(m.event); break;
       case "assist": onAssist(m); break;
-      case "call_ended": callEnded(m); break;
+      case "call_ended": ui.warm.hidden = true; callEnded(m); break;
+      case "briefing_done":
+        agent.briefingDone = true;
+        ui.warmStatus.textContent = "Summary played: connect the caller, or decline to send them back to the assistant.";
+        break;
       case "saved": agent.saved.push(m.call_id); ui.wrapupStatus.textContent = "Saved."; break;
       case "replaced": status("Signed in on another page; this one is closed."); break;
       case "error":
@@ -200,6 +210,8 @@
   $("accept").onclick = () => { accept().catch((e) => status(String(e))); };
   $("decline").onclick = () => { if (agent.ringing) send({ type: "decline", call_id: agent.ringing.call_id }); stopRinging(); };
   $("hangup").onclick = () => send({ type: "hangup" });
+  $("connect").onclick = () => { agent.callerConnected = true; ui.warm.hidden = true; send({ type: "connect" }); };
+  $("send-back").onclick = () => { ui.warm.hidden = true; send({ type: "decline", call_id: agent.callId }); };
   ui.mute.onclick = () => { muted = !muted; send({ type: "mute", on: muted }); ui.mute.textContent = muted ? "Unmute" : "Mute"; };
   ui.hold.onclick = () => { held = !held; send({ type: "hold", on: held }); ui.hold.textContent = held ? "Resume" : "Hold"; };
   $("wrapup-form").onsubmit = (e) => {

@@ -5,6 +5,7 @@
 //! ring_timeout_s = 20              # an agent who does not answer is set away; the next one rings
 //! max_wait_s = 120                 # then the caller goes back to the bot
 //! wrap_up_s = 10                   # after a call, before the agent rings again
+//! warm = false                     # true: the agent hears a summary first, then connects
 //!
 //! [agents.queues.billing]
 //! skill = "billing"                # only agents with this skill
@@ -48,6 +49,9 @@ pub struct QueueConfig {
     pub max_wait_s: u64,
     /// An agent's wrap-up time after each call, before they ring again.
     pub wrap_up_s: u64,
+    /// Warm transfer: the agent first hears a spoken summary of the call (the caller, on
+    /// hold, does not), then connects the caller or declines.
+    pub warm: bool,
 }
 
 impl Default for QueueConfig {
@@ -57,6 +61,7 @@ impl Default for QueueConfig {
             ring_timeout_s: 20,
             max_wait_s: 120,
             wrap_up_s: 10,
+            warm: false,
         }
     }
 }
@@ -95,6 +100,9 @@ pub struct AgentsConfig {
     pub sip_ring_timeout_s: u64,
     /// When a SIP caller's REFER fails, hotline calls the target itself and bridges it.
     pub refer_fallback: bool,
+    /// Warm transfer to `sip:` targets bridged by hotline: the agent hears the summary, then
+    /// presses 1 to take the call or 2 to decline.
+    pub sip_warm: bool,
 }
 
 impl Default for AgentsConfig {
@@ -107,6 +115,7 @@ impl Default for AgentsConfig {
             sip_transfer: SipTransfer::default(),
             sip_ring_timeout_s: 30,
             refer_fallback: true,
+            sip_warm: false,
         }
     }
 }

@@ -58,6 +58,8 @@ pub enum ConsoleMessage {
         call_id: String,
         pop: Box<ScreenPop>,
         ring_timeout_s: u64,
+        /// A warm transfer: the agent hears a summary before connecting the caller.
+        warm: bool,
     },
     StopRinging {
         call_id: String,
@@ -428,15 +430,12 @@ impl Desk {
                     let _ = queued.updates.send(QueueUpdate::Ringing {
                         agent: agent.clone(),
                     });
-                    let ring_timeout_s = self
-                        .config
-                        .queues
-                        .get(&queued.pop.queue)
-                        .map_or(0, |q| q.ring_timeout_s);
+                    let queue = self.config.queues.get(&queued.pop.queue);
                     let message = ConsoleMessage::Ring {
                         call_id: call,
                         pop: Box::new(queued.pop.clone()),
-                        ring_timeout_s,
+                        ring_timeout_s: queue.map_or(0, |q| q.ring_timeout_s),
+                        warm: queue.is_some_and(|q| q.warm),
                     };
                     self.tell(&agent, message);
                 }

@@ -12,8 +12,8 @@ const NOTE_MS: u32 = 350;
 const CYCLE_MS: u32 = 3_000;
 /// The notes (an E5 then a B4: a falling fifth).
 const NOTES_HZ: [f32; 2] = [659.26, 493.88];
-/// Peak amplitude, about -24 dBFS.
-const PEAK: f32 = 2_000.0;
+/// Peak amplitude, about -27 dBFS: well under speech, so a listener can tell them apart.
+const PEAK: f32 = 1_400.0;
 
 /// The hold sound's generator. See the module docs.
 #[derive(Debug, Default)]

@@ -141,6 +141,40 @@ impl ScreenPop {
     }
 }
 
+impl ScreenPop {
+    /// What a warm transfer tells the agent before the caller is connected (spoken; the
+    /// caller does not hear it).
+    pub fn briefing(&self) -> String {
+        let caller = if self.caller.is_empty() {
+            "unknown"
+        } else {
+            &self.caller
+        };
+        let caller = caller.trim_start_matches("sip:").trim_start_matches("web:");
+        let said = self
+            .transcript
+            .iter()
+            .rev()
+            .find(|l| l.who == "caller")
+            .map_or("", |l| l.text.as_str());
+        let slots: Vec<String> = self.slots.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        if self.language == "zh" {
+            return format!(
+                "来电：{caller}。原因：{}。客户说：{said}。{}。情绪：{}。",
+                self.reason,
+                slots.join("，"),
+                self.mood
+            );
+        }
+        format!(
+            "Call from {caller}. {}. They said: {said}. {}. Mood: {}.",
+            self.reason.replace(['.', '_'], " "),
+            slots.join(", "),
+            self.mood
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,11 +167,13 @@ struct QueueWait {
     hold: HoldAudio,
     /// The agent who accepted, and when.
     accepted: Option<(String, Instant)>,
+    /// A warm transfer: the agent hears a summary before the caller is connected.
+    warm: bool,
 }
 
 /// How long an agent who accepted has to get their audio flowing before the call goes back
 /// to the bot (`failed`).
-const BRIDGE_TIMEOUT: Duration = Duration::from_secs(15);
+const BRIDGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The next update for a waiting caller; never, when none waits. `None`: the desk is gone.
 /// Once an agent accepted, the desk is done with the call: only the bridge timeout is left.
@@ -536,6 +538,13 @@ impl Running {
                     updates,
                     hold: HoldAudio::new(),
                     accepted: None,
+                    warm: self
+                        .engines
+                        .config
+                        .agents
+                        .queues
+                        .get(name)
+                        .is_some_and(|q| q.warm),
                 })
             }
             Err(e) => {
@@ -567,8 +576,10 @@ impl Running {
                 self.dial_agent(target, &why)
             }
             _ => {
+                // Whatever it waited on, the transfer is over: back to the bot.
+                drop(queue);
                 self.core.session_mut().handle_transfer_failed(reason, now);
-                queue
+                None
             }
         }
     }
@@ -588,13 +599,41 @@ impl Running {
             }
         };
         let headers = crate::phone::transfer_headers(self.core.transfer_context(), reason);
+        let warm = self.engines.config.agents.sip_warm;
+        let briefing = warm.then(|| {
+            let language = self.core.session().language();
+            ScreenPop::of(
+                self.core.events(),
+                &PopContext {
+                    call_id: &self.id.0,
+                    caller: &self.from,
+                    queue: &target,
+                    flow: &self.flow,
+                    language: language.code(),
+                    reason,
+                    transfer: Some(self.core.transfer_context()),
+                },
+            )
+            .briefing()
+                + " "
+                + crate::phone::agent::take_or_decline(language)
+        });
         let ring_wait = Duration::from_secs(self.engines.config.agents.sip_ring_timeout_s);
         let (updates_tx, updates) = mpsc::unbounded_channel();
+        let briefing = briefing.map(|text| {
+            let language = self.core.session().language();
+            self.engines
+                .tts
+                .speak(vec![crate::dialogue::Prompt::text(text)], language)
+        });
         tokio::spawn(crate::phone::agent::dial_agent(
             outbound,
-            target,
-            headers,
-            ring_wait,
+            crate::phone::agent::AgentCall {
+                target,
+                headers,
+                ring_wait,
+                briefing,
+            },
             self.control.clone(),
             updates_tx,
         ));
@@ -602,6 +641,7 @@ impl Running {
             updates,
             hold: HoldAudio::new(),
             accepted: None,
+            warm,
         })
     }
 
@@ -620,7 +660,8 @@ impl Running {
             }
             Some(QueueUpdate::Ringing { agent }) => session.handle_transfer_ringing(&agent, now),
             Some(QueueUpdate::Accepted { agent }) => {
-                session.handle_transfer_accepted(&agent, now);
+                let warm = queue.as_ref().is_some_and(|w| w.warm);
+                session.handle_transfer_accepted(&agent, warm, now);
                 if let Some(wait) = queue.as_mut() {
                     wait.accepted = Some((agent, Instant::now()));
                 }

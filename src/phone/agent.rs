@@ -8,6 +8,10 @@
 //! `no_answer`, anything else `failed`). The agent's line is converted to the pipeline's 16 kHz
 //! frames and back, as a caller's is ([`super::Reframer`]).
 //!
+//! Warm ([`AgentCall::briefing`], `agents.sip_warm`): once the agent answers, their line hears
+//! the call's summary, spoken, while the caller stays on hold and hears none of it; the agent
+//! presses 1 to take the call (the bridge) or 2 to decline it (`rejected`, back to the bot).
+//!
 //! Invariants: one frame to the call for each frame from the line, and one back; the caller's
 //! driver dropping its updates (the caller hung up) hangs up or cancels the agent's call; the
 //! leg is removed exactly once, when the agent's call ends.
@@ -44,15 +48,39 @@ pub fn outcome_of(error: &UacError) -> TransferOutcome {
     }
 }
 
-/// Dials `target` for the call whose control channel is `control`; reports on `updates`.
+/// One agent to call.
+pub struct AgentCall {
+    /// `sip:user@host[:port]`.
+    pub target: String,
+    /// The call's context (`X-Hotline-*`).
+    pub headers: Vec<(String, String)>,
+    pub ring_wait: Duration,
+    /// Warm: the summary the agent hears before taking the call, being synthesized.
+    pub briefing: Option<crate::tts::Speech>,
+}
+
+/// What a phone agent is told after the summary.
+pub fn take_or_decline(language: crate::language::Language) -> &'static str {
+    match language {
+        crate::language::Language::Zh => "接听请按1，拒绝请按2。",
+        _ => "Press 1 to take the call, or 2 to decline it.",
+    }
+}
+
+/// Dials the agent for the call whose control channel is `control`; reports on `updates`.
 pub async fn dial_agent(
     config: OutboundConfig,
-    target: String,
-    headers: Vec<(String, String)>,
-    ring_wait: Duration,
+    agent: AgentCall,
     control: mpsc::UnboundedSender<CallControl>,
     updates: mpsc::UnboundedSender<QueueUpdate>,
 ) {
+    let AgentCall {
+        target,
+        headers,
+        ring_wait,
+        briefing,
+    } = agent;
+    let mut briefing = briefing;
     let placed = dial(
         &config,
         DialRequest {
@@ -93,7 +121,10 @@ pub async fn dial_agent(
             Some(OutboundEvent::Answered { codec, pcm_rate_hz }) => {
                 tracing::info!(%target, %codec, "the agent answered");
                 match Bridged::add(&control, pcm_rate_hz).await {
-                    Some(b) => {
+                    Some(mut b) => {
+                        if let Some(speech) = briefing.take() {
+                            b.brief(speech).await;
+                        }
                         let _ = updates.send(QueueUpdate::Accepted {
                             agent: target.clone(),
                         });
@@ -118,7 +149,22 @@ pub async fn dial_agent(
                     }
                 }
             }
-            Some(OutboundEvent::Dtmf(_)) => {}
+            Some(OutboundEvent::Dtmf(key)) => {
+                let Some(b) = bridge.as_mut() else {
+                    continue;
+                };
+                match (b.waiting_for_key(), key) {
+                    (true, '1') => b.take(),
+                    (true, '2') => {
+                        tracing::info!(%target, "the agent declined the call");
+                        let _ = control.send(CallControl::TransferFailed {
+                            reason: TransferOutcome::Rejected.code().to_string(),
+                        });
+                        let _ = call.commands.send(OutboundCommand::HangUp).await;
+                    }
+                    _ => {}
+                }
+            }
             Some(OutboundEvent::Ended(end)) => {
                 tracing::info!(%target, ?end, "the agent's call ended");
                 match (&bridge, end) {
@@ -160,6 +206,10 @@ struct Bridged {
     joined: bool,
     to_pipeline: Reframer,
     to_line: Reframer,
+    /// Warm: the summary still to play to the agent (16 kHz), and whether the agent must
+    /// press a key before the caller is connected.
+    briefing: std::collections::VecDeque<i16>,
+    warm: bool,
 }
 
 impl Bridged {
@@ -181,7 +231,36 @@ impl Bridged {
             joined: false,
             to_pipeline: Reframer::new(line_rate_hz, SAMPLE_RATE_HZ, FRAME_SAMPLES),
             to_line: Reframer::new(SAMPLE_RATE_HZ, line_rate_hz, line_frame),
+            briefing: std::collections::VecDeque::new(),
+            warm: false,
         })
+    }
+
+    /// Warm: synthesizes the summary (and the keys to press) for the agent to hear first.
+    async fn brief(&mut self, mut speech: crate::tts::Speech) {
+        self.warm = true;
+        while let Some(chunk) = speech.recv().await {
+            match chunk {
+                Ok(chunk) => self.briefing.extend(chunk.pcm),
+                Err(e) => {
+                    tracing::warn!("the agent's briefing could not be spoken: {e}");
+                    break;
+                }
+            }
+        }
+        self.briefing
+            .extend(std::iter::repeat_n(0, SAMPLE_RATE_HZ as usize / 4));
+    }
+
+    /// Whether the agent heard the summary and the caller waits on their key.
+    fn waiting_for_key(&self) -> bool {
+        self.warm && !self.joined
+    }
+
+    /// The agent took the call: it is bridged at the next frame.
+    fn take(&mut self) {
+        self.warm = false;
+        self.briefing.clear();
     }
 
     /// One frame from the agent's line to the call, and what the agent hears back (at the
@@ -191,6 +270,14 @@ impl Bridged {
         control: &mpsc::UnboundedSender<CallControl>,
         line_pcm: &[i16],
     ) -> Option<Vec<i16>> {
+        if self.warm {
+            // The agent hears the summary, then silence until they press a key; the caller,
+            // on hold, hears none of it.
+            let n = FRAME_SAMPLES.min(self.briefing.len());
+            let mut frame: Vec<i16> = self.briefing.drain(..n).collect();
+            frame.resize(FRAME_SAMPLES, 0);
+            return Some(self.to_line.convert(&frame));
+        }
         if !self.joined {
             self.joined = true;
             let _ = control.send(CallControl::Bridge {

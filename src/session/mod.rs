@@ -494,12 +494,15 @@ impl CallSession {
 
     /// The human accepted the bridged transfer; the audio is bridged once their media flows
     /// ([`CallSession::handle_transfer_answered`]). Queue announcements stop.
-    pub fn handle_transfer_accepted(&mut self, agent: &str, now: Duration) {
+    pub fn handle_transfer_accepted(&mut self, agent: &str, warm: bool, now: Duration) {
         let Some(pending) = self.transferring.as_mut() else {
             return;
         };
         pending.accepted_at = Some(now);
         pending.agent = Some(agent.to_string());
+        if warm {
+            pending.mode = TransferMode::Warm;
+        }
         self.stop_bot(now, AudioEndReason::Superseded);
     }
 
@@ -1812,7 +1815,7 @@ mod transfer_tests {
         );
         assert!(!kinds(&drain(&mut s)).contains(&"speech_start"));
         s.handle_transfer_ringing("ann", Duration::from_millis(1_100));
-        s.handle_transfer_accepted("ann", Duration::from_millis(3_100));
+        s.handle_transfer_accepted("ann", false, Duration::from_millis(3_100));
         s.announce(
             "You are number 1 in the queue.",
             Duration::from_millis(3_200),

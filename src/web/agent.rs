@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `state {state: available\|away}` | sets the agent's state |
 //! | `accept {call_id, sdp}` | takes the ringing call, with the page's WebRTC offer |
-//! | `decline {call_id}` | passes it to the next agent |
+//! | `decline {call_id}` | passes it to the next agent; after a warm briefing, sends the caller back to the bot (`rejected`) |
+//! | `connect` | after a warm briefing, connects the caller |
 //! | `mute {on}` / `hold {on}` | the caller stops hearing the agent / hears hold audio |
 //! | `hangup` | ends the agent's side (the call ends: `agent.hangup`) |
 //! | `disposition {call_id, disposition, notes}` | saves the wrap-up to the call's record |
@@ -19,11 +20,16 @@
 //! | `ring {call_id, pop, ring_timeout_s}` | a call rings this agent, with the screen-pop |
 //! | `stop_ringing {call_id}` | it rings no more (timed out, the caller left) |
 //! | `answer {call_id, sdp}` | the SDP answer for the accepted call's audio |
+//! | `briefing_done {call_id}` | a warm transfer's spoken summary has played; connect or decline |
 //! | `event {event}` | the call's live events (the caller's words as they are recognised) |
 //! | `assist {call_id, said, suggestions}` | knowledge-base answers for what the caller just said |
 //! | `call_ended {call_id, reason, draft}` | the call is over; `draft` is a wrap-up summary |
 //! | `saved {call_id}` / `error {code, message}` | replies |
 //! | `replaced` | this agent signed in on another page |
+//!
+//! Warm transfer (`warm = true` on the queue): once the agent's audio connects, they hear the
+//! call's summary spoken ([`ScreenPop::briefing`]) while the caller stays on hold, hearing none
+//! of it; the leg joins the call only when the agent connects.
 //!
 //! Ownership: the desk ([`crate::agents::desk`]) decides who rings; this module owns the
 //! console's socket and the agent's media leg. The leg is a [`WebEdge`] (the same WebRTC edge a
@@ -54,6 +60,7 @@ use crate::audio::Frame;
 use crate::call::edge::CallerEdge;
 use crate::call::leg::{LegHandle, LegRole};
 use crate::call::{CallControl, CallInput};
+use crate::dialogue::Prompt;
 use crate::session::{CallEvent, EventKind};
 use crate::store::access::Role;
 
@@ -181,6 +188,7 @@ enum Request {
     Hold {
         on: bool,
     },
+    Connect,
     Hangup,
     Disposition {
         call_id: String,
@@ -203,6 +211,11 @@ struct OnCall {
     ended: oneshot::Receiver<String>,
     /// What the caller said while with the agent, for the wrap-up draft.
     said: Vec<String>,
+    /// The call's control channel (a declined warm transfer goes back to the bot on it).
+    control: mpsc::UnboundedSender<CallControl>,
+    /// Warm: connects the caller; and the news that the briefing has played.
+    connect: Option<tokio::sync::watch::Sender<bool>>,
+    briefed: Option<oneshot::Receiver<()>>,
 }
 
 /// What the caller hears of the agent.
@@ -247,6 +260,10 @@ impl Console {
                 },
                 news = call_news(&mut self.call) => match news {
                     CallNews::Event(event) => self.call_event(event).await,
+                    CallNews::Briefed => {
+                        let call_id = self.call.as_ref().map(|c| c.pop.call_id.clone());
+                        self.send(json!({"type": "briefing_done", "call_id": call_id})).await;
+                    }
                     CallNews::Ended(reason) => self.call_over(reason).await,
                 },
             }
@@ -316,11 +333,30 @@ impl Console {
             }
             Request::Accept { call_id, sdp } => self.accept(call_id, sdp).await,
             Request::Decline { call_id } => {
+                if let Some(call) = self.call.as_mut().filter(|c| c.pop.call_id == call_id) {
+                    if call.connect.as_ref().is_some_and(|c| !*c.borrow()) {
+                        // Declined after the briefing: the caller goes back to the bot.
+                        let _ = call.control.send(CallControl::TransferFailed {
+                            reason: crate::session::TransferOutcome::Rejected.code().to_string(),
+                        });
+                        let _ = call.commands.send(PageCommand::Hangup).await;
+                    }
+                    return;
+                }
                 self.ringing.retain(|p| p.call_id != call_id);
                 if let Err(e) = self.desk.decline(&self.agent, &call_id).await {
                     self.error("console.decline", e).await;
                 }
             }
+            Request::Connect => match self.call.as_ref().and_then(|c| c.connect.as_ref()) {
+                Some(connect) => {
+                    connect.send_replace(true);
+                }
+                None => {
+                    self.error("console.no_call", "there is no warm call to connect")
+                        .await
+                }
+            },
             Request::Mute { on } => self.set_mode(on, LegMode::Muted).await,
             Request::Hold { on } => self.set_mode(on, LegMode::Held).await,
             Request::Hangup => match &self.call {
@@ -364,7 +400,22 @@ impl Console {
             Err(e) => return self.error("console.accept", e).await,
         };
         self.ringing.retain(|p| p.call_id != call_id);
-        match self.start_leg(&accepted.control, offer).await {
+        let warm = self
+            .state
+            .engines
+            .config
+            .agents
+            .queues
+            .get(&accepted.pop.queue)
+            .is_some_and(|q| q.warm);
+        let briefing = warm.then(|| {
+            let language = accepted.pop.language.parse().unwrap_or_default();
+            self.state
+                .engines
+                .tts
+                .speak(vec![Prompt::text(accepted.pop.briefing())], language)
+        });
+        match self.start_leg(&accepted.control, offer, briefing).await {
             Ok((sdp, on_call)) => {
                 self.call = Some(OnCall {
                     pop: accepted.pop,
@@ -385,6 +436,7 @@ impl Console {
         &mut self,
         control: &mpsc::UnboundedSender<CallControl>,
         offer: String,
+        briefing: Option<crate::tts::Speech>,
     ) -> Result<(String, OnCall), String> {
         let offer_at = Instant::now();
         let (reply, leg) = oneshot::channel();
@@ -451,7 +503,30 @@ impl Console {
             .and_then(Result::ok);
         let (mode_tx, mode_rx) = tokio::sync::watch::channel(LegMode::Talking);
         let (ended_tx, ended) = oneshot::channel();
-        tokio::spawn(pump_leg(edge, leg, control.clone(), mode_rx, ended_tx));
+        let (warm, connect, briefed) = match briefing {
+            Some(speech) => {
+                let (connect_tx, connect_rx) = tokio::sync::watch::channel(false);
+                let (briefed_tx, briefed_rx) = oneshot::channel();
+                (
+                    Some(Warm {
+                        speech,
+                        connect: connect_rx,
+                        briefed: Some(briefed_tx),
+                    }),
+                    Some(connect_tx),
+                    Some(briefed_rx),
+                )
+            }
+            None => (None, None, None),
+        };
+        tokio::spawn(pump_leg(
+            edge,
+            leg,
+            control.clone(),
+            mode_rx,
+            warm,
+            ended_tx,
+        ));
         tracing::info!(agent = %self.agent, "agent leg answered");
         Ok((
             sdp,
@@ -462,6 +537,9 @@ impl Console {
                 events,
                 ended,
                 said: Vec::new(),
+                control: control.clone(),
+                connect,
+                briefed,
             },
         ))
     }
@@ -570,6 +648,8 @@ pub fn wrap_up_draft(pop: &ScreenPop, said: &[String], agent: &str) -> String {
 enum CallNews {
     /// A live event (`None`: the call's events ended).
     Event(Option<CallEvent>),
+    /// A warm transfer's briefing has played.
+    Briefed,
     /// The agent's leg ended, and why.
     Ended(String),
 }
@@ -582,7 +662,23 @@ async fn call_news(call: &mut Option<OnCall>) -> CallNews {
     tokio::select! {
         biased;
         event = next_event(&mut c.events) => CallNews::Event(event),
+        _ = briefed(&mut c.briefed) => {
+            c.briefed = None;
+            CallNews::Briefed
+        }
         reason = &mut c.ended => CallNews::Ended(reason.unwrap_or_else(|_| "closed".into())),
+    }
+}
+
+async fn briefed(briefed: &mut Option<oneshot::Receiver<()>>) {
+    match briefed.as_mut() {
+        Some(rx) => {
+            if rx.await.is_err() {
+                // The leg ended before the briefing did: nothing to tell.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -599,21 +695,64 @@ async fn next_event(events: &mut Option<broadcast::Receiver<CallEvent>>) -> Opti
     }
 }
 
+/// A warm transfer's briefing, for the leg's pump.
+struct Warm {
+    speech: crate::tts::Speech,
+    /// Set when the agent connects the caller.
+    connect: tokio::sync::watch::Receiver<bool>,
+    /// Told once the briefing has played.
+    briefed: Option<oneshot::Sender<()>>,
+}
+
 /// Pumps the agent's media into their call leg: per tick, the agent's frame to the call (or
 /// silence, muted; hold audio goes the other way, held) and the call's frame back. Joins the
-/// leg on the first frame (media flows), removes it when either side ends.
+/// leg on the first frame (media flows), or, warm, once the agent heard the briefing and
+/// connected; removes it when either side ends.
 async fn pump_leg(
     mut edge: WebEdge,
     mut leg: LegHandle,
     control: mpsc::UnboundedSender<CallControl>,
     mode: tokio::sync::watch::Receiver<LegMode>,
+    warm: Option<Warm>,
     ended: oneshot::Sender<String>,
 ) {
     let mut joined = false;
     let mut hold = crate::agents::hold::HoldAudio::new();
+    let mut briefing: Option<(std::collections::VecDeque<i16>, Warm)> = None;
+    if let Some(mut warm) = warm {
+        let mut pcm = std::collections::VecDeque::new();
+        while let Some(chunk) = warm.speech.recv().await {
+            match chunk {
+                Ok(chunk) => pcm.extend(chunk.pcm),
+                Err(e) => {
+                    tracing::warn!("the agent's briefing could not be spoken: {e}");
+                    break;
+                }
+            }
+        }
+        briefing = Some((pcm, warm));
+    }
     let reason = loop {
         match edge.recv().await {
             Some(CallInput::Audio(frame)) => {
+                if let Some((pcm, warm)) = briefing.as_mut() {
+                    // The agent hears the summary; the caller, on hold, does not.
+                    if *warm.connect.borrow() {
+                        briefing = None;
+                    } else {
+                        let n = crate::audio::FRAME_SAMPLES.min(pcm.len());
+                        let said: Vec<i16> = pcm.drain(..n).collect();
+                        if pcm.is_empty() {
+                            if let Some(done) = warm.briefed.take() {
+                                let _ = done.send(());
+                            }
+                        }
+                        let mut frame = [0i16; crate::audio::FRAME_SAMPLES];
+                        frame[..said.len()].copy_from_slice(&said);
+                        edge.send_audio(Frame::from_slice(&frame)).await;
+                        continue;
+                    }
+                }
                 if !joined {
                     joined = true;
                     let _ = control.send(CallControl::Bridge {

@@ -2,11 +2,12 @@
 // and takes the first call that rings, with a WAV file as the microphone.
 //
 // usage: node agent.mjs --url URL --who NAME:PASSWORD --wav FILE --out RESULT.json
-//                       --ready FILE --shots DIR [--timeout-ms N] [--on-call-ms N]
+//                       --ready FILE --shots DIR [--timeout-ms N] [--on-call-ms N] [--warm]
 //
 // Steps: sign in (next=/agent); wait for the console's socket (state away); click Available;
 // write --ready (the caller may dial now); wait for the ring and screenshot the screen-pop;
-// accept; stay on the call --on-call-ms (screenshot with the live transcript); wait for the
+// accept; with --warm, wait for the spoken summary to play (screenshot) and connect the
+// caller; stay on the call --on-call-ms (screenshot with the live transcript); wait for the
 // call to end; save a disposition. The result JSON records what the page saw; the Rust test
 // makes the assertions.
 import { chromium } from "playwright-core";
@@ -26,6 +27,7 @@ function args() {
     else if (key === "--shots") out.shots = next();
     else if (key === "--timeout-ms") out.timeoutMs = Number(next());
     else if (key === "--on-call-ms") out.onCallMs = Number(next());
+    else if (key === "--warm") out.warm = true;
     else throw new Error(`unknown argument ${key}`);
   }
   for (const k of ["url", "who", "wav", "out", "ready", "shots"]) if (!out[k]) throw new Error(`--${k} is required`);
@@ -72,6 +74,13 @@ try {
   step("accepted");
   await page.waitForFunction(() => window.agentConsole.connected, null, { timeout: 15000 });
   step("connected");
+  if (opts.warm) {
+    await page.waitForFunction(() => window.agentConsole.briefingDone, null, { timeout: 30000 });
+    step("briefed");
+    await page.screenshot({ path: `${opts.shots}/agent-briefing.png`, fullPage: true });
+    await page.click("#connect");
+    step("caller_connected");
+  }
   // On the call: the caller's next words arrive as live transcript and assist.
   await page.waitForFunction(
     () => window.agentConsole.assist.length > 0 || window.agentConsole.ended !== null,
