@@ -28,12 +28,12 @@ use serde_json::Value;
 
 /// The demo flows and knowledge bases, with the telecom flow handing callers to a queue.
 fn queue_flows(work: &Path) -> String {
-    flows_to(work, "queue:support", "")
+    flows_to(work, "queue:support", "", true)
 }
 
 /// The demo flows and knowledge bases, with the telecom flow handing callers to `target`;
-/// `agents` are more `[agents]` keys.
-fn flows_to(work: &Path, target: &str, agents: &str) -> String {
+/// `agents` are more `[agents]` keys; the `support` queue is warm or not.
+fn flows_to(work: &Path, target: &str, agents: &str, warm: bool) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (flows, kb) = (work.join("flows"), work.join("kb"));
     for (from, to) in [("assets/flows", &flows), ("assets/kb", &kb)] {
@@ -56,7 +56,7 @@ fn flows_to(work: &Path, target: &str, agents: &str) -> String {
     assert!(text.contains(target), "the flow's target moved");
     std::fs::write(&telecom, text).expect("write the flow");
     format!(
-        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents]\n{agents}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\nwarm = true\n",
+        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents]\n{agents}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\nwarm = {warm}\n",
         flows.display().to_string(),
         kb.display().to_string()
     )
@@ -378,6 +378,7 @@ fn a_sip_caller_is_bridged_to_a_sip_agent_who_answers() {
         work.path(),
         &format!("sip:agent@127.0.0.1:{}", agent.port()),
         "sip_transfer = \"bridge\"\n",
+        false,
     );
     let hotline = Hotline::start_with_web_and(
         4,
@@ -450,6 +451,7 @@ fn a_busy_or_unanswered_sip_agent_sends_the_caller_back_to_the_bot() {
             work.path(),
             &format!("sip:agent@127.0.0.1:{}", agent.port()),
             "sip_transfer = \"bridge\"\nsip_ring_timeout_s = 2\n",
+            false,
         );
         let hotline = Hotline::start_with_web_and(
             2,
@@ -506,6 +508,7 @@ fn a_refused_refer_falls_back_to_a_bridged_call() {
         work.path(),
         &format!("sip:agent@127.0.0.1:{}", agent.port()),
         "refer_fallback = true\n",
+        false,
     );
     let hotline = Hotline::start_with_web_and(
         2,
@@ -552,5 +555,192 @@ fn a_refused_refer_falls_back_to_a_bridged_call() {
     assert!(
         !events.iter().any(|e| e["type"] == "transfer_failed"),
         "the bot never took the call back"
+    );
+}
+
+/// Ten seconds of digital silence at 48 kHz: an agent who says nothing.
+fn silent_wav(dir: &Path) -> PathBuf {
+    let out = dir.join("silence-48k.wav");
+    let status = Command::new("sox")
+        .args([
+            "-n",
+            "-r",
+            "48000",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-c",
+            "1",
+        ])
+        .arg(&out)
+        .args(["trim", "0", "10"])
+        .status()
+        .expect("run sox");
+    assert!(status.success(), "sox made silence");
+    out
+}
+
+/// Runs a page script in `tests/web` with `args`; returns its child.
+fn node(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Child {
+    Command::new("node")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web"))
+        .arg(script)
+        .args(args)
+        .spawn()
+        .unwrap_or_else(|e| panic!("run node tests/web/{script}: {e}"))
+}
+
+/// Waits for a page script and reads its result JSON.
+fn result_of(mut child: std::process::Child, out: &Path, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    while child.try_wait().expect("page script").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never finished",
+            out.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen: Value = serde_json::from_str(&std::fs::read_to_string(out).expect("page result"))
+        .expect("result JSON");
+    assert!(
+        seen["error"].is_null(),
+        "{}: {}\n{seen:#}",
+        out.display(),
+        seen["error"]
+    );
+    seen
+}
+
+/// A supervisor whispers to an agent on a call: the agent hears the supervisor, the caller
+/// does not. The caller is silent once put through and the agent's microphone is silent, so
+/// whatever either of them hears in the whisper is the supervisor.
+#[test]
+fn a_supervisor_whispers_to_the_agent_and_the_caller_does_not_hear_it() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let extra = flows_to(work.path(), "queue:support", "", false);
+    let hotline = Hotline::start_with_web_and(
+        4,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(4).toml()
+        ),
+    );
+    let password = "correct horse battery";
+    for (name, role) in [("ann", "agent"), ("sam", "supervisor")] {
+        hotline.cli(
+            &["users", "add", name, "--role", role],
+            &[("HOTLINE_PASSWORD", password)],
+        );
+    }
+    let url = format!("http://127.0.0.1:{}", hotline.web_port.unwrap());
+    let shots = harness::target_dir();
+    let (agent_out, ready) = (work.path().join("agent.json"), work.path().join("ready"));
+    let silence = silent_wav(work.path());
+    let agent = node(
+        "agent.mjs",
+        &[
+            "--url".as_ref(),
+            url.as_ref(),
+            "--who".as_ref(),
+            format!("ann:{password}").as_ref(),
+            "--wav".as_ref(),
+            silence.as_os_str(),
+            "--out".as_ref(),
+            agent_out.as_os_str(),
+            "--ready".as_ref(),
+            ready.as_os_str(),
+            "--shots".as_ref(),
+            work.path().as_os_str(),
+            "--on-call-ms".as_ref(),
+            "1000".as_ref(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never became available"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sup_out = work.path().join("supervisor.json");
+    let voice = agent_wav(work.path());
+    let supervisor = node(
+        "supervisor.mjs",
+        &[
+            "--url".as_ref(),
+            url.as_ref(),
+            "--who".as_ref(),
+            format!("sam:{password}").as_ref(),
+            "--wav".as_ref(),
+            voice.as_os_str(),
+            "--out".as_ref(),
+            sup_out.as_os_str(),
+            "--shots".as_ref(),
+            shots.as_os_str(),
+            "--mode".as_ref(),
+            "whisper".as_ref(),
+            "--stay-ms".as_ref(),
+            "8000".as_ref(),
+        ],
+    );
+
+    let ask = work.path().join("ask.wav");
+    g711_source_wav(
+        &shared("audio/telephone/speak-to-customer-support_mulaw8k.wav"),
+        &ask,
+        1,
+        34,
+    );
+    let caller = BaresipCall {
+        target: format!("sip:support@{}", hotline.sip_addr()),
+        source_wav: &ask,
+        codecs: "PCMU",
+        extra_modules: &[],
+        quit_after_s: 40,
+        tls_ca: None,
+        account_params: "",
+    }
+    .run(work.path());
+    caller.assert_established(&hotline.log_text());
+    let events = hotline.one_call(Duration::from_secs(30));
+    let sup = result_of(supervisor, &sup_out, Duration::from_secs(30));
+    let agent = result_of(agent, &agent_out, Duration::from_secs(40));
+
+    let result = first(&events, "transfer_result");
+    assert_eq!(result["outcome"], "answered", "{result}");
+    let supervised: Vec<(&str, f64)> = events
+        .iter()
+        .filter(|e| e["type"] == "supervisor")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or(""),
+                e["t_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        supervised.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        vec!["whisper", "left"],
+        "the record has the supervisor's whisper: {events:#?}"
+    );
+    let (from_s, to_s) = (supervised[0].1, supervised[1].1);
+    println!(
+        "whisper from {from_s:.1} s to {to_s:.1} s; supervisor steps {}",
+        sup["steps"]
+    );
+    let heard = agent["seen"]["maxCallerLevel"].as_f64().unwrap_or(0.0);
+    assert!(
+        heard > 0.02,
+        "the agent heard the supervisor (peak RMS {heard})"
+    );
+    let leaked = loud_frames_between(&caller.dump("-dec.wav"), from_s + 0.5, to_s, 300.0);
+    assert!(
+        leaked <= 2,
+        "the caller heard the whisper ({leaked} loud frames between {from_s:.1} s and {to_s:.1} s)"
     );
 }

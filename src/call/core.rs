@@ -300,7 +300,8 @@ impl CallCore {
 
     /// [`CallCore::audio`] on a call with other legs: `others` (what the bridged legs said,
     /// mixed) goes to the caller with the bot's frame, and to the recording's right channel.
-    pub fn audio_with(&mut self, caller: &Frame, others: &Frame, now: Duration) -> Frame {
+    /// Returns what the caller hears, and the bot's own part of it (for a supervisor).
+    pub fn audio_with(&mut self, caller: &Frame, others: &Frame, now: Duration) -> (Frame, Frame) {
         let bot = self.session.handle_audio(caller, now);
         let out = match &bot {
             Some(bot) => super::leg::mix(bot, others),
@@ -309,7 +310,7 @@ impl CallCore {
         if let Some(record) = self.record.as_mut() {
             record.audio(caller, Some(&out));
         }
-        out
+        (out, bot.unwrap_or_default())
     }
 
     /// Feeds an engine's answer to the session.

@@ -33,7 +33,7 @@ use crate::tts::SpeechCanceller;
 
 use super::core::{CallCore, EngineResult, Work};
 use super::edge::CallerEdge;
-use super::leg::{mix, Bridge, Leg, LegHandle, LegId, LegRole};
+use super::leg::{mix, Leg, LegHandle, LegId, LegRole};
 use super::record::{CallRecord, RecordError};
 use super::{CallControl, CallId, CallInfo, CallInput, Engines, MEDIA_REPORT_WAIT};
 use crate::agents::desk::QueueUpdate;
@@ -204,6 +204,8 @@ impl Running {
         let mut queue: Option<QueueWait> = None;
         // The agent's leg once their audio flows.
         let mut agent_leg: Option<LegId> = None;
+        // The bot's own audio of the last tick, for supervisors listening in.
+        let mut last_bot = Frame::silence();
         let (results_tx, mut results) = mpsc::unbounded_channel::<EngineResult>();
         let (legs_tx, mut leg_frames) = mpsc::channel::<(LegId, Frame)>(64);
         let mut legs: Vec<Leg> = Vec::new();
@@ -247,7 +249,7 @@ impl Running {
                             let id = LegId(next_leg);
                             next_leg += 1;
                             let (out_tx, out_rx) = mpsc::channel(64);
-                            legs.push(Leg { id, role, output: out_tx, bridge: Bridge::default() });
+                            legs.push(Leg::new(id, role, out_tx));
                             tracing::info!(call = %self.id, leg = id.0, ?role, "leg added");
                             // The transport may have given up waiting; the leg then just idles.
                             let _ = reply.send(LegHandle::new(id, legs_tx.clone(), out_rx));
@@ -279,12 +281,26 @@ impl Running {
                                     l.bridge.joined = joined;
                                 }
                             }
-                            let any = legs.iter().any(|l| l.bridge.joined);
+                            // A supervisor listening in leaves the bot alone.
+                            let any = legs.iter().any(|l| l.bridge.joined && l.role == LegRole::Agent);
                             self.core.session_mut().set_bridged(any, now);
+                        }
+                        Some(CallControl::Supervise { leg, who, mode }) => {
+                            if let Some(l) = legs.iter_mut().find(|l| l.id == leg && l.role == LegRole::Supervisor) {
+                                tracing::info!(call = %self.id, leg = leg.0, mode = mode.code(), "supervisor mode");
+                                l.mode = mode;
+                                l.who = who.clone();
+                                let action = mode.code().to_string();
+                                self.core.publish(CallEvent { t_ms: now.as_millis() as u64, kind: EventKind::Supervisor { who, action } });
+                            }
                         }
                         Some(CallControl::RemoveLeg { leg }) => {
                             if let Some(l) = legs.iter().find(|l| l.id == leg) {
                                 tracing::info!(call = %self.id, leg = leg.0, role = ?l.role, "leg removed");
+                                if l.role == LegRole::Supervisor && !l.who.is_empty() {
+                                    let who = l.who.clone();
+                                    self.core.publish(CallEvent { t_ms: now.as_millis() as u64, kind: EventKind::Supervisor { who, action: "left".into() } });
+                                }
                                 if agent_leg == Some(leg) {
                                     agent_leg = None;
                                     self.core.session_mut().handle_agent_hangup(now);
@@ -295,7 +311,7 @@ impl Running {
                                 }
                             }
                             legs.retain(|l| l.id != leg);
-                            let any = legs.iter().any(|l| l.bridge.joined);
+                            let any = legs.iter().any(|l| l.bridge.joined && l.role == LegRole::Agent);
                             self.core.session_mut().set_bridged(any, now);
                         }
                         Some(CallControl::Watch { reply }) => {
@@ -318,12 +334,16 @@ impl Running {
                         Some(CallInput::Audio(frame)) => {
                             let mut others = Frame::silence();
                             for leg in legs.iter_mut() {
-                                others = mix(&others, &leg.bridge.caller_tick(&frame));
+                                let said = leg.bridge.caller_tick(&frame);
+                                if leg.speaks_to_caller() {
+                                    others = mix(&others, &said);
+                                }
                             }
                             if let Some(wait) = queue.as_mut() {
                                 others = mix(&others, &wait.hold.next_frame());
                             }
-                            let out = self.core.audio_with(&frame, &others, now);
+                            let (out, bot) = self.core.audio_with(&frame, &others, now);
+                            last_bot = bot;
                             edge.send_audio(out).await;
                         }
                         Some(CallInput::Dtmf(digit)) => self.core.session_mut().handle_dtmf(digit, now),
@@ -333,8 +353,17 @@ impl Running {
                     }
                 }
                 Some((id, frame)) = leg_frames.recv() => {
+                    let Some(role) = legs.iter().find(|l| l.id == id).map(|l| l.role) else {
+                        continue;
+                    };
+                    // Besides the caller: the other legs it hears, and a supervisor the bot.
+                    let mut others = if role == LegRole::Supervisor { last_bot.clone() } else { Frame::silence() };
+                    for other in legs.iter().filter(|o| o.id != id && o.bridge.joined && o.heard_by(role)) {
+                        others = mix(&others, &other.last);
+                    }
                     if let Some(leg) = legs.iter_mut().find(|l| l.id == id) {
-                        let heard = leg.bridge.leg_tick(&frame);
+                        leg.last = frame.clone();
+                        let heard = mix(&leg.bridge.leg_tick(&frame), &others);
                         // A leg that stopped reading is the leg's transport's problem.
                         let _ = leg.output.try_send(heard);
                     }

@@ -6,6 +6,10 @@
 //! agent with no codec in the middle. Each leg paces itself, as the caller does: for every
 //! frame it sends, it gets exactly one frame back.
 //!
+//! Who hears whom: the caller hears the agents and a supervisor who barges in; an agent hears
+//! the caller and a supervisor who whispers or barges; a supervisor hears the caller, the bot
+//! and the agents ([`SupervisorMode`], [`Leg::speaks_to_caller`], [`Leg::heard_by`]).
+//!
 //! [`Bridge`] is sans-IO: it buffers what each side said until the other side's next tick, at
 //! most [`BRIDGE_DEPTH`] frames (two clocks that drift apart lose the oldest frame, never grow
 //! the delay).
@@ -30,8 +34,35 @@ pub struct LegId(pub u32);
 pub enum LegRole {
     /// A human agent who talks with the caller.
     Agent,
-    /// A supervisor who listens.
+    /// A supervisor: listens, and may whisper to the agent or barge in.
     Supervisor,
+}
+
+/// What a supervisor's leg does. Whoever is heard by whom:
+///
+/// | mode | the supervisor hears | the agent hears the supervisor | the caller hears the supervisor |
+/// |---|---|---|---|
+/// | `listen` | caller, bot, agents | no | no |
+/// | `whisper` | caller, bot, agents | yes | no |
+/// | `barge` | caller, bot, agents | yes | yes |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisorMode {
+    #[default]
+    Listen,
+    Whisper,
+    Barge,
+}
+
+impl SupervisorMode {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            SupervisorMode::Listen => "listen",
+            SupervisorMode::Whisper => "whisper",
+            SupervisorMode::Barge => "barge",
+        }
+    }
 }
 
 /// A leg's transport side: it sends the leg's frames and receives one frame back for each.
@@ -70,6 +101,41 @@ pub(super) struct Leg {
     pub role: LegRole,
     pub output: mpsc::Sender<Frame>,
     pub bridge: Bridge,
+    /// A supervisor's mode (agents ignore it).
+    pub mode: SupervisorMode,
+    /// What the leg said last (other legs hear it on their tick).
+    pub last: Frame,
+    /// Who is on it, once known (a supervisor's name, for the record).
+    pub who: String,
+}
+
+impl Leg {
+    pub fn new(id: LegId, role: LegRole, output: mpsc::Sender<Frame>) -> Self {
+        Self {
+            id,
+            role,
+            output,
+            bridge: Bridge::default(),
+            mode: SupervisorMode::default(),
+            last: Frame::silence(),
+            who: String::new(),
+        }
+    }
+
+    /// Whether the caller hears this leg: an agent, or a supervisor barging in.
+    pub fn speaks_to_caller(&self) -> bool {
+        self.role == LegRole::Agent || self.mode == SupervisorMode::Barge
+    }
+
+    /// Whether a leg of `listener`'s role hears this one: a supervisor hears the agents; an
+    /// agent hears a supervisor who whispers or barges.
+    pub fn heard_by(&self, listener: LegRole) -> bool {
+        match (self.role, listener) {
+            (LegRole::Agent, LegRole::Supervisor) => true,
+            (LegRole::Supervisor, LegRole::Agent) => self.mode != SupervisorMode::Listen,
+            _ => false,
+        }
+    }
 }
 
 /// Two sides' audio, each buffered for the other. See the module docs.
@@ -165,6 +231,23 @@ mod tests {
         assert_eq!(b.leg_tick(&tone(6)), Frame::silence());
         b.joined = true;
         assert_eq!(b.caller_tick(&tone(7)), Frame::silence());
+    }
+
+    #[test]
+    fn who_hears_a_supervisor_depends_on_the_mode() {
+        let (tx, _rx) = mpsc::channel(1);
+        let agent = Leg::new(LegId(1), LegRole::Agent, tx.clone());
+        let mut sup = Leg::new(LegId(2), LegRole::Supervisor, tx);
+        assert!(agent.speaks_to_caller() && agent.heard_by(LegRole::Supervisor));
+        for (mode, agent_hears, caller_hears) in [
+            (SupervisorMode::Listen, false, false),
+            (SupervisorMode::Whisper, true, false),
+            (SupervisorMode::Barge, true, true),
+        ] {
+            sup.mode = mode;
+            assert_eq!(sup.heard_by(LegRole::Agent), agent_hears, "{mode:?}");
+            assert_eq!(sup.speaks_to_caller(), caller_hears, "{mode:?}");
+        }
     }
 
     #[test]

@@ -148,6 +148,12 @@ pub enum CallControl {
     Bridge { leg: LegId, joined: bool },
     /// The leg hung up.
     RemoveLeg { leg: LegId },
+    /// A supervisor's leg (`who`) listens, whispers to the agent, or barges in.
+    Supervise {
+        leg: LegId,
+        who: String,
+        mode: leg::SupervisorMode,
+    },
     /// A live view of the call's events from now on (an agent's console, a supervisor).
     Watch {
         reply: oneshot::Sender<broadcast::Receiver<CallEvent>>,
@@ -297,6 +303,11 @@ impl Engines {
             // A call whose driver is ending is about to leave the registry anyway.
             let _ = control.send(message);
         }
+    }
+
+    /// The control channel of the live call `id` (a supervisor joining it).
+    pub fn control_of(&self, id: &str) -> Option<mpsc::UnboundedSender<CallControl>> {
+        self.calls.controls().get(id).cloned()
     }
 
     /// Waits until no call is in progress (every record closed), at most `limit`; whether

@@ -120,6 +120,9 @@ pub enum EventKind {
     /// The hand-over failed (refused, busy, no answer); the call stays with the bot. `reason` is
     /// a stable code such as `transfer.refused.603` or `transfer.failed.486`.
     TransferFailed { target: String, reason: String },
+    /// A supervisor on the call (`who`): `action` is `listen`, `whisper`, `barge` (joined, or
+    /// switched to it) or `left`.
+    Supervisor { who: String, action: String },
     /// A bridged transfer rings a human (`agent`): the caller waits with hold audio.
     TransferRinging { target: String, agent: String },
     /// How a transfer ended, with its timings from the decision (`transfer`): `mode` is
@@ -226,6 +229,7 @@ impl EventKind {
             EventKind::Transfer { .. } => "transfer",
             EventKind::TransferFailed { .. } => "transfer_failed",
             EventKind::TransferRinging { .. } => "transfer_ringing",
+            EventKind::Supervisor { .. } => "supervisor",
             EventKind::TransferResult { .. } => "transfer_result",
             EventKind::TurnPrediction { .. } => "turn_prediction",
             EventKind::TurnLatency { .. } => "turn_latency",

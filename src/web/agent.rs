@@ -119,7 +119,7 @@ async fn script() -> Response {
 
 /// Whether a WebSocket request comes from this server's own page (browsers always send
 /// `Origin` on WebSocket requests; another site's page must not drive a console).
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
     match (host, origin) {
@@ -198,29 +198,31 @@ enum Request {
     },
 }
 
-/// The call this console is on.
-struct OnCall {
-    pop: ScreenPop,
+/// The call a console is on (an agent's, or a supervisor's): its leg and the news from it.
+pub(super) struct OnCall {
+    /// The leg, as the call knows it.
+    pub(super) leg: crate::call::leg::LegId,
+    pub(super) pop: ScreenPop,
     /// Hangs up the agent's leg.
-    commands: mpsc::Sender<PageCommand>,
+    pub(super) commands: mpsc::Sender<PageCommand>,
     /// Mute and hold, for the leg's pump.
-    leg_mode: tokio::sync::watch::Sender<LegMode>,
+    pub(super) leg_mode: tokio::sync::watch::Sender<LegMode>,
     /// The call's live events.
-    events: Option<broadcast::Receiver<CallEvent>>,
+    pub(super) events: Option<broadcast::Receiver<CallEvent>>,
     /// Why the leg ended, once it has.
-    ended: oneshot::Receiver<String>,
+    pub(super) ended: oneshot::Receiver<String>,
     /// What the caller said while with the agent, for the wrap-up draft.
-    said: Vec<String>,
+    pub(super) said: Vec<String>,
     /// The call's control channel (a declined warm transfer goes back to the bot on it).
-    control: mpsc::UnboundedSender<CallControl>,
+    pub(super) control: mpsc::UnboundedSender<CallControl>,
     /// Warm: connects the caller; and the news that the briefing has played.
-    connect: Option<tokio::sync::watch::Sender<bool>>,
-    briefed: Option<oneshot::Receiver<()>>,
+    pub(super) connect: Option<tokio::sync::watch::Sender<bool>>,
+    pub(super) briefed: Option<oneshot::Receiver<()>>,
 }
 
 /// What the caller hears of the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum LegMode {
+pub(super) enum LegMode {
     #[default]
     Talking,
     Muted,
@@ -415,7 +417,16 @@ impl Console {
                 .tts
                 .speak(vec![Prompt::text(accepted.pop.briefing())], language)
         });
-        match self.start_leg(&accepted.control, offer, briefing).await {
+        match open_leg(
+            &self.state,
+            &self.agent,
+            LegRole::Agent,
+            &accepted.control,
+            offer,
+            briefing,
+        )
+        .await
+        {
             Ok((sdp, on_call)) => {
                 self.call = Some(OnCall {
                     pop: accepted.pop,
@@ -430,118 +441,6 @@ impl Console {
                 self.error("console.media", e).await;
             }
         }
-    }
-
-    async fn start_leg(
-        &mut self,
-        control: &mpsc::UnboundedSender<CallControl>,
-        offer: String,
-        briefing: Option<crate::tts::Speech>,
-    ) -> Result<(String, OnCall), String> {
-        let offer_at = Instant::now();
-        let (reply, leg) = oneshot::channel();
-        control
-            .send(CallControl::AddLeg {
-                role: LegRole::Agent,
-                reply,
-            })
-            .map_err(|_| "the call has ended".to_string())?;
-        let leg = tokio::time::timeout(Duration::from_secs(2), leg)
-            .await
-            .map_err(|_| "the call did not add the leg".to_string())?
-            .map_err(|_| "the call has ended".to_string())?;
-        let remove = |control: &mpsc::UnboundedSender<CallControl>, leg: &LegHandle| {
-            let _ = control.send(CallControl::RemoveLeg { leg: leg.id });
-        };
-        let web = &self.state;
-        let permit = match std::sync::Arc::clone(&web.permits).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                remove(control, &leg);
-                return Err("every web line is busy".into());
-            }
-        };
-        let lease = match web.ports.lease() {
-            Ok(l) => l,
-            Err(e) => {
-                remove(control, &leg);
-                return Err(e.to_string());
-            }
-        };
-        let media = match WebMediaSession::new() {
-            Ok(m) => m,
-            Err(e) => {
-                remove(control, &leg);
-                return Err(e.to_string());
-            }
-        };
-        let link = match peer::answer_offer(&web.config, offer, lease).await {
-            Ok(l) => l,
-            Err(e) => {
-                remove(control, &leg);
-                return Err(e.to_string());
-            }
-        };
-        let sdp = link.answer_sdp.clone();
-        let (commands, commands_rx) = mpsc::channel(8);
-        let edge = WebCallDriver {
-            link,
-            media,
-            commands: commands_rx,
-            events: std::sync::Arc::new(EventLog::new()),
-            connect_timeout: Duration::from_millis(web.config.connect_timeout_ms),
-            shutdown: web.shutdown.clone(),
-            permit,
-            offer_at,
-        }
-        .into_edge();
-        let (watch_reply, watched) = oneshot::channel();
-        let _ = control.send(CallControl::Watch { reply: watch_reply });
-        let events = tokio::time::timeout(Duration::from_secs(2), watched)
-            .await
-            .ok()
-            .and_then(Result::ok);
-        let (mode_tx, mode_rx) = tokio::sync::watch::channel(LegMode::Talking);
-        let (ended_tx, ended) = oneshot::channel();
-        let (warm, connect, briefed) = match briefing {
-            Some(speech) => {
-                let (connect_tx, connect_rx) = tokio::sync::watch::channel(false);
-                let (briefed_tx, briefed_rx) = oneshot::channel();
-                (
-                    Some(Warm {
-                        speech,
-                        connect: connect_rx,
-                        briefed: Some(briefed_tx),
-                    }),
-                    Some(connect_tx),
-                    Some(briefed_rx),
-                )
-            }
-            None => (None, None, None),
-        };
-        tokio::spawn(pump_leg(
-            edge,
-            leg,
-            control.clone(),
-            mode_rx,
-            warm,
-            ended_tx,
-        ));
-        tracing::info!(agent = %self.agent, "agent leg answered");
-        Ok((
-            sdp,
-            OnCall {
-                pop: ScreenPop::default(),
-                commands,
-                leg_mode: mode_tx,
-                events,
-                ended,
-                said: Vec::new(),
-                control: control.clone(),
-                connect,
-                briefed,
-            },
-        ))
     }
 
     async fn call_event(&mut self, event: Option<CallEvent>) {
@@ -612,6 +511,121 @@ impl Console {
     }
 }
 
+/// Opens a human's WebRTC leg on a call: adds the leg (`role`), answers the page's offer, and
+/// starts pumping its media ([`pump_leg`]); with a `briefing`, the leg joins only once it has
+/// played and the human connects. Returns the SDP answer and the console's side of the leg.
+pub(super) async fn open_leg(
+    web: &WebState,
+    who: &str,
+    role: LegRole,
+    control: &mpsc::UnboundedSender<CallControl>,
+    offer: String,
+    briefing: Option<crate::tts::Speech>,
+) -> Result<(String, OnCall), String> {
+    let offer_at = Instant::now();
+    let (reply, leg) = oneshot::channel();
+    control
+        .send(CallControl::AddLeg { role, reply })
+        .map_err(|_| "the call has ended".to_string())?;
+    let leg = tokio::time::timeout(Duration::from_secs(2), leg)
+        .await
+        .map_err(|_| "the call did not add the leg".to_string())?
+        .map_err(|_| "the call has ended".to_string())?;
+    let leg_id = leg.id;
+    let remove = |control: &mpsc::UnboundedSender<CallControl>, leg: &LegHandle| {
+        let _ = control.send(CallControl::RemoveLeg { leg: leg.id });
+    };
+    let permit = match std::sync::Arc::clone(&web.permits).try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            remove(control, &leg);
+            return Err("every web line is busy".into());
+        }
+    };
+    let lease = match web.ports.lease() {
+        Ok(l) => l,
+        Err(e) => {
+            remove(control, &leg);
+            return Err(e.to_string());
+        }
+    };
+    let media = match WebMediaSession::new() {
+        Ok(m) => m,
+        Err(e) => {
+            remove(control, &leg);
+            return Err(e.to_string());
+        }
+    };
+    let link = match peer::answer_offer(&web.config, offer, lease).await {
+        Ok(l) => l,
+        Err(e) => {
+            remove(control, &leg);
+            return Err(e.to_string());
+        }
+    };
+    let sdp = link.answer_sdp.clone();
+    let (commands, commands_rx) = mpsc::channel(8);
+    let edge = WebCallDriver {
+        link,
+        media,
+        commands: commands_rx,
+        events: std::sync::Arc::new(EventLog::new()),
+        connect_timeout: Duration::from_millis(web.config.connect_timeout_ms),
+        shutdown: web.shutdown.clone(),
+        permit,
+        offer_at,
+    }
+    .into_edge();
+    let (watch_reply, watched) = oneshot::channel();
+    let _ = control.send(CallControl::Watch { reply: watch_reply });
+    let events = tokio::time::timeout(Duration::from_secs(2), watched)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let (mode_tx, mode_rx) = tokio::sync::watch::channel(LegMode::Talking);
+    let (ended_tx, ended) = oneshot::channel();
+    let (warm, connect, briefed) = match briefing {
+        Some(speech) => {
+            let (connect_tx, connect_rx) = tokio::sync::watch::channel(false);
+            let (briefed_tx, briefed_rx) = oneshot::channel();
+            (
+                Some(Warm {
+                    speech,
+                    connect: connect_rx,
+                    briefed: Some(briefed_tx),
+                }),
+                Some(connect_tx),
+                Some(briefed_rx),
+            )
+        }
+        None => (None, None, None),
+    };
+    tokio::spawn(pump_leg(
+        edge,
+        leg,
+        control.clone(),
+        mode_rx,
+        warm,
+        ended_tx,
+    ));
+    tracing::info!(who, ?role, "leg answered");
+    Ok((
+        sdp,
+        OnCall {
+            leg: leg_id,
+            pop: ScreenPop::default(),
+            commands,
+            leg_mode: mode_tx,
+            events,
+            ended,
+            said: Vec::new(),
+            control: control.clone(),
+            connect,
+            briefed,
+        },
+    ))
+}
+
 /// The wrap-up summary the console offers when a call ends; the agent edits it.
 pub fn wrap_up_draft(pop: &ScreenPop, said: &[String], agent: &str) -> String {
     let mut draft = format!(
@@ -645,7 +659,7 @@ pub fn wrap_up_draft(pop: &ScreenPop, said: &[String], agent: &str) -> String {
 }
 
 /// What happened on the call this console is on.
-enum CallNews {
+pub(super) enum CallNews {
     /// A live event (`None`: the call's events ended).
     Event(Option<CallEvent>),
     /// A warm transfer's briefing has played.
@@ -655,7 +669,7 @@ enum CallNews {
 }
 
 /// The next news of the console's call; never, without one.
-async fn call_news(call: &mut Option<OnCall>) -> CallNews {
+pub(super) async fn call_news(call: &mut Option<OnCall>) -> CallNews {
     let Some(c) = call.as_mut() else {
         return std::future::pending().await;
     };

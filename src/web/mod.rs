@@ -22,7 +22,8 @@
 //!   call store, behind a bearer token (`api`).
 //! - `/login`, `/logout`, `/dashboard/...`: the dashboard, behind a sign-in (`dashboard`).
 //! - `/agent` (+ the WebSocket `/agent/ws`): the human agent's console, behind the same
-//!   sign-in (`agent`).
+//!   sign-in (`agent`); `/supervisor` (+ `/supervisor/ws`): live calls, agents and queues,
+//!   listen, whisper and barge (`supervisor`).
 //! - `/demo/...`: the demo business systems, only where `web.demo` allows (by default only on
 //!   a loopback `listen` address).
 //!
@@ -44,7 +45,7 @@
 //! [`ApiError`] for a refused request). The handlers live by concern: `http` (files, health,
 //! flows, `POST` / `DELETE /api/call`), `offer` (answering an offer and starting the call's
 //! driver, shared by both kinds of signalling), `signalling` (`/api/ws`), `events`
-//! (`/api/call/<id>/events`), `api` (the store's JSON API), `dashboard` and `agent`.
+//! (`/api/call/<id>/events`), `api` (the store's JSON API), `dashboard`, `agent` and `supervisor`.
 
 pub mod agent;
 mod api;
@@ -61,6 +62,7 @@ pub mod peer;
 pub mod ports;
 pub mod registry;
 pub mod signalling;
+pub mod supervisor;
 pub mod tls;
 
 use std::future::Future;
@@ -280,5 +282,6 @@ pub fn router(state: WebState) -> Router {
         .merge(store_api)
         .merge(dashboard::routes())
         .merge(agent::routes())
+        .merge(supervisor::routes())
         .with_state(state)
 }
