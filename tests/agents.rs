@@ -744,3 +744,110 @@ fn a_supervisor_whispers_to_the_agent_and_the_caller_does_not_hear_it() {
         "the caller heard the whisper ({leaked} loud frames between {from_s:.1} s and {to_s:.1} s)"
     );
 }
+
+/// A caller on the web phone (headless Chromium) asks for a person and is put through to the
+/// agent (another Chromium): each hears the other.
+#[test]
+fn a_web_caller_is_put_through_to_a_chromium_agent() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let extra = flows_to(work.path(), "queue:support", "", false);
+    let hotline = Hotline::start_with_web_and(
+        4,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(2).toml()
+        ),
+    );
+    let password = "correct horse battery";
+    hotline.cli(
+        &["users", "add", "ann", "--role", "agent"],
+        &[("HOTLINE_PASSWORD", password)],
+    );
+    let url = format!("http://127.0.0.1:{}", hotline.web_port.unwrap());
+    let (agent_out, ready) = (work.path().join("agent.json"), work.path().join("ready"));
+    let voice = agent_wav(work.path());
+    let agent = node(
+        "agent.mjs",
+        &[
+            "--url".as_ref(),
+            url.as_ref(),
+            "--who".as_ref(),
+            format!("ann:{password}").as_ref(),
+            "--wav".as_ref(),
+            voice.as_os_str(),
+            "--out".as_ref(),
+            agent_out.as_os_str(),
+            "--ready".as_ref(),
+            ready.as_os_str(),
+            "--shots".as_ref(),
+            work.path().as_os_str(),
+            "--on-call-ms".as_ref(),
+            "1000".as_ref(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never became available"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The caller's microphone (Chromium loops it): the request for a person, again and again.
+    let caller_wav = work.path().join("caller-48k.wav");
+    let status = Command::new("sox")
+        .arg(shared(
+            "audio/telephone/speak-to-customer-support_mulaw8k.wav",
+        ))
+        .args(["-r", "48000", "-b", "16", "-e", "signed-integer", "-c", "1"])
+        .arg(&caller_wav)
+        .args(["pad", "1.5", "4"])
+        .status()
+        .expect("run sox");
+    assert!(status.success());
+    let caller_out = work.path().join("phone-human.json");
+    let shot = harness::target_dir().join("web-caller-with-agent.png");
+    let caller = node(
+        "phone.mjs",
+        &[
+            "--url".as_ref(),
+            url.as_ref(),
+            "--mode".as_ref(),
+            "human".as_ref(),
+            "--stay-ms".as_ref(),
+            "8000".as_ref(),
+            "--timeout-ms".as_ref(),
+            "60000".as_ref(),
+            "--wav".as_ref(),
+            caller_wav.as_os_str(),
+            "--out".as_ref(),
+            caller_out.as_os_str(),
+            "--screenshot".as_ref(),
+            shot.as_os_str(),
+        ],
+    );
+    let phone = result_of(caller, &caller_out, Duration::from_secs(120));
+    let agent = result_of(agent, &agent_out, Duration::from_secs(40));
+    let events = hotline.one_call(Duration::from_secs(30));
+
+    let result = first(&events, "transfer_result");
+    assert_eq!(
+        (&result["mode"], &result["outcome"]),
+        (&Value::from("bridged"), &Value::from("answered")),
+        "{result}"
+    );
+    assert_eq!(first(&events, "call_start")["transport"], "webrtc");
+    assert_eq!(phone["midCall"]["human"], "ann", "{phone:#}");
+    let heard_agent = phone["midCall"]["maxHumanLevel"].as_f64().unwrap_or(0.0);
+    assert!(
+        heard_agent > 0.02,
+        "the web caller heard the agent (peak RMS {heard_agent})"
+    );
+    let heard_caller = agent["seen"]["maxCallerLevel"].as_f64().unwrap_or(0.0);
+    assert!(
+        heard_caller > 0.02,
+        "the agent heard the web caller (peak RMS {heard_caller})"
+    );
+}

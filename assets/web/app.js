@@ -22,6 +22,8 @@
   const hotline = (window.hotline = {
     state: "idle", callId: null, connectMs: null, answerMs: null,
     maxBotLevel: 0, maxMicLevel: 0, events: [], latenciesMs: [], endReason: null,
+    // Put through to a human: when (call time), to whom, and the loudest they were heard since.
+    humanAt: null, human: null, maxHumanLevel: 0,
   });
 
   let pc = null, ws = null, micStream = null, audioCtx = null, timerId = null, meterId = null;
@@ -163,6 +165,16 @@
       case "turn_latency": showLatency(ev.turn, ev.total_ms); break;
       case "dtmf": systemNote(`You pressed ${ev.digit}`); break;
       case "transfer": systemNote(`Transferring you to ${ev.target}…`, "transfer"); break;
+      case "transfer_ringing": systemNote("Ringing an agent…", "transfer"); break;
+      case "transfer_result":
+        if (ev.outcome === "answered") {
+          hotline.humanAt = ev.t_ms; hotline.human = ev.agent || "an agent";
+          systemNote(`You're through to ${hotline.human}`, "transfer");
+          document.querySelector(".agent-name").textContent = "Customer agent";
+        } else {
+          systemNote("No agent could take the call", "transfer");
+        }
+        break;
       case "peer_state":
         if (ev.state === "disconnected") notice("Connection unstable — reconnecting…");
         if (ev.state === "connected") notice("");
@@ -195,6 +207,7 @@
       const bot = botNode ? rms(botNode, buf) : 0;
       hotline.maxMicLevel = Math.max(hotline.maxMicLevel, mic);
       hotline.maxBotLevel = Math.max(hotline.maxBotLevel, bot);
+      if (hotline.humanAt !== null) hotline.maxHumanLevel = Math.max(hotline.maxHumanLevel, bot);
       ui.micLevel.style.width = `${Math.min(100, mic * 400)}%`;
       ui.botLevel.style.width = `${Math.min(100, bot * 400)}%`;
     }, 50);
@@ -214,6 +227,8 @@
   async function call() {
     ended = false;
     hotline.maxBotLevel = 0; hotline.maxMicLevel = 0; hotline.events = []; hotline.endReason = null;
+    hotline.humanAt = null; hotline.human = null; hotline.maxHumanLevel = 0;
+    document.querySelector(".agent-name").textContent = "Virtual assistant";
     hotline.latenciesMs = []; hotline.connectMs = null; hotline.callId = null;
     callerBubbles.clear(); botMessages.clear();
     ui.transcript.replaceChildren(ui.empty);

@@ -7,6 +7,8 @@
 // mode `call` (default): click Call, wait until connected, wait for a final caller transcript
 // and a bot reply, take a screenshot, click hang up and wait for the page to go idle.
 // mode `close-tab`: click Call, wait until connected, then crash the tab (no goodbye at all).
+// mode `human`: click Call, wait until the call is put through to a human (`transfer_result`
+// answered), stay --stay-ms on the line with them (screenshot), then hang up.
 // Playwright gives the browser a fresh temporary profile (the --user-data-dir of DESIGN.md).
 // The result JSON records what the page saw; the Rust test makes the assertions.
 import { chromium } from "playwright-core";
@@ -25,6 +27,7 @@ function args() {
     else if (key === "--mode") out.mode = next();
     else if (key === "--timeout-ms") out.timeoutMs = Number(next());
     else if (key === "--chrome-arg") out.chromeArgs.push(next());
+    else if (key === "--stay-ms") out.stayMs = Number(next());
     else throw new Error(`unknown argument ${key}`);
   }
   for (const k of ["url", "wav", "out"]) if (!out[k]) throw new Error(`--${k} is required`);
@@ -58,6 +61,9 @@ async function snapshot(page) {
     answerMs: window.hotline.answerMs,
     maxBotLevel: window.hotline.maxBotLevel,
     maxMicLevel: window.hotline.maxMicLevel,
+    humanAt: window.hotline.humanAt,
+    human: window.hotline.human,
+    maxHumanLevel: window.hotline.maxHumanLevel,
     endReason: window.hotline.endReason,
     latenciesMs: window.hotline.latenciesMs,
     events: window.hotline.events,
@@ -109,6 +115,18 @@ try {
     await withTimeout(cdp.send("Page.crash"), 2000);
     await withTimeout(context.close(), 3000);
     step("tab_closed");
+  } else if (result.connected && opts.mode === "human") {
+    await page.waitForFunction(() => window.hotline.humanAt !== null, null, { timeout: opts.timeoutMs });
+    step("with_a_human");
+    await page.waitForTimeout(opts.stayMs || 8000);
+    if (opts.screenshot) await page.screenshot({ path: opts.screenshot });
+    result.midCall = await snapshot(page);
+    await page.click("#hangup-btn");
+    await page.waitForFunction(() => window.hotline.events.some((e) => e.type === "call_ended"), null, { timeout: 15000 })
+      .catch((e) => step("hangup_wait_failed", { error: String(e) }));
+    result.end = await snapshot(page);
+    step("ended");
+    await context.close();
   } else if (result.connected) {
     // A final caller transcript, then the bot's answer to it.
     try {
