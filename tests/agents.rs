@@ -28,12 +28,12 @@ use serde_json::Value;
 
 /// The demo flows and knowledge bases, with the telecom flow handing callers to a queue.
 fn queue_flows(work: &Path) -> String {
-    flows_to(work, "queue:support", "", true)
+    flows_to(work, "queue:support", "", "warm = true\n")
 }
 
 /// The demo flows and knowledge bases, with the telecom flow handing callers to `target`;
-/// `agents` are more `[agents]` keys; the `support` queue is warm or not.
-fn flows_to(work: &Path, target: &str, agents: &str, warm: bool) -> String {
+/// `agents` are more `[agents]` keys, `queue` more keys of the `support` queue.
+fn flows_to(work: &Path, target: &str, agents: &str, queue: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (flows, kb) = (work.join("flows"), work.join("kb"));
     for (from, to) in [("assets/flows", &flows), ("assets/kb", &kb)] {
@@ -56,7 +56,7 @@ fn flows_to(work: &Path, target: &str, agents: &str, warm: bool) -> String {
     assert!(text.contains(target), "the flow's target moved");
     std::fs::write(&telecom, text).expect("write the flow");
     format!(
-        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents]\n{agents}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\nwarm = {warm}\n",
+        "[dialogue]\nflows_dir = {:?}\nkb_dir = {:?}\n[agents]\n{agents}\n[agents.queues.support]\nring_timeout_s = 20\nmax_wait_s = 60\n{queue}",
         flows.display().to_string(),
         kb.display().to_string()
     )
@@ -378,7 +378,7 @@ fn a_sip_caller_is_bridged_to_a_sip_agent_who_answers() {
         work.path(),
         &format!("sip:agent@127.0.0.1:{}", agent.port()),
         "sip_transfer = \"bridge\"\n",
-        false,
+        "",
     );
     let hotline = Hotline::start_with_web_and(
         4,
@@ -451,7 +451,7 @@ fn a_busy_or_unanswered_sip_agent_sends_the_caller_back_to_the_bot() {
             work.path(),
             &format!("sip:agent@127.0.0.1:{}", agent.port()),
             "sip_transfer = \"bridge\"\nsip_ring_timeout_s = 2\n",
-            false,
+            "",
         );
         let hotline = Hotline::start_with_web_and(
             2,
@@ -508,7 +508,7 @@ fn a_refused_refer_falls_back_to_a_bridged_call() {
         work.path(),
         &format!("sip:agent@127.0.0.1:{}", agent.port()),
         "refer_fallback = true\n",
-        false,
+        "",
     );
     let hotline = Hotline::start_with_web_and(
         2,
@@ -620,7 +620,7 @@ fn result_of(mut child: std::process::Child, out: &Path, within: Duration) -> Va
 fn a_supervisor_whispers_to_the_agent_and_the_caller_does_not_hear_it() {
     let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
-    let extra = flows_to(work.path(), "queue:support", "", false);
+    let extra = flows_to(work.path(), "queue:support", "", "");
     let hotline = Hotline::start_with_web_and(
         4,
         &extra,
@@ -751,7 +751,7 @@ fn a_supervisor_whispers_to_the_agent_and_the_caller_does_not_hear_it() {
 fn a_web_caller_is_put_through_to_a_chromium_agent() {
     let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
-    let extra = flows_to(work.path(), "queue:support", "", false);
+    let extra = flows_to(work.path(), "queue:support", "", "");
     let hotline = Hotline::start_with_web_and(
         4,
         &extra,
@@ -849,5 +849,58 @@ fn a_web_caller_is_put_through_to_a_chromium_agent() {
     assert!(
         heard_caller > 0.02,
         "the agent heard the web caller (peak RMS {heard_caller})"
+    );
+}
+
+/// Nobody is signed in to the queue, so the caller overflows to the queue's `overflow` target,
+/// a SIP agent who answers: both attempts are in the record.
+#[test]
+fn a_queue_with_nobody_there_overflows_to_a_sip_agent() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = common::sipp::Sipp::scenario("uas_agent.xml")
+        .media()
+        .arg("-rtp_echo")
+        .timeout_s(60);
+    let extra = flows_to(
+        work.path(),
+        "queue:support",
+        "",
+        &format!("overflow = \"sip:agent@127.0.0.1:{}\"\n", agent.port()),
+    );
+    let hotline = Hotline::start_with_web_and(
+        2,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(4).toml()
+        ),
+    );
+    let agent = agent.spawn(work.path());
+    let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
+    let call = common::sipp::support_caller(hotline.sip_addr(), &pcap)
+        .timeout_s(40)
+        .spawn(work.path())
+        .wait(Duration::from_secs(60));
+    assert!(call.success, "{call:?}");
+    let events = hotline.one_call(Duration::from_secs(20));
+    let agent = agent.wait(Duration::from_secs(20));
+    assert!(agent.success, "{agent:?}");
+    let results: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| e["type"] == "transfer_result")
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap_or(""),
+                e["mode"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(results.len(), 2, "{events:#?}");
+    assert_eq!(results[0], ("queue:support", "bridged", "busy"));
+    assert!(
+        results[1].0.starts_with("sip:agent@") && results[1].2 == "answered",
+        "{results:?}"
     );
 }

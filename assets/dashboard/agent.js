@@ -210,6 +210,7 @@
   $("accept").onclick = () => { accept().catch((e) => status(String(e))); };
   $("decline").onclick = () => { if (agent.ringing) send({ type: "decline", call_id: agent.ringing.call_id }); stopRinging(); };
   $("hangup").onclick = () => send({ type: "hangup" });
+  $("transfer").onclick = () => { const target = $("transfer-target").value.trim(); if (target) send({ type: "transfer", target }); };
   $("connect").onclick = () => { agent.callerConnected = true; ui.warm.hidden = true; send({ type: "connect" }); };
   $("send-back").onclick = () => { ui.warm.hidden = true; send({ type: "decline", call_id: agent.callId }); };
   ui.mute.onclick = () => { muted = !muted; send({ type: "mute", on: muted }); ui.mute.textContent = muted ? "Unmute" : "Mute"; };

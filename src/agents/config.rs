@@ -6,6 +6,7 @@
 //! max_wait_s = 120                 # then the caller goes back to the bot
 //! wrap_up_s = 10                   # after a call, before the agent rings again
 //! warm = false                     # true: the agent hears a summary first, then connects
+//! overflow = "queue:billing"       # nobody can take it here: try there (or a sip: URI)
 //!
 //! [agents.queues.billing]
 //! skill = "billing"                # only agents with this skill
@@ -52,6 +53,9 @@ pub struct QueueConfig {
     /// Warm transfer: the agent first hears a spoken summary of the call (the caller, on
     /// hold, does not), then connects the caller or declines.
     pub warm: bool,
+    /// Where a caller goes when nobody here can take the call (nobody signed in, or the
+    /// longest wait passed): another `queue:NAME` or a `sip:` target. None: back to the bot.
+    pub overflow: Option<String>,
 }
 
 impl Default for QueueConfig {
@@ -62,6 +66,7 @@ impl Default for QueueConfig {
             max_wait_s: 120,
             wrap_up_s: 10,
             warm: false,
+            overflow: None,
         }
     }
 }
@@ -140,6 +145,24 @@ impl AgentsConfig {
                     message: "a queue's name is letters, digits, '-' and '_'".into(),
                 });
             }
+            if let Some(target) = &q.overflow {
+                let problem = match crate::agents::queue_of(target) {
+                    Some(other) if other == name => Some("overflows to its own queue".to_string()),
+                    Some(other) if !self.queues.contains_key(other) => Some(format!(
+                        "names no queue; the queues are: {}",
+                        self.queues.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                    Some(_) => None,
+                    None if target.starts_with("sip:") => None,
+                    None => Some("is neither `queue:NAME` nor a `sip:` URI".to_string()),
+                };
+                if let Some(problem) = problem {
+                    return Err(AgentsConfigError {
+                        key: format!("queues.{name}.overflow"),
+                        message: format!("`{target}` {problem}"),
+                    });
+                }
+            }
             for (key, value) in [
                 ("ring_timeout_s", q.ring_timeout_s),
                 ("max_wait_s", q.max_wait_s),
@@ -180,6 +203,12 @@ mod tests {
         assert_eq!(
             bad.validate().expect_err("zero").to_string(),
             "key `agents.queues.support.ring_timeout_s`: must be at least 1"
+        );
+        let nowhere: AgentsConfig =
+            toml::from_str("[queues.support]\noverflow = \"queue:sales\"\n").expect("parses");
+        assert_eq!(
+            nowhere.validate().expect_err("unknown").to_string(),
+            "key `agents.queues.support.overflow`: `queue:sales` names no queue; the queues are: support"
         );
     }
 }

@@ -169,7 +169,13 @@ struct QueueWait {
     accepted: Option<(String, Instant)>,
     /// A warm transfer: the agent hears a summary before the caller is connected.
     warm: bool,
+    /// The queue waited in (none: a `sip:` target), and how many overflows led here.
+    queue: Option<String>,
+    overflows: u8,
 }
+
+/// How many times one transfer may overflow from queue to queue (a loop of overflows ends).
+const MAX_OVERFLOWS: u8 = 3;
 
 /// How long an agent who accepted has to get their audio flowing before the call goes back
 /// to the bot (`failed`).
@@ -262,7 +268,7 @@ impl Running {
                                 None => Vec::new(),
                             };
                             for update in sent {
-                                self.queue_update(Some(update), &mut queue, now);
+                                self.queue_update(Some(update), &mut queue, now).await;
                             }
                             if let Some(l) = legs.iter_mut().find(|l| l.id == leg) {
                                 let accepted = queue.as_ref().is_some_and(|q| q.accepted.is_some());
@@ -314,6 +320,16 @@ impl Running {
                             let any = legs.iter().any(|l| l.bridge.joined && l.role == LegRole::Agent);
                             self.core.session_mut().set_bridged(any, now);
                         }
+                        Some(CallControl::Transfer { target }) => {
+                            // The agent's leg leaves next: that is no hang-up.
+                            if let Some(leg) = agent_leg.take() {
+                                if let Some(l) = legs.iter_mut().find(|l| l.id == leg) {
+                                    l.bridge.joined = false;
+                                }
+                            }
+                            tracing::info!(call = %self.id, %target, "the agent hands the caller on");
+                            self.core.session_mut().handle_agent_transfer(&target, now);
+                        }
                         Some(CallControl::Watch { reply }) => {
                             if let Some(events) = self.core.watch() {
                                 let _ = reply.send(events);
@@ -326,7 +342,7 @@ impl Running {
                 Some(result) = results.recv() => self.core.apply(result, start.elapsed()),
                 update = next_update(&mut queue) => {
                     let now = start.elapsed();
-                    self.queue_update(update, &mut queue, now);
+                    self.queue_update(update, &mut queue, now).await;
                 }
                 msg = edge.recv() => {
                     let now = start.elapsed();
@@ -574,6 +590,8 @@ impl Running {
                         .queues
                         .get(name)
                         .is_some_and(|q| q.warm),
+                    queue: Some(name.to_string()),
+                    overflows: 0,
                 })
             }
             Err(e) => {
@@ -595,13 +613,15 @@ impl Running {
         queue: Option<QueueWait>,
         now: Duration,
     ) -> Option<QueueWait> {
-        let blind = self.core.session().pending_blind_transfer();
-        match blind {
-            Some((target, why))
+        let pending = self.core.session().pending_transfer();
+        match pending {
+            Some((target, why, TransferMode::Blind))
                 if self.engines.config.agents.refer_fallback && target.starts_with("sip:") =>
             {
                 tracing::info!(call = %self.id, %target, %reason, "the blind transfer failed: calling the target to bridge it");
-                self.core.session_mut().fall_back_to_bridged(reason, now);
+                self.core
+                    .session_mut()
+                    .redirect_transfer(reason, &target, now);
                 self.dial_agent(target, &why)
             }
             _ => {
@@ -671,16 +691,61 @@ impl Running {
             hold: HoldAudio::new(),
             accepted: None,
             warm,
+            queue: None,
+            overflows: 0,
         })
     }
 
+    /// A queue's caller who could not be served there goes to its `overflow` target (at most
+    /// [`MAX_OVERFLOWS`] times); `None` when there is none to go to.
+    async fn overflow(
+        &mut self,
+        outcome: TransferOutcome,
+        wait: Option<&QueueWait>,
+        now: Duration,
+    ) -> Option<QueueWait> {
+        let wait = wait?;
+        if !matches!(outcome, TransferOutcome::Busy | TransferOutcome::NoAnswer)
+            || wait.overflows >= MAX_OVERFLOWS
+        {
+            return None;
+        }
+        let queue = wait.queue.as_ref()?;
+        let target = self
+            .engines
+            .config
+            .agents
+            .queues
+            .get(queue)?
+            .overflow
+            .clone()?;
+        let (_, reason, _) = self.core.session().pending_transfer()?;
+        tracing::info!(call = %self.id, %queue, %target, outcome = outcome.code(), "overflow");
+        self.core
+            .session_mut()
+            .redirect_transfer(outcome.code(), &target, now);
+        let overflows = wait.overflows + 1;
+        let mut next = match crate::agents::queue_of(&target) {
+            Some(name) => self.enqueue(name, &reason).await,
+            None => self.dial_agent(target, &reason),
+        }?;
+        next.overflows = overflows;
+        Some(next)
+    }
+
     /// What the desk says to a waiting caller.
-    fn queue_update(
+    async fn queue_update(
         &mut self,
         update: Option<QueueUpdate>,
         queue: &mut Option<QueueWait>,
         now: Duration,
     ) {
+        if let Some(QueueUpdate::GaveUp { outcome }) = &update {
+            if let Some(next) = self.overflow(*outcome, queue.as_ref(), now).await {
+                *queue = Some(next);
+                return;
+            }
+        }
         let session = self.core.session_mut();
         match update {
             Some(QueueUpdate::Position { position, wait_s }) => {

@@ -154,6 +154,8 @@ pub enum CallControl {
         who: String,
         mode: leg::SupervisorMode,
     },
+    /// The agent on the call hands the caller on to `target` (their leg then leaves).
+    Transfer { target: String },
     /// A live view of the call's events from now on (an agent's console, a supervisor).
     Watch {
         reply: oneshot::Sender<broadcast::Receiver<CallEvent>>,

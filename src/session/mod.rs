@@ -520,28 +520,32 @@ impl CallSession {
         self.set_bridged(true, now);
     }
 
-    /// The target and reason of a blind transfer waiting for its outcome.
-    pub fn pending_blind_transfer(&self) -> Option<(String, String)> {
+    /// The transfer waiting for its outcome: its target, reason and mode.
+    pub fn pending_transfer(&self) -> Option<(String, String, TransferMode)> {
         self.transferring
             .as_ref()
-            .filter(|p| p.mode == TransferMode::Blind)
-            .map(|p| (p.target.clone(), p.reason.clone()))
+            .map(|p| (p.target.clone(), p.reason.clone(), p.mode))
     }
 
-    /// The blind transfer failed (`reason`, the transport's code) and hotline tries the target
-    /// itself: the blind attempt is recorded (`transfer_result`), and the transfer goes on as
-    /// a bridged one from now, the caller still waiting.
-    pub fn fall_back_to_bridged(&mut self, reason: &str, now: Duration) {
+    /// The attempt under way failed (`failure`, a transport's or the ACD's code) and hotline
+    /// tries `target` instead, bridged (a refused REFER's own target, a queue's overflow): the
+    /// attempt is recorded (`transfer_result`), and the transfer goes on from now, the caller
+    /// still waiting.
+    pub fn redirect_transfer(&mut self, failure: &str, target: &str, now: Duration) {
         let Some(pending) = self.transferring.as_mut() else {
             return;
         };
-        if pending.mode != TransferMode::Blind {
-            return;
-        }
-        let blind = pending.clone();
-        pending.mode = TransferMode::Bridged;
-        pending.since = now;
-        self.emit_result(&blind, TransferOutcome::from_failure(reason), now);
+        let attempt = pending.clone();
+        *pending = PendingTransfer {
+            target: target.to_string(),
+            reason: attempt.reason.clone(),
+            mode: TransferMode::Bridged,
+            since: now,
+            rang_at: None,
+            accepted_at: None,
+            agent: None,
+        };
+        self.emit_result(&attempt, TransferOutcome::from_failure(failure), now);
     }
 
     /// Whether a transfer waits for its outcome.
@@ -561,6 +565,23 @@ impl CallSession {
         }
         self.new_turn();
         self.say_own(Prompt::text(text), None, now);
+    }
+
+    /// The human on the bridged leg hands the caller on to `target` (another queue, a SIP
+    /// target): the caller leaves the bridge and waits again, as for any transfer
+    /// (`reason` `agent.transfer`).
+    pub fn handle_agent_transfer(&mut self, target: &str, now: Duration) {
+        if self.ended || !self.bridged || self.transferring.is_some() {
+            return;
+        }
+        self.bridged = false;
+        self.new_turn();
+        self.clear_request();
+        let action = Action::Transfer {
+            target: target.to_string(),
+            reason: "agent.transfer".to_string(),
+        };
+        self.perform(action, now);
     }
 
     /// The human on the bridged leg hung up: the call ends (`agent.hangup`).
@@ -1865,5 +1886,60 @@ mod transfer_tests {
         let out = drain(&mut s);
         assert!(out.iter().any(|o| matches!(o, SessionOutput::Event(CallEvent { kind: EventKind::Hangup { reason }, .. }) if reason == "agent.hangup")));
         assert!(s.is_ended());
+    }
+
+    /// An agent hands the caller on: the caller waits again for the new target; a queue that
+    /// overflows records its attempt and goes on to the next target.
+    #[test]
+    fn an_agent_hands_the_caller_on_and_an_overflow_is_a_new_attempt() {
+        let mut s = CallSession::new(SessionConfig::default(), Language::En);
+        s.start(
+            EventKind::CallStart {
+                call_id: None,
+                transport: Some("sip-udp".into()),
+                from: None,
+                to: None,
+                codec: None,
+                language: None,
+                flow: None,
+                started_unix_ms: None,
+            },
+            Duration::ZERO,
+        );
+        let bot = BotTurn {
+            action: Some(Action::Transfer {
+                target: "queue:support".into(),
+                reason: "caller.request".into(),
+            }),
+            ..BotTurn::default()
+        };
+        s.handle_bot_turn(TurnId(0), bot, Duration::from_millis(100));
+        s.handle_transfer_accepted("ann", false, Duration::from_millis(1_000));
+        s.handle_transfer_answered(Duration::from_millis(1_200));
+        drain(&mut s);
+        s.handle_agent_transfer("queue:billing", Duration::from_millis(5_000));
+        let out = drain(&mut s);
+        assert!(out.iter().any(|o| matches!(o, SessionOutput::Transfer { target, reason } if target == "queue:billing" && reason == "agent.transfer")), "{out:?}");
+        assert!(
+            !s.is_bridged() && s.is_transferring(),
+            "the caller waits again"
+        );
+        s.redirect_transfer("no_answer", "sip:desk@pbx", Duration::from_millis(9_000));
+        let out = drain(&mut s);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            SessionOutput::Event(CallEvent {
+                kind: EventKind::TransferResult { target, outcome: TransferOutcome::NoAnswer, wait_ms: 4_000, .. },
+                ..
+            }) if target == "queue:billing"
+        )), "{out:?}");
+        assert_eq!(
+            s.pending_transfer(),
+            Some((
+                "sip:desk@pbx".into(),
+                "agent.transfer".into(),
+                TransferMode::Bridged
+            ))
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! | `connect` | after a warm briefing, connects the caller |
 //! | `mute {on}` / `hold {on}` | the caller stops hearing the agent / hears hold audio |
 //! | `hangup` | ends the agent's side (the call ends: `agent.hangup`) |
+//! | `transfer {target}` | hands the caller on to another `queue:NAME` or a `sip:` target; the agent's side ends |
 //! | `disposition {call_id, disposition, notes}` | saves the wrap-up to the call's record |
 //!
 //! | to the page | when |
@@ -190,6 +191,9 @@ enum Request {
     },
     Connect,
     Hangup,
+    Transfer {
+        target: String,
+    },
     Disposition {
         call_id: String,
         disposition: String,
@@ -361,6 +365,7 @@ impl Console {
             },
             Request::Mute { on } => self.set_mode(on, LegMode::Muted).await,
             Request::Hold { on } => self.set_mode(on, LegMode::Held).await,
+            Request::Transfer { target } => self.transfer(target).await,
             Request::Hangup => match &self.call {
                 Some(call) => {
                     let _ = call.commands.send(PageCommand::Hangup).await;
@@ -375,6 +380,35 @@ impl Console {
                 disposition,
                 notes,
             } => self.save_disposition(call_id, disposition, notes).await,
+        }
+    }
+
+    /// Hands the caller on: the call starts a transfer to `target`, and the agent's leg ends.
+    async fn transfer(&mut self, target: String) {
+        let queues = &self.state.engines.config.agents.queues;
+        let valid = match crate::agents::queue_of(&target) {
+            Some(queue) => queues.contains_key(queue),
+            None => target.starts_with("sip:"),
+        };
+        if !valid {
+            let names: Vec<String> = queues.keys().map(|q| format!("queue:{q}")).collect();
+            return self
+                .error(
+                    "console.transfer",
+                    format!(
+                        "`{target}` is not a target; use a sip: URI or one of {}",
+                        names.join(", ")
+                    ),
+                )
+                .await;
+        }
+        let Some(call) = &self.call else {
+            return self
+                .error("console.no_call", "there is no call to hand on")
+                .await;
+        };
+        if call.control.send(CallControl::Transfer { target }).is_ok() {
+            let _ = call.commands.send(PageCommand::Hangup).await;
         }
     }
 
