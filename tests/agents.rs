@@ -904,3 +904,74 @@ fn a_queue_with_nobody_there_overflows_to_a_sip_agent() {
         "{results:?}"
     );
 }
+
+/// Warm transfer to a phone: the agent hears the call's summary and presses 1 to take the
+/// call; the caller, on hold meanwhile, hears none of the summary.
+#[test]
+fn a_phone_agent_hears_the_summary_and_takes_the_call_with_a_key() {
+    let _turn = common::alone();
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = common::pcap::dtmf_pcap(work.path(), &[1]);
+    let agent = common::sipp::Sipp::scenario("uas_agent_warm.xml")
+        .media()
+        .key("pcap", keys.display())
+        .timeout_s(60);
+    let extra = flows_to(
+        work.path(),
+        &format!("sip:agent@127.0.0.1:{}", agent.port()),
+        "sip_transfer = \"bridge\"\nsip_warm = true\n",
+        "",
+    );
+    let hotline = Hotline::start_with_web_and(
+        2,
+        &extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(4).toml()
+        ),
+    );
+    let agent = agent.spawn(work.path());
+    let ask = work.path().join("ask.wav");
+    g711_source_wav(
+        &shared("audio/telephone/speak-to-customer-support_mulaw8k.wav"),
+        &ask,
+        1,
+        24,
+    );
+    let caller = BaresipCall {
+        target: format!("sip:support@{}", hotline.sip_addr()),
+        source_wav: &ask,
+        codecs: "PCMU",
+        extra_modules: &[],
+        quit_after_s: 30,
+        tls_ca: None,
+        account_params: "",
+    }
+    .run(work.path());
+    caller.assert_established(&hotline.log_text());
+    let events = hotline.one_call(Duration::from_secs(30));
+    let agent = agent.wait(Duration::from_secs(30));
+    assert!(agent.success, "{agent:?}");
+    let result = first(&events, "transfer_result");
+    assert_eq!(
+        (&result["mode"], &result["outcome"]),
+        (&Value::from("warm"), &Value::from("answered")),
+        "{result}"
+    );
+    let bridged_s = result["t_ms"].as_f64().unwrap_or(f64::MAX) / 1000.0;
+    let answered_s = bridged_s - result["bridge_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    assert!(
+        bridged_s - answered_s > 3.0,
+        "the agent took the call with the key, after the summary began: {result}"
+    );
+    let leaked = loud_frames_between(
+        &caller.dump("-dec.wav"),
+        answered_s + 0.5,
+        bridged_s - 0.3,
+        1_500.0,
+    );
+    assert!(
+        leaked <= 2,
+        "the caller heard the summary ({leaked} loud frames between {answered_s:.1} s and {bridged_s:.1} s)"
+    );
+}
