@@ -62,6 +62,49 @@ fn flows_to(work: &Path, target: &str, agents: &str, queue: &str) -> String {
     )
 }
 
+/// `hotline serve` for at most `calls` calls, PCMU on the phone line, web on, `extra` config.
+fn serve(calls: usize, extra: &str) -> Hotline {
+    Hotline::start_with_web_and(
+        calls,
+        extra,
+        &format!(
+            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
+            RtpPorts::free(4).toml()
+        ),
+    )
+}
+
+/// A baresip caller playing `wav` to the support line, for at most `quit_after_s`.
+fn call_in(
+    hotline: &Hotline,
+    wav: &Path,
+    quit_after_s: u32,
+    work: &Path,
+) -> common::baresip::BaresipOutcome {
+    let outcome = BaresipCall {
+        target: format!("sip:support@{}", hotline.sip_addr()),
+        source_wav: wav,
+        codecs: "PCMU",
+        extra_modules: &[],
+        quit_after_s,
+        tls_ca: None,
+        account_params: "",
+    }
+    .run(work);
+    outcome.assert_established(&hotline.log_text());
+    outcome
+}
+
+/// Every transfer attempt in a call's record: (target, mode, outcome).
+fn attempts(events: &[Value]) -> Vec<(String, String, String)> {
+    let text = |e: &Value, k: &str| e[k].as_str().unwrap_or("").to_string();
+    events
+        .iter()
+        .filter(|e| e["type"] == "transfer_result")
+        .map(|e| (text(e, "target"), text(e, "mode"), text(e, "outcome")))
+        .collect()
+}
+
 /// 20 ms frames louder than `threshold` RMS in a WAV, between `from` and `to` seconds.
 fn loud_frames_between(path: &Path, from_s: f64, to_s: f64, threshold: f64) -> usize {
     let pcm = hotline::audio::wav::read_wav(path)
@@ -125,14 +168,7 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
     let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let extra = queue_flows(work.path());
-    let hotline = Hotline::start_with_web_and(
-        4,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(4).toml()
-        ),
-    );
+    let hotline = serve(4, &extra);
     let password = "correct horse battery";
     hotline.cli(
         &["users", "add", "ann", "--role", "agent"],
@@ -177,17 +213,7 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
     }
 
     // The caller asks for a person, is put through, and talks to the agent.
-    let caller = BaresipCall {
-        target: format!("sip:support@{}", hotline.sip_addr()),
-        source_wav: &caller_wav(work.path()),
-        codecs: "PCMU",
-        extra_modules: &[],
-        quit_after_s: 55,
-        tls_ca: None,
-        account_params: "",
-    }
-    .run(work.path());
-    caller.assert_established(&hotline.log_text());
+    let caller = call_in(&hotline, &caller_wav(work.path()), 55, work.path());
     let events = hotline.one_call(Duration::from_secs(30));
 
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -324,14 +350,7 @@ fn with_nobody_there_the_caller_goes_back_to_the_bot_and_hears_why() {
     let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let extra = queue_flows(work.path());
-    let hotline = Hotline::start_with_web_and(
-        2,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(2).toml()
-        ),
-    );
+    let hotline = serve(2, &extra);
     let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
     let outcome = common::sipp::support_caller(hotline.sip_addr(), &pcap)
         .timeout_s(40)
@@ -380,26 +399,9 @@ fn a_sip_caller_is_bridged_to_a_sip_agent_who_answers() {
         "sip_transfer = \"bridge\"\n",
         "",
     );
-    let hotline = Hotline::start_with_web_and(
-        4,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(4).toml()
-        ),
-    );
+    let hotline = serve(4, &extra);
     let agent = agent.spawn(work.path());
-    let caller = BaresipCall {
-        target: format!("sip:support@{}", hotline.sip_addr()),
-        source_wav: &caller_wav(work.path()),
-        codecs: "PCMU",
-        extra_modules: &[],
-        quit_after_s: 45,
-        tls_ca: None,
-        account_params: "",
-    }
-    .run(work.path());
-    caller.assert_established(&hotline.log_text());
+    let caller = call_in(&hotline, &caller_wav(work.path()), 45, work.path());
     let events = hotline.one_call(Duration::from_secs(30));
     let outcome = agent.wait(Duration::from_secs(30));
     assert!(
@@ -453,14 +455,7 @@ fn a_busy_or_unanswered_sip_agent_sends_the_caller_back_to_the_bot() {
             "sip_transfer = \"bridge\"\nsip_ring_timeout_s = 2\n",
             "",
         );
-        let hotline = Hotline::start_with_web_and(
-            2,
-            &extra,
-            &format!(
-                "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-                RtpPorts::free(4).toml()
-            ),
-        );
+        let hotline = serve(2, &extra);
         let agent = agent.spawn(work.path());
         let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
         let call = common::sipp::support_caller(hotline.sip_addr(), &pcap)
@@ -510,14 +505,7 @@ fn a_refused_refer_falls_back_to_a_bridged_call() {
         "refer_fallback = true\n",
         "",
     );
-    let hotline = Hotline::start_with_web_and(
-        2,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(4).toml()
-        ),
-    );
+    let hotline = serve(2, &extra);
     let agent = agent.spawn(work.path());
     let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
     let caller = common::sipp::Sipp::scenario("uac_transfer_refused.xml")
@@ -537,21 +525,13 @@ fn a_refused_refer_falls_back_to_a_bridged_call() {
     let events = hotline.one_call(Duration::from_secs(20));
     let agent = agent.wait(Duration::from_secs(20));
     assert!(agent.success, "{agent:?}");
-    let results: Vec<(&str, &str)> = events
-        .iter()
-        .filter(|e| e["type"] == "transfer_result")
-        .map(|e| {
-            (
-                e["mode"].as_str().unwrap_or(""),
-                e["outcome"].as_str().unwrap_or(""),
-            )
-        })
+    let results: Vec<(String, String)> = attempts(&events)
+        .into_iter()
+        .map(|(_, mode, outcome)| (mode, outcome))
         .collect();
-    assert_eq!(
-        results,
-        vec![("blind", "rejected"), ("bridged", "answered")],
-        "{events:#?}"
-    );
+    let expected = [("blind", "rejected"), ("bridged", "answered")]
+        .map(|(m, o)| (m.to_string(), o.to_string()));
+    assert_eq!(results, expected, "{events:#?}");
     assert!(
         !events.iter().any(|e| e["type"] == "transfer_failed"),
         "the bot never took the call back"
@@ -595,11 +575,15 @@ fn node(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Child {
 fn result_of(mut child: std::process::Child, out: &Path, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     while child.try_wait().expect("page script").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never finished",
-            out.display()
-        );
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} never finished within {within:?}: {}",
+                out.display(),
+                std::fs::read_to_string(out).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let seen: Value = serde_json::from_str(&std::fs::read_to_string(out).expect("page result"))
@@ -621,14 +605,7 @@ fn a_supervisor_whispers_to_the_agent_and_the_caller_does_not_hear_it() {
     let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let extra = flows_to(work.path(), "queue:support", "", "");
-    let hotline = Hotline::start_with_web_and(
-        4,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(4).toml()
-        ),
-    );
+    let hotline = serve(4, &extra);
     let password = "correct horse battery";
     for (name, role) in [("ann", "agent"), ("sam", "supervisor")] {
         hotline.cli(
@@ -696,20 +673,10 @@ fn a_supervisor_whispers_to_the_agent_and_the_caller_does_not_hear_it() {
         1,
         34,
     );
-    let caller = BaresipCall {
-        target: format!("sip:support@{}", hotline.sip_addr()),
-        source_wav: &ask,
-        codecs: "PCMU",
-        extra_modules: &[],
-        quit_after_s: 40,
-        tls_ca: None,
-        account_params: "",
-    }
-    .run(work.path());
-    caller.assert_established(&hotline.log_text());
+    let caller = call_in(&hotline, &ask, 40, work.path());
     let events = hotline.one_call(Duration::from_secs(30));
-    let sup = result_of(supervisor, &sup_out, Duration::from_secs(30));
-    let agent = result_of(agent, &agent_out, Duration::from_secs(40));
+    let sup = result_of(supervisor, &sup_out, Duration::from_secs(90));
+    let agent = result_of(agent, &agent_out, Duration::from_secs(90));
 
     let result = first(&events, "transfer_result");
     assert_eq!(result["outcome"], "answered", "{result}");
@@ -752,14 +719,7 @@ fn a_web_caller_is_put_through_to_a_chromium_agent() {
     let _turn = common::alone();
     let work = tempfile::tempdir().expect("tempdir");
     let extra = flows_to(work.path(), "queue:support", "", "");
-    let hotline = Hotline::start_with_web_and(
-        4,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(2).toml()
-        ),
-    );
+    let hotline = serve(4, &extra);
     let password = "correct horse battery";
     hotline.cli(
         &["users", "add", "ann", "--role", "agent"],
@@ -829,7 +789,7 @@ fn a_web_caller_is_put_through_to_a_chromium_agent() {
         ],
     );
     let phone = result_of(caller, &caller_out, Duration::from_secs(120));
-    let agent = result_of(agent, &agent_out, Duration::from_secs(40));
+    let agent = result_of(agent, &agent_out, Duration::from_secs(90));
     let events = hotline.one_call(Duration::from_secs(30));
 
     let result = first(&events, "transfer_result");
@@ -868,14 +828,7 @@ fn a_queue_with_nobody_there_overflows_to_a_sip_agent() {
         "",
         &format!("overflow = \"sip:agent@127.0.0.1:{}\"\n", agent.port()),
     );
-    let hotline = Hotline::start_with_web_and(
-        2,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(4).toml()
-        ),
-    );
+    let hotline = serve(2, &extra);
     let agent = agent.spawn(work.path());
     let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
     let call = common::sipp::support_caller(hotline.sip_addr(), &pcap)
@@ -886,19 +839,12 @@ fn a_queue_with_nobody_there_overflows_to_a_sip_agent() {
     let events = hotline.one_call(Duration::from_secs(20));
     let agent = agent.wait(Duration::from_secs(20));
     assert!(agent.success, "{agent:?}");
-    let results: Vec<(&str, &str, &str)> = events
-        .iter()
-        .filter(|e| e["type"] == "transfer_result")
-        .map(|e| {
-            (
-                e["target"].as_str().unwrap_or(""),
-                e["mode"].as_str().unwrap_or(""),
-                e["outcome"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let results = attempts(&events);
     assert_eq!(results.len(), 2, "{events:#?}");
-    assert_eq!(results[0], ("queue:support", "bridged", "busy"));
+    assert_eq!(
+        results[0],
+        ("queue:support".into(), "bridged".into(), "busy".into())
+    );
     assert!(
         results[1].0.starts_with("sip:agent@") && results[1].2 == "answered",
         "{results:?}"
@@ -922,14 +868,7 @@ fn a_phone_agent_hears_the_summary_and_takes_the_call_with_a_key() {
         "sip_transfer = \"bridge\"\nsip_warm = true\n",
         "",
     );
-    let hotline = Hotline::start_with_web_and(
-        2,
-        &extra,
-        &format!(
-            "port = 0\ncodecs = [\"PCMU\"]\n{}\n",
-            RtpPorts::free(4).toml()
-        ),
-    );
+    let hotline = serve(2, &extra);
     let agent = agent.spawn(work.path());
     let ask = work.path().join("ask.wav");
     g711_source_wav(
@@ -938,17 +877,7 @@ fn a_phone_agent_hears_the_summary_and_takes_the_call_with_a_key() {
         1,
         24,
     );
-    let caller = BaresipCall {
-        target: format!("sip:support@{}", hotline.sip_addr()),
-        source_wav: &ask,
-        codecs: "PCMU",
-        extra_modules: &[],
-        quit_after_s: 30,
-        tls_ca: None,
-        account_params: "",
-    }
-    .run(work.path());
-    caller.assert_established(&hotline.log_text());
+    let caller = call_in(&hotline, &ask, 30, work.path());
     let events = hotline.one_call(Duration::from_secs(30));
     let agent = agent.wait(Duration::from_secs(30));
     assert!(agent.success, "{agent:?}");

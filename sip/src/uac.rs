@@ -404,8 +404,25 @@ impl CallerDialog {
 
     /// A request inside the dialog: ACK (for the 2xx) or BYE.
     fn in_dialog_request(&self, method: &str, cseq: u32, label: &str) -> Vec<u8> {
+        self.request(method, &self.remote_target, label, &self.remote_to, cseq)
+    }
+
+    /// The CANCEL of our INVITE: its Request-URI, branch, From, To and Call-ID (RFC 3261 9.1).
+    fn cancel_request(&self) -> Vec<u8> {
+        let to = format!("<{}>", self.setup.request_uri);
+        self.request("CANCEL", &self.setup.request_uri, "invite", &to, 1)
+    }
+
+    /// The ACK to a refusal: the INVITE's Request-URI and branch, the response's To.
+    fn refusal_ack(&self, response: &SipMessage) -> Vec<u8> {
+        let to = response.header("To").unwrap_or_default();
+        self.request("ACK", &self.setup.request_uri, "invite", to, 1)
+    }
+
+    /// One of our requests without a body: to `uri`, in the transaction `label` names.
+    fn request(&self, method: &str, uri: &str, label: &str, to: &str, cseq: u32) -> Vec<u8> {
         let local = self.setup.local;
-        MessageWriter::request(method, &self.remote_target)
+        MessageWriter::request(method, uri)
             .header(
                 "Via",
                 &format!(
@@ -415,47 +432,9 @@ impl CallerDialog {
             )
             .header("Max-Forwards", "70")
             .header("From", &from_header(&self.setup))
-            .header("To", &self.remote_to)
+            .header("To", to)
             .header("Call-ID", &self.setup.call_id)
             .header("CSeq", &format!("{cseq} {method}"))
-            .body(None, b"")
-    }
-
-    /// The CANCEL of our INVITE: its Request-URI, branch, From, To and Call-ID (RFC 3261 9.1).
-    fn cancel_request(&self) -> Vec<u8> {
-        let local = self.setup.local;
-        MessageWriter::request("CANCEL", &self.setup.request_uri)
-            .header(
-                "Via",
-                &format!(
-                    "SIP/2.0/UDP {local};branch={}",
-                    branch(&self.setup.call_id, "invite")
-                ),
-            )
-            .header("Max-Forwards", "70")
-            .header("From", &from_header(&self.setup))
-            .header("To", &format!("<{}>", self.setup.request_uri))
-            .header("Call-ID", &self.setup.call_id)
-            .header("CSeq", "1 CANCEL")
-            .body(None, b"")
-    }
-
-    /// The ACK to a refusal: the INVITE's Request-URI and branch, the response's To.
-    fn refusal_ack(&self, response: &SipMessage) -> Vec<u8> {
-        let local = self.setup.local;
-        MessageWriter::request("ACK", &self.setup.request_uri)
-            .header(
-                "Via",
-                &format!(
-                    "SIP/2.0/UDP {local};branch={}",
-                    branch(&self.setup.call_id, "invite")
-                ),
-            )
-            .header("Max-Forwards", "70")
-            .header("From", &from_header(&self.setup))
-            .header("To", response.header("To").unwrap_or_default())
-            .header("Call-ID", &self.setup.call_id)
-            .header("CSeq", "1 ACK")
             .body(None, b"")
     }
 

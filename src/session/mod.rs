@@ -1638,14 +1638,13 @@ mod transfer_tests {
             .collect()
     }
 
-    /// A session that has asked for a transfer (without a prompt first).
-    fn transferring(tracked: bool) -> (CallSession, Vec<SessionOutput>) {
+    /// A session for a call on `transport` that has started.
+    fn started(transport: &str) -> CallSession {
         let mut s = CallSession::new(SessionConfig::default(), Language::En);
-        s.track_transfers(tracked);
         s.start(
             EventKind::CallStart {
                 call_id: None,
-                transport: Some("sip-udp".into()),
+                transport: Some(transport.into()),
                 from: None,
                 to: None,
                 codec: None,
@@ -1655,6 +1654,13 @@ mod transfer_tests {
             },
             Duration::ZERO,
         );
+        s
+    }
+
+    /// A session that has asked for a transfer (without a prompt first).
+    fn transferring(tracked: bool) -> (CallSession, Vec<SessionOutput>) {
+        let mut s = started("sip-udp");
+        s.track_transfers(tracked);
         drain(&mut s);
         let bot = BotTurn {
             action: Some(Action::Transfer {
@@ -1780,20 +1786,7 @@ mod transfer_tests {
     /// once the agent's audio flows the caller is bridged; the agent's hang-up ends the call.
     #[test]
     fn a_queue_transfer_announces_rings_and_bridges_then_the_agent_hangs_up() {
-        let mut s = CallSession::new(SessionConfig::default(), Language::En);
-        s.start(
-            EventKind::CallStart {
-                call_id: None,
-                transport: Some("webrtc".into()),
-                from: None,
-                to: None,
-                codec: None,
-                language: None,
-                flow: None,
-                started_unix_ms: None,
-            },
-            Duration::ZERO,
-        );
+        let mut s = started("webrtc");
         drain(&mut s);
         let bot = BotTurn {
             action: Some(Action::Transfer {
@@ -1892,20 +1885,7 @@ mod transfer_tests {
     /// overflows records its attempt and goes on to the next target.
     #[test]
     fn an_agent_hands_the_caller_on_and_an_overflow_is_a_new_attempt() {
-        let mut s = CallSession::new(SessionConfig::default(), Language::En);
-        s.start(
-            EventKind::CallStart {
-                call_id: None,
-                transport: Some("sip-udp".into()),
-                from: None,
-                to: None,
-                codec: None,
-                language: None,
-                flow: None,
-                started_unix_ms: None,
-            },
-            Duration::ZERO,
-        );
+        let mut s = started("sip-udp");
         let bot = BotTurn {
             action: Some(Action::Transfer {
                 target: "queue:support".into(),

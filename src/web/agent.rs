@@ -66,12 +66,13 @@ use crate::session::{CallEvent, EventKind};
 use crate::store::access::Role;
 
 use super::dashboard::auth::require;
-use super::dashboard::page;
+use super::dashboard::{page, static_text, JAVASCRIPT};
 use super::driver::{WebCallDriver, WebEdge};
 use super::media::WebMediaSession;
 use super::peer;
 use super::registry::{EventLog, PageCommand};
 use super::WebState;
+use crate::store::access::Session;
 
 const SCRIPT: &str = include_str!("../../assets/dashboard/agent.js");
 
@@ -108,14 +109,29 @@ async fn console_page(State(state): State<WebState>, headers: HeaderMap) -> Resp
 }
 
 async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        SCRIPT,
-    )
-        .into_response()
+    static_text(JAVASCRIPT, SCRIPT)
+}
+
+/// Who may open a console's socket at `path`: a request from this server's own page, signed
+/// in with at least `least`; otherwise the response that refuses it (403, or the login).
+pub(super) async fn console_user(
+    state: &WebState,
+    headers: &HeaderMap,
+    least: Role,
+    path: &str,
+) -> Result<Session, Response> {
+    if !same_origin(headers) {
+        tracing::warn!(path, "console: a socket from another origin was refused");
+        return Err((
+            StatusCode::FORBIDDEN,
+            "console: cross-origin socket refused",
+        )
+            .into_response());
+    }
+    match require(state, headers, least, path).await {
+        Ok((_, session)) => Ok(session),
+        Err(r) => Err(r.into_response()),
+    }
 }
 
 /// Whether a WebSocket request comes from this server's own page (browsers always send
@@ -136,17 +152,9 @@ async fn console_ws(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !same_origin(&headers) {
-        tracing::warn!("agent console: a socket from another origin was refused");
-        return (
-            StatusCode::FORBIDDEN,
-            "agent console: cross-origin socket refused",
-        )
-            .into_response();
-    }
-    let (_, session) = match require(&state, &headers, Role::Agent, "/agent").await {
+    let session = match console_user(&state, &headers, Role::Agent, "/agent").await {
         Ok(s) => s,
-        Err(r) => return r.into_response(),
+        Err(r) => return r,
     };
     let Some(desk) = state.engines.desk.get().cloned() else {
         return (

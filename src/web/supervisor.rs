@@ -29,7 +29,7 @@ use std::time::Duration;
 use askama::Template;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -40,10 +40,10 @@ use crate::call::leg::{LegRole, SupervisorMode};
 use crate::call::CallControl;
 use crate::store::access::Role;
 
-use super::agent::{call_news, open_leg, same_origin, CallNews, OnCall};
+use super::agent::{call_news, console_user, open_leg, CallNews, OnCall};
 use super::dashboard::auth::require;
 use super::dashboard::live;
-use super::dashboard::page;
+use super::dashboard::{page, static_text, JAVASCRIPT};
 use super::registry::PageCommand;
 use super::WebState;
 
@@ -85,14 +85,7 @@ async fn console_page(State(state): State<WebState>, headers: HeaderMap) -> Resp
 }
 
 async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        SCRIPT,
-    )
-        .into_response()
+    static_text(JAVASCRIPT, SCRIPT)
 }
 
 async fn console_ws(
@@ -100,17 +93,9 @@ async fn console_ws(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !same_origin(&headers) {
-        tracing::warn!("supervisor console: a socket from another origin was refused");
-        return (
-            StatusCode::FORBIDDEN,
-            "supervisor console: cross-origin socket refused",
-        )
-            .into_response();
-    }
-    let (_, session) = match require(&state, &headers, Role::Supervisor, "/supervisor").await {
+    let session = match console_user(&state, &headers, Role::Supervisor, "/supervisor").await {
         Ok(s) => s,
-        Err(r) => return r.into_response(),
+        Err(r) => return r,
     };
     let limit = state.config.max_offer_bytes + 4096;
     ws.max_message_size(limit).on_upgrade(move |socket| {

@@ -7,7 +7,7 @@
 //                            [--timeout-ms N]
 // The result JSON records what the page saw (the snapshot, levels, steps); the Rust test
 // makes the assertions.
-import { chromium } from "playwright-core";
+import { launch, signIn } from "./browser.mjs";
 import { writeFileSync } from "node:fs";
 
 function args() {
@@ -34,27 +34,14 @@ const opts = args();
 const started = Date.now();
 const result = { steps: [], console: [] };
 const step = (name, extra) => { result.steps.push({ name, at_ms: Date.now() - started, ...extra }); };
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${opts.wav}`, "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-  ],
-});
+const browser = await launch(opts.wav);
 const seen = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.supervisorConsole)));
 
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   page.on("console", (m) => result.console.push(`${m.type()}: ${m.text()}`));
-  const [name, password] = opts.who.split(":");
-  await page.goto(`${opts.url}/login?next=${encodeURIComponent("/supervisor")}`);
-  await page.fill("#user", name);
-  await page.fill("#password", password);
-  await Promise.all([page.waitForURL("**/supervisor"), page.click("#sign-in")]);
+  await signIn(page, opts.url, opts.who, "/supervisor");
   step("signed_in");
   // A live call with an agent on it.
   await page.waitForFunction(

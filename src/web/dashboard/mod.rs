@@ -100,26 +100,27 @@ pub(crate) fn page(status: StatusCode, html: askama::Result<String>) -> Response
     response
 }
 
-async fn script() -> Response {
+/// A file built into the binary (a page's script or style), revalidated on every load.
+pub(crate) fn static_text(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        SCRIPT,
+        body,
     )
         .into_response()
 }
 
+/// The MIME type of the consoles' scripts.
+pub(crate) const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+async fn script() -> Response {
+    static_text(JAVASCRIPT, SCRIPT)
+}
+
 async fn style() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        STYLE,
-    )
-        .into_response()
+    static_text("text/css; charset=utf-8", STYLE)
 }
 
 /// The page shown when one is signed in but not allowed, or a message.
