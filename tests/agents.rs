@@ -376,6 +376,10 @@ fn with_nobody_there_the_caller_goes_back_to_the_bot_and_hears_why() {
         "the bot says why: {after:?}"
     );
     assert!(
+        after.iter().any(|t| t.contains("call you back") && t.contains("leave a message")),
+        "and offers the flow's options: {after:?}"
+    );
+    assert!(
         events.iter().any(|e| e["type"] == "bot_audio_start"
             && e["t_ms"].as_u64() > failed["t_ms"].as_u64()),
         "and the caller hears it"

@@ -848,3 +848,30 @@ fn the_post_call_survey_gives_the_calls_satisfaction_score() {
         dump(&keyed)
     );
 }
+
+/// What a caller can do when no agent took the call, as the demo flow offers it: leave a
+/// number to be called back on (booked in the ticket system) or a message (kept as a slot).
+#[test]
+fn a_caller_leaves_a_number_to_call_back_and_a_message() {
+    let script = "call me back\n4155550199\nyes\nyes\nleave a message\nmy router keeps dropping the line every evening\nno\n";
+    let events = chat(&[], script);
+    let got = slots(&events);
+    assert!(
+        got.iter()
+            .any(|(name, value)| name == "callback_number" && value.contains("4155550199")),
+        "{}",
+        dump(&events)
+    );
+    assert!(said(&events, "call you back on"), "{}", dump(&events));
+    assert!(
+        got.iter()
+            .any(|(name, value)| name == "voicemail" && value.contains("router keeps dropping")),
+        "{}",
+        dump(&events)
+    );
+    assert!(
+        said(&events, "your message is recorded"),
+        "{}",
+        dump(&events)
+    );
+}

@@ -333,7 +333,26 @@ fn accounts_sessions_tokens_and_retention(url: &str) {
         assert_eq!(store.put_calls(&calls).await.unwrap(), 2);
         assert_eq!(store.put_calls(&calls).await.unwrap(), 0, "stored once");
         assert_eq!(store.gaps(None).await.unwrap().len(), 2);
+        // An agent's wrap-up of each call, kept with it and deleted with it.
+        for id in ["old", "new"] {
+            store
+                .save_disposition(id, "ann", "resolved", "Caller's bill explained.")
+                .await
+                .unwrap();
+        }
+        let kept = store.dispositions("new").await.unwrap();
+        assert_eq!(
+            kept.iter()
+                .map(|d| (d.agent.as_str(), d.disposition.as_str(), d.notes.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("ann", "resolved", "Caller's bill explained.")]
+        );
         assert_eq!(store.delete_before(now - 30 * day).await.unwrap(), 1);
+        assert!(
+            store.dispositions("old").await.unwrap().is_empty(),
+            "the wrap-up goes with its call"
+        );
+        assert_eq!(store.dispositions("new").await.unwrap().len(), 1);
         let ids = store.call_ids().await.unwrap();
         assert!(ids.contains("new") && !ids.contains("old"), "{ids:?}");
         assert_eq!(store.gaps(None).await.unwrap().len(), 1, "its rows go too");

@@ -393,6 +393,7 @@ impl Engines {
             vars: info.vars.clone(),
         };
         let mut session = CallSession::new(self.config.session.clone(), language);
+        session.set_transfer_failed_words(ctx.plan.transfer_failed().map(str::to_string));
         session.track_transfers(info.tracks_transfers);
         // A transport that cannot hand a call over has its `sip:` transfers bridged.
         session.bridge_sip_transfers(

@@ -81,6 +81,7 @@ impl DialogueFactory for BasicFactory {
                 flow: BASIC_FLOW.to_string(),
                 language: choice.language.unwrap_or(self.language),
                 record_audio: true,
+                transfer_failed: None,
             }),
             Some(other) => Err(FlowChoiceError::UnknownFlow {
                 name: other.to_string(),

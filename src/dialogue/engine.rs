@@ -282,6 +282,7 @@ impl DialogueFactory for FlowFactory {
             flow: entry.loaded.flow.name.clone(),
             language: entry.loaded.flow.language,
             record_audio: entry.loaded.flow.record_audio,
+            transfer_failed: entry.loaded.flow.transfer_failed.clone(),
         })
     }
 
@@ -1388,6 +1389,7 @@ mod tests {
                 flow: "telecom_en".into(),
                 language: Language::En,
                 record_audio: true,
+                transfer_failed: None,
             },
             vars: BTreeMap::new(),
         };

@@ -64,6 +64,9 @@ pub struct Flow {
     /// The knowledge-base file (in the kb folder), if any.
     pub kb: Option<String>,
     pub transfer_target: String,
+    /// What the bot says after a transfer nobody took, following its own word on what
+    /// happened (`[prompts] transfer_failed`, plain text; `None`: "how else can I help?").
+    pub transfer_failed: Option<String>,
     /// Whether a call on this flow keeps `recording.wav` (events and transcript are kept
     /// either way).
     pub record_audio: bool,

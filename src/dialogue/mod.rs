@@ -167,6 +167,7 @@ pub struct CallPlan {
     flow: String,
     language: Language,
     record_audio: bool,
+    transfer_failed: Option<String>,
 }
 
 impl CallPlan {
@@ -183,6 +184,12 @@ impl CallPlan {
     /// Whether the call's record keeps its audio (the flow's `record_audio`, default true).
     pub fn records_audio(&self) -> bool {
         self.record_audio
+    }
+
+    /// What the flow has the bot say after a transfer nobody took (its options: try again,
+    /// a call back, a message), after the bot's word on what happened.
+    pub fn transfer_failed(&self) -> Option<&str> {
+        self.transfer_failed.as_deref()
     }
 }
 

@@ -274,6 +274,8 @@ pub struct CallSession {
     bridged: bool,
     /// hotline dials `sip:` targets itself and bridges them (else the transport transfers).
     bridge_sip: bool,
+    /// The flow's words after a failed transfer ([`crate::dialogue::CallPlan::transfer_failed`]).
+    transfer_failed_then: Option<String>,
 }
 
 /// A transfer waiting for its outcome, with its timings on the call clock.
@@ -301,25 +303,27 @@ fn shutdown_prompt(language: Language) -> Prompt {
     })
 }
 
-/// What the bot says when a transfer fails, before the call goes on: what happened, then
-/// back to the conversation.
-fn transfer_failed_prompt(language: Language, outcome: TransferOutcome) -> Prompt {
-    Prompt::text(match (language, outcome) {
-        (Language::Zh, TransferOutcome::Busy) => {
-            "抱歉，人工客服现在都在忙。我们继续吧，还有什么可以帮您？"
-        }
-        (Language::Zh, TransferOutcome::NoAnswer) => {
-            "抱歉，暂时没有人工客服接听。我们继续吧，还有什么可以帮您？"
-        }
-        (Language::Zh, _) => "抱歉，现在无法为您接通人工客服。我们继续吧，还有什么可以帮您？",
-        (_, TransferOutcome::Busy) => {
-            "Sorry, all our agents are busy right now. Let's carry on: how else can I help you?"
-        }
-        (_, TransferOutcome::NoAnswer) => {
-            "Sorry, no agent could answer in time. Let's carry on: how else can I help you?"
-        }
-        _ => "Sorry, I couldn't reach an agent right now. Let's carry on: how else can I help you?",
-    })
+/// What the bot says when a transfer fails, before the call goes on: what happened, then the
+/// flow's own words (its options), or back to the conversation.
+fn transfer_failed_prompt(
+    language: Language,
+    outcome: TransferOutcome,
+    then: Option<&str>,
+) -> Prompt {
+    let what = match (language, outcome) {
+        (Language::Zh, TransferOutcome::Busy) => "抱歉，人工客服现在都在忙。",
+        (Language::Zh, TransferOutcome::NoAnswer) => "抱歉，暂时没有人工客服接听。",
+        (Language::Zh, _) => "抱歉，现在无法为您接通人工客服。",
+        (_, TransferOutcome::Busy) => "Sorry, all our agents are busy right now.",
+        (_, TransferOutcome::NoAnswer) => "Sorry, no agent could answer in time.",
+        _ => "Sorry, I couldn't reach an agent right now.",
+    };
+    let then = then.unwrap_or(match language {
+        Language::Zh => "我们继续吧，还有什么可以帮您？",
+        _ => "Let's carry on: how else can I help you?",
+    });
+    let gap = if language == Language::Zh { "" } else { " " };
+    Prompt::text(format!("{what}{gap}{then}"))
 }
 
 impl CallSession {
@@ -360,6 +364,7 @@ impl CallSession {
             closing: false,
             bridged: false,
             bridge_sip: false,
+            transfer_failed_then: None,
         }
     }
 
@@ -428,6 +433,12 @@ impl CallSession {
             .or_else(|| self.paused.as_ref().and_then(|(p, _)| p.turn))
     }
 
+    /// What the bot says after a transfer nobody took, after its word on what happened (the
+    /// flow's options; none: "how else can I help?").
+    pub fn set_transfer_failed_words(&mut self, words: Option<String>) {
+        self.transfer_failed_then = words;
+    }
+
     /// Whether hotline dials `sip:` transfer targets itself and bridges them to the caller
     /// (the driver says so: `agents.sip_transfer = "bridge"`, or a transport that cannot hand
     /// a call over).
@@ -473,7 +484,9 @@ impl CallSession {
         );
         self.new_turn();
         self.clear_request();
-        self.say_own(transfer_failed_prompt(self.language, outcome), None, now);
+        let prompt =
+            transfer_failed_prompt(self.language, outcome, self.transfer_failed_then.as_deref());
+        self.say_own(prompt, None, now);
     }
 
     /// A bridged transfer rings `agent` (the first ring sets `ring_ms`).

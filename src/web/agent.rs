@@ -671,13 +671,12 @@ pub(super) async fn open_leg(
 /// The wrap-up summary the console offers when a call ends; the agent edits it.
 pub fn wrap_up_draft(pop: &ScreenPop, said: &[String], agent: &str) -> String {
     let mut draft = format!(
-        "{} called ({}); the bot handed over: {}.",
+        "{} called. {}.",
         if pop.caller.is_empty() {
             "A caller"
         } else {
             &pop.caller
         },
-        pop.reason,
         pop.summary
     );
     if said.is_empty() {
@@ -858,7 +857,7 @@ mod tests {
     }
 
     #[test]
-    fn the_wrap_up_draft_has_the_reason_and_the_last_words() {
+    fn the_wrap_up_draft_has_the_summary_and_the_last_words() {
         let pop = ScreenPop {
             caller: "sip:alice@example.com".into(),
             reason: "caller.request".into(),
@@ -866,7 +865,7 @@ mod tests {
             ..ScreenPop::default()
         };
         let draft = wrap_up_draft(&pop, &["my bill is wrong".into(), "thanks".into()], "ann");
-        assert!(draft.contains("sip:alice@example.com") && draft.contains("caller.request"));
+        assert!(draft.contains("sip:alice@example.com") && draft.contains("intent balance"));
         assert!(
             draft.contains("\"my bill is wrong\" / \"thanks\""),
             "{draft}"

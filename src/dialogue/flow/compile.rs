@@ -128,6 +128,7 @@ pub(super) fn compile(raw: RawFlow, p: &Placer) -> Result<Flow, FlowError> {
         start,
         kb: raw.kb,
         transfer_target: raw.transfer_target,
+        transfer_failed: raw.prompts.transfer_failed.clone(),
         record_audio: raw.record_audio,
         nlu: raw.nlu,
         limits: raw.limits,

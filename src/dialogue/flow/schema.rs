@@ -140,6 +140,7 @@ pub(super) struct RawPrompts {
     pub(super) anything_else: Option<String>,
     pub(super) webhook_failed: Option<String>,
     pub(super) llm_unavailable: Option<String>,
+    pub(super) transfer_failed: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -482,6 +482,8 @@ struct CallPage<'a> {
     turns: Vec<TurnLine>,
     slots: Vec<(String, String)>,
     gaps: Vec<String>,
+    /// What agents saved after the call: (agent, disposition, notes).
+    wrap_ups: Vec<(String, String, String)>,
     timeline: Vec<TimelineRow>,
 }
 
@@ -531,6 +533,13 @@ async fn call(
         }
         Err(e) => return failed("reading the store", e),
     };
+    let wrap_ups = match store.dispositions(&id).await {
+        Ok(d) => d
+            .into_iter()
+            .map(|d| (d.agent, d.disposition, d.notes))
+            .collect(),
+        Err(e) => return failed("reading the store", e),
+    };
     let line = CallLine::of(&CallListItem {
         row: c.row.clone(),
         qa_worst: c.qa_worst,
@@ -574,6 +583,7 @@ async fn call(
             .collect(),
         slots: c.slots.clone(),
         gaps: c.knowledge_gaps.clone(),
+        wrap_ups,
         timeline: c
             .events
             .iter()
