@@ -295,6 +295,7 @@ impl CallRedaction {
             EventKind::Transcript { text, .. }
             | EventKind::BotReply { text, .. }
             | EventKind::BotHeard { text, .. }
+            | EventKind::AgentTranscript { text, .. }
             | EventKind::KnowledgeGap { text, .. } => mask(text),
             EventKind::Slot {
                 value, sensitive, ..

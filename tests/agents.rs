@@ -311,6 +311,18 @@ fn a_sip_caller_is_queued_to_a_chromium_agent_and_they_talk_both_ways() {
         "the disposition was saved"
     );
 
+    // Both sides of the talk with the agent are in the record: the agent's words too.
+    let agent_said: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "agent_transcript")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    println!("the agent was heard saying: {agent_said:?}");
+    assert!(
+        agent_said.iter().any(|t| !t.trim().is_empty()),
+        "the agent's words were recognised: {events:#?}"
+    );
+
     // Warm: the agent heard the summary; the caller, on hold meanwhile, heard none of it
     // (nothing louder than the hold chime between the agent's answer and the bridge).
     let briefing = seen["seen"]["briefingLevel"].as_f64().unwrap_or(0.0);
@@ -376,7 +388,9 @@ fn with_nobody_there_the_caller_goes_back_to_the_bot_and_hears_why() {
         "the bot says why: {after:?}"
     );
     assert!(
-        after.iter().any(|t| t.contains("call you back") && t.contains("leave a message")),
+        after
+            .iter()
+            .any(|t| t.contains("call you back") && t.contains("leave a message")),
         "and offers the flow's options: {after:?}"
     );
     assert!(

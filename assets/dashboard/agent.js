@@ -133,12 +133,14 @@
 
   function onEvent(ev) {
     agent.events.push(ev);
-    if (ev.type === "transcript" && ev.final && ev.text) {
-      const li = el("li", "line caller");
-      li.append(el("b", "", "Caller: "), document.createTextNode(ev.text));
+    const line = (who, label, text) => {
+      const li = el("li", `line ${who}`);
+      li.append(el("b", "", label), document.createTextNode(text));
       ui.live.append(li);
       ui.live.scrollTop = ui.live.scrollHeight;
-    }
+    };
+    if (ev.type === "transcript" && ev.final && ev.text) line("caller", "Caller: ", ev.text);
+    if (ev.type === "agent_transcript" && ev.text) line("bot", "You: ", ev.text);
   }
 
   function onAssist(m) {

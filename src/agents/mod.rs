@@ -18,6 +18,7 @@ pub mod config;
 pub mod desk;
 pub mod hold;
 pub mod pop;
+pub mod words;
 
 pub use acd::{AgentState, TransferOutcome};
 pub use config::AgentsConfig;

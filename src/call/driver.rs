@@ -39,6 +39,7 @@ use super::{CallControl, CallId, CallInfo, CallInput, Engines, MEDIA_REPORT_WAIT
 use crate::agents::desk::QueueUpdate;
 use crate::agents::hold::HoldAudio;
 use crate::agents::pop::{PopContext, ScreenPop};
+use crate::agents::words::Utterances;
 use crate::session::{TransferMode, TransferOutcome};
 
 /// What a call needs made before it runs: made on the blocking pool by the driver, so that
@@ -208,8 +209,10 @@ impl Running {
     ) {
         let start = self.started;
         let mut queue: Option<QueueWait> = None;
-        // The agent's leg once their audio flows.
+        // The agent's leg once their audio flows, and their words being cut into utterances.
         let mut agent_leg: Option<LegId> = None;
+        let mut agent_words: Option<(String, Utterances)> = None;
+        let (said_tx, mut said) = mpsc::unbounded_channel::<(String, String)>();
         // The bot's own audio of the last tick, for supervisors listening in.
         let mut last_bot = Frame::silence();
         let (results_tx, mut results) = mpsc::unbounded_channel::<EngineResult>();
@@ -275,6 +278,11 @@ impl Running {
                                 if l.role == LegRole::Agent && joined && agent_leg != Some(leg) {
                                     if accepted {
                                         // The agent's audio flows: the transfer is answered.
+                                        let name = queue
+                                            .as_ref()
+                                            .and_then(|q| q.accepted.as_ref())
+                                            .map_or_else(|| "agent".to_string(), |(a, _)| a.clone());
+                                        agent_words = Some((name, Utterances::new()));
                                         queue = None;
                                         agent_leg = Some(leg);
                                         l.bridge.joined = true;
@@ -309,6 +317,7 @@ impl Running {
                                 }
                                 if agent_leg == Some(leg) {
                                     agent_leg = None;
+                                    agent_words = None;
                                     self.core.session_mut().handle_agent_hangup(now);
                                 } else if l.role == LegRole::Agent && queue.as_ref().is_some_and(|q| q.accepted.is_some()) {
                                     // The agent accepted but their audio never came.
@@ -327,6 +336,7 @@ impl Running {
                                     l.bridge.joined = false;
                                 }
                             }
+                            agent_words = None;
                             tracing::info!(call = %self.id, %target, "the agent hands the caller on");
                             self.core.session_mut().handle_agent_transfer(&target, now);
                         }
@@ -340,6 +350,10 @@ impl Running {
                     }
                 }
                 Some(result) = results.recv() => self.core.apply(result, start.elapsed()),
+                Some((agent, text)) = said.recv() => {
+                    let t_ms = start.elapsed().as_millis() as u64;
+                    self.core.publish(CallEvent { t_ms, kind: EventKind::AgentTranscript { agent, text } });
+                }
                 update = next_update(&mut queue) => {
                     let now = start.elapsed();
                     self.queue_update(update, &mut queue, now).await;
@@ -376,6 +390,13 @@ impl Running {
                     let mut others = if role == LegRole::Supervisor { last_bot.clone() } else { Frame::silence() };
                     for other in legs.iter().filter(|o| o.id != id && o.bridge.joined && o.heard_by(role)) {
                         others = mix(&others, &other.last);
+                    }
+                    if agent_leg == Some(id) {
+                        if let Some((agent, words)) = agent_words.as_mut() {
+                            if let Some(pcm) = words.push(&frame) {
+                                self.recognize_agent(agent.clone(), pcm, &said_tx);
+                            }
+                        }
                     }
                     if let Some(leg) = legs.iter_mut().find(|l| l.id == id) {
                         leg.last = frame.clone();
@@ -602,6 +623,38 @@ impl Running {
                 None
             }
         }
+    }
+
+    /// Recognises one utterance of the agent's (off the media path); its text comes back on
+    /// `said` as `agent_transcript`. Nothing is said when it was only noise.
+    fn recognize_agent(
+        &self,
+        agent: String,
+        pcm: Vec<i16>,
+        said: &mpsc::UnboundedSender<(String, String)>,
+    ) {
+        let rx = self.engines.asr.submit(AsrJob {
+            pcm,
+            opts: AsrOptions {
+                language: self.core.session().language(),
+                grammar: None,
+                is_final: true,
+            },
+        });
+        let said = said.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                answer = rx => {
+                    if let Ok(Ok(out)) = answer {
+                        let text = out.text.trim().to_string();
+                        if !text.is_empty() {
+                            let _ = said.send((agent, text));
+                        }
+                    }
+                }
+                () = said.closed() => {}
+            }
+        });
     }
 
     /// The transport's transfer failed: a blind `sip:` transfer (REFER) falls back to hotline

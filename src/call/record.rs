@@ -221,6 +221,7 @@ pub fn transcript_text(events: &[CallEvent]) -> String {
                 ..
             } => format!("{stamp} caller: {text}"),
             EventKind::BotReply { text, .. } => format!("{stamp} bot: {text}"),
+            EventKind::AgentTranscript { agent, text } => format!("{stamp} agent {agent}: {text}"),
             EventKind::BotHeard { text, .. } => {
                 format!("{stamp} -- the caller cut the bot; they heard: {text}")
             }

@@ -120,6 +120,9 @@ pub enum EventKind {
     /// The hand-over failed (refused, busy, no answer); the call stays with the bot. `reason` is
     /// a stable code such as `transfer.refused.603` or `transfer.failed.486`.
     TransferFailed { target: String, reason: String },
+    /// What the human agent on the call said (recognised from their leg, for the two-sided
+    /// transcript while the caller talks with a person).
+    AgentTranscript { agent: String, text: String },
     /// A supervisor on the call (`who`): `action` is `listen`, `whisper`, `barge` (joined, or
     /// switched to it) or `left`.
     Supervisor { who: String, action: String },
@@ -230,6 +233,7 @@ impl EventKind {
             EventKind::TransferFailed { .. } => "transfer_failed",
             EventKind::TransferRinging { .. } => "transfer_ringing",
             EventKind::Supervisor { .. } => "supervisor",
+            EventKind::AgentTranscript { .. } => "agent_transcript",
             EventKind::TransferResult { .. } => "transfer_result",
             EventKind::TurnPrediction { .. } => "turn_prediction",
             EventKind::TurnLatency { .. } => "turn_latency",

@@ -18,7 +18,7 @@ pub struct LiveCall {
     pub from: String,
     pub flow: String,
     pub started_unix_ms: u64,
-    /// Its latest lines: ("caller" or "bot", text).
+    /// Its latest lines: ("caller", "bot" or "agent", text).
     pub lines: Vec<(&'static str, String)>,
 }
 
@@ -57,6 +57,7 @@ pub fn read(records_dir: &Path, id: &str) -> Option<LiveCall> {
                 ..
             } => call.lines.push(("caller", text)),
             EventKind::BotReply { text, .. } => call.lines.push(("bot", text)),
+            EventKind::AgentTranscript { text, .. } => call.lines.push(("agent", text)),
             _ => {}
         }
     }
