@@ -288,8 +288,9 @@ impl Running {
                                         l.bridge.joined = true;
                                         self.core.session_mut().handle_transfer_answered(now);
                                     } else {
-                                        // Too late (the call went back to the bot): not joined.
-                                        tracing::info!(call = %self.id, leg = leg.0, "an agent leg came after the transfer ended");
+                                        // A leg bridged straight in, with no transfer waiting
+                                        // for it (the leg API's own use).
+                                        l.bridge.joined = true;
                                     }
                                 } else {
                                     l.bridge.joined = joined;

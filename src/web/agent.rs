@@ -478,7 +478,10 @@ impl Console {
                     .await;
             }
             Err(e) => {
-                // The caller goes back to the bot (the leg never joined): `failed`.
+                // The caller goes back to the bot at once (the leg never joined): `failed`.
+                let _ = accepted.control.send(CallControl::TransferFailed {
+                    reason: crate::session::TransferOutcome::Failed.code().to_string(),
+                });
                 self.desk.call_done(&self.agent);
                 self.error("console.media", e).await;
             }
