@@ -10,32 +10,44 @@
 //! voiced frame to the end of the turn. Both at 16 kHz and after an 8 kHz G.711 round trip
 //! (a phone caller; the model is known to lose accuracy there).
 //!
-//! `cargo bench --bench end_of_turn` (release). Needs `hotline models fetch smart-turn`; without
-//! it only the fixed silences are measured. A figure here is never a test assertion.
+//! The words' verdict (`session.end_on_words`, [`hotline::turn::words`]) needs the speculative
+//! final's text: those rows run trained whisper (`tiny.en-q8_0`, the English default) on every
+//! speculative final the session asks for, and deliver its text after the compute it took. They
+//! cover the English recordings, beside the fixed silence on the same ones.
+//!
+//! `cargo bench --bench end_of_turn` (release). Needs `hotline models fetch smart-turn` and
+//! `hotline models fetch tiny.en-q8_0`; without them only the fixed silences are measured. A
+//! figure here is never a test assertion.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::shared_dir;
 use hotline::asr::score::read_index;
+use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
+use hotline::asr::{AsrOptions, Recognizer};
 use hotline::audio::resample::resample;
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{frames_of, FRAME_DURATION};
 use hotline::config::SessionConfig;
 use hotline::language::Language;
-use hotline::session::{CallSession, EventKind, SessionOutput};
+use hotline::session::{CallSession, EventKind, SessionOutput, TurnId};
 use hotline::turn::TurnService;
 use hotline_media::codec::g711::G711Law;
+
+/// The recognizer that gives the words (the English default).
+const WORDS_MODEL: &str = "tiny.en-q8_0";
 
 /// The hesitation put in the middle of each recording.
 const HESITATION_MS: usize = 800;
 
-/// One caller turn: its audio, and where its voice ends (in samples).
+/// One caller turn: its audio, where its voice ends (in samples), and its language.
 struct Turn {
     pcm: Vec<i16>,
     voice_end: usize,
+    language: Language,
 }
 
 /// The voiced frames of `pcm`, as the session's VAD hears them.
@@ -77,8 +89,13 @@ fn turns() -> (Vec<Turn>, Vec<Turn>) {
         hesitant.push(Turn {
             pcm: with_pause,
             voice_end: voice_end + HESITATION_MS * 16,
+            language: s.language,
         });
-        whole.push(Turn { pcm, voice_end });
+        whole.push(Turn {
+            pcm,
+            voice_end,
+            language: s.language,
+        });
     }
     (whole, hesitant)
 }
@@ -99,26 +116,39 @@ struct Outcome {
     wait: Duration,
 }
 
-/// Plays `turn` (then 2 s of silence) into a session; the model, if any, answers each question
-/// after the compute it took.
-fn play(turn: &Turn, config: &SessionConfig, model: Option<&TurnService>) -> Outcome {
-    let mut session = CallSession::new(config.clone(), Language::En);
+/// An answer on its way to the session: the model's, or a speculative final's text.
+enum Answer {
+    Model(TurnId, f32),
+    Words(TurnId, Duration, String),
+}
+
+/// Plays `turn` (then 2 s of silence) into a session; the model and the recognizer, if any,
+/// answer each question after the compute it took.
+fn play(
+    turn: &Turn,
+    config: &SessionConfig,
+    model: Option<&TurnService>,
+    mut asr: Option<&mut WhisperRecognizer>,
+) -> Outcome {
+    let mut session = CallSession::new(config.clone(), turn.language);
     session.use_turn_model(model.is_some());
     let voice_end = Duration::from_millis(turn.voice_end as u64 / 16);
-    let mut pending: Vec<(Duration, hotline::session::TurnId, f32)> = Vec::new();
+    let mut pending: Vec<(Duration, Answer)> = Vec::new();
     let mut ends = Vec::new();
     let mut pcm = turn.pcm.clone();
     pcm.extend(std::iter::repeat_n(0, 32_000));
     let mut now = Duration::ZERO;
     for frame in frames_of(&pcm) {
-        pending.retain(|(at, t, p)| {
-            if *at <= now {
-                session.handle_turn_prediction(*t, *p, now);
-                false
-            } else {
-                true
+        let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(at, _)| *at <= now);
+        pending = later;
+        for (_, answer) in due {
+            match answer {
+                Answer::Model(t, p) => session.handle_turn_prediction(t, p, now),
+                Answer::Words(t, last_voice, text) => {
+                    session.handle_speculative_transcript(t, last_voice, Some(&text), now)
+                }
             }
-        });
+        }
         session.handle_audio(&frame, now);
         while let Some(out) = session.poll_output() {
             match out {
@@ -129,7 +159,29 @@ fn play(turn: &Turn, config: &SessionConfig, model: Option<&TurnService>) -> Out
                             .blocking_recv()
                             .expect("the model answers")
                             .expect("the model runs");
-                        pending.push((now + p.compute, turn, p.probability));
+                        pending.push((now + p.compute, Answer::Model(turn, p.probability)));
+                    }
+                }
+                SessionOutput::Recognize {
+                    turn,
+                    pcm,
+                    speculative: Some(last_voice),
+                    grammar,
+                    language,
+                    ..
+                } => {
+                    if let Some(asr) = asr.as_deref_mut() {
+                        let started = Instant::now();
+                        let options = AsrOptions {
+                            language,
+                            grammar,
+                            is_final: true,
+                        };
+                        let text = asr.transcribe(&pcm, &options).expect("whisper runs").text;
+                        pending.push((
+                            now + started.elapsed(),
+                            Answer::Words(turn, last_voice, text),
+                        ));
                     }
                 }
                 SessionOutput::Event(e) if matches!(e.kind, EventKind::SpeechEnd { .. }) => {
@@ -176,6 +228,17 @@ fn main() {
             None
         }
     };
+    let mut whisper = match hotline::models::resolve(WORDS_MODEL) {
+        Ok(path) if path.is_file() => {
+            Some(WhisperRecognizer::new(&path, WhisperSettings::default()).expect("whisper loads"))
+        }
+        _ => {
+            println!(
+                "the words not measured: `hotline models fetch {WORDS_MODEL}` installs whisper"
+            );
+            None
+        }
+    };
     println!(
         "{} recordings; each as recorded and with an {HESITATION_MS} ms hesitation mid-sentence",
         whole.len()
@@ -193,19 +256,53 @@ fn main() {
                         t.pcm.clone()
                     },
                     voice_end: t.voice_end,
+                    language: t.language,
                 })
                 .collect()
         };
         let (whole, hesitant) = (prepare(&whole), prepare(&hesitant));
         let mut all: Vec<&Turn> = whole.iter().collect();
         all.extend(hesitant.iter());
+        let no_words = SessionConfig {
+            end_on_words: false,
+            ..SessionConfig::default()
+        };
         for silence_ms in [300u64, 500, 600, 800, 1000] {
             let config = SessionConfig {
                 endpoint_silence_ms: silence_ms,
-                ..SessionConfig::default()
+                ..no_words.clone()
             };
-            let outcomes: Vec<Outcome> = all.iter().map(|t| play(t, &config, None)).collect();
+            let outcomes: Vec<Outcome> = all.iter().map(|t| play(t, &config, None, None)).collect();
             report(rate, &format!("silence {silence_ms} ms"), &outcomes);
+        }
+        if let Some(whisper) = whisper.as_mut() {
+            let english: Vec<&Turn> = all
+                .iter()
+                .copied()
+                .filter(|t| t.language == Language::En)
+                .collect();
+            let label = format!("{rate}, English");
+            let outcomes: Vec<Outcome> = english
+                .iter()
+                .map(|t| play(t, &no_words, None, None))
+                .collect();
+            report(&label, "silence 600 ms", &outcomes);
+            for (speculate_ms, max_ms) in [(200u64, 1_500u64), (150, 1_500), (200, 1_000)] {
+                let config = SessionConfig {
+                    speculative_asr_ms: speculate_ms,
+                    turn_max_silence_ms: max_ms,
+                    ..SessionConfig::default()
+                };
+                let outcomes: Vec<Outcome> = english
+                    .iter()
+                    .map(|t| play(t, &config, None, Some(&mut *whisper)))
+                    .collect();
+                report(
+                    &label,
+                    &format!("words at {speculate_ms} ms, else 600, max {max_ms}"),
+                    &outcomes,
+                );
+            }
         }
         if let Some(model) = model.as_ref() {
             for (threshold, max_ms) in [(0.5f32, 1_500u64), (0.5, 1_000), (0.7, 1_500)] {
@@ -213,10 +310,12 @@ fn main() {
                     turn_check_ms: 200,
                     turn_complete_threshold: threshold,
                     turn_max_silence_ms: max_ms,
-                    ..SessionConfig::default()
+                    ..no_words.clone()
                 };
-                let outcomes: Vec<Outcome> =
-                    all.iter().map(|t| play(t, &config, Some(model))).collect();
+                let outcomes: Vec<Outcome> = all
+                    .iter()
+                    .map(|t| play(t, &config, Some(model), None))
+                    .collect();
                 report(
                     rate,
                     &format!("smart-turn p≥{threshold}, max {max_ms} ms"),

@@ -110,6 +110,7 @@ fn synthetic_call(i: u64, rng: &mut Rng, now_ms: u64) -> Vec<CallEvent> {
             EventKind::SpeechEnd {
                 turn: turn_id,
                 level_dbfs: Some(-26.0 + rng.below(12) as f32),
+                by: Some(hotline::session::TurnEnd::Silence),
             },
         );
         let asr = 300 + rng.below(1200);

@@ -84,6 +84,10 @@ pub struct SessionConfig {
     /// is known to be over); its text is used if the caller does not go on, and dropped if
     /// they do. `0` waits for the endpoint.
     pub speculative_asr_ms: u64,
+    /// The speculative final's words have their say on a pause (`turn::words`): a finished
+    /// sentence ends the turn at once, one that leads on ("and", a trailing comma, a digit
+    /// string being given) waits up to `turn_max_silence_ms`. Needs `speculative_asr_ms`.
+    pub end_on_words: bool,
     /// How often a partial transcript is requested while the caller speaks.
     pub partial_interval_ms: u64,
     /// Silence after the bot finishes before the dialogue hears "no input".
@@ -127,6 +131,7 @@ impl Default for SessionConfig {
             echo_tail_ms: 300,
             barge_in_resume: true,
             speculative_asr_ms: 200,
+            end_on_words: true,
             partial_interval_ms: 2_000,
             no_input_timeout_ms: 8_000,
             end_of_turn: EndOfTurnKind::Silence,

@@ -476,10 +476,13 @@ fn a_busy_or_unanswered_sip_agent_sends_the_caller_back_to_the_bot() {
         let hotline = serve(2, &extra);
         let agent = agent.spawn(work.path());
         let pcap = common::pcap::support_request_pcap(work.path(), PT_PCMU);
+        // The caller stays long enough for a slow recognizer, the ring timeout and the bot's
+        // word on what happened.
         let call = common::sipp::support_caller(hotline.sip_addr(), &pcap)
-            .timeout_s(40)
+            .stays_s(30)
+            .timeout_s(50)
             .spawn(work.path())
-            .wait(Duration::from_secs(60));
+            .wait(Duration::from_secs(70));
         assert!(call.success, "{call:?}");
         let events = hotline.one_call(Duration::from_secs(20));
         let agent = agent.wait(Duration::from_secs(20));

@@ -44,13 +44,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn caller(target: &str, pcap: &Path) -> Sipp {
-    Sipp::scenario("uac_utterance.xml")
+    common::sipp::utterance_caller(pcap)
         .remote(target)
         .media()
         .key("service", "telecom")
         .key("codec_pt", PT_PCMU)
         .key("codec_name", "PCMU")
-        .key("pcap", pcap.display())
         .timeout_s(40)
 }
 

@@ -10,7 +10,7 @@ use hotline::audio::{frames_of, Frame, FRAME_DURATION};
 use hotline::config::SessionConfig;
 use hotline::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use hotline::language::Language;
-use hotline::session::{CallSession, EndReason, EventKind, SessionOutput, TurnId};
+use hotline::session::{CallSession, EndReason, EventKind, SessionOutput, TurnEnd, TurnId};
 
 use common::shared::shared_dir;
 
@@ -989,6 +989,92 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
         h.first("transcript"),
         Some((_, EventKind::Transcript { text, .. })) if text == "all of it"
     ));
+}
+
+/// The words' say on a pause (`session.end_on_words`): a speculative final that reads as a
+/// finished sentence ends the turn as soon as it is back; one that leads on keeps the turn open
+/// past the fixed endpoint, up to the longest silence.
+#[test]
+fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
+    let config = SessionConfig {
+        speculative_asr_ms: 200,
+        endpoint_silence_ms: 600,
+        turn_max_silence_ms: 1_500,
+        ..SessionConfig::default()
+    };
+    let paused = |config: &SessionConfig| {
+        let mut h = Harness::new(config.clone());
+        h.silence(300);
+        for f in speech() {
+            h.feed(&f);
+        }
+        let spoke_until = h.now;
+        h.silence(300);
+        let (turn, Some(last_voice)) = h.all_final_requests()[0] else {
+            panic!("a speculative final first")
+        };
+        (h, spoke_until, turn, last_voice)
+    };
+    let ended_by = |h: &Harness| match h.first("speech_end") {
+        Some((at, EventKind::SpeechEnd { by, .. })) => Some((at, by)),
+        _ => None,
+    };
+
+    // Finished: the turn ends the moment the text is back, 300 ms into the pause, with that
+    // text as the final.
+    let (mut h, spoke_until, turn, last_voice) = paused(&config);
+    let sentence = "I'd like to speak to customer support.";
+    h.session
+        .handle_speculative_transcript(turn, last_voice, Some(sentence), h.now);
+    h.drain();
+    let (ended, by) = ended_by(&h).expect("the words end the turn");
+    assert_eq!(by, Some(TurnEnd::Words));
+    assert!(
+        ended <= spoke_until + Duration::from_millis(400),
+        "{ended:?}"
+    );
+    assert!(h.outputs.iter().any(|(_, o)| matches!(
+        o,
+        SessionOutput::Converse { input: CallerInput::Speech { text, .. }, .. } if text == sentence
+    )));
+    assert_eq!(h.all_final_requests().len(), 1, "no second recognition");
+
+    // Leading on: past the fixed endpoint the turn is still open; the longest silence ends it.
+    let (mut h, spoke_until, turn, last_voice) = paused(&config);
+    h.session.handle_speculative_transcript(
+        turn,
+        last_voice,
+        Some("I want to check my balance and"),
+        h.now,
+    );
+    h.drain();
+    h.silence(700);
+    assert!(ended_by(&h).is_none(), "a sentence that leads on waits");
+    h.silence(800);
+    let (ended, by) = ended_by(&h).expect("the longest silence ends it");
+    assert_eq!(by, Some(TurnEnd::Silence));
+    assert!(
+        ended >= spoke_until + Duration::from_millis(1_000),
+        "{ended:?}"
+    );
+
+    // Switched off, finished words wait for the fixed endpoint.
+    let off = SessionConfig {
+        end_on_words: false,
+        ..config
+    };
+    let (mut h, spoke_until, turn, last_voice) = paused(&off);
+    h.session
+        .handle_speculative_transcript(turn, last_voice, Some(sentence), h.now);
+    h.drain();
+    assert!(ended_by(&h).is_none());
+    h.silence(400);
+    let (ended, by) = ended_by(&h).expect("the fixed endpoint");
+    assert_eq!(by, Some(TurnEnd::Silence));
+    assert!(
+        ended > spoke_until + Duration::from_millis(300),
+        "{ended:?}"
+    );
 }
 
 #[test]

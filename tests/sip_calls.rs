@@ -56,13 +56,12 @@ async fn caller_is_heard_and_greeted(payload_type: u8, codec: &str) {
     let pcap = support_request_pcap(work.path(), payload_type);
     let (hotline, relay) = start_hotline(&format!("codecs = [\"{codec}\"]")).await;
     run_sipp(
-        Sipp::scenario("uac_utterance.xml")
+        common::sipp::utterance_caller(&pcap)
             .remote(hotline.sip_addr())
             .media()
             .key("service", "support")
             .key("codec_pt", payload_type)
-            .key("codec_name", codec)
-            .key("pcap", pcap.display()),
+            .key("codec_name", codec),
     )
     .await;
     let events = hotline.one_call(Duration::from_secs(20)).await;

@@ -101,9 +101,7 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
     let share = |part: u32| (concurrent * part / 4).max(1);
     let runs = [
         (
-            Sipp::scenario("uac_utterance.xml")
-                .key("pcap", speech.display())
-                .calls(UNTIL_STOPPED, share(2)),
+            common::sipp::utterance_caller(&speech).calls(UNTIL_STOPPED, share(2)),
             "speech, barge-in and transfer",
         ),
         (

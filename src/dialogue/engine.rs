@@ -1355,6 +1355,12 @@ pub fn digits_grammar() -> Grammar {
     )
 }
 
+/// Whether `grammar` is what a node collecting a digit string (digits, an id, a phone number)
+/// expects: [`digits_grammar`].
+pub fn collects_digits(grammar: &Grammar) -> bool {
+    *grammar == digits_grammar()
+}
+
 impl Dialogue for FlowDialogue {
     fn handle(&mut self, input: &CallerInput) -> BotTurn {
         self.step(input, &mut |_| {})

@@ -29,6 +29,7 @@ pub mod webhook;
 
 pub use config::{DialogueConfig, DialogueEngineKind};
 pub use demo::demo_router;
+pub use engine::collects_digits;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -149,7 +149,9 @@ impl CallSummary {
                     s.started_unix_ms = *started_unix_ms;
                 }
                 EventKind::SpeechStart { turn } => speech_start = Some((*turn, e.t_ms)),
-                EventKind::SpeechEnd { turn, level_dbfs } => {
+                EventKind::SpeechEnd {
+                    turn, level_dbfs, ..
+                } => {
                     if let Some(level) = level_dbfs {
                         levels.insert(turn.0, *level);
                     }

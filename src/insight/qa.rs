@@ -291,6 +291,7 @@ mod tests {
                 EventKind::SpeechEnd {
                     turn: TurnId(turn),
                     level_dbfs: None,
+                    by: None,
                 },
             ),
             at(

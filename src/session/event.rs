@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::reason::{
     AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason, TransferMode, TransferOutcome,
+    TurnEnd,
 };
 
 /// Identifies one caller turn within a call. A new caller utterance, a DTMF key or a barge-in
@@ -56,11 +57,15 @@ pub enum EventKind {
     /// The caller started speaking.
     SpeechStart { turn: TurnId },
     /// The caller stopped speaking (the endpoint was reached). `level_dbfs`: how loud the
-    /// utterance was (RMS, dB below full scale), for the turn's sentiment.
+    /// utterance was (RMS, dB below full scale), for the turn's sentiment; `by`: what decided
+    /// the turn was over.
     SpeechEnd {
         turn: TurnId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         level_dbfs: Option<f32>,
+        /// What ended the turn (records from before it was kept have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<TurnEnd>,
     },
     /// What the recognizer heard.
     Transcript {

@@ -34,10 +34,12 @@ use crate::audio::{Frame, FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use crate::config::SessionConfig;
 use crate::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use crate::language::Language;
+use crate::turn::words::Words;
 use echo::EchoGate;
 pub use event::{CallEvent, EventKind, TurnId};
 pub use reason::{
     AudioEndReason, EndReason, ErrorCode, ErrorKind, ResumeReason, TransferMode, TransferOutcome,
+    TurnEnd,
 };
 
 /// Samples in one millisecond at the pipeline rate.
@@ -258,7 +260,8 @@ pub struct CallSession {
     turn_model: bool,
     /// The pause the model was asked about: the last voiced frame's time, while it thinks.
     turn_asked_at: Option<Duration>,
-    /// The model judged the current pause unfinished: wait up to `turn_max_silence_ms`.
+    /// The model or the words judged the current pause unfinished: wait up to
+    /// `turn_max_silence_ms`.
     turn_unsure: bool,
     outputs: VecDeque<SessionOutput>,
     ended: bool,
@@ -414,7 +417,7 @@ impl CallSession {
             },
         );
         if complete {
-            self.end_utterance(last_voice, now);
+            self.end_utterance(last_voice, now, TurnEnd::Model);
         } else {
             self.turn_unsure = true;
         }
@@ -950,6 +953,10 @@ impl CallSession {
     /// Takes a speculative final for the pause after `last_voice` in `turn` (`None`: it
     /// failed). It counts only if the utterance ended at that pause: kept if the utterance has
     /// not ended yet, used at once if its end waits for it, dropped if the caller went on.
+    ///
+    /// With `end_on_words`, the text also has its say on a pause still going on
+    /// ([`crate::turn::words`]): a finished sentence ends the turn now (unless the model judged
+    /// the pause unfinished), and an unfinished one waits up to `turn_max_silence_ms`.
     pub fn handle_speculative_transcript(
         &mut self,
         turn: TurnId,
@@ -968,7 +975,12 @@ impl CallSession {
         }
         if !speculation.ended {
             match text {
-                Some(text) => speculation.text = Some(text.to_string()),
+                Some(text) => {
+                    speculation.text = Some(text.to_string());
+                    if self.config.end_on_words {
+                        self.judge_words(text, last_voice, now);
+                    }
+                }
                 // The endpoint will ask for a final of its own.
                 None => self.speculation = None,
             }
@@ -983,6 +995,25 @@ impl CallSession {
                 "the speculative final recognition failed",
                 now,
             ),
+        }
+    }
+
+    /// The words' verdict on the pause after `last_voice`, still going on: see
+    /// [`CallSession::handle_speculative_transcript`].
+    fn judge_words(&mut self, text: &str, last_voice: Duration, now: Duration) {
+        if !matches!(self.speech, Speech::Speaking { last_voice: l, .. } if l == last_voice) {
+            return;
+        }
+        let digits = self
+            .expect
+            .as_ref()
+            .is_some_and(crate::dialogue::collects_digits);
+        match crate::turn::words::judge(text, self.language, digits) {
+            Words::Finished if !self.turn_unsure => {
+                self.end_utterance(last_voice, now, TurnEnd::Words)
+            }
+            Words::Unfinished => self.turn_unsure = true,
+            _ => {}
         }
     }
 
@@ -1193,10 +1224,12 @@ impl CallSession {
                         self.speculation = None;
                     }
                 }
-                if silence >= self.endpoint_wait()
-                    || length >= Duration::from_millis(self.config.max_utterance_ms)
-                {
-                    self.end_utterance(last_voice, now);
+                if silence >= self.endpoint_wait() {
+                    self.end_utterance(last_voice, now, TurnEnd::Silence);
+                    return;
+                }
+                if length >= Duration::from_millis(self.config.max_utterance_ms) {
+                    self.end_utterance(last_voice, now, TurnEnd::MaxLength);
                     return;
                 }
                 if voiced {
@@ -1220,10 +1253,12 @@ impl CallSession {
         }
     }
 
-    /// The silence that ends a turn: the fixed endpoint without a model; with one, the longest
-    /// wait (the model ends a complete turn earlier, see [`CallSession::handle_turn_prediction`]).
+    /// The silence that ends a turn: the fixed endpoint, unless a model is used or the pause
+    /// was judged unfinished; then the longest wait (the model ends a complete turn earlier,
+    /// see [`CallSession::handle_turn_prediction`]; so do finished words, see
+    /// [`CallSession::handle_speculative_transcript`]).
     fn endpoint_wait(&self) -> Duration {
-        if self.turn_model {
+        if self.turn_model || self.turn_unsure {
             Duration::from_millis(self.config.turn_max_silence_ms)
         } else {
             Duration::from_millis(self.config.endpoint_silence_ms)
@@ -1319,7 +1354,7 @@ impl CallSession {
         });
     }
 
-    fn end_utterance(&mut self, last_voice: Duration, now: Duration) {
+    fn end_utterance(&mut self, last_voice: Duration, now: Duration, by: TurnEnd) {
         self.speech = Speech::Quiet { voiced: 0 };
         self.turn_asked_at = None;
         self.turn_unsure = false;
@@ -1336,6 +1371,7 @@ impl CallSession {
             EventKind::SpeechEnd {
                 turn: self.turn,
                 level_dbfs,
+                by: Some(by),
             },
         );
         self.partial_in_flight = false;

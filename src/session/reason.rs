@@ -201,6 +201,32 @@ impl TransferMode {
     }
 }
 
+/// What ended the caller's turn (`speech_end.by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnEnd {
+    /// The fixed silence, or the longest wait (`silence`).
+    Silence,
+    /// The speculative final read as a finished sentence (`words`, see `turn::words`).
+    Words,
+    /// The learned end-of-turn model judged the turn complete (`model`).
+    Model,
+    /// The turn reached `max_utterance_ms` (`max_length`).
+    MaxLength,
+}
+
+impl TurnEnd {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            TurnEnd::Silence => "silence",
+            TurnEnd::Words => "words",
+            TurnEnd::Model => "model",
+            TurnEnd::MaxLength => "max_length",
+        }
+    }
+}
+
 /// Why the bot's audio stopped (`bot_audio_end.reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

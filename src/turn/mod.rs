@@ -1,4 +1,4 @@
-//! The learned end-of-turn model: is the caller done speaking, or only pausing?
+//! End of turn: is the caller done speaking, or only pausing? The learned model, and the words.
 //!
 //! Owns Smart Turn v3.2 (pipecat's BSD-2 model, an int8 Whisper-tiny encoder) and the one
 //! worker thread that runs it. The session policy asks through [`TurnService::submit`] with the
@@ -7,6 +7,7 @@
 //!
 //! - [`features`]: sans-IO Whisper log-mel features for the model's 8 s window;
 //! - [`smart_turn`]: the ONNX Runtime session ([`SmartTurn`]);
+//! - [`words`]: the words' verdict on a turn, from the speculative final's text (no model);
 //! - this file: [`TurnService`], the worker that owns the model, and [`TurnError`].
 //!
 //! Invariants:
@@ -24,6 +25,7 @@ use tokio::sync::oneshot;
 
 pub mod features;
 pub mod smart_turn;
+pub mod words;
 
 pub use smart_turn::SmartTurn;
 

@@ -79,6 +79,12 @@ impl Sipp {
         }
     }
 
+    /// How long a caller that waits for the bot's move stays before it hangs up: SIPp's receive
+    /// timeout (`-recv_timeout`), which `uac_utterance.xml`'s wait for a REFER ends on.
+    pub fn stays_s(self, seconds: u32) -> Self {
+        self.arg("-recv_timeout").arg((seconds * 1000).to_string())
+    }
+
     /// SIP over TCP, one connection (`-t t1`).
     pub fn tcp(self) -> Self {
         self.arg("-t").arg("t1")
@@ -145,17 +151,26 @@ impl Sipp {
     }
 }
 
-/// A caller who asks for customer support: `uac_utterance.xml` to `target`'s `support` service
-/// in G.711 µ-law, playing `pcap` (it speaks over the greeting, accepts the bot's transfer, and
-/// hangs up 14 s after the answer otherwise).
-pub fn support_caller(target: impl Display, pcap: &std::path::Path) -> Sipp {
+/// A caller who plays `pcap` (`uac_utterance.xml`): it accepts the bot's transfer (REFER) if one
+/// comes, and hangs up [`CALLER_STAYS_S`] after the answer otherwise ([`Sipp::stays_s`]).
+pub fn utterance_caller(pcap: &std::path::Path) -> Sipp {
     Sipp::scenario("uac_utterance.xml")
+        .key("pcap", pcap.display())
+        .stays_s(CALLER_STAYS_S)
+}
+
+/// How long an [`utterance_caller`] stays on a call that is not transferred.
+pub const CALLER_STAYS_S: u32 = 14;
+
+/// A caller who asks for customer support: an [`utterance_caller`] to `target`'s `support`
+/// service in G.711 µ-law, playing `pcap` (it speaks over the greeting).
+pub fn support_caller(target: impl Display, pcap: &std::path::Path) -> Sipp {
+    utterance_caller(pcap)
         .remote(target)
         .media()
         .key("service", "support")
         .key("codec_pt", super::pcap::PT_PCMU)
         .key("codec_name", "PCMU")
-        .key("pcap", pcap.display())
 }
 
 /// A running SIPp; killed when dropped before it ends.
