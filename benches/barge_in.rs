@@ -7,6 +7,12 @@
 //! recording, at the same level) starts talking 1.5 s into the reply. Delays 50–250 ms,
 //! attenuations 6–30 dB, as the turn-taking issue asks; with and without the echo gate.
 //!
+//! Then backchannels and stop words said over the bot (on the same echoing line, 120 ms and
+//! 12 dB): short clips spoken by espeak-ng in three voices ("uh-huh", "okay", "I see", ...;
+//! "stop", "wait", "hold on", ...), heard by trained whisper (`tiny.en-q8_0`; its text delivered
+//! after the compute it took). A backchannel is a false barge-in when the bot stayed stopped (it
+//! did not resume its reply); a stop word is missed when the bot talked on or resumed.
+//!
 //! `cargo bench --bench barge_in` (`HOTLINE_BENCH_VERBOSE=1` names every false barge-in). A
 //! figure here is never a test assertion.
 
@@ -14,9 +20,11 @@ mod common;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::shared_dir;
+use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
+use hotline::asr::{AsrOptions, Recognizer};
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{Frame, FRAME_DURATION};
@@ -94,6 +102,211 @@ fn run(
     (stopped, onset.map(|_| played_after))
 }
 
+/// How one reply went with words said over it.
+struct Spoken {
+    /// The bot was stopped by the caller's voice.
+    stopped: bool,
+    /// It then went on with the reply (the barge-in was judged false).
+    resumed: bool,
+    /// What whisper heard.
+    heard: String,
+}
+
+/// One reply over a line echoing it (120 ms, 12 dB), with `clip` said over it 1.5 s in; every
+/// final the session asks for is recognized by `whisper`, its text delivered after the compute.
+fn run_words(
+    config: &SessionConfig,
+    bot: &[i16],
+    clip: &[i16],
+    whisper: &mut WhisperRecognizer,
+) -> Spoken {
+    let mut s = CallSession::new(config.clone(), Language::En);
+    s.handle_bot_turn(
+        TurnId(0),
+        BotTurn {
+            say: vec![Prompt::text("reply")],
+            ..BotTurn::default()
+        },
+        Duration::ZERO,
+    );
+    s.handle_bot_audio(TurnId(0), bot, "reply", true, Duration::ZERO);
+    let gain = 10f32.powf(-12.0 / 20.0);
+    let mut line: VecDeque<i16> = std::iter::repeat_n(0, 120 * 16).collect();
+    let voice_at = 75;
+    let mut pending: Vec<(Duration, TurnId, Option<Duration>, String)> = Vec::new();
+    let mut spoken = Spoken {
+        stopped: false,
+        resumed: false,
+        heard: String::new(),
+    };
+    for i in 0..(2 * bot.len() / 320 + 250) {
+        let now = FRAME_DURATION * i as u32;
+        let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(at, ..)| *at <= now);
+        pending = later;
+        for (_, turn, speculative, text) in due {
+            match speculative {
+                Some(last_voice) => {
+                    s.handle_speculative_transcript(turn, last_voice, Some(&text), now)
+                }
+                None => s.handle_transcript(turn, true, &text, now),
+            }
+        }
+        let mut pcm: Vec<i16> = line
+            .drain(..320)
+            .map(|x| (f32::from(x) * gain) as i16)
+            .collect();
+        if i >= voice_at {
+            let at = (i - voice_at) * 320;
+            for (k, p) in pcm.iter_mut().enumerate() {
+                *p = p.saturating_add(clip.get(at + k).copied().unwrap_or(0));
+            }
+        }
+        let out = s.handle_audio(&Frame::from_slice(&pcm), now);
+        line.extend(out.unwrap_or_default().samples().iter().copied());
+        while let Some(o) = s.poll_output() {
+            match o {
+                SessionOutput::Event(e) => match e.kind {
+                    EventKind::BotAudioEnd { reason, .. } if reason == "barge_in" => {
+                        spoken.stopped = true
+                    }
+                    EventKind::BotResumed { .. } => spoken.resumed = true,
+                    _ => {}
+                },
+                SessionOutput::Recognize {
+                    turn,
+                    pcm,
+                    is_final: true,
+                    speculative,
+                    grammar,
+                    language,
+                } => {
+                    let started = Instant::now();
+                    let options = AsrOptions {
+                        language,
+                        grammar,
+                        is_final: true,
+                    };
+                    let text = whisper
+                        .transcribe(&pcm, &options)
+                        .expect("whisper runs")
+                        .text;
+                    if speculative.is_none() {
+                        spoken.heard = text.clone();
+                    }
+                    pending.push((now + started.elapsed(), turn, speculative, text));
+                }
+                _ => {}
+            }
+        }
+    }
+    spoken
+}
+
+/// `text` spoken by espeak-ng (`voice`, `rate` words a minute, `pitch`), at 16 kHz and `rms`.
+fn espeak(text: &str, voice: &str, rate: u32, pitch: u32, rms: f32) -> Option<Vec<i16>> {
+    let wav = std::env::temp_dir().join(format!("hotline-barge-{}.wav", std::process::id()));
+    let ok = std::process::Command::new("espeak-ng")
+        .args([
+            "-v",
+            voice,
+            "-s",
+            &rate.to_string(),
+            "-p",
+            &pitch.to_string(),
+            "-w",
+        ])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .is_ok_and(|s| s.success());
+    let pcm = ok.then(|| at_level(&wav, rms)).flatten();
+    let _ = std::fs::remove_file(&wav);
+    pcm
+}
+
+/// What callers say over the bot that only says "go on", and what asks it to stop.
+const BACKCHANNELS: &[&str] = &[
+    "uh-huh",
+    "mm-hmm",
+    "okay",
+    "right",
+    "yeah",
+    "I see",
+    "got it",
+    "sure",
+    "alright",
+    "okay yeah",
+];
+const STOP_WORDS: &[&str] = &[
+    "stop",
+    "wait",
+    "no",
+    "hold on",
+    "no that's wrong",
+    "wait a second",
+];
+
+/// Backchannels and stop words over the bot's replies: false barge-ins and missed stops.
+fn words_over_the_bot(replies: &[Vec<i16>]) {
+    let Some(path) = hotline::models::resolve("tiny.en-q8_0")
+        .ok()
+        .filter(|p| p.is_file())
+    else {
+        println!("backchannels not measured: `hotline models fetch tiny.en-q8_0` installs whisper");
+        return;
+    };
+    let mut whisper =
+        WhisperRecognizer::new(&path, WhisperSettings::default()).expect("whisper loads");
+    let config = SessionConfig::default();
+    let voices = [
+        ("en-us", 150, 50),
+        ("en-gb", 175, 40),
+        ("en-us+f3", 140, 70),
+    ];
+    let verbose = std::env::var_os("HOTLINE_BENCH_VERBOSE").is_some();
+    for (kind, words) in [("backchannels", BACKCHANNELS), ("stop words", STOP_WORDS)] {
+        let (mut runs, mut stopped, mut resumed, mut wrong) = (0, 0, 0, 0);
+        for (k, bot) in replies.iter().take(5).enumerate() {
+            for text in words {
+                for (voice, rate, pitch) in voices {
+                    let Some(clip) = espeak(text, voice, rate, pitch, 2_500.0) else {
+                        println!("espeak-ng is needed for the backchannels");
+                        return;
+                    };
+                    let r = run_words(&config, bot, &clip, &mut whisper);
+                    runs += 1;
+                    stopped += usize::from(r.stopped);
+                    resumed += usize::from(r.resumed);
+                    let backchannel = std::ptr::eq(words, BACKCHANNELS);
+                    let bad = if backchannel {
+                        r.stopped && !r.resumed
+                    } else {
+                        !r.stopped || r.resumed
+                    };
+                    if bad {
+                        wrong += 1;
+                        if verbose {
+                            println!(
+                                "  {kind}: {text:?} ({voice}) over reply {k} heard as {:?}",
+                                r.heard
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let what = if std::ptr::eq(words, BACKCHANNELS) {
+            "false barge-ins (stopped, not resumed)"
+        } else {
+            "missed (talked on or resumed)"
+        };
+        println!(
+            "{kind} over the bot (echo 120 ms, 12 dB): {runs} runs; bot paused {stopped}, resumed {resumed}; {what} {wrong}/{runs} ({:.1} %)",
+            100.0 * wrong as f64 / runs as f64
+        );
+    }
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("barge_in: a measurement; run it with `cargo bench --bench barge_in`");
@@ -153,4 +366,5 @@ fn main() {
             pct(1.0),
         );
     }
+    words_over_the_bot(&voices);
 }

@@ -287,7 +287,7 @@ fn main() {
                 .map(|t| play(t, &no_words, None, None))
                 .collect();
             report(&label, "silence 600 ms", &outcomes);
-            for (speculate_ms, max_ms) in [(200u64, 1_500u64), (150, 1_500), (200, 1_000)] {
+            for (speculate_ms, max_ms) in [(200u64, 1_500u64)] {
                 let config = SessionConfig {
                     speculative_asr_ms: speculate_ms,
                     turn_max_silence_ms: max_ms,

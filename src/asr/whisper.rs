@@ -248,7 +248,11 @@ impl WhisperRecognizer {
             } else {
                 format!("{prompt}, {phrase}")
             };
-            let candidate = tokenize(&self.context, &longer).map_err(|e| {
+            // English phrases end as a sentence does: whisper copies the prompt's style, and
+            // after a list with no full stop it leaves the caller's sentences without one too,
+            // which is what `turn::words` reads to end a turn early.
+            let ending = if longer.is_ascii() { "." } else { "" };
+            let candidate = tokenize(&self.context, &format!("{longer}{ending}")).map_err(|e| {
                 AsrError::Grammar(format!("cannot turn the phrase list into a prompt: {e}"))
             })?;
             if candidate.len() > PROMPT_MAX_TOKENS {
