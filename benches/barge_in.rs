@@ -108,7 +108,7 @@ struct Spoken {
     stopped: bool,
     /// It then went on with the reply (the barge-in was judged false).
     resumed: bool,
-    /// What whisper heard.
+    /// What whisper heard last.
     heard: String,
 }
 
@@ -190,9 +190,7 @@ fn run_words(
                         .transcribe(&pcm, &options)
                         .expect("whisper runs")
                         .text;
-                    if speculative.is_none() {
-                        spoken.heard = text.clone();
-                    }
+                    spoken.heard = text.clone();
                     pending.push((now + started.elapsed(), turn, speculative, text));
                 }
                 _ => {}
