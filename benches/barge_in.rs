@@ -44,15 +44,8 @@ fn at_level(path: &Path, rms: f32) -> Option<Vec<i16>> {
     )
 }
 
-/// One reply over an echoing line. Returns whether the bot was stopped, and, with a caller,
-/// the frames the bot played after the caller's first voiced frame.
-fn run(
-    config: &SessionConfig,
-    bot: &[i16],
-    delay_ms: usize,
-    atten_db: f32,
-    caller: Option<&[i16]>,
-) -> (bool, Option<usize>) {
+/// A session whose bot has just started saying `bot` (one reply).
+fn saying(config: &SessionConfig, bot: &[i16]) -> CallSession {
     let mut s = CallSession::new(config.clone(), Language::En);
     s.handle_bot_turn(
         TurnId(0),
@@ -63,6 +56,19 @@ fn run(
         Duration::ZERO,
     );
     s.handle_bot_audio(TurnId(0), bot, "reply", true, Duration::ZERO);
+    s
+}
+
+/// One reply over an echoing line. Returns whether the bot was stopped, and, with a caller,
+/// the frames the bot played after the caller's first voiced frame.
+fn run(
+    config: &SessionConfig,
+    bot: &[i16],
+    delay_ms: usize,
+    atten_db: f32,
+    caller: Option<&[i16]>,
+) -> (bool, Option<usize>) {
+    let mut s = saying(config, bot);
     let gain = 10f32.powf(-atten_db / 20.0);
     let mut line: VecDeque<i16> = std::iter::repeat_n(0, delay_ms * 16).collect();
     let voice_at = 75; // frames: 1.5 s
@@ -120,16 +126,7 @@ fn run_words(
     clip: &[i16],
     whisper: &mut WhisperRecognizer,
 ) -> Spoken {
-    let mut s = CallSession::new(config.clone(), Language::En);
-    s.handle_bot_turn(
-        TurnId(0),
-        BotTurn {
-            say: vec![Prompt::text("reply")],
-            ..BotTurn::default()
-        },
-        Duration::ZERO,
-    );
-    s.handle_bot_audio(TurnId(0), bot, "reply", true, Duration::ZERO);
+    let mut s = saying(config, bot);
     let gain = 10f32.powf(-12.0 / 20.0);
     let mut line: VecDeque<i16> = std::iter::repeat_n(0, 120 * 16).collect();
     let voice_at = 75;

@@ -287,22 +287,23 @@ fn main() {
                 .map(|t| play(t, &no_words, None, None))
                 .collect();
             report(&label, "silence 600 ms", &outcomes);
-            for (speculate_ms, max_ms) in [(200u64, 1_500u64)] {
-                let config = SessionConfig {
-                    speculative_asr_ms: speculate_ms,
-                    turn_max_silence_ms: max_ms,
-                    ..SessionConfig::default()
-                };
-                let outcomes: Vec<Outcome> = english
-                    .iter()
-                    .map(|t| play(t, &config, None, Some(&mut *whisper)))
-                    .collect();
-                report(
-                    &label,
-                    &format!("words at {speculate_ms} ms, else 600, max {max_ms}"),
-                    &outcomes,
-                );
-            }
+            // The defaults: the speculative final 200 ms into a pause, the words' verdict on
+            // it, 600 ms of silence otherwise, 1.5 s for a turn judged unfinished.
+            let config = SessionConfig::default();
+            let outcomes: Vec<Outcome> = english
+                .iter()
+                .map(|t| play(t, &config, None, Some(&mut *whisper)))
+                .collect();
+            report(
+                &label,
+                &format!(
+                    "words at {} ms, else {}, max {}",
+                    config.speculative_asr_ms,
+                    config.endpoint_silence_ms,
+                    config.turn_max_silence_ms
+                ),
+                &outcomes,
+            );
         }
         if let Some(model) = model.as_ref() {
             for (threshold, max_ms) in [(0.5f32, 1_500u64), (0.5, 1_000), (0.7, 1_500)] {

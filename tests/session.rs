@@ -912,15 +912,9 @@ fn a_prompt_without_barge_in_plays_through_speech_and_keys() {
     )));
 }
 
-#[test]
-fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_goes_on() {
-    let config = SessionConfig {
-        speculative_asr_ms: 200,
-        endpoint_silence_ms: 600,
-        ..SessionConfig::default()
-    };
-    // The caller stops: the final is asked 200 ms into the pause, and when its text is back
-    // before the endpoint, the dialogue is asked at the endpoint itself.
+/// The caller says a sentence and pauses 300 ms: the one final asked for so far is the
+/// speculative one. Returns when the sentence ended, and the speculation's turn and pause.
+fn spoke_then_paused(config: &SessionConfig) -> (Harness, Duration, TurnId, Duration) {
     let mut h = Harness::new(config.clone());
     h.silence(300);
     for f in speech() {
@@ -933,6 +927,19 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
     let (turn, Some(last_voice)) = asked[0] else {
         panic!("the first final is speculative: {asked:?}")
     };
+    (h, spoke_until, turn, last_voice)
+}
+
+#[test]
+fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_goes_on() {
+    let config = SessionConfig {
+        speculative_asr_ms: 200,
+        endpoint_silence_ms: 600,
+        ..SessionConfig::default()
+    };
+    // The caller stops: the final is asked 200 ms into the pause, and when its text is back
+    // before the endpoint, the dialogue is asked at the endpoint itself.
+    let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&config);
     h.session
         .handle_speculative_transcript(turn, last_voice, Some("one two three"), h.now);
     h.drain();
@@ -1002,19 +1009,6 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
         turn_max_silence_ms: 1_500,
         ..SessionConfig::default()
     };
-    let paused = |config: &SessionConfig| {
-        let mut h = Harness::new(config.clone());
-        h.silence(300);
-        for f in speech() {
-            h.feed(&f);
-        }
-        let spoke_until = h.now;
-        h.silence(300);
-        let (turn, Some(last_voice)) = h.all_final_requests()[0] else {
-            panic!("a speculative final first")
-        };
-        (h, spoke_until, turn, last_voice)
-    };
     let ended_by = |h: &Harness| match h.first("speech_end") {
         Some((at, EventKind::SpeechEnd { by, .. })) => Some((at, by)),
         _ => None,
@@ -1022,7 +1016,7 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
 
     // Finished: the turn ends the moment the text is back, 300 ms into the pause, with that
     // text as the final.
-    let (mut h, spoke_until, turn, last_voice) = paused(&config);
+    let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&config);
     let sentence = "I'd like to speak to customer support.";
     h.session
         .handle_speculative_transcript(turn, last_voice, Some(sentence), h.now);
@@ -1040,7 +1034,7 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
     assert_eq!(h.all_final_requests().len(), 1, "no second recognition");
 
     // Leading on: past the fixed endpoint the turn is still open; the longest silence ends it.
-    let (mut h, spoke_until, turn, last_voice) = paused(&config);
+    let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&config);
     h.session.handle_speculative_transcript(
         turn,
         last_voice,
@@ -1063,7 +1057,7 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
         end_on_words: false,
         ..config
     };
-    let (mut h, spoke_until, turn, last_voice) = paused(&off);
+    let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&off);
     h.session
         .handle_speculative_transcript(turn, last_voice, Some(sentence), h.now);
     h.drain();
