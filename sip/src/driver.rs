@@ -232,6 +232,55 @@ impl MediaSockets {
     }
 }
 
+/// How often `sip.port = 0` takes another kernel-chosen port when its number is taken on TCP.
+const PORT_ZERO_TRIES: u32 = 16;
+
+/// Binds SIP's UDP socket and, with `config.tcp`, the TCP listener on the same port. With port
+/// 0 the kernel picks the UDP port; a number TCP already uses elsewhere (an outgoing
+/// connection's ephemeral port) is given back for another, up to [`PORT_ZERO_TRIES`] times.
+async fn bind_udp_and_tcp(
+    config: &PhoneConfig,
+) -> Result<(UdpSocket, SocketAddr, Option<TcpListener>), PhoneError> {
+    let addr = SocketAddr::new(config.bind_ip, config.sip_port);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| PhoneError::Bind {
+                transport: "UDP",
+                addr,
+                source,
+            })?;
+        let local = udp.local_addr().map_err(|source| PhoneError::Bind {
+            transport: "UDP",
+            addr,
+            source,
+        })?;
+        if !config.tcp {
+            return Ok((udp, local, None));
+        }
+        let tcp_addr = SocketAddr::new(config.bind_ip, local.port());
+        match TcpListener::bind(tcp_addr).await {
+            Ok(tcp) => return Ok((udp, local, Some(tcp))),
+            Err(e)
+                if config.sip_port == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < PORT_ZERO_TRIES =>
+            {
+                continue
+            }
+            Err(source) => {
+                return Err(PhoneError::Bind {
+                    transport: "TCP",
+                    addr: tcp_addr,
+                    source,
+                })
+            }
+        }
+    }
+}
+
 /// The bound phone edge, ready to run.
 pub struct PhoneServer {
     config: PhoneConfig,
@@ -249,33 +298,7 @@ impl PhoneServer {
                 max: config.rtp_port_max,
             });
         }
-        let addr = SocketAddr::new(config.bind_ip, config.sip_port);
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| PhoneError::Bind {
-                transport: "UDP",
-                addr,
-                source,
-            })?;
-        let local = udp.local_addr().map_err(|source| PhoneError::Bind {
-            transport: "UDP",
-            addr,
-            source,
-        })?;
-        let tcp = if config.tcp {
-            let tcp_addr = SocketAddr::new(config.bind_ip, local.port());
-            Some(
-                TcpListener::bind(tcp_addr)
-                    .await
-                    .map_err(|source| PhoneError::Bind {
-                        transport: "TCP",
-                        addr: tcp_addr,
-                        source,
-                    })?,
-            )
-        } else {
-            None
-        };
+        let (udp, local, tcp) = bind_udp_and_tcp(&config).await?;
         let tls = match &config.tls {
             Some(_) => {
                 let tls_addr = SocketAddr::new(config.bind_ip, config.tls_port);
