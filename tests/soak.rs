@@ -164,15 +164,7 @@ fn many_callers_for_a_while_leave_every_record_and_no_leak() {
     let ran_s = started.elapsed().as_secs_f64();
 
     // Every call is over on the server.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while hotline.health()["calls"] != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "calls still up: {}",
-            hotline.health()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    calls_gone(&hotline, 90, "calls still up");
     std::thread::sleep(Duration::from_secs(2));
 
     let mut placed = 1; // the warm-up call
@@ -289,15 +281,7 @@ fn callers_who_vanish_mid_call_leave_nothing_behind() {
         .timeout_s(30)
         .spawn(work.path())
         .wait(Duration::from_secs(40));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while hotline.health()["calls"] != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the warm-up call is still up: {}",
-            hotline.health()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    calls_gone(&hotline, 20, "the warm-up call is still up");
     std::thread::sleep(Duration::from_secs(2));
     let baseline_tasks = hotline.health()["tasks_alive"].as_u64().unwrap_or(0);
     let (_, baseline_fds) = process_figures(pid);
@@ -317,15 +301,7 @@ fn callers_who_vanish_mid_call_leave_nothing_behind() {
     std::thread::sleep(Duration::from_secs(12));
     callers.vanish();
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while hotline.health()["calls"] != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "calls still up: {}",
-            hotline.health()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    calls_gone(&hotline, 30, "calls still up");
     let gone = Instant::now();
     let tasks = tasks_settle(&hotline, baseline_tasks);
     println!(
@@ -352,5 +328,14 @@ fn callers_who_vanish_mid_call_leave_nothing_behind() {
             "{}: the record is not closed",
             dir.display()
         );
+    }
+}
+
+/// Waits up to `seconds` for the server to have no call up; fails with `what` and its health.
+fn calls_gone(hotline: &Hotline, seconds: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while hotline.health()["calls"] != 0 {
+        assert!(Instant::now() < deadline, "{what}: {}", hotline.health());
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
