@@ -6,7 +6,11 @@
 //! - `en-phone`: the 8 kHz G.711 clips under `telephone/` (upsampled to 16 kHz as a phone
 //!   line's audio is);
 //! - `zh`: the Mandarin clips with a whole transcript (the caller clip whose transcript
-//!   gives only its first word is left out).
+//!   gives only its first word is left out);
+//! - `dialog-menu`: the MultiWOZ caller turns under `dialog/` with the demo telecom flow's menu
+//!   as the phrase prompt, as `hotline bench` plays them to the demo flow.
+//!
+//! The `retries` column counts decodes that ran away on the trimmed context and ran again.
 //!
 //! Models are the trained ones `hotline models fetch` installs (`tiny.en`, `tiny.en-q8_0`,
 //! `base`, `base-q8_0`); a model that is not installed is skipped with a note.
@@ -20,7 +24,8 @@ mod common;
 use std::path::Path;
 
 use common::shared_dir;
-use hotline::asr::score::{evaluate, read_index, Sample};
+use hotline::asr::score::{evaluate_with, read_index, Sample};
+use hotline::asr::Grammar;
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
 use hotline::language::Language;
 
@@ -50,6 +55,20 @@ fn policies() -> Vec<(&'static str, WhisperSettings)> {
             },
         ),
         ("trim-1.3s-retry", trim(1_280, true)),
+        (
+            "trim-1.3s-retry-3s",
+            WhisperSettings {
+                retry_pad_ms: 3_000,
+                ..trim(1_280, true)
+            },
+        ),
+        (
+            "trim-1.3s-retry-6s",
+            WhisperSettings {
+                retry_pad_ms: 6_000,
+                ..trim(1_280, true)
+            },
+        ),
         ("trim-6s", trim(6_000, false)),
         ("trim-12s", trim(12_000, false)),
         (
@@ -84,7 +103,7 @@ fn list_env(name: &str) -> Option<Vec<String>> {
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
 }
 
-fn corpora(shared: &Path) -> Vec<(&'static str, Vec<Sample>)> {
+fn corpora(shared: &Path) -> Vec<(&'static str, Vec<Sample>, Option<Grammar>)> {
     let all = read_index(&shared.join("audio/index.tsv")).expect("read the shared index");
     let under = |prefix: &str| {
         let root = shared.join("audio").join(prefix);
@@ -103,9 +122,10 @@ fn corpora(shared: &Path) -> Vec<(&'static str, Vec<Sample>)> {
         .cloned()
         .collect();
     vec![
-        ("en-read", read),
-        ("en-phone", under("telephone")),
-        ("zh", zh),
+        ("en-read", read, None),
+        ("en-phone", under("telephone"), None),
+        ("zh", zh, None),
+        ("dialog-menu", under("dialog"), common::menu_grammar()),
     ]
 }
 
@@ -130,8 +150,8 @@ fn main() {
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         eprintln!("load average before the run: {}", load.trim());
     }
-    println!("| model | policy | threads | corpus | utterances | error rate | compute p50 | compute p95 |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| model | policy | threads | corpus | utterances | error rate | compute p50 | compute p95 | retries |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for name in &models {
         let path = match hotline::models::resolve(name) {
             Ok(path) if path.is_file() => path,
@@ -161,19 +181,22 @@ fn main() {
                     threads: t,
                     ..settings.clone()
                 });
-                for (corpus, samples) in &corpora {
+                for (corpus, samples, grammar) in &corpora {
                     let zh = samples.first().is_some_and(|s| s.language == Language::Zh);
                     if zh != whisper.is_multilingual() && zh {
                         continue;
                     }
-                    let result = evaluate(&mut whisper, samples).expect("evaluate");
+                    let retries = whisper.retries();
+                    let result = evaluate_with(&mut whisper, samples, grammar.as_ref())
+                        .expect("evaluate");
                     let ms = |q: f64| result.compute_quantile(q).as_millis();
                     println!(
-                        "| {name} | {policy} | {t} | {corpus} | {} | {:.3} | {} ms | {} ms |",
+                        "| {name} | {policy} | {t} | {corpus} | {} | {:.3} | {} ms | {} ms | {} |",
                         samples.len(),
                         result.errors.rate(),
                         ms(0.5),
-                        ms(0.95)
+                        ms(0.95),
+                        whisper.retries() - retries,
                     );
                     if std::env::var_os("HOTLINE_BENCH_VERBOSE").is_some() {
                         for (path, heard, errors) in &result.heard {

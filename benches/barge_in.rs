@@ -7,14 +7,16 @@
 //! recording, at the same level) starts talking 1.5 s into the reply. Delays 50–250 ms,
 //! attenuations 6–30 dB, as the turn-taking issue asks; with and without the echo gate.
 //!
-//! Then backchannels and stop words said over the bot (on the same echoing line, 120 ms and
-//! 12 dB): short clips spoken by espeak-ng in three voices ("uh-huh", "okay", "I see", ...;
-//! "stop", "wait", "hold on", ...), heard by trained whisper (`tiny.en-q8_0`; its text delivered
-//! after the compute it took). A backchannel is a false barge-in when the bot stayed stopped (it
-//! did not resume its reply); a stop word is missed when the bot talked on or resumed.
+//! Then backchannels, stop words and short answers said over the bot (on the same echoing line,
+//! 120 ms and 12 dB) while it waits on the demo telecom flow's menu: short clips spoken by
+//! espeak-ng in three voices ("uh-huh", "okay", "I see", ...; "stop", "wait", "hold on", ...;
+//! "agent", "billing", ...), heard by trained whisper (`tiny.en-q8_0`, with the menu's phrase
+//! prompt; its text and confidence delivered after the compute it took). A backchannel is a false
+//! barge-in when the bot stayed stopped (it did not resume its reply); a stop word or an answer
+//! is missed when the bot talked on or resumed.
 //!
-//! `cargo bench --bench barge_in` (`HOTLINE_BENCH_VERBOSE=1` names every false barge-in). A
-//! figure here is never a test assertion.
+//! `cargo bench --bench barge_in` (`HOTLINE_BENCH_VERBOSE=1` prints what whisper heard in every
+//! run, and its confidence). A figure here is never a test assertion.
 
 mod common;
 
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::shared_dir;
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
-use hotline::asr::{AsrOptions, Recognizer};
+use hotline::asr::{AsrOptions, Grammar, Recognized, Recognizer};
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{Frame, FRAME_DURATION};
@@ -44,13 +46,15 @@ fn at_level(path: &Path, rms: f32) -> Option<Vec<i16>> {
     )
 }
 
-/// A session whose bot has just started saying `bot` (one reply).
-fn saying(config: &SessionConfig, bot: &[i16]) -> CallSession {
+/// A session whose bot has just started saying `bot` (one reply), waiting for an answer to
+/// `expect` (the demo flow's menu, in the words runs).
+fn saying(config: &SessionConfig, bot: &[i16], expect: Option<Grammar>) -> CallSession {
     let mut s = CallSession::new(config.clone(), Language::En);
     s.handle_bot_turn(
         TurnId(0),
         BotTurn {
             say: vec![Prompt::text("reply")],
+            expect,
             ..BotTurn::default()
         },
         Duration::ZERO,
@@ -68,7 +72,7 @@ fn run(
     atten_db: f32,
     caller: Option<&[i16]>,
 ) -> (bool, Option<usize>) {
-    let mut s = saying(config, bot);
+    let mut s = saying(config, bot, None);
     let gain = 10f32.powf(-atten_db / 20.0);
     let mut line: VecDeque<i16> = std::iter::repeat_n(0, delay_ms * 16).collect();
     let voice_at = 75; // frames: 1.5 s
@@ -114,8 +118,9 @@ struct Spoken {
     stopped: bool,
     /// It then went on with the reply (the barge-in was judged false).
     resumed: bool,
-    /// What whisper heard last.
+    /// What whisper heard last, and its confidence.
     heard: String,
+    confidence: Option<f32>,
 }
 
 /// One reply over a line echoing it (120 ms, 12 dB), with `clip` said over it 1.5 s in; every
@@ -124,28 +129,30 @@ fn run_words(
     config: &SessionConfig,
     bot: &[i16],
     clip: &[i16],
+    expect: &Grammar,
     whisper: &mut WhisperRecognizer,
 ) -> Spoken {
-    let mut s = saying(config, bot);
+    let mut s = saying(config, bot, Some(expect.clone()));
     let gain = 10f32.powf(-12.0 / 20.0);
     let mut line: VecDeque<i16> = std::iter::repeat_n(0, 120 * 16).collect();
     let voice_at = 75;
-    let mut pending: Vec<(Duration, TurnId, Option<Duration>, String)> = Vec::new();
+    let mut pending: Vec<(Duration, TurnId, Option<Duration>, Recognized)> = Vec::new();
     let mut spoken = Spoken {
         stopped: false,
         resumed: false,
         heard: String::new(),
+        confidence: None,
     };
     for i in 0..(2 * bot.len() / 320 + 250) {
         let now = FRAME_DURATION * i as u32;
         let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(at, ..)| *at <= now);
         pending = later;
-        for (_, turn, speculative, text) in due {
+        for (_, turn, speculative, heard) in due {
             match speculative {
                 Some(last_voice) => {
-                    s.handle_speculative_transcript(turn, last_voice, Some(&text), now)
+                    s.handle_speculative_transcript(turn, last_voice, Some(&heard), now)
                 }
-                None => s.handle_transcript(turn, true, &text, now),
+                None => s.handle_transcript(turn, true, &heard, now),
             }
         }
         let mut pcm: Vec<i16> = line
@@ -183,12 +190,10 @@ fn run_words(
                         grammar,
                         is_final: true,
                     };
-                    let text = whisper
-                        .transcribe(&pcm, &options)
-                        .expect("whisper runs")
-                        .text;
-                    spoken.heard = text.clone();
-                    pending.push((now + started.elapsed(), turn, speculative, text));
+                    let heard = whisper.transcribe(&pcm, &options).expect("whisper runs");
+                    spoken.heard = heard.text.clone();
+                    spoken.confidence = heard.confidence;
+                    pending.push((now + started.elapsed(), turn, speculative, heard));
                 }
                 _ => {}
             }
@@ -240,14 +245,28 @@ const STOP_WORDS: &[&str] = &[
     "no that's wrong",
     "wait a second",
 ];
+/// Short answers to the menu said over it: real interruptions, though no stop words.
+const SHORT_ANSWERS: &[&str] = &[
+    "agent",
+    "billing",
+    "yes",
+    "my bill",
+    "internet outage",
+    "a human please",
+];
 
-/// Backchannels and stop words over the bot's replies: false barge-ins and missed stops.
+/// Backchannels, stop words and short answers over the bot's replies: false barge-ins and
+/// missed interruptions.
 fn words_over_the_bot(replies: &[Vec<i16>]) {
     let Some(path) = hotline::models::resolve("tiny.en-q8_0")
         .ok()
         .filter(|p| p.is_file())
     else {
         println!("backchannels not measured: `hotline models fetch tiny.en-q8_0` installs whisper");
+        return;
+    };
+    let Some(menu) = common::menu_grammar() else {
+        println!("backchannels not measured: the demo flow's menu grammar did not load");
         return;
     };
     let mut whisper =
@@ -259,7 +278,12 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
         ("en-us+f3", 140, 70),
     ];
     let verbose = std::env::var_os("HOTLINE_BENCH_VERBOSE").is_some();
-    for (kind, words) in [("backchannels", BACKCHANNELS), ("stop words", STOP_WORDS)] {
+    for (kind, words) in [
+        ("backchannels", BACKCHANNELS),
+        ("stop words", STOP_WORDS),
+        ("short answers", SHORT_ANSWERS),
+    ] {
+        let backchannel = std::ptr::eq(words, BACKCHANNELS);
         let (mut runs, mut stopped, mut resumed, mut wrong) = (0, 0, 0, 0);
         for (k, bot) in replies.iter().take(5).enumerate() {
             for text in words {
@@ -268,29 +292,28 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
                         println!("espeak-ng is needed for the backchannels");
                         return;
                     };
-                    let r = run_words(&config, bot, &clip, &mut whisper);
+                    let r = run_words(&config, bot, &clip, &menu, &mut whisper);
                     runs += 1;
                     stopped += usize::from(r.stopped);
                     resumed += usize::from(r.resumed);
-                    let backchannel = std::ptr::eq(words, BACKCHANNELS);
                     let bad = if backchannel {
                         r.stopped && !r.resumed
                     } else {
                         !r.stopped || r.resumed
                     };
-                    if bad {
-                        wrong += 1;
-                        if verbose {
-                            println!(
-                                "  {kind}: {text:?} ({voice}) over reply {k} heard as {:?}",
-                                r.heard
-                            );
-                        }
+                    wrong += usize::from(bad);
+                    if verbose {
+                        println!(
+                            "  {} {kind}: {text:?} ({voice}) over reply {k} heard as {:?}, confidence {:?}",
+                            if bad { "WRONG" } else { "ok" },
+                            r.heard,
+                            r.confidence,
+                        );
                     }
                 }
             }
         }
-        let what = if std::ptr::eq(words, BACKCHANNELS) {
+        let what = if backchannel {
             "false barge-ins (stopped, not resumed)"
         } else {
             "missed (talked on or resumed)"

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::shared_dir;
 use hotline::asr::score::read_index;
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
-use hotline::asr::{AsrOptions, Recognizer};
+use hotline::asr::{AsrOptions, Recognized, Recognizer};
 use hotline::audio::resample::resample;
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
@@ -119,7 +119,7 @@ struct Outcome {
 /// An answer on its way to the session: the model's, or a speculative final's text.
 enum Answer {
     Model(TurnId, f32),
-    Words(TurnId, Duration, String),
+    Words(TurnId, Duration, Recognized),
 }
 
 /// Plays `turn` (then 2 s of silence) into a session; the model and the recognizer, if any,
@@ -144,8 +144,8 @@ fn play(
         for (_, answer) in due {
             match answer {
                 Answer::Model(t, p) => session.handle_turn_prediction(t, p, now),
-                Answer::Words(t, last_voice, text) => {
-                    session.handle_speculative_transcript(t, last_voice, Some(&text), now)
+                Answer::Words(t, last_voice, heard) => {
+                    session.handle_speculative_transcript(t, last_voice, Some(&heard), now)
                 }
             }
         }
@@ -177,10 +177,10 @@ fn play(
                             grammar,
                             is_final: true,
                         };
-                        let text = asr.transcribe(&pcm, &options).expect("whisper runs").text;
+                        let heard = asr.transcribe(&pcm, &options).expect("whisper runs");
                         pending.push((
                             now + started.elapsed(),
-                            Answer::Words(turn, last_voice, text),
+                            Answer::Words(turn, last_voice, heard),
                         ));
                     }
                 }

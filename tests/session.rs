@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use hotline::asr::{Grammar, Recognized};
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{frames_of, Frame, FRAME_DURATION};
 use hotline::config::SessionConfig;
@@ -16,6 +17,14 @@ use common::shared::shared_dir;
 
 /// The session's defaults with the final recognition asked only at the endpoint (no
 /// speculative final): the endpointing tests count those requests.
+/// A recognizer's result with no confidence given.
+fn final_words(text: &str) -> Recognized {
+    Recognized {
+        text: text.to_string(),
+        confidence: None,
+    }
+}
+
 fn endpoint_config() -> SessionConfig {
     SessionConfig {
         speculative_asr_ms: 0,
@@ -261,9 +270,9 @@ fn stale_results_are_dropped_by_turn() {
     h.silence(1500);
     let (turn, _) = h.final_requests()[0];
     h.session
-        .handle_transcript(TurnId(turn.0 + 5), true, "from another turn", h.now);
+        .handle_transcript(TurnId(turn.0 + 5), true, &final_words("from another turn"), h.now);
     h.session
-        .handle_transcript(turn, true, "one two three", h.now);
+        .handle_transcript(turn, true, &final_words("one two three"), h.now);
     h.drain();
     let transcripts: Vec<_> = h
         .events()
@@ -382,19 +391,19 @@ fn finals_that_arrive_after_the_caller_went_on_are_merged_in_order() {
     );
     // The results come back late and out of order; the last one first.
     h.session
-        .handle_transcript(finals[2].0, true, words[2], h.now);
+        .handle_transcript(finals[2].0, true, &final_words(words[2]), h.now);
     h.drain();
     assert!(
         h.first("transcript").is_none(),
         "the request waits for the earlier sentences"
     );
     h.session
-        .handle_transcript(finals[0].0, true, words[0], h.now);
+        .handle_transcript(finals[0].0, true, &final_words(words[0]), h.now);
     h.session
-        .handle_transcript(finals[1].0, true, words[1], h.now);
+        .handle_transcript(finals[1].0, true, &final_words(words[1]), h.now);
     // A second final for a sentence already heard changes nothing.
     h.session
-        .handle_transcript(finals[1].0, true, "ignored", h.now);
+        .handle_transcript(finals[1].0, true, &final_words("ignored"), h.now);
     h.drain();
     let expected = words.join(" ");
     let transcripts: Vec<_> = h
@@ -436,7 +445,7 @@ fn speech_after_the_question_continues_the_request() {
     }
     h.silence(800);
     let first = h.final_requests()[0].0;
-    h.session.handle_transcript(first, true, "i want to", h.now);
+    h.session.handle_transcript(first, true, &final_words("i want to"), h.now);
     h.drain();
     for f in recording("audio/en/speechbrain_spk1_snt2.wav") {
         h.feed(&f);
@@ -453,7 +462,7 @@ fn speech_after_the_question_continues_the_request() {
     );
     let second = h.final_requests()[1].0;
     h.session
-        .handle_transcript(second, true, "pay my bill", h.now);
+        .handle_transcript(second, true, &final_words("pay my bill"), h.now);
     h.drain();
     assert!(h
         .events()
@@ -492,9 +501,8 @@ fn words_recognized_before_a_hangup_stay_in_the_record() {
     h.session.handle_transcript(
         finals[0].0,
         true,
-        "the child almost hurt the small dog",
-        h.now,
-    );
+        &final_words("the child almost hurt the small dog"),
+        h.now);
     h.session.handle_hangup(EndReason::CallerHangup, h.now);
     h.drain();
     let kept: Vec<_> = h
@@ -616,8 +624,14 @@ fn at_level(path: &str, rms: f32) -> Vec<i16> {
 impl Harness {
     /// The bot starts saying `pieces` (text and audio each) for `turn`.
     fn bot_speaks(&mut self, turn: TurnId, pieces: &[(&str, Vec<i16>)]) {
+        self.bot_asks(turn, pieces, None);
+    }
+
+    /// The bot says `pieces`, then waits for an answer to `expect`.
+    fn bot_asks(&mut self, turn: TurnId, pieces: &[(&str, Vec<i16>)], expect: Option<Grammar>) {
         let bot = BotTurn {
             say: pieces.iter().map(|(t, _)| Prompt::text(*t)).collect(),
+            expect,
             ..BotTurn::default()
         };
         self.session.handle_bot_turn(turn, bot, self.now);
@@ -764,10 +778,15 @@ fn a_caller_talking_over_the_echo_does_interrupt() {
 /// The bot says two sentences; the caller speaks over the second. Returns the harness just
 /// after the caller's utterance ended (its final asked for), and the turn of that utterance.
 fn barged_in_by(words: &[Frame]) -> (Harness, TurnId) {
+    barged_in_asking(words, None)
+}
+
+/// [`barged_in_by`], the bot waiting for an answer to `expect`.
+fn barged_in_asking(words: &[Frame], expect: Option<Grammar>) -> (Harness, TurnId) {
     let mut h = Harness::new(endpoint_config());
     let first = at_level("audio/en/cmu_arctic_us_aew_a0001.wav", 3000.0);
     let second = at_level("audio/en/jfk.wav", 3000.0);
-    h.bot_speaks(
+    h.bot_asks(
         TurnId(0),
         &[
             ("Author of the danger trail.", first.clone()),
@@ -776,6 +795,7 @@ fn barged_in_by(words: &[Frame]) -> (Harness, TurnId) {
                 second,
             ),
         ],
+        expect,
     );
     // Into the second sentence by 2 s.
     h.silence(first.len() as u64 / 16 + 2_000);
@@ -811,7 +831,7 @@ fn a_backchannel_does_not_interrupt_the_bot_and_stop_does() {
     );
     assert!(!text.contains("your country"), "{text}");
     assert!(played_ms > 3_000, "{played_ms}");
-    h.session.handle_transcript(turn, true, "Uh-huh.", h.now);
+    h.session.handle_transcript(turn, true, &final_words("Uh-huh."), h.now);
     h.drain();
     assert!(matches!(
         h.first("bot_resumed"),
@@ -835,7 +855,7 @@ fn a_backchannel_does_not_interrupt_the_bot_and_stop_does() {
 
     // "stop": a real interruption; the reply stays cut and the dialogue hears the words.
     let (mut h, turn) = barged_in_by(short);
-    h.session.handle_transcript(turn, true, "Stop.", h.now);
+    h.session.handle_transcript(turn, true, &final_words("Stop."), h.now);
     h.drain();
     assert!(h.first("bot_resumed").is_none());
     assert!(h.outputs.iter().any(|(_, o)| matches!(
@@ -845,6 +865,67 @@ fn a_backchannel_does_not_interrupt_the_bot_and_stop_does() {
     let before = h.bot_frames;
     h.silence(1_000);
     assert_eq!(h.bot_frames, before, "the bot stays quiet");
+}
+
+#[test]
+fn unclear_words_over_the_bot_resume_it_unless_they_answer_what_it_asks() {
+    let short = &speech()[..40];
+    let menu = Grammar::Phrases(
+        ["billing", "talk to an agent", "internet outage"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let said = |text: &str, confidence: f32| Recognized {
+        text: text.to_string(),
+        confidence: Some(confidence),
+    };
+    let outcome = |expect: Option<Grammar>, words: Recognized| {
+        let (mut h, turn) = barged_in_asking(short, expect);
+        h.session.handle_transcript(turn, true, &words, h.now);
+        h.drain();
+        let resumed = match h.first("bot_resumed") {
+            Some((_, EventKind::BotResumed { reason, .. })) => Some(reason.code()),
+            _ => None,
+        };
+        let asked = h.outputs.iter().any(|(_, o)| {
+            matches!(
+                o,
+                SessionOutput::Converse {
+                    input: CallerInput::Speech { .. },
+                    ..
+                }
+            )
+        });
+        let before = h.bot_frames;
+        h.silence(1_000);
+        (resumed, asked, h.bot_frames > before)
+    };
+    // A backchannel misheard over the echo: a few unsure words the menu does not name. The
+    // bot goes on and the dialogue is not asked.
+    assert_eq!(
+        outcome(Some(menu.clone()), said("I'm handsome.", 0.35)),
+        (Some("unclear"), false, true)
+    );
+    // The same words heard with confidence: the caller meant them.
+    assert_eq!(
+        outcome(Some(menu.clone()), said("I'm handsome.", 0.9)),
+        (None, true, false)
+    );
+    // An answer the menu names stops the bot, however unsure the recognizer was.
+    assert_eq!(
+        outcome(Some(menu.clone()), said("An agent.", 0.35)),
+        (None, true, false)
+    );
+    // So does a stop word.
+    assert_eq!(
+        outcome(Some(menu), said("Wait.", 0.35)),
+        (None, true, false)
+    );
+    // A bot that waits for no phrases in particular takes any words as meant.
+    assert_eq!(
+        outcome(None, said("I'm handsome.", 0.35)),
+        (None, true, false)
+    );
 }
 
 #[test]
@@ -941,7 +1022,7 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
     // before the endpoint, the dialogue is asked at the endpoint itself.
     let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&config);
     h.session
-        .handle_speculative_transcript(turn, last_voice, Some("one two three"), h.now);
+        .handle_speculative_transcript(turn, last_voice, Some(&final_words("one two three")), h.now);
     h.drain();
     assert!(
         h.first("transcript").is_none(),
@@ -976,7 +1057,7 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
         h.feed(f);
     }
     h.session
-        .handle_speculative_transcript(turn, first_pause, Some("half of it"), h.now);
+        .handle_speculative_transcript(turn, first_pause, Some(&final_words("half of it")), h.now);
     h.silence(1_000);
     let finals = h.all_final_requests();
     assert_eq!(finals.len(), 2, "{finals:?}");
@@ -990,7 +1071,7 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
         "the stale text is not the final"
     );
     h.session
-        .handle_speculative_transcript(turn, second_pause, Some("all of it"), h.now);
+        .handle_speculative_transcript(turn, second_pause, Some(&final_words("all of it")), h.now);
     h.drain();
     assert!(matches!(
         h.first("transcript"),
@@ -1019,7 +1100,7 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
     let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&config);
     let sentence = "I'd like to speak to customer support.";
     h.session
-        .handle_speculative_transcript(turn, last_voice, Some(sentence), h.now);
+        .handle_speculative_transcript(turn, last_voice, Some(&final_words(sentence)), h.now);
     h.drain();
     let (ended, by) = ended_by(&h).expect("the words end the turn");
     assert_eq!(by, Some(TurnEnd::Words));
@@ -1038,9 +1119,8 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
     h.session.handle_speculative_transcript(
         turn,
         last_voice,
-        Some("I want to check my balance and"),
-        h.now,
-    );
+        Some(&final_words("I want to check my balance and")),
+        h.now);
     h.drain();
     h.silence(700);
     assert!(ended_by(&h).is_none(), "a sentence that leads on waits");
@@ -1059,7 +1139,7 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
     };
     let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&off);
     h.session
-        .handle_speculative_transcript(turn, last_voice, Some(sentence), h.now);
+        .handle_speculative_transcript(turn, last_voice, Some(&final_words(sentence)), h.now);
     h.drain();
     assert!(ended_by(&h).is_none());
     h.silence(400);

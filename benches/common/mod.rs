@@ -1,6 +1,10 @@
-//! What the measuring benches share: where the shared recordings are.
+//! What the measuring benches share: where the shared recordings are, and the demo flow's menu.
 
 use std::path::{Path, PathBuf};
+
+use hotline::asr::Grammar;
+use hotline::dialogue::config::DialogueConfig;
+use hotline::dialogue::{factory_from_config, plan_flow_arg, CallContext, CallerInput};
 
 /// The shared test data (`$HOTLINE_SHARED`, else `../shared` beside the repository).
 pub fn shared_dir() -> PathBuf {
@@ -13,4 +17,26 @@ pub fn shared_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+#[allow(dead_code)] // not every bench that shares this module waits on the menu
+/// The demo telecom flow's grammar for its first answer (the main menu), which a call to the
+/// demo flow waits on while the bot greets it.
+pub fn menu_grammar() -> Option<Grammar> {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let config = DialogueConfig {
+        flows_dir: assets.join("flows"),
+        kb_dir: assets.join("kb"),
+        ..DialogueConfig::default()
+    };
+    let factory = factory_from_config(&config, None).ok()?;
+    let plan = plan_flow_arg(factory.as_ref(), Some("telecom_en")).ok()?;
+    let ctx = CallContext {
+        plan,
+        vars: Default::default(),
+    };
+    factory
+        .new_dialogue(&ctx)
+        .handle(&CallerInput::Start)
+        .expect
 }

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 
 use super::sphinx::SphinxRecognizer;
 use super::whisper::{WhisperByLanguage, WhisperRecognizer, WhisperSettings};
-use super::{AsrError, AsrOptions, Interrupt, Recognizer};
+use super::{AsrError, AsrOptions, Interrupt, Recognized, Recognizer};
 use crate::config::{AsrConfig, AsrEngineKind};
 
 /// Queue slots per worker. Jobs beyond this are refused rather than left to grow latency.
@@ -53,6 +53,16 @@ pub struct AsrOutput {
     pub engine: &'static str,
     /// Time spent inside the engine (not counting the wait in the queue).
     pub compute: Duration,
+}
+
+impl AsrOutput {
+    /// What was heard, without how it was computed.
+    pub fn heard(self) -> Recognized {
+        Recognized {
+            text: self.text,
+            confidence: self.confidence,
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Result<AsrOutput, AsrError>>;

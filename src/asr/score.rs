@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{AsrOptions, Recognizer};
+use super::{AsrOptions, Grammar, Recognizer};
 use crate::audio::wav::read_wav_mono_16k;
 use crate::language::{to_simplified, Language};
 
@@ -117,6 +117,16 @@ pub fn evaluate(
     recognizer: &mut dyn Recognizer,
     samples: &[Sample],
 ) -> Result<Evaluation, ScoreError> {
+    evaluate_with(recognizer, samples, None)
+}
+
+/// [`evaluate`] with `grammar` given for every utterance, as a flow node waiting on it gives
+/// it (whisper takes a phrase list as its prompt).
+pub fn evaluate_with(
+    recognizer: &mut dyn Recognizer,
+    samples: &[Sample],
+    grammar: Option<&Grammar>,
+) -> Result<Evaluation, ScoreError> {
     let mut out = Evaluation::default();
     for sample in samples {
         let shown = sample.path.display().to_string();
@@ -126,6 +136,7 @@ pub fn evaluate(
         })?;
         let opts = AsrOptions {
             language: sample.language,
+            grammar: grammar.cloned(),
             ..AsrOptions::default()
         };
         let started = Instant::now();

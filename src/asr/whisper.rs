@@ -149,6 +149,8 @@ pub struct WhisperRecognizer {
     samples_f32: Vec<f32>,
     /// Text tokens the decoder produced for the last utterance.
     last_token_count: usize,
+    /// Decodes run again on a longer context since the model loaded.
+    retries: usize,
 }
 
 impl std::fmt::Debug for WhisperRecognizer {
@@ -208,6 +210,7 @@ impl WhisperRecognizer {
             zh_prompt,
             samples_f32: Vec::new(),
             last_token_count: 0,
+            retries: 0,
         })
     }
 
@@ -225,6 +228,12 @@ impl WhisperRecognizer {
     /// benchmarks report it beside their timings).
     pub fn last_token_count(&self) -> usize {
         self.last_token_count
+    }
+
+    /// How many decodes ran away on a trimmed context and ran again on a longer one since the
+    /// model loaded (benchmarks report it beside their timings).
+    pub fn retries(&self) -> usize {
+        self.retries
     }
 
     /// Whether the model hears more than English.
@@ -430,6 +439,7 @@ impl Recognizer for WhisperRecognizer {
                 retry_ctx,
                 "whisper ran away on a trimmed context; decoding again with a longer one"
             );
+            self.retries += 1;
             tokens = self.decode(opts, &prompt, retry_ctx, max_tokens, interrupt)?;
         }
         let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();

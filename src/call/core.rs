@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::asr::{AsrError, AsrOutput};
+use crate::asr::{AsrError, AsrOutput, Recognized};
 use crate::audio::Frame;
 use crate::dialogue::BotTurn;
 use crate::metrics::Metrics;
@@ -44,7 +44,7 @@ pub enum EngineResult {
     Transcript {
         turn: TurnId,
         is_final: bool,
-        text: String,
+        heard: Recognized,
     },
     BotTurn {
         turn: TurnId,
@@ -58,11 +58,11 @@ pub enum EngineResult {
         last: bool,
     },
     /// A speculative final recognition (asked at a pause, before the turn was known to be
-    /// over) for the pause after `last_voice`; `text` is `None` when it failed.
+    /// over) for the pause after `last_voice`; `heard` is `None` when it failed.
     SpeculativeTranscript {
         turn: TurnId,
         last_voice: Duration,
-        text: Option<String>,
+        heard: Option<Recognized>,
     },
     TurnPrediction {
         turn: TurnId,
@@ -85,7 +85,7 @@ impl EngineResult {
                 return EngineResult::Transcript {
                     turn,
                     is_final,
-                    text: out.text,
+                    heard: out.heard(),
                 }
             }
             Some(Err(e)) => e.to_string(),
@@ -101,7 +101,7 @@ impl EngineResult {
             EngineResult::Transcript {
                 turn,
                 is_final,
-                text: String::new(),
+                heard: Recognized::default(),
             }
         }
     }
@@ -116,8 +116,8 @@ impl EngineResult {
         EngineResult::SpeculativeTranscript {
             turn,
             last_voice,
-            text: match outcome {
-                Some(Ok(out)) => Some(out.text),
+            heard: match outcome {
+                Some(Ok(out)) => Some(out.heard()),
                 _ => None,
             },
         }
@@ -320,8 +320,8 @@ impl CallCore {
             EngineResult::Transcript {
                 turn,
                 is_final,
-                text,
-            } => session.handle_transcript(turn, is_final, &text, now),
+                heard,
+            } => session.handle_transcript(turn, is_final, &heard, now),
             EngineResult::BotTurn { turn, bot } => session.handle_bot_turn(turn, bot, now),
             EngineResult::BotAudio {
                 turn,
@@ -332,8 +332,8 @@ impl CallCore {
             EngineResult::SpeculativeTranscript {
                 turn,
                 last_voice,
-                text,
-            } => session.handle_speculative_transcript(turn, last_voice, text.as_deref(), now),
+                heard,
+            } => session.handle_speculative_transcript(turn, last_voice, heard.as_ref(), now),
             EngineResult::TurnPrediction { turn, probability } => {
                 session.handle_turn_prediction(turn, probability, now)
             }

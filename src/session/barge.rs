@@ -8,8 +8,16 @@
 //! resume its reply. Words that ask the bot to stop ("stop", "no", "wait", "等一下") are never
 //! backchannels, so they always interrupt.
 //!
+//! Over the bot's own echo a recognizer often mishears a backchannel ("mm-hmm" as "I'm
+//! handsome", "right" as "bright"). [`judge`] also resumes for such words: a few words, heard
+//! with low confidence, with no stop word, while the bot waits for phrases none of whose
+//! words they hold. A short answer the node expects ("agent", "billing", "yes") still
+//! interrupts however unclear it sounded, and so does anything at a node that expects no
+//! phrases in particular.
+//!
 //! Pure functions, no state.
 
+use crate::asr::Grammar;
 use crate::language::Language;
 
 use super::reason::ResumeReason;
@@ -53,8 +61,78 @@ const BACKCHANNELS_ZH: &[&str] = &[
 /// Mandarin words that always interrupt.
 const STOP_WORDS_ZH: &[&str] = &["等一下", "等等", "停", "不", "不是", "不要", "别说了"];
 
-/// Whether what the caller said over the bot was no real interruption, and why; `None` for a
-/// real turn.
+/// The recognizer's confidence (whisper's mean token probability) under which a few words over
+/// the bot are unclear.
+pub const UNCLEAR_BELOW: f32 = 0.6;
+
+/// The most words (English) or characters (Mandarin) an unclear utterance over the bot has.
+const UNCLEAR_MOST_WORDS: usize = 3;
+const UNCLEAR_MOST_CHARS_ZH: usize = 4;
+
+/// English words that say nothing about what the caller wants: they do not make an utterance
+/// match the phrases the bot waits for.
+const FUNCTION_WORDS_EN: &[&str] = &[
+    "a", "an", "the", "i", "i'm", "im", "me", "my", "you", "your", "it", "it's", "is", "are", "of",
+    "to", "and", "or", "for", "on", "in", "at", "with", "please", "can", "could", "would", "want",
+    "like", "need", "about", "do", "this", "that", "what", "how", "be", "have", "get", "so",
+];
+
+/// Whether what the caller said over the bot (`text`, heard with `confidence`, while the bot
+/// waits for `expect`) was no real interruption, and why; `None` for a real turn. See the
+/// module docs.
+pub fn judge(
+    text: &str,
+    confidence: Option<f32>,
+    expect: Option<&Grammar>,
+    language: Language,
+) -> Option<ResumeReason> {
+    if let Some(reason) = false_interruption(text, language) {
+        return Some(reason);
+    }
+    let unclear = confidence.is_some_and(|c| c < UNCLEAR_BELOW);
+    let Some(Grammar::Phrases(phrases)) = expect.filter(|_| unclear) else {
+        return None;
+    };
+    let plain = match language {
+        Language::Zh => unclear_zh(text, phrases),
+        _ => unclear_en(text, phrases),
+    };
+    plain.then_some(ResumeReason::Unclear)
+}
+
+/// A few English words with no stop word, none of whose content words is in `phrases`.
+fn unclear_en(text: &str, phrases: &[String]) -> bool {
+    let words = en_words(text);
+    if words.len() > UNCLEAR_MOST_WORDS || words.iter().any(|w| STOP_WORDS_EN.contains(&w.as_str()))
+    {
+        return false;
+    }
+    let expected: Vec<String> = phrases.iter().flat_map(|p| en_words(p)).collect();
+    !words
+        .iter()
+        .filter(|w| !FUNCTION_WORDS_EN.contains(&w.as_str()))
+        .any(|w| expected.contains(w))
+}
+
+/// A few Mandarin characters with no stop word that share no two characters in a row with
+/// `phrases` (nor are one of them).
+fn unclear_zh(text: &str, phrases: &[String]) -> bool {
+    let heard = zh_chars(text);
+    if heard.chars().count() > UNCLEAR_MOST_CHARS_ZH || STOP_WORDS_ZH.iter().any(|w| heard.contains(w))
+    {
+        return false;
+    }
+    let chars: Vec<char> = heard.chars().collect();
+    !phrases.iter().map(|p| zh_chars(p)).any(|phrase| {
+        phrase == heard
+            || chars
+                .windows(2)
+                .any(|pair| phrase.contains(&pair.iter().collect::<String>()))
+    })
+}
+
+/// Whether what the caller said over the bot was no real interruption by its words alone, and
+/// why; `None` for a real turn.
 pub fn false_interruption(text: &str, language: Language) -> Option<ResumeReason> {
     match language {
         Language::Zh => false_interruption_zh(text),
@@ -78,7 +156,8 @@ fn without_annotations(text: &str) -> String {
     out
 }
 
-fn false_interruption_en(text: &str) -> Option<ResumeReason> {
+/// The words of an English text: lower case, without punctuation or sound annotations.
+fn en_words(text: &str) -> Vec<String> {
     let cleaned: String = without_annotations(text)
         .to_lowercase()
         .chars()
@@ -90,11 +169,26 @@ fn false_interruption_en(text: &str) -> Option<ResumeReason> {
             }
         })
         .collect();
-    let words: Vec<&str> = cleaned
+    cleaned
         .split_whitespace()
         .map(|w| w.trim_matches(|c| c == '-' || c == '\''))
         .filter(|w| !w.is_empty())
-        .collect();
+        .map(str::to_string)
+        .collect()
+}
+
+/// The characters of a Mandarin text that are words: no punctuation, spaces, digits or sound
+/// annotations.
+fn zh_chars(text: &str) -> String {
+    without_annotations(text)
+        .chars()
+        .filter(|c| c.is_alphanumeric() && !c.is_ascii_digit())
+        .collect()
+}
+
+fn false_interruption_en(text: &str) -> Option<ResumeReason> {
+    let words = en_words(text);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
     if words.is_empty() {
         return Some(ResumeReason::NoWords);
     }
@@ -111,10 +205,7 @@ fn false_interruption_en(text: &str) -> Option<ResumeReason> {
 }
 
 fn false_interruption_zh(text: &str) -> Option<ResumeReason> {
-    let cleaned: String = without_annotations(text)
-        .chars()
-        .filter(|c| c.is_alphanumeric() && !c.is_ascii_digit())
-        .collect();
+    let cleaned = zh_chars(text);
     if cleaned.is_empty() {
         return Some(ResumeReason::NoWords);
     }
@@ -163,6 +254,52 @@ mod tests {
                 Some(ResumeReason::Backchannel),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn unclear_words_resume_only_when_they_name_nothing_the_bot_waits_for() {
+        let menu = Grammar::Phrases(
+            ["billing", "i want to pay my bill", "talk to an agent", "yes"]
+                .map(String::from)
+                .to_vec(),
+        );
+        let unsure = Some(0.4);
+        for text in ["I'm handsome.", "Bright.", "Solar sword", "I like it."] {
+            assert_eq!(
+                judge(text, unsure, Some(&menu), Language::En),
+                Some(ResumeReason::Unclear),
+                "{text}"
+            );
+        }
+        for text in [
+            "Billing.",
+            "My bill.",
+            "Yes.",
+            "An agent",
+            "No.",
+            "Wait.",
+            "this is a longer sentence than that",
+        ] {
+            assert_eq!(judge(text, unsure, Some(&menu), Language::En), None, "{text}");
+        }
+        // Sure words, or no phrases to weigh them against: the caller meant them.
+        assert_eq!(judge("Bright.", Some(0.8), Some(&menu), Language::En), None);
+        assert_eq!(judge("Bright.", None, Some(&menu), Language::En), None);
+        assert_eq!(judge("Bright.", unsure, None, Language::En), None);
+        // Backchannels need no confidence at all.
+        assert_eq!(
+            judge("Uh-huh.", Some(0.9), None, Language::En),
+            Some(ResumeReason::Backchannel)
+        );
+
+        let zh = Grammar::Phrases(["查询订单", "退货", "转人工"].map(String::from).to_vec());
+        assert_eq!(
+            judge("很难。", unsure, Some(&zh), Language::Zh),
+            Some(ResumeReason::Unclear)
+        );
+        for text in ["订单", "人工", "等一下", "我想退货可以吗"] {
+            assert_eq!(judge(text, unsure, Some(&zh), Language::Zh), None, "{text}");
         }
     }
 

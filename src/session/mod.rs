@@ -28,7 +28,7 @@ pub mod reason;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::asr::Grammar;
+use crate::asr::{Grammar, Recognized};
 use crate::audio::vad::Vad;
 use crate::audio::{Frame, FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use crate::config::SessionConfig;
@@ -195,8 +195,8 @@ struct Speculation {
     /// The caller's last voiced frame before the pause: the speculation holds only while the
     /// utterance ends there.
     last_voice: Duration,
-    /// Its text, once it has arrived.
-    text: Option<String>,
+    /// What it heard, once it has arrived.
+    heard: Option<Recognized>,
     /// The utterance did end there, and its final waits for this.
     ended: bool,
 }
@@ -212,6 +212,8 @@ struct Heard {
     turn: TurnId,
     /// The final transcript, once it has arrived.
     text: Option<String>,
+    /// The recognizer's confidence in it, where it gives one.
+    confidence: Option<f32>,
 }
 
 /// One call's turn-taking state machine. See the module docs.
@@ -828,11 +830,18 @@ impl CallSession {
     /// A partial counts only for the current turn. A final counts for any utterance of the
     /// caller's current request, even one the caller has since continued (see [`Heard`]);
     /// anything else is stale and dropped.
-    pub fn handle_transcript(&mut self, turn: TurnId, is_final: bool, text: &str, now: Duration) {
+    pub fn handle_transcript(
+        &mut self,
+        turn: TurnId,
+        is_final: bool,
+        heard: &Recognized,
+        now: Duration,
+    ) {
         if self.ended {
             return;
         }
-        let text = text.trim();
+        let text = heard.text.trim();
+        let confidence = heard.confidence;
         if !is_final {
             if turn != self.turn {
                 return;
@@ -859,6 +868,7 @@ impl CallSession {
             return; // stale, or a second final for the same utterance
         };
         heard.text = Some(text.to_string());
+        heard.confidence = confidence;
         self.settle_request(now);
     }
 
@@ -887,7 +897,14 @@ impl CallSession {
             return;
         }
         if let Some((paused, _)) = self.paused.take() {
-            if let Some(reason) = barge::false_interruption(&full, self.language) {
+            // The least sure of the request's utterances speaks for it.
+            let confidence = self
+                .request
+                .iter()
+                .filter_map(|h| h.confidence)
+                .reduce(f32::min);
+            let judged = barge::judge(&full, confidence, self.expect.as_ref(), self.language);
+            if let Some(reason) = judged {
                 self.clear_request();
                 self.resume(paused, reason, now);
                 return;
@@ -961,7 +978,7 @@ impl CallSession {
         &mut self,
         turn: TurnId,
         last_voice: Duration,
-        text: Option<&str>,
+        heard: Option<&Recognized>,
         now: Duration,
     ) {
         if self.ended {
@@ -974,11 +991,11 @@ impl CallSession {
             return; // the caller went on: a newer pause, or a newer utterance
         }
         if !speculation.ended {
-            match text {
-                Some(text) => {
-                    speculation.text = Some(text.to_string());
+            match heard {
+                Some(heard) => {
+                    speculation.heard = Some(heard.clone());
                     if self.config.end_on_words {
-                        self.judge_words(text, last_voice, now);
+                        self.judge_words(&heard.text, last_voice, now);
                     }
                 }
                 // The endpoint will ask for a final of its own.
@@ -987,8 +1004,8 @@ impl CallSession {
             return;
         }
         self.speculation = None;
-        match text {
-            Some(text) => self.handle_transcript(turn, true, text, now),
+        match heard {
+            Some(heard) => self.handle_transcript(turn, true, heard, now),
             None => self.handle_engine_error(
                 turn,
                 ErrorCode::AsrFailed,
@@ -1043,7 +1060,7 @@ impl CallSession {
         if code.kind() == ErrorKind::Asr {
             // A failed final recognition counts as "heard nothing" for its utterance, so the
             // request still completes and the dialogue can reprompt.
-            self.handle_transcript(turn, true, "", now);
+            self.handle_transcript(turn, true, &Recognized::default(), now);
         }
     }
 
@@ -1341,7 +1358,7 @@ impl CallSession {
         self.speculation = Some(Speculation {
             turn: self.turn,
             last_voice,
-            text: None,
+            heard: None,
             ended: false,
         });
         self.outputs.push_back(SessionOutput::Recognize {
@@ -1378,16 +1395,17 @@ impl CallSession {
         self.request.push(Heard {
             turn: self.turn,
             text: None,
+            confidence: None,
         });
         let turn = self.turn;
         match self.speculation.as_mut() {
             Some(s) if s.turn == turn && s.last_voice == last_voice && !s.ended => {
                 // The speculative final heard exactly this audio.
                 self.utterance.clear();
-                match s.text.take() {
-                    Some(text) => {
+                match s.heard.take() {
+                    Some(heard) => {
                         self.speculation = None;
-                        self.handle_transcript(turn, true, &text, now);
+                        self.handle_transcript(turn, true, &heard, now);
                     }
                     None => s.ended = true,
                 }

@@ -270,6 +270,9 @@ pub enum ResumeReason {
     Backchannel,
     /// The sound brought no words (a cough, a noise): `no_words`.
     NoWords,
+    /// A few words, heard with low confidence, that hold no stop word and nothing the bot was
+    /// waiting for: most likely a backchannel misheard over the bot's echo (`unclear`).
+    Unclear,
 }
 
 impl ResumeReason {
@@ -278,6 +281,7 @@ impl ResumeReason {
         match self {
             ResumeReason::Backchannel => "backchannel",
             ResumeReason::NoWords => "no_words",
+            ResumeReason::Unclear => "unclear",
         }
     }
 }
