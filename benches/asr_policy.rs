@@ -25,8 +25,8 @@ use std::path::Path;
 
 use common::shared_dir;
 use hotline::asr::score::{evaluate_with, read_index, Sample};
-use hotline::asr::Grammar;
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
+use hotline::asr::Grammar;
 use hotline::language::Language;
 
 /// The decoding policies compared.
@@ -187,8 +187,8 @@ fn main() {
                         continue;
                     }
                     let retries = whisper.retries();
-                    let result = evaluate_with(&mut whisper, samples, grammar.as_ref())
-                        .expect("evaluate");
+                    let result =
+                        evaluate_with(&mut whisper, samples, grammar.as_ref()).expect("evaluate");
                     let ms = |q: f64| result.compute_quantile(q).as_millis();
                     println!(
                         "| {name} | {policy} | {t} | {corpus} | {} | {:.3} | {} ms | {} ms | {} |",

@@ -80,6 +80,11 @@ pub struct SessionConfig {
     /// After a barge-in that turns out to be false (a backchannel such as "uh-huh", or a cough
     /// or noise that brings no words), the bot resumes its reply from the sentence it was cut in.
     pub barge_in_resume: bool,
+    /// With `barge_in_resume`: a final over the bot that the recognizer gives less confidence
+    /// than this, of at most two words (four Mandarin characters), with no stop word and
+    /// nothing the bot waits for in it, is taken for a misheard backchannel and the bot
+    /// resumes (`bot_resumed` reason `unclear`); `0` turns this off.
+    pub barge_in_unclear_below: f32,
     /// The final recognition starts, speculatively, after this much silence (before the turn
     /// is known to be over); its text is used if the caller does not go on, and dropped if
     /// they do. `0` waits for the endpoint.
@@ -130,6 +135,7 @@ impl Default for SessionConfig {
             echo_margin_db: 6.0,
             echo_tail_ms: 300,
             barge_in_resume: true,
+            barge_in_unclear_below: 0.4,
             speculative_asr_ms: 200,
             end_on_words: true,
             partial_interval_ms: 2_000,
@@ -343,6 +349,12 @@ impl Config {
             return Err(invalid(
                 "session.endpoint_silence_ms",
                 "must be at least 100",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.session.barge_in_unclear_below) {
+            return Err(invalid(
+                "session.barge_in_unclear_below",
+                "must be between 0 and 1",
             ));
         }
         if !(0.0..=1.0).contains(&self.session.turn_complete_threshold) {

@@ -269,8 +269,12 @@ fn stale_results_are_dropped_by_turn() {
     }
     h.silence(1500);
     let (turn, _) = h.final_requests()[0];
-    h.session
-        .handle_transcript(TurnId(turn.0 + 5), true, &final_words("from another turn"), h.now);
+    h.session.handle_transcript(
+        TurnId(turn.0 + 5),
+        true,
+        &final_words("from another turn"),
+        h.now,
+    );
     h.session
         .handle_transcript(turn, true, &final_words("one two three"), h.now);
     h.drain();
@@ -445,7 +449,8 @@ fn speech_after_the_question_continues_the_request() {
     }
     h.silence(800);
     let first = h.final_requests()[0].0;
-    h.session.handle_transcript(first, true, &final_words("i want to"), h.now);
+    h.session
+        .handle_transcript(first, true, &final_words("i want to"), h.now);
     h.drain();
     for f in recording("audio/en/speechbrain_spk1_snt2.wav") {
         h.feed(&f);
@@ -502,7 +507,8 @@ fn words_recognized_before_a_hangup_stay_in_the_record() {
         finals[0].0,
         true,
         &final_words("the child almost hurt the small dog"),
-        h.now);
+        h.now,
+    );
     h.session.handle_hangup(EndReason::CallerHangup, h.now);
     h.drain();
     let kept: Vec<_> = h
@@ -831,7 +837,8 @@ fn a_backchannel_does_not_interrupt_the_bot_and_stop_does() {
     );
     assert!(!text.contains("your country"), "{text}");
     assert!(played_ms > 3_000, "{played_ms}");
-    h.session.handle_transcript(turn, true, &final_words("Uh-huh."), h.now);
+    h.session
+        .handle_transcript(turn, true, &final_words("Uh-huh."), h.now);
     h.drain();
     assert!(matches!(
         h.first("bot_resumed"),
@@ -855,7 +862,8 @@ fn a_backchannel_does_not_interrupt_the_bot_and_stop_does() {
 
     // "stop": a real interruption; the reply stays cut and the dialogue hears the words.
     let (mut h, turn) = barged_in_by(short);
-    h.session.handle_transcript(turn, true, &final_words("Stop."), h.now);
+    h.session
+        .handle_transcript(turn, true, &final_words("Stop."), h.now);
     h.drain();
     assert!(h.first("bot_resumed").is_none());
     assert!(h.outputs.iter().any(|(_, o)| matches!(
@@ -903,7 +911,7 @@ fn unclear_words_over_the_bot_resume_it_unless_they_answer_what_it_asks() {
     // A backchannel misheard over the echo: a few unsure words the menu does not name. The
     // bot goes on and the dialogue is not asked.
     assert_eq!(
-        outcome(Some(menu.clone()), said("I'm handsome.", 0.35)),
+        outcome(Some(menu.clone()), said("I'm handsome.", 0.3)),
         (Some("unclear"), false, true)
     );
     // The same words heard with confidence: the caller meant them.
@@ -913,17 +921,14 @@ fn unclear_words_over_the_bot_resume_it_unless_they_answer_what_it_asks() {
     );
     // An answer the menu names stops the bot, however unsure the recognizer was.
     assert_eq!(
-        outcome(Some(menu.clone()), said("An agent.", 0.35)),
+        outcome(Some(menu.clone()), said("An agent.", 0.3)),
         (None, true, false)
     );
     // So does a stop word.
-    assert_eq!(
-        outcome(Some(menu), said("Wait.", 0.35)),
-        (None, true, false)
-    );
+    assert_eq!(outcome(Some(menu), said("Wait.", 0.3)), (None, true, false));
     // A bot that waits for no phrases in particular takes any words as meant.
     assert_eq!(
-        outcome(None, said("I'm handsome.", 0.35)),
+        outcome(None, said("I'm handsome.", 0.3)),
         (None, true, false)
     );
 }
@@ -1021,8 +1026,12 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
     // The caller stops: the final is asked 200 ms into the pause, and when its text is back
     // before the endpoint, the dialogue is asked at the endpoint itself.
     let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&config);
-    h.session
-        .handle_speculative_transcript(turn, last_voice, Some(&final_words("one two three")), h.now);
+    h.session.handle_speculative_transcript(
+        turn,
+        last_voice,
+        Some(&final_words("one two three")),
+        h.now,
+    );
     h.drain();
     assert!(
         h.first("transcript").is_none(),
@@ -1056,8 +1065,12 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
     for f in &frames {
         h.feed(f);
     }
-    h.session
-        .handle_speculative_transcript(turn, first_pause, Some(&final_words("half of it")), h.now);
+    h.session.handle_speculative_transcript(
+        turn,
+        first_pause,
+        Some(&final_words("half of it")),
+        h.now,
+    );
     h.silence(1_000);
     let finals = h.all_final_requests();
     assert_eq!(finals.len(), 2, "{finals:?}");
@@ -1070,8 +1083,12 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
         h.first("transcript").is_none(),
         "the stale text is not the final"
     );
-    h.session
-        .handle_speculative_transcript(turn, second_pause, Some(&final_words("all of it")), h.now);
+    h.session.handle_speculative_transcript(
+        turn,
+        second_pause,
+        Some(&final_words("all of it")),
+        h.now,
+    );
     h.drain();
     assert!(matches!(
         h.first("transcript"),
@@ -1120,7 +1137,8 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
         turn,
         last_voice,
         Some(&final_words("I want to check my balance and")),
-        h.now);
+        h.now,
+    );
     h.drain();
     h.silence(700);
     assert!(ended_by(&h).is_none(), "a sentence that leads on waits");

@@ -903,7 +903,16 @@ impl CallSession {
                 .iter()
                 .filter_map(|h| h.confidence)
                 .reduce(f32::min);
-            let judged = barge::judge(&full, confidence, self.expect.as_ref(), self.language);
+            let said = barge::OverTheBot {
+                text: &full,
+                confidence,
+            };
+            let judged = barge::judge(
+                said,
+                self.expect.as_ref(),
+                self.config.barge_in_unclear_below,
+                self.language,
+            );
             if let Some(reason) = judged {
                 self.clear_request();
                 self.resume(paused, reason, now);
