@@ -177,11 +177,24 @@ struct Figures {
     callers_cpu_s: f64,
     setup_ms: Vec<f64>,
     worst_received: f64,
+    /// The process's resident memory grown while the calls were placed and ran, in MiB.
+    rss_growth_mib: f64,
+}
+
+/// The process's resident memory in MiB (`VmRSS` in /proc/self/status).
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Runs `calls` calls for `seconds` from this (blocking) thread.
 fn drive(hotline: &str, calls: usize, seconds: u64, run: usize) -> Figures {
     let mut setup_ms = Vec::new();
+    let rss_before = rss_mib();
     let mut lines: Vec<Call> = (0..calls)
         .map(|n| {
             let (call, setup) = place_call(hotline, n, run);
@@ -247,6 +260,7 @@ fn drive(hotline: &str, calls: usize, seconds: u64, run: usize) -> Figures {
         }
     }
     let wall = measure_start.elapsed().as_secs_f64();
+    let rss_growth_mib = rss_mib() - rss_before;
     let process_after = cpu_seconds("/proc/self/stat");
     let callers_after = cpu_seconds("/proc/thread-self/stat");
     let callers_cpu_s = (callers_after.0 - callers_before.0) + (callers_after.1 - callers_before.1);
@@ -293,6 +307,7 @@ fn drive(hotline: &str, calls: usize, seconds: u64, run: usize) -> Figures {
         callers_cpu_s,
         setup_ms,
         worst_received,
+        rss_growth_mib,
     }
 }
 
@@ -315,6 +330,12 @@ async fn media_cpu_per_call() {
         rtp_port_min: rtp.min,
         rtp_port_max: rtp.max,
         session_expires_s: 0,
+        // Every call comes from this one address, faster than a caller's flood limit.
+        limits: hotline::phone::SipLimitsConfig {
+            calls_per_s: 1_000.0,
+            call_burst: 1_000.0,
+            ..hotline::phone::SipLimitsConfig::default()
+        },
         ..hotline::phone::SipConfig::default()
     };
     let server = hotline::phone::bind(&config)
@@ -326,7 +347,7 @@ async fn media_cpu_per_call() {
         let _ = stop_rx.wait_for(|s| *s).await;
     }));
     println!(
-        "calls  seconds  hotline user s  sys s  CPU s per call-second  % of one core  callers' CPU s  setup ms (median / max)  worst audio received"
+        "calls  seconds  hotline user s  sys s  CPU s per call-second  % of one core  callers' CPU s  setup ms (median / max)  worst audio received  RSS growth MiB per call"
     );
     for (run, &calls) in counts.iter().enumerate() {
         let address = hotline.clone();
@@ -337,7 +358,7 @@ async fn media_cpu_per_call() {
         setup.sort_by(|a, b| a.total_cmp(b));
         let cpu = f.hotline_user_s + f.hotline_sys_s;
         println!(
-            "{:>5}  {:>7.1}  {:>14.2}  {:>5.2}  {:>21.5}  {:>13.1}  {:>14.2}  {:>10.2} / {:>6.2}  {:>6.1} %",
+            "{:>5}  {:>7.1}  {:>14.2}  {:>5.2}  {:>21.5}  {:>13.1}  {:>14.2}  {:>10.2} / {:>6.2}  {:>6.1} %  {:>8.3}",
             f.calls,
             f.seconds,
             f.hotline_user_s,
@@ -347,12 +368,13 @@ async fn media_cpu_per_call() {
             f.callers_cpu_s,
             setup[setup.len() / 2],
             setup[setup.len() - 1],
-            100.0 * f.worst_received
+            100.0 * f.worst_received,
+            f.rss_growth_mib / f.calls as f64,
         );
         assert!(
             f.worst_received > 0.95,
             "every call gets its audio back ({:.1} % at worst)",
-            100.0 * f.worst_received
+            100.0 * f.worst_received,
         );
         // Let the hung-up calls' tasks finish before the next run.
         tokio::time::sleep(Duration::from_secs(1)).await;
