@@ -287,6 +287,32 @@ fn main() {
                 .map(|t| play(t, &no_words, None, None))
                 .collect();
             report(&label, "silence 600 ms", &outcomes);
+            // Side by side: the pause starting where the VAD stops calling the fading end of
+            // the last word speech (`pause_below_peak_db = 0`), as before.
+            let late = SessionConfig {
+                pause_below_peak_db: 0.0,
+                ..no_words.clone()
+            };
+            let outcomes: Vec<Outcome> =
+                english.iter().map(|t| play(t, &late, None, None)).collect();
+            report(
+                &label,
+                "silence 600 ms, pause from the VAD alone",
+                &outcomes,
+            );
+            let late_words = SessionConfig {
+                pause_below_peak_db: 0.0,
+                ..SessionConfig::default()
+            };
+            let outcomes: Vec<Outcome> = english
+                .iter()
+                .map(|t| play(t, &late_words, None, Some(&mut *whisper)))
+                .collect();
+            report(
+                &label,
+                "words (defaults), pause from the VAD alone",
+                &outcomes,
+            );
             // The defaults: the speculative final 200 ms into a pause, the words' verdict on
             // it, 600 ms of silence otherwise, 1.5 s for a turn judged unfinished.
             let config = SessionConfig::default();

@@ -58,6 +58,10 @@ pub struct Config {
 pub struct SessionConfig {
     /// VAD probability at or above which a frame counts as speech.
     pub vad_threshold: f32,
+    /// A frame the VAD calls speech counts as pause when it is this much (dB) below the
+    /// utterance's loudest frame: the VAD goes on calling the fading tail of the last word
+    /// voice, which would start every pause late. `0` turns this off.
+    pub pause_below_peak_db: f32,
     /// Voiced time needed before speech counts as started.
     pub speech_start_ms: u64,
     /// Silence after speech that ends the caller's turn (the endpoint).
@@ -126,6 +130,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             vad_threshold: 0.5,
+            pause_below_peak_db: 30.0,
             speech_start_ms: 100,
             endpoint_silence_ms: 600,
             max_utterance_ms: 15_000,
@@ -344,6 +349,12 @@ impl Config {
         };
         if !(0.0..=1.0).contains(&self.session.vad_threshold) {
             return Err(invalid("session.vad_threshold", "must be between 0 and 1"));
+        }
+        if !(0.0..=80.0).contains(&self.session.pause_below_peak_db) {
+            return Err(invalid(
+                "session.pause_below_peak_db",
+                "must be between 0 (off) and 80",
+            ));
         }
         if self.session.endpoint_silence_ms < 100 {
             return Err(invalid(

@@ -32,9 +32,9 @@ fn endpoint_config() -> SessionConfig {
     }
 }
 
-/// A sentence spoken without pauses.
+/// A sentence spoken without pauses (none as long as 200 ms).
 fn speech() -> Vec<Frame> {
-    recording("audio/en/speechbrain_spk1_snt1.wav")
+    recording("audio/en/speechbrain_spk1_snt3.wav")
 }
 
 fn recording(path: &str) -> Vec<Frame> {
@@ -1170,6 +1170,30 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
 }
 
 #[test]
+fn a_quiet_gap_the_vad_still_calls_voice_is_a_pause() {
+    // This sentence has a 240 ms gap 35 to 59 dB below its loudest frame, which the VAD
+    // bridges as voice. Counted as pause, it is long enough for the speculative final.
+    let sentence = recording("audio/en/speechbrain_spk1_snt1.wav");
+    let speculated_mid_sentence = |pause_below_peak_db: f32| {
+        let mut h = Harness::new(SessionConfig {
+            speculative_asr_ms: 200,
+            pause_below_peak_db,
+            ..SessionConfig::default()
+        });
+        h.silence(300);
+        for f in &sentence {
+            h.feed(f);
+        }
+        !h.all_final_requests().is_empty()
+    };
+    assert!(speculated_mid_sentence(30.0));
+    assert!(
+        !speculated_mid_sentence(0.0),
+        "the VAD alone bridges the gap"
+    );
+}
+
+#[test]
 fn barge_in_stops_the_bot_within_the_configured_frames() {
     for min_speech_ms in [40u64, 80, 160] {
         let mut h = Harness::new(SessionConfig {
@@ -1183,7 +1207,10 @@ fn barge_in_stops_the_bot_within_the_configured_frames() {
         let mut vad = hotline::audio::vad::Vad::new();
         let mut voiced_from = None;
         let mut bot_after_onset = 0;
-        for (i, f) in speech().iter().enumerate() {
+        for (i, f) in recording("audio/en/speechbrain_spk1_snt1.wav")
+            .iter()
+            .enumerate()
+        {
             if voiced_from.is_none() && vad.score(f) >= 0.5 {
                 voiced_from = Some(i);
             }

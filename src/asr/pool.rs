@@ -406,6 +406,21 @@ impl AsrPool {
         self.handle.as_ref().map_or(0, |h| h.0.lock().waiting())
     }
 
+    /// Queues a speculative final (asked at a pause, before the turn is known to be over),
+    /// unless other finals already wait for a worker: it would only make them wait longer,
+    /// for words that may never be needed. `None` then; the caller's endpoint asks for the
+    /// final it needs.
+    pub fn submit_speculative(
+        &self,
+        job: AsrJob,
+    ) -> Option<oneshot::Receiver<Result<AsrOutput, AsrError>>> {
+        let busy = self
+            .handle
+            .as_ref()
+            .is_some_and(|h| h.0.finals_waiting.load(Ordering::Acquire) > 0);
+        (!busy).then(|| self.submit(job))
+    }
+
     /// Queues one utterance. The answer arrives on the returned receiver; dropping it
     /// abandons the job. A partial may be answered with [`AsrError::Preempted`] (no idle
     /// worker, or a final needed the worker); callers drop such answers.
@@ -612,6 +627,55 @@ mod tests {
             "2 samples"
         );
         assert_eq!(started.try_iter().collect::<Vec<_>>(), [true, true]);
+    }
+
+    /// A recognizer whose every job waits to be let go.
+    struct Gated {
+        started: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Recognizer for Gated {
+        fn name(&self) -> &'static str {
+            "gated"
+        }
+
+        fn transcribe(&mut self, pcm: &[i16], _: &AsrOptions) -> Result<Recognized, AsrError> {
+            let _ = self.started.send(());
+            let _ = self.release.recv_timeout(Duration::from_secs(20));
+            Ok(Recognized {
+                text: format!("{} samples", pcm.len()),
+                confidence: None,
+            })
+        }
+    }
+
+    #[test]
+    fn speculation_is_shed_while_finals_wait() {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let pool = AsrPool::from_recognizers(vec![Box::new(Gated {
+            started: started_tx,
+            release: release_rx,
+        })]);
+        let running = pool.submit(job(1, true));
+        started.recv().expect("the first final runs");
+        let waiting = pool.submit(job(2, true));
+        assert!(
+            pool.submit_speculative(job(3, true)).is_none(),
+            "a final waits: no speculation"
+        );
+        release.send(()).expect("let the first go");
+        started.recv().expect("the second final runs");
+        let speculative = pool
+            .submit_speculative(job(4, true))
+            .expect("nothing waits any more");
+        release.send(()).expect("let the second go");
+        release.send(()).expect("let the speculation go");
+        for (answer, samples) in [(running, 1), (waiting, 2), (speculative, 4)] {
+            let text = answer.blocking_recv().expect("answered").expect("ok").text;
+            assert_eq!(text, format!("{samples} samples"));
+        }
     }
 
     #[test]

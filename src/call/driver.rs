@@ -460,17 +460,32 @@ impl Running {
                     grammar,
                     language,
                 } => {
-                    let rx = self.engines.asr.submit(AsrJob {
+                    let job = AsrJob {
                         pcm,
                         opts: AsrOptions {
                             language,
                             grammar,
                             is_final,
                         },
-                    });
-                    forward_answer(rx, results, move |outcome| {
-                        EngineResult::recognized(turn, is_final, speculative, outcome)
-                    });
+                    };
+                    let rx = match speculative {
+                        Some(_) => self.engines.asr.submit_speculative(job),
+                        None => Some(self.engines.asr.submit(job)),
+                    };
+                    match rx {
+                        Some(rx) => forward_answer(rx, results, move |outcome| {
+                            EngineResult::recognized(turn, is_final, speculative, outcome)
+                        }),
+                        // Shed under load: the session waits for its endpoint instead.
+                        None => {
+                            let _ = results.send(EngineResult::recognized(
+                                turn,
+                                is_final,
+                                speculative,
+                                None,
+                            ));
+                        }
+                    }
                 }
                 Work::PredictTurnEnd { turn, pcm } => {
                     let Some(model) = self.engines.turn.as_ref() else {

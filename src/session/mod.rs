@@ -251,6 +251,9 @@ pub struct CallSession {
     echo: EchoGate,
     /// The speculative final in flight or arrived, if any.
     speculation: Option<Speculation>,
+    /// The pause (after this last voiced frame) whose speculative final brought nothing: the
+    /// endpoint's final answers it.
+    unspeculated_pause: Option<Duration>,
     clock: TurnClock,
     /// When the no-input timer fires, if armed.
     no_input_at: Option<Duration>,
@@ -258,6 +261,10 @@ pub struct CallSession {
     baseline_db: Option<f32>,
     utterance_energy: f64,
     utterance_frames: u32,
+    /// The loudest voiced frame's RMS in the current utterance.
+    utterance_peak_rms: f32,
+    /// `pause_below_peak_db` as an amplitude ratio (0: off).
+    pause_below_peak: f32,
     /// An end-of-turn model answers [`SessionOutput::PredictTurnEnd`].
     turn_model: bool,
     /// The pause the model was asked about: the last voiced frame's time, while it thinks.
@@ -335,6 +342,11 @@ impl CallSession {
     /// A session for one call in `language`.
     pub fn new(config: SessionConfig, language: Language) -> Self {
         let echo = EchoGate::new(config.echo_tail_ms, config.echo_margin_db);
+        let pause_below_peak = if config.pause_below_peak_db > 0.0 {
+            10f32.powf(-config.pause_below_peak_db / 20.0)
+        } else {
+            0.0
+        };
         Self {
             config,
             language,
@@ -354,11 +366,14 @@ impl CallSession {
             paused: None,
             echo,
             speculation: None,
+            unspeculated_pause: None,
             clock: TurnClock::default(),
             no_input_at: None,
             baseline_db: None,
             utterance_energy: 0.0,
             utterance_frames: 0,
+            utterance_peak_rms: 0.0,
+            pause_below_peak,
             turn_model: false,
             turn_asked_at: None,
             turn_unsure: false,
@@ -1007,8 +1022,12 @@ impl CallSession {
                         self.judge_words(&heard.text, last_voice, now);
                     }
                 }
-                // The endpoint will ask for a final of its own.
-                None => self.speculation = None,
+                // The endpoint will ask for a final of its own; this pause is not asked
+                // about again (a recognizer shedding speculation under load, or failing).
+                None => {
+                    self.speculation = None;
+                    self.unspeculated_pause = Some(last_voice);
+                }
             }
             return;
         }
@@ -1230,10 +1249,16 @@ impl CallSession {
                 last_voice,
             } => {
                 self.utterance.extend_from_slice(frame.samples());
+                // The detector goes on calling the fading tail of a word voice for a few
+                // frames (40 to 140 ms on the shared dialog turns): a frame far below the
+                // utterance's loudest one already belongs to the pause.
+                let rms = frame.rms();
+                let voiced = voiced && rms >= self.utterance_peak_rms * self.pause_below_peak;
                 let last_voice = if voiced { now } else { last_voice };
                 if voiced {
-                    self.utterance_energy += f64::from(frame.rms()).powi(2);
+                    self.utterance_energy += f64::from(rms).powi(2);
                     self.utterance_frames += 1;
+                    self.utterance_peak_rms = self.utterance_peak_rms.max(rms);
                 }
                 self.speech = Speech::Speaking {
                     started,
@@ -1265,6 +1290,7 @@ impl CallSession {
                 if self.config.speculative_asr_ms > 0
                     && silence >= Duration::from_millis(self.config.speculative_asr_ms)
                     && self.speculation.is_none()
+                    && self.unspeculated_pause != Some(last_voice)
                 {
                     self.speculate(last_voice, now);
                 }
@@ -1326,6 +1352,7 @@ impl CallSession {
         self.partial_at_samples = self.utterance.len();
         self.utterance_energy = 0.0;
         self.utterance_frames = 0;
+        self.utterance_peak_rms = 0.0;
         self.no_input_at = None;
         self.emit(now, EventKind::SpeechStart { turn: self.turn });
     }
