@@ -118,9 +118,12 @@ impl ScreenPop {
             let listed: Vec<String> = slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
             parts.push(listed.join(", "));
         }
+        let turns = match said.len() {
+            1 => "1 turn".to_string(),
+            n => format!("{n} turns"),
+        };
         parts.push(format!(
-            "{} turns with the bot, {} not understood; mood {mood}; handed over: {}",
-            said.len(),
+            "{turns} with the bot, {} not understood; mood {mood}; handed over: {}",
             summary.turns.iter().filter(|t| t.intent.is_none()).count(),
             ctx.reason
         ));
@@ -243,6 +246,11 @@ mod tests {
         );
         assert!(
             pop.summary.contains("account=12345") && pop.summary.contains("caller.request"),
+            "{}",
+            pop.summary
+        );
+        assert!(
+            pop.summary.contains("1 turn with the bot"),
             "{}",
             pop.summary
         );
