@@ -8,7 +8,9 @@
 //! - `zh`: the Mandarin clips with a whole transcript (the caller clip whose transcript
 //!   gives only its first word is left out);
 //! - `dialog-menu`: the MultiWOZ caller turns under `dialog/` with the demo telecom flow's menu
-//!   as the phrase prompt, as `hotline bench` plays them to the demo flow.
+//!   as the phrase prompt, as `hotline bench` plays them to the demo flow;
+//! - `dialog-menu-g711`: the same turns after an 8 kHz G.711 round trip, as they reach the
+//!   recognizer from a phone line (written under `target/tmp/asr_policy/`).
 //!
 //! The `retries` column counts decodes that ran away on the trimmed context and ran again.
 //!
@@ -23,10 +25,11 @@ mod common;
 
 use std::path::Path;
 
-use common::shared_dir;
+use common::{shared_dir, through_g711};
 use hotline::asr::score::{evaluate_with, read_index, Sample};
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
 use hotline::asr::Grammar;
+use hotline::audio::wav::{read_wav_mono_16k, write_wav, Pcm};
 use hotline::language::Language;
 
 /// The decoding policies compared.
@@ -70,6 +73,9 @@ fn policies() -> Vec<(&'static str, WhisperSettings)> {
             },
         ),
         ("trim-6s", trim(6_000, false)),
+        ("trim-6s-retry", trim(6_000, true)),
+        ("trim-8s-retry", trim(8_000, true)),
+        ("trim-3s-retry", trim(3_000, true)),
         ("trim-12s", trim(12_000, false)),
         (
             "trim-1.3s-timestamps",
@@ -121,12 +127,39 @@ fn corpora(shared: &Path) -> Vec<(&'static str, Vec<Sample>, Option<Grammar>)> {
         .filter(|s| !s.path.ends_with("active-call_hello_book_course_zh_16k.wav"))
         .cloned()
         .collect();
+    let dialog = under("dialog");
+    let dialog_g711 = through_phone_line(&dialog);
     vec![
         ("en-read", read, None),
         ("en-phone", under("telephone"), None),
         ("zh", zh, None),
-        ("dialog-menu", under("dialog"), common::menu_grammar()),
+        ("dialog-menu", dialog, common::menu_grammar()),
+        ("dialog-menu-g711", dialog_g711, common::menu_grammar()),
     ]
+}
+
+/// `samples` after an 8 kHz G.711 round trip, written as 16 kHz WAVs under `target/tmp`.
+fn through_phone_line(samples: &[Sample]) -> Vec<Sample> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/asr_policy");
+    std::fs::create_dir_all(&dir).expect("create the phone-line corpus folder");
+    samples
+        .iter()
+        .map(|sample| {
+            let pcm = read_wav_mono_16k(&sample.path).expect("read a dialog turn");
+            let name = sample.path.file_name().expect("a file name");
+            let path = dir.join(name);
+            let pcm = Pcm {
+                sample_rate_hz: 16_000,
+                channels: 1,
+                samples: through_g711(&pcm),
+            };
+            write_wav(&path, &pcm).expect("write the phone-line turn");
+            Sample {
+                path,
+                ..sample.clone()
+            }
+        })
+        .collect()
 }
 
 fn main() {

@@ -23,11 +23,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::shared_dir;
+use common::{shared_dir, through_g711};
 use hotline::asr::score::read_index;
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
 use hotline::asr::{AsrOptions, Recognized, Recognizer};
-use hotline::audio::resample::resample;
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{frames_of, FRAME_DURATION};
@@ -35,7 +34,6 @@ use hotline::config::SessionConfig;
 use hotline::language::Language;
 use hotline::session::{CallSession, EventKind, SessionOutput, TurnId};
 use hotline::turn::TurnService;
-use hotline_media::codec::g711::G711Law;
 
 /// The recognizer that gives the words (the English default).
 const WORDS_MODEL: &str = "tiny.en-q8_0";
@@ -98,16 +96,6 @@ fn turns() -> (Vec<Turn>, Vec<Turn>) {
         });
     }
     (whole, hesitant)
-}
-
-/// The recording as a phone caller's arrives: 8 kHz G.711 µ-law, back to 16 kHz.
-fn through_g711(pcm: &[i16]) -> Vec<i16> {
-    let narrow = resample(pcm, 16_000, 8_000).expect("resample to 8 kHz");
-    let law = G711Law::Ulaw;
-    let mut wide =
-        resample(&law.decode_slice(&law.encode_slice(&narrow)), 8_000, 16_000).expect("resample");
-    wide.resize(pcm.len(), 0);
-    wide
 }
 
 /// How one turn ended: whether it was cut before the caller's last word, and the wait after it.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use hotline::asr::Grammar;
+use hotline::audio::resample::resample;
 use hotline::dialogue::config::DialogueConfig;
 use hotline::dialogue::{factory_from_config, plan_flow_arg, CallContext, CallerInput};
 
@@ -39,4 +40,16 @@ pub fn menu_grammar() -> Option<Grammar> {
         .new_dialogue(&ctx)
         .handle(&CallerInput::Start)
         .expect
+}
+
+#[allow(dead_code)] // not every bench that shares this module plays phone audio
+/// The recording as a phone caller's arrives: 8 kHz G.711 µ-law, back to 16 kHz.
+pub fn through_g711(pcm: &[i16]) -> Vec<i16> {
+    use hotline_media::codec::g711::G711Law;
+    let narrow = resample(pcm, 16_000, 8_000).expect("resample to 8 kHz");
+    let law = G711Law::Ulaw;
+    let mut wide =
+        resample(&law.decode_slice(&law.encode_slice(&narrow)), 8_000, 16_000).expect("resample");
+    wide.resize(pcm.len(), 0);
+    wide
 }

@@ -494,6 +494,13 @@ fn run_worker(mut recognizer: Box<dyn Recognizer>, shared: &Shared) {
             recognizer.transcribe_interruptible(&job.pcm, &job.opts, stop)
         }));
         let compute = started.elapsed();
+        tracing::debug!(
+            engine,
+            is_final = job.opts.is_final,
+            audio_ms = job.pcm.len() / 16,
+            compute_ms = compute.as_millis() as u64,
+            "recognition done"
+        );
         let answer = match result {
             Ok(Ok(recognized)) => Ok(AsrOutput {
                 text: recognized.text,

@@ -333,7 +333,16 @@ impl CallCore {
                 turn,
                 last_voice,
                 heard,
-            } => session.handle_speculative_transcript(turn, last_voice, heard.as_ref(), now),
+            } => {
+                tracing::debug!(
+                    turn = turn.0,
+                    last_voice_ms = last_voice.as_millis() as u64,
+                    now_ms = now.as_millis() as u64,
+                    heard = heard.as_ref().map_or("(nothing)", |h| h.text.as_str()),
+                    "speculative final heard"
+                );
+                session.handle_speculative_transcript(turn, last_voice, heard.as_ref(), now)
+            }
             EngineResult::TurnPrediction { turn, probability } => {
                 session.handle_turn_prediction(turn, probability, now)
             }

@@ -472,6 +472,15 @@ impl Running {
                         Some(_) => self.engines.asr.submit_speculative(job),
                         None => Some(self.engines.asr.submit(job)),
                     };
+                    if let Some(last_voice) = speculative {
+                        tracing::debug!(
+                            call = %self.id,
+                            turn = turn.0,
+                            last_voice_ms = last_voice.as_millis() as u64,
+                            shed = rx.is_none(),
+                            "speculative final asked"
+                        );
+                    }
                     match rx {
                         Some(rx) => forward_answer(rx, results, move |outcome| {
                             EngineResult::recognized(turn, is_final, speculative, outcome)

@@ -4,7 +4,8 @@
 //! whisper punctuates what it hears. A sentence that ends in `.`, `?` or `!` (`。`, `？`, `！` in
 //! Mandarin), on a word that can end one, reads as finished: the session ends the turn at once
 //! instead of waiting out the fixed silence. A trailing comma or ellipsis, or a last word that
-//! leads on ("and", "because", "um", "the"; "然后", "还有", "因为", "嗯"), reads as unfinished:
+//! leads on ("and", "because", "um", "the"; "然后", "还有", "因为", "嗯"; "to" and "of" only when
+//! whisper did not close the sentence after them), reads as unfinished:
 //! the session waits longer (`session.turn_max_silence_ms`). While the node collects digits, a
 //! digit string is never finished by its words (callers pause between groups of a number) and
 //! waits longer too. Anything else (no punctuation, a non-speech tag) is left to the silence.
@@ -29,9 +30,13 @@ pub enum Words {
 /// Words a question can end on ("is", "with", "from", "for") are not among them.
 const EN_LEADS_ON: &[&str] = &[
     "and", "or", "but", "because", "cause", "um", "umm", "uh", "er", "erm", "the", "a", "an", "my",
-    "your", "our", "their", "to", "of", "if", "than", "whether", "i'm", "i'd", "i'll", "we're",
-    "it's",
+    "your", "our", "their", "if", "than", "whether", "i'm", "i'd", "i'll", "we're", "it's",
 ];
+
+/// English words that usually lead on ("I want to", "the number of") but can also end a
+/// sentence ("a museum to go to.", "what is it made of?"): unfinished unless whisper closed
+/// the sentence after them.
+const EN_MAY_END: &[&str] = &["to", "of"];
 
 /// Mandarin endings a finished sentence does not have.
 const ZH_LEADS_ON: &[&str] = &[
@@ -65,10 +70,13 @@ pub fn judge(text: &str, language: Language, digits: bool) -> Words {
             _ => Words::Unsure,
         };
     }
-    if leads_on(bare, language) {
+    let closed = text.ends_with(FINAL_MARKS);
+    if leads_on(bare, language)
+        || (!closed && language != Language::Zh && EN_MAY_END.contains(&last_word(bare).as_str()))
+    {
         return Words::Unfinished;
     }
-    if text.ends_with(FINAL_MARKS) {
+    if closed {
         Words::Finished
     } else {
         Words::Unsure
@@ -124,6 +132,8 @@ mod tests {
             "Thank you!",
             " Yes. ",
             "\"Cancel my order.\"",
+            "Yes, I'm looking for a museum to go to.",
+            "What is this charge made of?",
         ] {
             assert_eq!(judge(text, Language::En, false), Words::Finished, "{text}");
         }
@@ -141,6 +151,8 @@ mod tests {
             "Well, because...",
             "I'd like to um.",
             "Can I speak to the",
+            "I would like to",
+            "It's the cost of",
             "It's about my…",
         ] {
             assert_eq!(
