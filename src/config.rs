@@ -140,7 +140,7 @@ impl Default for SessionConfig {
             echo_margin_db: 6.0,
             echo_tail_ms: 300,
             barge_in_resume: true,
-            barge_in_unclear_below: 0.4,
+            barge_in_unclear_below: 0.3,
             speculative_asr_ms: 200,
             end_on_words: true,
             partial_interval_ms: 2_000,

@@ -911,7 +911,7 @@ fn unclear_words_over_the_bot_resume_it_unless_they_answer_what_it_asks() {
     // A backchannel misheard over the echo: a few unsure words the menu does not name. The
     // bot goes on and the dialogue is not asked.
     assert_eq!(
-        outcome(Some(menu.clone()), said("I'm handsome.", 0.3)),
+        outcome(Some(menu.clone()), said("I'm handsome.", 0.2)),
         (Some("unclear"), false, true)
     );
     // The same words heard with confidence: the caller meant them.
@@ -921,14 +921,14 @@ fn unclear_words_over_the_bot_resume_it_unless_they_answer_what_it_asks() {
     );
     // An answer the menu names stops the bot, however unsure the recognizer was.
     assert_eq!(
-        outcome(Some(menu.clone()), said("An agent.", 0.3)),
+        outcome(Some(menu.clone()), said("An agent.", 0.2)),
         (None, true, false)
     );
     // So does a stop word.
-    assert_eq!(outcome(Some(menu), said("Wait.", 0.3)), (None, true, false));
+    assert_eq!(outcome(Some(menu), said("Wait.", 0.2)), (None, true, false));
     // A bot that waits for no phrases in particular takes any words as meant.
     assert_eq!(
-        outcome(None, said("I'm handsome.", 0.3)),
+        outcome(None, said("I'm handsome.", 0.2)),
         (None, true, false)
     );
 }
