@@ -436,6 +436,12 @@ impl AsrPool {
     }
 }
 
+/// The silence a trimmed context covers after a Mandarin utterance, on its own model
+/// (`asr.model_zh`, base by default). base did not start the shared Mandarin recordings over
+/// with 1.3 s (no retries, CER 0.286 either way), and the 8 s the English model needs would
+/// nearly triple its compute (p50 131 → 374 ms; `cargo bench --bench asr_policy`).
+const ZH_TRIM_PAD_MS: u32 = 1_280;
+
 /// Loads one recognizer of the chosen engine.
 fn load(choice: &EngineChoice, config: &AsrConfig) -> Result<Box<dyn Recognizer>, AsrError> {
     match (choice.engine, &choice.model) {
@@ -446,8 +452,12 @@ fn load(choice: &EngineChoice, config: &AsrConfig) -> Result<Box<dyn Recognizer>
                 ..WhisperSettings::default()
             };
             let en = WhisperRecognizer::new(model, settings.clone())?;
+            let zh_settings = WhisperSettings {
+                trim_pad_ms: ZH_TRIM_PAD_MS,
+                ..settings
+            };
             let zh = match &choice.model_zh {
-                Some(zh) if zh != model => Some(WhisperRecognizer::new(zh, settings)?),
+                Some(zh) if zh != model => Some(WhisperRecognizer::new(zh, zh_settings)?),
                 _ => None,
             };
             Ok(Box::new(WhisperByLanguage::new(en, zh)))
