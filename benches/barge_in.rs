@@ -5,10 +5,14 @@
 //! The bot says one shared recording (scaled to a telephone level); the line sends its frames
 //! back `delay` late and `attenuation` down; in the second half of the grid a caller (another
 //! recording, at the same level) starts talking 1.5 s into the reply. Delays 50–250 ms,
-//! attenuations 6–30 dB, as the turn-taking issue asks; with and without the echo gate.
+//! attenuations 6–30 dB, as the turn-taking issue asks; with the echo gate and canceller, the
+//! gate alone, and neither.
 //!
-//! Then backchannels, stop words and short answers said over the bot (on the same echoing line,
-//! 120 ms and 12 dB) while it waits on the demo telecom flow's menu: short clips spoken by
+//! Then backchannels, stop words and short answers said over the bot while it waits on the demo
+//! telecom flow's menu, on a phone line: the bot's audio goes out over G.711, the far end's
+//! hybrid reflects it 12 dB down and smeared over a few taps, and it comes back over G.711
+//! 120 ms late (`HOTLINE_BENCH_WORDS_LINE=digital` echoes the bot's frames themselves, `quiet`
+//! has no echo: the floor echo handling can reach); with the echo canceller off and on: short clips spoken by
 //! espeak-ng in three voices ("uh-huh", "okay", "I see", ...; "stop", "wait", "hold on", ...;
 //! "agent", "billing", ...), heard by trained whisper (`tiny.en-q8_0`, with the menu's phrase
 //! prompt; its text and confidence delivered after the compute it took). A backchannel is a false
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 use common::shared_dir;
 use hotline::asr::whisper::{WhisperRecognizer, WhisperSettings};
 use hotline::asr::{AsrOptions, Grammar, Recognized, Recognizer};
+use hotline::audio::resample::StreamResampler;
 use hotline::audio::vad::Vad;
 use hotline::audio::wav::read_wav_mono_16k;
 use hotline::audio::{Frame, FRAME_DURATION};
@@ -34,6 +39,7 @@ use hotline::config::SessionConfig;
 use hotline::dialogue::{BotTurn, Prompt};
 use hotline::language::Language;
 use hotline::session::{CallSession, EventKind, SessionOutput, TurnId};
+use hotline_media::codec::g711::G711Law;
 
 /// A recording scaled to `rms`.
 fn at_level(path: &Path, rms: f32) -> Option<Vec<i16>> {
@@ -123,6 +129,63 @@ struct Spoken {
     confidence: Option<f32>,
 }
 
+/// The far end of a phone line, as the caller's stream brings the bot's audio back: the bot's
+/// frames go out over G.711 (8 kHz μ-law), the far end's hybrid reflects them `gain` down and
+/// smeared over three taps, and the reflection comes back over G.711, to be delayed by the
+/// caller.
+struct PhoneEcho {
+    down: StreamResampler,
+    up: StreamResampler,
+    gain: f32,
+    taps: [f32; 3],
+}
+
+impl PhoneEcho {
+    fn new(gain: f32) -> Self {
+        Self {
+            down: StreamResampler::new(16_000, 8_000).expect("16 to 8 kHz"),
+            up: StreamResampler::new(8_000, 16_000).expect("8 to 16 kHz"),
+            gain,
+            taps: [0.0; 3],
+        }
+    }
+
+    /// The echo (16 kHz, not yet delayed) of one bot frame.
+    fn reflect(&mut self, bot: &[i16]) -> Vec<i16> {
+        let law = G711Law::Ulaw;
+        let narrow = law.decode_slice(&law.encode_slice(&self.down.process(bot)));
+        let mut hybrid = Vec::with_capacity(narrow.len());
+        for x in narrow {
+            self.taps = [f32::from(x), self.taps[0], self.taps[1]];
+            let y = 0.8 * self.taps[0] + 0.35 * self.taps[1] - 0.15 * self.taps[2];
+            hybrid.push((y * self.gain).clamp(-32768.0, 32767.0) as i16);
+        }
+        self.up
+            .process(&law.decode_slice(&law.encode_slice(&hybrid)))
+    }
+}
+
+/// The line the words are said over.
+#[derive(Debug, Clone, Copy)]
+enum WordsLine {
+    /// No echo at all: the floor that echo handling can reach.
+    Quiet,
+    /// The bot's frames themselves, 120 ms late and `dB` down.
+    Digital(f32),
+    /// [`PhoneEcho`] at `dB`, 120 ms late.
+    Phone(f32),
+}
+
+impl std::fmt::Display for WordsLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WordsLine::Quiet => write!(f, "no echo"),
+            WordsLine::Digital(db) => write!(f, "echo 120 ms, {db} dB"),
+            WordsLine::Phone(db) => write!(f, "G.711 line, hybrid echo 120 ms, {db} dB"),
+        }
+    }
+}
+
 /// One reply over a line echoing it (120 ms, 12 dB), with `clip` said over it 1.5 s in; every
 /// final the session asks for is recognized by `whisper`, its text delivered after the compute.
 fn run_words(
@@ -131,9 +194,18 @@ fn run_words(
     clip: &[i16],
     expect: &Grammar,
     whisper: &mut WhisperRecognizer,
+    echo: WordsLine,
 ) -> Spoken {
     let mut s = saying(config, bot, Some(expect.clone()));
-    let gain = 10f32.powf(-12.0 / 20.0);
+    let gain = |db: f32| 10f32.powf(-db / 20.0);
+    let mut phone = match echo {
+        WordsLine::Phone(db) => Some(PhoneEcho::new(gain(db))),
+        _ => None,
+    };
+    let digital = match echo {
+        WordsLine::Digital(db) => gain(db),
+        _ => 0.0,
+    };
     let mut line: VecDeque<i16> = std::iter::repeat_n(0, 120 * 16).collect();
     let voice_at = 75;
     let mut pending: Vec<(Duration, TurnId, Option<Duration>, Recognized)> = Vec::new();
@@ -155,18 +227,26 @@ fn run_words(
                 None => s.handle_transcript(turn, true, &heard, now),
             }
         }
-        let mut pcm: Vec<i16> = line
-            .drain(..320)
-            .map(|x| (f32::from(x) * gain) as i16)
-            .collect();
+        let mut pcm: Vec<i16> = line.drain(..320).collect();
         if i >= voice_at {
             let at = (i - voice_at) * 320;
             for (k, p) in pcm.iter_mut().enumerate() {
                 *p = p.saturating_add(clip.get(at + k).copied().unwrap_or(0));
             }
         }
-        let out = s.handle_audio(&Frame::from_slice(&pcm), now);
-        line.extend(out.unwrap_or_default().samples().iter().copied());
+        let out = s
+            .handle_audio(&Frame::from_slice(&pcm), now)
+            .unwrap_or_default();
+        match phone.as_mut() {
+            Some(phone) => line.extend(phone.reflect(out.samples())),
+            None => line.extend(
+                out.samples()
+                    .iter()
+                    .map(|&x| (f32::from(x) * digital) as i16),
+            ),
+        }
+        // The line started 120 ms deep, which covers the resamplers' own delay; this only guards.
+        line.resize(line.len().max(320), 0);
         while let Some(o) = s.poll_output() {
             match o {
                 SessionOutput::Event(e) => match e.kind {
@@ -277,14 +357,26 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
         ("en-us+f3", 140, 70),
     ];
     let verbose = std::env::var_os("HOTLINE_BENCH_VERBOSE").is_some();
+    // The line: `HOTLINE_BENCH_WORDS_LINE=phone` (default), `digital` or `quiet`.
+    let line = match std::env::var("HOTLINE_BENCH_WORDS_LINE").as_deref() {
+        Ok("quiet") => WordsLine::Quiet,
+        Ok("digital") => WordsLine::Digital(12.0),
+        _ => WordsLine::Phone(12.0),
+    };
     // Side by side: the misheard-backchannel rule off, and at its default threshold.
     let default = SessionConfig::default();
-    for unclear_below in [0.0, default.barge_in_unclear_below] {
+    for (echo_cancel, unclear_below) in [
+        (false, 0.0),
+        (false, default.barge_in_unclear_below),
+        (true, 0.0),
+        (true, default.barge_in_unclear_below),
+    ] {
         let config = SessionConfig {
             barge_in_unclear_below: unclear_below,
+            echo_cancel,
             ..default.clone()
         };
-        println!("barge_in_unclear_below = {unclear_below}:");
+        println!("echo_cancel = {echo_cancel}, barge_in_unclear_below = {unclear_below}:");
         for (kind, words) in [
             ("backchannels", BACKCHANNELS),
             ("stop words", STOP_WORDS),
@@ -299,7 +391,7 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
                             println!("espeak-ng is needed for the backchannels");
                             return;
                         };
-                        let r = run_words(&config, bot, &clip, &menu, &mut whisper);
+                        let r = run_words(&config, bot, &clip, &menu, &mut whisper, line);
                         runs += 1;
                         stopped += usize::from(r.stopped);
                         resumed += usize::from(r.resumed);
@@ -326,7 +418,7 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
                 "missed (talked on or resumed)"
             };
             println!(
-                "{kind} over the bot (echo 120 ms, 12 dB): {runs} runs; bot paused {stopped}, resumed {resumed}; {what} {wrong}/{runs} ({:.1} %)",
+                "{kind} over the bot ({line}): {runs} runs; bot paused {stopped}, resumed {resumed}; {what} {wrong}/{runs} ({:.1} %)",
                 100.0 * wrong as f64 / runs as f64
             );
         }
@@ -350,9 +442,14 @@ fn main() {
         .filter(|v| v.len() > 16_000 * 2)
         .collect();
     println!("{} recordings as bot replies and callers", voices.len());
-    for (label, margin) in [("echo gate on (6 dB)", 6.0f32), ("echo gate off", 0.0)] {
+    for (label, margin, echo_cancel) in [
+        ("echo gate (6 dB) and canceller", 6.0f32, true),
+        ("echo gate (6 dB), no canceller", 6.0, false),
+        ("no echo gate", 0.0, false),
+    ] {
         let config = SessionConfig {
             echo_margin_db: margin,
+            echo_cancel,
             ..SessionConfig::default()
         };
         let (mut false_barge, mut echo_runs) = (0, 0);

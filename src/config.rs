@@ -81,6 +81,9 @@ pub struct SessionConfig {
     pub echo_margin_db: f32,
     /// The echo gate: the longest echo delay it looks for.
     pub echo_tail_ms: u64,
+    /// The echo canceller: takes the bot's echo, on the path the gate learned, out of what the
+    /// VAD and the recognizer hear (`session::canceller`). Needs the gate.
+    pub echo_cancel: bool,
     /// After a barge-in that turns out to be false (a backchannel such as "uh-huh", or a cough
     /// or noise that brings no words), the bot resumes its reply from the sentence it was cut in.
     pub barge_in_resume: bool,
@@ -139,6 +142,7 @@ impl Default for SessionConfig {
             barge_in_grace_ms: 0,
             echo_margin_db: 6.0,
             echo_tail_ms: 300,
+            echo_cancel: true,
             barge_in_resume: true,
             barge_in_unclear_below: 0.3,
             speculative_asr_ms: 200,

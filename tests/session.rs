@@ -781,6 +781,64 @@ fn a_caller_talking_over_the_echo_does_interrupt() {
     }
 }
 
+/// What the recognizer is asked to hear of a caller who talks over the bot's echo, against
+/// the caller's own voice: the RMS of the difference (what else it carries), at the frame
+/// shift that lines them up best.
+fn echo_left_in_the_final(config: SessionConfig, voice: &[i16]) -> f32 {
+    let h = call_with_echo(config, 120, 12.0, Some(voice), Duration::from_millis(2_000));
+    let heard = h
+        .outputs
+        .iter()
+        .find_map(|(_, o)| match o {
+            SessionOutput::Recognize {
+                pcm,
+                is_final: true,
+                ..
+            } => Some(pcm.clone()),
+            _ => None,
+        })
+        .expect("the caller's words were sent to the recognizer");
+    // The utterance starts on a frame, up to the preroll before the voice or later in it.
+    let diff = |frames: i64| -> Vec<i16> {
+        heard
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let j = usize::try_from(i as i64 + frames * 320).ok();
+                x.saturating_sub(j.and_then(|j| voice.get(j)).copied().unwrap_or(0))
+            })
+            .collect()
+    };
+    let best = (-20i64..=150)
+        .min_by(|&a, &b| hotline::audio::rms(&diff(a)).total_cmp(&hotline::audio::rms(&diff(b))))
+        .unwrap_or(0);
+    // The bot stops within a few frames of the caller's voice: its echo lies in the first
+    // 400 ms of what the recognizer hears (the preroll and the barge-in).
+    let d = diff(best);
+    hotline::audio::rms(&d[..d.len().min(6_400)])
+}
+
+#[test]
+fn the_recognizer_hears_the_caller_with_the_echo_taken_out() {
+    let voice = at_level("audio/en/librispeech-1995-1837-0001.wav", 3000.0);
+    let with = echo_left_in_the_final(SessionConfig::default(), &voice);
+    let without = echo_left_in_the_final(
+        SessionConfig {
+            echo_cancel: false,
+            ..SessionConfig::default()
+        },
+        &voice,
+    );
+    // The bot at 3000 RMS, 12 dB down: several hundred of echo under the caller's first words
+    // without the canceller. With it, at least 12 dB less.
+    eprintln!("echo left in the final: {with:.0} with the canceller, {without:.0} without");
+    assert!(without > 300.0, "the echo reached the recognizer: {without}");
+    assert!(
+        with < without / 4.0,
+        "echo left with the canceller {with}, without {without}"
+    );
+}
+
 /// The bot says two sentences; the caller speaks over the second. Returns the harness just
 /// after the caller's utterance ended (its final asked for), and the turn of that utterance.
 fn barged_in_by(words: &[Frame]) -> (Harness, TurnId) {

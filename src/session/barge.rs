@@ -26,7 +26,7 @@ use crate::language::Language;
 use super::reason::ResumeReason;
 
 /// English words and phrases that only acknowledge, compared after lower-casing and dropping
-/// punctuation. Every word of the utterance must be one of them.
+/// punctuation. Every word of the utterance must be one of them (or a hum, see [`is_hum`]).
 const BACKCHANNELS_EN: &[&str] = &[
     "uh-huh", "uh", "huh", "uhhuh", "mhm", "mm", "mmhm", "mm-hmm", "hmm", "hm", "um", "ok", "okay",
     "right", "yeah", "yep", "yup", "sure", "alright", "i", "see", "got", "it", "cool", "aha", "ah",
@@ -214,11 +214,19 @@ fn false_interruption_en(text: &str) -> Option<ResumeReason> {
     }
     let phrase = words.join(" ");
     if BACKCHANNEL_PHRASES_EN.contains(&phrase.as_str())
-        || words.iter().all(|w| BACKCHANNELS_EN.contains(w))
+        || words
+            .iter()
+            .all(|w| BACKCHANNELS_EN.contains(w) || is_hum(w))
     {
         return Some(ResumeReason::Backchannel);
     }
     None
+}
+
+/// A hum however whisper spells it ("mmm", "m", "mm-m-m-m", "hmm-mm"): only m's and h's,
+/// with an m.
+fn is_hum(word: &str) -> bool {
+    word.contains('m') && word.chars().all(|c| matches!(c, 'm' | 'h' | '-'))
 }
 
 fn false_interruption_zh(text: &str) -> Option<ResumeReason> {
@@ -250,6 +258,9 @@ mod tests {
             "I see.",
             "yeah yeah",
             "Got it!",
+            "Mm-m-m-m.",
+            "mmm, m",
+            "Hmm-mm",
         ] {
             assert_eq!(
                 false_interruption(text, Language::En),

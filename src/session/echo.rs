@@ -54,10 +54,27 @@ pub struct EchoGate {
     bot: VecDeque<f32>,
     /// Per delay (`d` blocks more than one frame), the echo's gain.
     gain: Vec<f32>,
+    /// Per delay, the frames with loud bot audio its gain was learned on (saturating).
+    seen: Vec<u16>,
     /// Amplitude ratio a caller frame must exceed the expected echo by to be the caller's.
     margin: f32,
     enabled: bool,
 }
+
+/// The echo path as the gate has learned it: where the echo lies and how loud it is, for the
+/// echo canceller ([`super::canceller`]) to centre its filter on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EchoPath {
+    /// The echo's delay behind the bot's audio, in 16 kHz samples (±half a 5 ms block).
+    pub delay_samples: usize,
+    /// The echo's amplitude gain (0.25 is 12 dB down).
+    pub gain: f32,
+}
+
+/// Frames of loud bot audio a delay needs before its gain says where the echo is.
+const PATH_SEEN_FRAMES: u16 = 25;
+/// An echo gain below this (about -50 dB) is no echo worth cancelling.
+const PATH_LEAST_GAIN: f32 = 0.003;
 
 impl EchoGate {
     /// A gate looking for echo up to `tail_ms` late, that calls a frame the caller's own when
@@ -70,6 +87,7 @@ impl EchoGate {
             bot: VecDeque::from(vec![0.0; delays + BLOCKS_PER_FRAME]),
             // The worst echo the gate is set for, until the line shows better.
             gain: vec![1.0 / margin.max(1.0); delays],
+            seen: vec![0; delays],
             margin,
             enabled: margin_db > 0.0,
         }
@@ -88,6 +106,7 @@ impl EchoGate {
             let level = self.level_at(d);
             expected = expected.max(self.gain[d] * level);
             if level >= BOT_LOUD_RMS {
+                self.seen[d] = self.seen[d].saturating_add(1);
                 let ratio = c / level;
                 let g = &mut self.gain[d];
                 *g = if ratio < *g {
@@ -98,6 +117,25 @@ impl EchoGate {
             }
         }
         c <= self.margin * expected
+    }
+
+    /// The echo path learned so far: the delay with the largest gain among those that have
+    /// seen enough loud bot audio. `None` before that, with the gate off, or when the line
+    /// shows no echo.
+    pub fn path(&self) -> Option<EchoPath> {
+        if !self.enabled {
+            return None;
+        }
+        let (d, &gain) = self
+            .gain
+            .iter()
+            .enumerate()
+            .filter(|&(d, _)| self.seen[d] >= PATH_SEEN_FRAMES)
+            .max_by(|a, b| a.1.total_cmp(b.1))?;
+        (gain >= PATH_LEAST_GAIN).then_some(EchoPath {
+            delay_samples: FRAME_SAMPLES + d * BLOCK,
+            gain,
+        })
     }
 
     /// The bot's frame sent to the caller this tick (`None` when the bot was quiet).
@@ -195,6 +233,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_path_is_the_echo_delay_and_gain() {
+        for (delay, atten) in [(2usize, 6.0f32), (5, 12.0), (12, 20.0)] {
+            let mut gate = EchoGate::new(300, 6.0);
+            let gain = 10f32.powf(-atten / 20.0);
+            let mut sent: Vec<f32> = Vec::new();
+            for tick in 0..150 {
+                let echo = if tick >= delay {
+                    sent[tick - delay] * gain
+                } else {
+                    0.0
+                };
+                gate.is_echo(&tone(echo, tick * 7));
+                let level = bot_level(tick);
+                sent.push(level);
+                gate.bot_sent(Some(&tone(level, tick)));
+            }
+            let path = gate.path().expect("a learned path");
+            // Frame-long level steps make the frame's whole span a match: the path lies
+            // within it.
+            let at = delay * FRAME_SAMPLES;
+            assert!(
+                (at.saturating_sub(FRAME_SAMPLES)..=at + FRAME_SAMPLES)
+                    .contains(&path.delay_samples),
+                "delay {delay} frames: {path:?}"
+            );
+            assert!((path.gain / gain - 1.0).abs() < 0.3, "{atten} dB: {path:?}");
+        }
+        // No echo on the line: no path.
+        let mut gate = EchoGate::new(300, 6.0);
+        for tick in 0..150 {
+            gate.is_echo(&tone(0.0, tick));
+            gate.bot_sent(Some(&tone(bot_level(tick), tick)));
+        }
+        assert_eq!(gate.path(), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //!   (the bot apologises and the call goes on) or a hangup (the transfer happened).
 
 pub mod barge;
+pub mod canceller;
 pub mod echo;
 pub mod event;
 pub mod reason;
@@ -35,6 +36,7 @@ use crate::config::SessionConfig;
 use crate::dialogue::{Action, BotTurn, CallerInput, Prompt};
 use crate::language::Language;
 use crate::turn::words::Words;
+use canceller::EchoCanceller;
 use echo::EchoGate;
 pub use event::{CallEvent, EventKind, TurnId};
 pub use reason::{
@@ -249,6 +251,8 @@ pub struct CallSession {
     paused: Option<(Playout, Duration)>,
     /// Tells the caller's voice from the echo of the bot's own audio.
     echo: EchoGate,
+    /// Takes the bot's echo out of what the caller's frames carry, on the gate's path.
+    canceller: EchoCanceller,
     /// The speculative final in flight or arrived, if any.
     speculation: Option<Speculation>,
     /// The pause (after this last voiced frame) whose speculative final brought nothing: the
@@ -342,6 +346,7 @@ impl CallSession {
     /// A session for one call in `language`.
     pub fn new(config: SessionConfig, language: Language) -> Self {
         let echo = EchoGate::new(config.echo_tail_ms, config.echo_margin_db);
+        let canceller = EchoCanceller::new(config.echo_tail_ms);
         let pause_below_peak = if config.pause_below_peak_db > 0.0 {
             10f32.powf(-config.pause_below_peak_db / 20.0)
         } else {
@@ -365,6 +370,7 @@ impl CallSession {
             playout: Playout::default(),
             paused: None,
             echo,
+            canceller,
             speculation: None,
             unspeculated_pause: None,
             clock: TurnClock::default(),
@@ -742,18 +748,23 @@ impl CallSession {
         }
         self.handle_timeout(now);
         if !self.closing {
-            let vad_voiced = self.vad.score(frame) >= self.config.vad_threshold;
             // The gate learns on every frame, so it is asked even when the VAD hears nothing.
             let echo = self.echo.is_echo(frame);
+            // The VAD and the recognizer hear the frame with the echo taken out; the filter
+            // learns only on frames that are echo alone.
+            let path = self.echo.path().filter(|_| self.config.echo_cancel);
+            let heard = self.canceller.cancel(frame, path, echo);
+            let vad_voiced = self.vad.score(&heard) >= self.config.vad_threshold;
             // A reply that cannot be interrupted is not listened over.
             let listening = !(self.playout.turn.is_some() && self.playout.locked);
             let voiced = vad_voiced && !echo && listening;
-            self.track_speech(frame, voiced, now);
+            self.track_speech(&heard, voiced, now);
             self.track_barge_in(voiced, now);
             self.resume_after_lone_barge_in(now);
         }
         let bot = self.next_bot_frame(now);
         self.echo.bot_sent(bot.as_ref());
+        self.canceller.bot_sent(bot.as_ref());
         bot
     }
 
