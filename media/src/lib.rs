@@ -5,6 +5,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`clock`] | the media clock: the one 20 ms grid every call's tick falls on |
 //! | [`codec`] | the codec identities ([`Codec`]) and one copy of each codec: G.711, G.722, Opus |
 //! | [`jitter`] | the one jitter buffer: reorder, adaptive depth, concealment, bounded memory |
 //! | [`rtp`] | RTP packets, RTCP reports, RFC 3550 receive statistics, [`rtp::Ssrc`] |
@@ -17,6 +18,7 @@
 //! the caller's monotonic clock); nothing reads a clock or a socket. The port pool binds
 //! sockets to know a port is free, and hands them over.
 
+pub mod clock;
 pub mod codec;
 pub mod counters;
 pub mod jitter;

@@ -777,7 +777,7 @@ pub(crate) fn ntp_now() -> u64 {
     (seconds << 32) | fraction
 }
 
-/// One call's media: paced on a monotonic 20 ms interval, on a clock that starts when the
+/// One call's media: paced on the process's 20 ms media grid; packet times are on a clock that starts when the
 /// session was made (`timed.0`). Its ports go back to the pool when it returns (the sockets
 /// and their lease drop here).
 async fn media_task(
@@ -793,13 +793,33 @@ async fn media_task(
     let (started, mut media) = timed;
     let MediaSockets { rtp, rtcp, .. } = &sockets;
     let now_ms = move || started.elapsed().as_millis() as u64;
-    let mut ticker = tokio::time::interval(Duration::from_millis(crate::media::PTIME_MS as u64));
+    let period = Duration::from_millis(crate::media::PTIME_MS as u64);
+    // On the process's one media grid, so that calls tick together (see `hotline_media::clock`).
+    let first = hotline_media::clock::next_tick(std::time::Instant::now(), period);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(first), period);
     let mut rtp_buffer = vec![0u8; 2048];
     let mut rtcp_buffer = vec![0u8; 2048];
     let mut commands_open = true;
     let reason = loop {
         tokio::select! {
             _ = ticker.tick() => {
+                // Commands are read here, not as they come: the bot's frame for a tick arrives
+                // between two ticks and only leaves on the next one anyway, and a flush or a
+                // hang-up waits at most one frame. One wake-up a frame fewer per call.
+                while commands_open {
+                    match commands.try_recv() {
+                        Ok(PhoneCommand::Audio(pcm)) => media.queue_audio(pcm),
+                        Ok(PhoneCommand::Flush) => media.flush_audio(),
+                        Ok(PhoneCommand::Hangup { reason }) => {
+                            let _ = driver.send(DriverMessage::Hangup { id: id.clone(), reason });
+                        }
+                        Ok(PhoneCommand::Transfer { target, headers }) => {
+                            let _ = driver.send(DriverMessage::Transfer { id: id.clone(), target, headers });
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => commands_open = false,
+                    }
+                }
                 let now = now_ms();
                 let out = media.tick(now);
                 if let Some((to, packet)) = out.rtp {
@@ -826,17 +846,6 @@ async fn media_task(
                     media.handle_rtcp(&rtcp_buffer[..len], now_ms());
                 }
             }
-            command = commands.recv(), if commands_open => match command {
-                Some(PhoneCommand::Audio(pcm)) => media.queue_audio(pcm),
-                Some(PhoneCommand::Flush) => media.flush_audio(),
-                Some(PhoneCommand::Hangup { reason }) => {
-                    let _ = driver.send(DriverMessage::Hangup { id: id.clone(), reason });
-                }
-                Some(PhoneCommand::Transfer { target, headers }) => {
-                    let _ = driver.send(DriverMessage::Transfer { id: id.clone(), target, headers });
-                }
-                None => commands_open = false,
-            },
             message = control.recv() => match message {
                 Some(MediaControl::Update(negotiated)) => {
                     if let Err(e) = media.update(negotiated) {

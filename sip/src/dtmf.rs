@@ -95,15 +95,27 @@ impl ToneDetector {
         }
     }
 
-    fn goertzel_power(&self, samples: &[i16], freq_hz: f32) -> f32 {
-        let k = 2.0 * (2.0 * std::f32::consts::PI * freq_hz / self.sample_rate_hz as f32).cos();
-        let (mut s1, mut s2) = (0.0f32, 0.0f32);
-        for &x in samples {
-            let s0 = x as f32 + k * s1 - s2;
-            s2 = s1;
-            s1 = s0;
+    /// The power of each of the eight DTMF tones in `samples` (rows, then columns): the eight
+    /// Goertzel filters run side by side in one pass, so they vectorize.
+    fn tone_powers(&self, samples: &[i16]) -> [f32; 8] {
+        let mut k = [0.0f32; 8];
+        for (k, &f) in k.iter_mut().zip(ROWS_HZ.iter().chain(&COLS_HZ)) {
+            *k = 2.0 * (2.0 * std::f32::consts::PI * f / self.sample_rate_hz as f32).cos();
         }
-        s1 * s1 + s2 * s2 - k * s1 * s2
+        let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
+        for &x in samples {
+            let x = f32::from(x);
+            for j in 0..8 {
+                let s0 = x + k[j] * s1[j] - s2[j];
+                s2[j] = s1[j];
+                s1[j] = s0;
+            }
+        }
+        let mut power = [0.0f32; 8];
+        for j in 0..8 {
+            power[j] = s1[j] * s1[j] + s2[j] * s2[j] - k[j] * s1[j] * s2[j];
+        }
+        power
     }
 
     /// The key whose two tones dominate this block, if any.
@@ -116,14 +128,8 @@ impl ToneDetector {
         }
         // A pure tone of amplitude A gives power (A n / 2)^2 and energy n A^2 / 2.
         let scale = energy * n / 2.0;
-        let rows: Vec<f32> = ROWS_HZ
-            .iter()
-            .map(|&f| self.goertzel_power(samples, f) / scale)
-            .collect();
-        let cols: Vec<f32> = COLS_HZ
-            .iter()
-            .map(|&f| self.goertzel_power(samples, f) / scale)
-            .collect();
+        let power = self.tone_powers(samples).map(|p| p / scale);
+        let (rows, cols) = power.split_at(4);
         let best = |v: &[f32]| {
             let mut idx = 0;
             for i in 1..v.len() {
@@ -139,8 +145,8 @@ impl ToneDetector {
                 .fold(0.0, f32::max);
             (idx, v[idx], second)
         };
-        let (r, row_power, row_second) = best(&rows);
-        let (c, col_power, col_second) = best(&cols);
+        let (r, row_power, row_second) = best(rows);
+        let (c, col_power, col_second) = best(cols);
         let tonal = row_power + col_power;
         let twist_ok = row_power < col_power * 8.0 && col_power < row_power * 8.0;
         if row_power > 0.15

@@ -215,7 +215,9 @@ impl Call {
     async fn run(self, mut dialog: CallerDialog, mut commands: mpsc::Receiver<OutboundCommand>) {
         let mut media: Option<MediaSession> = None;
         let mut ended: Option<OutboundEnd> = None;
-        let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(PTIME_MS)));
+        let period = Duration::from_millis(u64::from(PTIME_MS));
+        let first = hotline_media::clock::next_tick(std::time::Instant::now(), period);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(first), period);
         let (mut sip_buf, mut rtp_buf, mut rtcp_buf) =
             (vec![0u8; 4096], vec![0u8; 2048], vec![0u8; 2048]);
         let mut commands_open = true;

@@ -68,7 +68,10 @@ impl WebCallDriver {
             lease,
             ..
         } = self.link;
-        let mut ticker = tokio::time::interval(FRAME_DURATION);
+        // On the process's one media grid (`hotline_media::clock`), with the phone calls.
+        let first = hotline_media::clock::next_tick(std::time::Instant::now(), FRAME_DURATION);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::from_std(first), FRAME_DURATION);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         WebEdge {
             peer,
