@@ -365,12 +365,18 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
     };
     // Side by side: the misheard-backchannel rule off, and at its default threshold.
     let default = SessionConfig::default();
-    for (echo_cancel, unclear_below) in [
+    // `HOTLINE_BENCH_WORDS_DEFAULT_ONLY=1` runs the defaults alone (a quicker A/B of builds).
+    let grid = [
         (false, 0.0),
         (false, default.barge_in_unclear_below),
         (true, 0.0),
         (true, default.barge_in_unclear_below),
-    ] {
+    ];
+    let default_only = std::env::var_os("HOTLINE_BENCH_WORDS_DEFAULT_ONLY").is_some();
+    for (echo_cancel, unclear_below) in grid
+        .into_iter()
+        .filter(|&(c, u)| !default_only || (c && u == default.barge_in_unclear_below))
+    {
         let config = SessionConfig {
             barge_in_unclear_below: unclear_below,
             echo_cancel,

@@ -98,6 +98,19 @@ fn sphinx_hears_one_two_three_with_the_language_model() {
 }
 
 #[test]
+fn sphinx_takes_a_menu_with_what_callers_say_over_the_bot() {
+    // While the bot is paused by a barge-in, the session adds these to the node's phrases:
+    // every word must be in the dictionary, or the caller's words would not be recognized.
+    let mut list: Vec<&str> = vec!["billing", "talk to an agent"];
+    list.extend(hotline::session::barge::said_over_the_bot(
+        hotline::language::Language::En,
+    ));
+    let pcm = speech("audio/en/one_two_three.wav");
+    let heard = sphinx().transcribe(&pcm, &with_grammar(phrases(&list)));
+    assert!(heard.is_ok(), "{heard:?}");
+}
+
+#[test]
 fn sphinx_hears_one_two_three_with_a_digits_grammar() {
     let digits = Grammar::Jsgf(
         "#JSGF V1.0;\ngrammar digits;\n\

@@ -832,7 +832,10 @@ fn the_recognizer_hears_the_caller_with_the_echo_taken_out() {
     // The bot at 3000 RMS, 12 dB down: several hundred of echo under the caller's first words
     // without the canceller. With it, at least 12 dB less.
     eprintln!("echo left in the final: {with:.0} with the canceller, {without:.0} without");
-    assert!(without > 300.0, "the echo reached the recognizer: {without}");
+    assert!(
+        without > 300.0,
+        "the echo reached the recognizer: {without}"
+    );
     assert!(
         with < without / 4.0,
         "echo left with the canceller {with}, without {without}"
@@ -931,6 +934,56 @@ fn a_backchannel_does_not_interrupt_the_bot_and_stop_does() {
     let before = h.bot_frames;
     h.silence(1_000);
     assert_eq!(h.bot_frames, before, "the bot stays quiet");
+}
+
+#[test]
+fn words_over_the_bot_are_recognized_with_backchannels_and_stop_words_in_the_phrase_list() {
+    let short = &speech()[..40];
+    let menu = Grammar::Phrases(["billing", "talk to an agent"].map(String::from).to_vec());
+    let grammars = |h: &Harness| -> Vec<Option<Grammar>> {
+        h.outputs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                SessionOutput::Recognize {
+                    is_final: true,
+                    grammar,
+                    ..
+                } => Some(grammar.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Over the bot: the menu, then what callers say over a bot.
+    let (h, _) = barged_in_asking(short, Some(menu.clone()));
+    let over = grammars(&h);
+    assert!(!over.is_empty());
+    for grammar in &over {
+        let Some(Grammar::Phrases(phrases)) = grammar else {
+            panic!("a phrase list: {grammar:?}");
+        };
+        assert_eq!(&phrases[..2], &["billing", "talk to an agent"]);
+        for said in ["uh huh", "mhm", "okay", "stop", "wait"] {
+            assert!(phrases.iter().any(|p| p == said), "{said} in {phrases:?}");
+        }
+    }
+    // Once the bot has finished, an answer is recognized with the menu alone.
+    let mut h = Harness::new(endpoint_config());
+    h.bot_asks(
+        TurnId(0),
+        &[("Say billing.", vec![0; 3_200])],
+        Some(menu.clone()),
+    );
+    h.silence(400);
+    for f in short {
+        h.feed(f);
+    }
+    h.silence(800);
+    let after = grammars(&h);
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|g| g.as_ref() == Some(&menu)), "{after:?}");
+    // A node with no phrase list keeps none.
+    let (h, _) = barged_in_asking(short, None);
+    assert!(grammars(&h).iter().all(Option::is_none));
 }
 
 #[test]

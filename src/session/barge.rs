@@ -9,7 +9,9 @@
 //! backchannels, so they always interrupt.
 //!
 //! Over the bot's own echo a recognizer often mishears a backchannel ("mm-hmm" as "I'm
-//! handsome", "right" as "bright"). [`judge`] also resumes for such words: one or two words,
+//! handsome", "right" as "bright"). Two things help. The session recognizes words over the bot
+//! with [`said_over_the_bot`] added to the node's phrases, so whisper is primed to spell them;
+//! and [`judge`] also resumes for such words: one or two words,
 //! heard with low confidence, with no stop word, while the bot waits for phrases none of whose
 //! words they hold (a word of four letters or more counts when it starts like one of theirs:
 //! "billing" for "bill"). A short answer the node expects ("agent", "my bill") still
@@ -63,6 +65,19 @@ const BACKCHANNELS_ZH: &[&str] = &[
 
 /// Mandarin words that always interrupt.
 const STOP_WORDS_ZH: &[&str] = &["等一下", "等等", "停", "不", "不是", "不要", "别说了"];
+
+/// What callers say over a talking bot, for the recognizer's phrase list while a barge-in is
+/// judged: backchannels and stop words, so that whisper spells one as one ("mhm", not "and
+/// then them"). Written in words PocketSphinx's dictionary has ("uh huh", "mhm"), so the same
+/// list compiles as a Sphinx grammar.
+pub fn said_over_the_bot(language: Language) -> &'static [&'static str] {
+    match language {
+        Language::Zh => &["嗯", "对", "好的", "等一下", "不是"],
+        _ => &[
+            "uh huh", "mhm", "okay", "right", "yeah", "sure", "I see", "got it", "stop", "wait",
+        ],
+    }
+}
 
 /// The most words (English) or characters (Mandarin) an unclear utterance over the bot has.
 const UNCLEAR_MOST_WORDS: usize = 2;

@@ -1385,7 +1385,7 @@ impl CallSession {
             pcm: self.utterance[start..].to_vec(),
             is_final: false,
             speculative: None,
-            grammar: self.expect.clone(),
+            grammar: self.recognition_grammar(),
             language: self.language,
         });
     }
@@ -1400,6 +1400,25 @@ impl CallSession {
 
     /// Asks for the final recognition of the utterance as it would end now, before the turn is
     /// known to be over; the same audio the endpoint would send, so the same words.
+    /// The grammar the current utterance is recognized with: the node's, and while the
+    /// utterance has stopped the bot (its reply paused until the words are judged), also what
+    /// callers say over a bot ([`barge::said_over_the_bot`]), so that a backchannel or a stop
+    /// word comes back spelled as one. A node without a phrase list keeps its grammar.
+    fn recognition_grammar(&self) -> Option<Grammar> {
+        match (&self.expect, &self.paused) {
+            (Some(Grammar::Phrases(phrases)), Some(_)) => {
+                let mut phrases = phrases.clone();
+                for said in barge::said_over_the_bot(self.language) {
+                    if !phrases.iter().any(|p| p.eq_ignore_ascii_case(said)) {
+                        phrases.push((*said).to_string());
+                    }
+                }
+                Some(Grammar::Phrases(phrases))
+            }
+            _ => self.expect.clone(),
+        }
+    }
+
     fn speculate(&mut self, last_voice: Duration, now: Duration) {
         let len = self.utterance_len_at(last_voice, now);
         self.speculation = Some(Speculation {
@@ -1413,7 +1432,7 @@ impl CallSession {
             pcm: self.utterance[..len].to_vec(),
             is_final: true,
             speculative: Some(last_voice),
-            grammar: self.expect.clone(),
+            grammar: self.recognition_grammar(),
             language: self.language,
         });
     }
@@ -1468,7 +1487,7 @@ impl CallSession {
                     pcm: std::mem::take(&mut self.utterance),
                     is_final: true,
                     speculative: None,
-                    grammar: self.expect.clone(),
+                    grammar: self.recognition_grammar(),
                     language: self.language,
                 });
             }
