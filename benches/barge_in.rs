@@ -363,20 +363,14 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
         Ok("digital") => WordsLine::Digital(12.0),
         _ => WordsLine::Phone(12.0),
     };
-    // Side by side: the misheard-backchannel rule off, and at its default threshold.
+    // Side by side: the canceller off and on, and the misheard-backchannel rule off and at 0.3.
     let default = SessionConfig::default();
     // `HOTLINE_BENCH_WORDS_DEFAULT_ONLY=1` runs the defaults alone (a quicker A/B of builds).
-    let grid = [
-        (false, 0.0),
-        (false, default.barge_in_unclear_below),
-        (true, 0.0),
-        (true, default.barge_in_unclear_below),
-    ];
+    let grid = [(false, 0.0), (false, 0.3), (true, 0.0), (true, 0.3)];
     let default_only = std::env::var_os("HOTLINE_BENCH_WORDS_DEFAULT_ONLY").is_some();
-    for (echo_cancel, unclear_below) in grid
-        .into_iter()
-        .filter(|&(c, u)| !default_only || (c && u == default.barge_in_unclear_below))
-    {
+    for (echo_cancel, unclear_below) in grid.into_iter().filter(|&(c, u)| {
+        !default_only || (c == default.echo_cancel && u == default.barge_in_unclear_below)
+    }) {
         let config = SessionConfig {
             barge_in_unclear_below: unclear_below,
             echo_cancel,

@@ -1,6 +1,7 @@
 //! One `CallSession` tick: a 20 ms caller frame in (VAD, the echo gate, endpointing,
 //! barge-in), the bot's frame out, with the bot speaking so that the playout path runs too; and
-//! the turn-taking pieces alone: the echo gate's tick and the backchannel judgement.
+//! the turn-taking pieces alone: the echo gate's tick, the echo canceller's tick (adapting, with
+//! bot audio in its window: its most expensive case) and the backchannel judgement.
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use hotline::config::SessionConfig;
 use hotline::dialogue::{BotTurn, Prompt};
 use hotline::language::Language;
 use hotline::session::barge::false_interruption;
-use hotline::session::echo::EchoGate;
+use hotline::session::canceller::EchoCanceller;
+use hotline::session::echo::{EchoGate, EchoPath};
 use hotline::session::{CallSession, EventKind, TurnId};
 
 fn session_tick(c: &mut Criterion) {
@@ -107,6 +109,35 @@ fn echo_gate(c: &mut Criterion) {
     });
 }
 
+/// The echo canceller's work per tick while the bot talks: cancel and adapt on a caller frame,
+/// note the bot's.
+fn echo_canceller(c: &mut Criterion) {
+    let bot: Vec<Frame> = (0..50)
+        .map(|k| {
+            let level = [9000.0, 3000.0, 12000.0, 400.0, 7000.0][k % 5];
+            let s: Vec<i16> = (0..FRAME_SAMPLES)
+                .map(|i| ((i as f32 * 0.11 + k as f32).sin() * level) as i16)
+                .collect();
+            Frame::from_slice(&s)
+        })
+        .collect();
+    let path = EchoPath {
+        delay_samples: 5 * FRAME_SAMPLES,
+        gain: 0.125,
+    };
+    let mut canceller = EchoCanceller::new(300);
+    let mut k = 0usize;
+    c.bench_function("echo_canceller_tick", |b| {
+        b.iter(|| {
+            let caller = &bot[(k + 45) % 50];
+            let heard = canceller.cancel(caller, Some(path), true);
+            canceller.bot_sent(Some(&bot[k % 50]));
+            k += 1;
+            heard
+        })
+    });
+}
+
 /// Judging the words said over the bot: a backchannel, a stop word, a request.
 fn backchannel(c: &mut Criterion) {
     let lines = [
@@ -125,5 +156,11 @@ fn backchannel(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, session_tick, echo_gate, backchannel);
+criterion_group!(
+    benches,
+    session_tick,
+    echo_gate,
+    echo_canceller,
+    backchannel
+);
 criterion_main!(benches);

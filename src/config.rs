@@ -90,7 +90,7 @@ pub struct SessionConfig {
     /// With `barge_in_resume`: a final over the bot that the recognizer gives less confidence
     /// than this, of at most two words (four Mandarin characters), with no stop word and
     /// nothing the bot waits for in it, is taken for a misheard backchannel and the bot
-    /// resumes (`bot_resumed` reason `unclear`); `0` turns this off.
+    /// resumes (`bot_resumed` reason `unclear`); `0` (the default) turns this off.
     pub barge_in_unclear_below: f32,
     /// The final recognition starts, speculatively, after this much silence (before the turn
     /// is known to be over); its text is used if the caller does not go on, and dropped if
@@ -144,7 +144,7 @@ impl Default for SessionConfig {
             echo_tail_ms: 300,
             echo_cancel: true,
             barge_in_resume: true,
-            barge_in_unclear_below: 0.3,
+            barge_in_unclear_below: 0.0,
             speculative_asr_ms: 200,
             end_on_words: true,
             partial_interval_ms: 2_000,

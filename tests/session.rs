@@ -850,7 +850,16 @@ fn barged_in_by(words: &[Frame]) -> (Harness, TurnId) {
 
 /// [`barged_in_by`], the bot waiting for an answer to `expect`.
 fn barged_in_asking(words: &[Frame], expect: Option<Grammar>) -> (Harness, TurnId) {
-    let mut h = Harness::new(endpoint_config());
+    barged_in_with(endpoint_config(), words, expect)
+}
+
+/// [`barged_in_asking`] on a session with `config`.
+fn barged_in_with(
+    config: SessionConfig,
+    words: &[Frame],
+    expect: Option<Grammar>,
+) -> (Harness, TurnId) {
+    let mut h = Harness::new(config);
     let first = at_level("audio/en/cmu_arctic_us_aew_a0001.wav", 3000.0);
     let second = at_level("audio/en/jfk.wav", 3000.0);
     h.bot_asks(
@@ -998,8 +1007,12 @@ fn unclear_words_over_the_bot_resume_it_unless_they_answer_what_it_asks() {
         text: text.to_string(),
         confidence: Some(confidence),
     };
-    let outcome = |expect: Option<Grammar>, words: Recognized| {
-        let (mut h, turn) = barged_in_asking(short, expect);
+    let unclear_at = |below: f32| SessionConfig {
+        barge_in_unclear_below: below,
+        ..endpoint_config()
+    };
+    let outcome_with = |config: SessionConfig, expect: Option<Grammar>, words: Recognized| {
+        let (mut h, turn) = barged_in_with(config, short, expect);
         h.session.handle_transcript(turn, true, &words, h.now);
         h.drain();
         let resumed = match h.first("bot_resumed") {
@@ -1019,7 +1032,18 @@ fn unclear_words_over_the_bot_resume_it_unless_they_answer_what_it_asks() {
         h.silence(1_000);
         (resumed, asked, h.bot_frames > before)
     };
-    // A backchannel misheard over the echo: a few unsure words the menu does not name. The
+    let outcome =
+        |expect: Option<Grammar>, words: Recognized| outcome_with(unclear_at(0.3), expect, words);
+    // The rule is off by default: unsure words are taken as meant.
+    assert_eq!(
+        outcome_with(
+            SessionConfig::default(),
+            Some(menu.clone()),
+            said("I'm handsome.", 0.2)
+        ),
+        (None, true, false)
+    );
+    // With it on, a backchannel misheard over the echo: a few unsure words the menu does not name. The
     // bot goes on and the dialogue is not asked.
     assert_eq!(
         outcome(Some(menu.clone()), said("I'm handsome.", 0.2)),
