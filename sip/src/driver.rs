@@ -777,9 +777,9 @@ pub(crate) fn ntp_now() -> u64 {
     (seconds << 32) | fraction
 }
 
-/// One call's media: paced on the process's 20 ms media grid; packet times are on a clock that starts when the
-/// session was made (`timed.0`). Its ports go back to the pool when it returns (the sockets
-/// and their lease drop here).
+/// One call's media: paced on the process's 20 ms media grid; packet times are on a clock
+/// that starts when the session was made (`timed.0`). Its ports go back to the pool when it
+/// returns (the sockets and their lease drop here).
 async fn media_task(
     id: SipCallId,
     timed: (Instant, MediaSession),
