@@ -78,8 +78,8 @@ fn session_tick(c: &mut Criterion) {
     });
 }
 
-/// The echo gate's work per tick: judge the caller frame, note the bot's.
-fn echo_gate(c: &mut Criterion) {
+/// 50 frames of bot audio whose level changes like speech, and their echo 18 dB down.
+fn bot_and_echo() -> (Vec<Frame>, Vec<Frame>) {
     let bot: Vec<Frame> = (0..50)
         .map(|k| {
             let level = [9000.0, 3000.0, 12000.0, 400.0, 7000.0][k % 5];
@@ -89,13 +89,19 @@ fn echo_gate(c: &mut Criterion) {
             Frame::from_slice(&s)
         })
         .collect();
-    let echo: Vec<Frame> = bot
+    let echo = bot
         .iter()
         .map(|f| {
             let s: Vec<i16> = f.samples().iter().map(|&x| x / 8).collect();
             Frame::from_slice(&s)
         })
         .collect();
+    (bot, echo)
+}
+
+/// The echo gate's work per tick: judge the caller frame, note the bot's.
+fn echo_gate(c: &mut Criterion) {
+    let (bot, echo) = bot_and_echo();
     let mut gate = EchoGate::new(300, 6.0);
     let mut k = 0usize;
     c.bench_function("echo_gate_tick", |b| {
@@ -112,15 +118,7 @@ fn echo_gate(c: &mut Criterion) {
 /// The echo canceller's work per tick while the bot talks: cancel and adapt on a caller frame,
 /// note the bot's.
 fn echo_canceller(c: &mut Criterion) {
-    let bot: Vec<Frame> = (0..50)
-        .map(|k| {
-            let level = [9000.0, 3000.0, 12000.0, 400.0, 7000.0][k % 5];
-            let s: Vec<i16> = (0..FRAME_SAMPLES)
-                .map(|i| ((i as f32 * 0.11 + k as f32).sin() * level) as i16)
-                .collect();
-            Frame::from_slice(&s)
-        })
-        .collect();
+    let (bot, echo) = bot_and_echo();
     let path = EchoPath {
         delay_samples: 5 * FRAME_SAMPLES,
         gain: 0.125,
@@ -129,7 +127,7 @@ fn echo_canceller(c: &mut Criterion) {
     let mut k = 0usize;
     c.bench_function("echo_canceller_tick", |b| {
         b.iter(|| {
-            let caller = &bot[(k + 45) % 50];
+            let caller = &echo[(k + 45) % 50];
             let heard = canceller.cancel(caller, Some(path), true);
             canceller.bot_sent(Some(&bot[k % 50]));
             k += 1;

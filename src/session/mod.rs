@@ -752,7 +752,11 @@ impl CallSession {
             let echo = self.echo.is_echo(frame);
             // The VAD and the recognizer hear the frame with the echo taken out; the filter
             // learns only on frames that are echo alone.
-            let path = self.echo.path().filter(|_| self.config.echo_cancel);
+            let path = if self.config.echo_cancel {
+                self.echo.path()
+            } else {
+                None
+            };
             let heard = self.canceller.cancel(frame, path, echo);
             let vad_voiced = self.vad.score(&heard) >= self.config.vad_threshold;
             // A reply that cannot be interrupted is not listened over.
