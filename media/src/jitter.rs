@@ -12,6 +12,16 @@
 //! next packet's FEC when that packet is already here, else its PLC), and only a decoder that
 //! cannot (G.711, G.722) leaves the buffer to fade the last frame out.
 //!
+//! Depth: the buffer plays a frame as soon as it has come (one frame's minimum depth), and
+//! grows only when the line makes it. When a frame is due and has not come, the frame is
+//! concealed and the playout position is held, so the packet still plays, a frame later,
+//! instead of being dropped as late: for as long as nothing after it has come (an underrun: it
+//! is late, or the sender paused), and for up to the target depth when later packets have come
+//! (it may be reordered, or lost). The held time is given back as soon as the stream shows it
+//! was a pause or a loss (the next packet lies beyond the held position). A recognizer hears
+//! every word the caller said, as fresh as the line allows; a buffer that has grown too deep
+//! skips ahead.
+//!
 //! Invariants: [`JitterBuffer::pop`] always yields exactly the requested number of samples;
 //! payloads are decoded at most once and in timeline order;
 //! audio behind the playout position is dropped as late; a duplicate position is ignored; the
@@ -38,12 +48,13 @@ pub struct JitterConfig {
 }
 
 impl JitterConfig {
-    /// Defaults for a phone line: 40 ms to 200 ms.
+    /// Defaults for a phone line: one 20 ms frame to 200 ms. The depth grows past one frame only
+    /// as the line's jitter (or a late packet) asks (see the module docs).
     pub fn phone(pcm_rate_hz: u32, rtp_clock_hz: u32) -> Self {
         Self {
             pcm_rate_hz,
             rtp_clock_hz,
-            min_delay_ms: 40,
+            min_delay_ms: 20,
             max_delay_ms: 200,
         }
     }
@@ -87,6 +98,9 @@ pub struct JitterStats {
     pub codec_concealed_samples: u64,
     /// Payloads dropped, oldest first, because [`MAX_SEGMENTS`] were already held.
     pub overflowed: u64,
+    /// Frames concealed while waiting for the audio due (late, reordered or lost), with the
+    /// playout position held (see the module docs).
+    pub underruns: u64,
 }
 
 /// One payload on the timeline: encoded until its turn to play comes.
@@ -123,6 +137,8 @@ pub struct JitterBuffer {
     segments: BTreeMap<u64, Segment>,
     /// The next PCM position to play; `None` while priming.
     playout: Option<u64>,
+    /// Playout time (PCM samples) that passed in underruns without moving `playout`.
+    held: u64,
     /// Interarrival jitter estimate in PCM samples, times 16.
     jitter_x16: u64,
     last_transit: Option<i64>,
@@ -148,6 +164,7 @@ impl JitterBuffer {
             highest_ts: None,
             segments: BTreeMap::new(),
             playout: None,
+            held: 0,
             jitter_x16: 0,
             last_transit: None,
             last_frame: Vec::new(),
@@ -216,6 +233,7 @@ impl JitterBuffer {
         self.highest_ts = None;
         self.segments.clear();
         self.playout = None;
+        self.held = 0;
         self.last_transit = None;
         self.stats.restarts += 1;
     }
@@ -295,11 +313,14 @@ impl JitterBuffer {
         let Some((&first, _)) = self.segments.iter().next() else {
             return 0;
         };
-        let Some((&last, seg)) = self.segments.iter().next_back() else {
-            return 0;
-        };
-        let start = self.playout.unwrap_or(first);
-        (last + seg.samples as u64).saturating_sub(start)
+        self.buffered_from(self.playout.unwrap_or(first))
+    }
+
+    /// Buffered audio from the timeline position `start` to the end of the latest payload.
+    fn buffered_from(&self, start: u64) -> u64 {
+        self.segments.iter().next_back().map_or(0, |(&last, seg)| {
+            (last + seg.samples as u64).saturating_sub(start)
+        })
     }
 
     /// Fills `out` with exactly `out.len()` samples: the next frame of playout, decoding the
@@ -317,8 +338,33 @@ impl JitterBuffer {
         let Some(mut start) = self.playout else {
             return Playout::Silence;
         };
+        // The first payload still to play (any that ends before `start` is stale).
+        let ahead = self
+            .segments
+            .iter()
+            .find(|(&key, seg)| key + seg.samples as u64 > start)
+            .map(|(&key, _)| key);
+        let target = self.target_delay_samples();
+        if ahead.is_none_or(|a| a > start) {
+            // The frame due has not come. Wait for it (conceal, and hold the position so that
+            // it still plays when it comes) while nothing came after it (an underrun: it is
+            // late, or the sender paused), or, when later audio came (it was reordered or
+            // lost), for as long as the target depth allows.
+            let waited_enough = self.held >= target || self.buffered_samples() > target + n;
+            if ahead.is_none() || !waited_enough {
+                self.stats.underruns += 1;
+                self.held += n;
+                return self.conceal(out, None, decoder);
+            }
+        }
+        if let Some(ahead) = ahead.filter(|&a| a > start) {
+            // The stream moved on while we held: a pause or a loss, not a late packet. Give the
+            // held time back, up to the gap.
+            start += self.held.min(ahead - start);
+        }
+        self.held = 0;
         // Too deep: skip a frame to cut latency.
-        if self.buffered_samples() > self.target_delay_samples() * 2 + n * 2 {
+        if self.buffered_from(start) > target * 2 + n * 2 {
             start += n;
             self.stats.skipped_frames += 1;
         }
@@ -382,15 +428,30 @@ impl JitterBuffer {
             self.last_frame.extend_from_slice(out);
             return Playout::Audio;
         }
+        let next_at_end = next_at_end.map(<[u8]>::to_vec);
+        self.conceal(out, next_at_end.as_deref(), decoder)
+    }
+
+    /// A frame with no audio of its own: the codec's concealment or the last frame fading out
+    /// for [`CONCEAL_FRAMES`], then silence; a long enough run with nothing buffered primes
+    /// playout again.
+    fn conceal(
+        &mut self,
+        out: &mut [i16],
+        next: Option<&[u8]>,
+        decoder: &mut dyn PayloadDecoder,
+    ) -> Playout {
         self.empty_run += 1;
         if self.segments.is_empty() && self.empty_run >= REPRIME_AFTER_EMPTY {
             self.playout = None;
+            self.held = 0;
         }
         if self.concealed_run >= CONCEAL_FRAMES {
             return Playout::Silence;
         }
         self.concealed_run += 1;
-        let filled = conceal_into(decoder, next_at_end, out, &mut scratch);
+        let mut scratch = Vec::new();
+        let filled = conceal_into(decoder, next, out, &mut scratch);
         if filled > 0 {
             self.stats.codec_concealed_samples += filled as u64;
             self.stats.concealed_frames += 1;
@@ -507,12 +568,49 @@ mod tests {
     #[test]
     fn reorders_packets() {
         let mut jb = buffer();
-        // Packets 1..=6 arrive as 1 3 2 4 6 5.
+        // Packets 1..=6 arrive as 1 3 2 4 6 5, one a frame, each frame popped as it comes.
+        let mut played = Vec::new();
         for (i, seq) in [1u32, 3, 2, 4, 6, 5].iter().enumerate() {
             jb.push(1, seq * N as u32, frame(*seq as i16 * 1000), i as u64 * 20);
+            played.push(jb.pop());
         }
-        let played: Vec<i16> = (0..6).map(|_| jb.pop().1).collect();
-        assert_eq!(played, (1..=6).map(|s| q(s * 1000)).collect::<Vec<_>>());
+        played.push(jb.pop());
+        let audio: Vec<i16> = played
+            .iter()
+            .filter(|(kind, _)| *kind == Playout::Audio)
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(audio, (1..=6).map(|s| q(s * 1000)).collect::<Vec<_>>());
+        // Packet 2 was waited for, one frame, while packet 3 was already there.
+        assert_eq!(played[1].0, Playout::Concealed, "{played:?}");
+        assert_eq!(jb.jb.stats().late, 0);
+        assert_eq!(jb.jb.stats().underruns, 1);
+    }
+
+    /// A packet that comes just after its turn still plays (a frame later), instead of being
+    /// dropped; a pause of the sender costs no depth once it resumes.
+    #[test]
+    fn a_late_packet_plays_and_a_pause_gives_its_wait_back() {
+        let mut jb = buffer();
+        jb.push(1, 0, frame(1000), 0);
+        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
+        // Packet 1 is 5 ms late: its turn comes with nothing buffered.
+        assert_eq!(jb.pop().0, Playout::Concealed);
+        jb.push(1, N as u32, frame(2000), 25);
+        assert_eq!(jb.pop(), (Playout::Audio, q(2000)));
+        assert_eq!(jb.jb.stats().late, 0);
+        // The depth grew by that frame: packet 2 comes and waits one pop.
+        jb.push(1, 2 * N as u32, frame(3000), 45);
+        assert_eq!(jb.pop(), (Playout::Audio, q(3000)));
+        // The sender pauses for 5 frames (its timeline moves on), then resumes: the frame
+        // after the pause plays at once, not 5 concealed frames later.
+        for _ in 0..5 {
+            jb.pop();
+        }
+        jb.push(1, 8 * N as u32, frame(4000), 160);
+        assert_eq!(jb.pop(), (Playout::Audio, q(4000)));
+        jb.push(1, 9 * N as u32, frame(5000), 180);
+        assert_eq!(jb.pop(), (Playout::Audio, q(5000)));
     }
 
     #[test]
@@ -520,14 +618,13 @@ mod tests {
         let mut jb = buffer();
         for seq in [1u32, 2, 3] {
             jb.push(1, seq * N as u32, frame(1000), seq as u64 * 20);
+            assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
         }
-        jb.push(1, 5 * N as u32, frame(2000), 100);
-        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
-        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
-        assert_eq!(jb.pop(), (Playout::Audio, q(1000)));
+        // Packet 4 never comes.
         let (kind, value) = jb.pop();
         assert_eq!(kind, Playout::Concealed);
         assert!(value > 0 && value < q(1000), "{value}");
+        jb.push(1, 5 * N as u32, frame(2000), 100);
         assert_eq!(jb.pop(), (Playout::Audio, q(2000)));
         assert_eq!(jb.jb.stats().concealed_frames, 1);
         assert_eq!(jb.jb.stats().codec_concealed_samples, 0, "G.711 has no PLC");
@@ -561,7 +658,11 @@ mod tests {
             let wobble = if seq % 2 == 0 { 0 } else { 70 };
             jittery.push(1, seq * N as u32, frame(100), seq as u64 * 20 + wobble);
         }
-        assert_eq!(steady.jb.target_delay_samples(), 320, "the minimum, 40 ms");
+        assert_eq!(
+            steady.jb.target_delay_samples(),
+            160,
+            "the minimum, one frame"
+        );
         let target = jittery.jb.target_delay_samples();
         assert!(target > 800, "{target}");
         assert!(target <= 1600, "capped at 200 ms");
@@ -719,6 +820,7 @@ mod tests {
     fn a_payload_the_decoder_refuses_keeps_the_timeline() {
         let payloads = opus_payloads(6);
         let mut line = Line::new(Codec::Opus);
+        let mut kinds = Vec::new();
         for (i, payload) in payloads.iter().enumerate() {
             let mut payload = payload.clone();
             if i == 2 {
@@ -729,8 +831,8 @@ mod tests {
             let samples = line.codec.samples_in(&payload).unwrap_or(320);
             line.jb
                 .push(Ssrc(1), i as u32 * 960, payload, samples, i as u64 * 20);
+            kinds.push(line.pop_frame(320).0);
         }
-        let kinds: Vec<Playout> = (0..6).map(|_| line.pop_frame(320).0).collect();
         assert!(kinds.iter().all(|k| *k == Playout::Audio), "{kinds:?}");
         assert_eq!(line.jb.stats().decode_errors, 1);
     }

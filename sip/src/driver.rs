@@ -36,6 +36,7 @@ use crate::dialog::{
     EndpointConfig, IncomingCall, Peer, SipCallId, SipEvent, SipSession, TransportKind,
 };
 use crate::flood::{CapReached, ConnectionCaps, ConnectionPlace};
+use crate::line::LineSockets;
 use crate::media::{MediaEvent, MediaSession};
 use crate::message::StreamFramer;
 use crate::rtp::Ssrc;
@@ -191,14 +192,13 @@ struct HalfOpenCall {
 
 /// One call's RTP and RTCP sockets, their ports, and the lease that holds them in the pool.
 struct MediaSockets {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    line: LineSockets,
     ports: MediaPorts,
     _lease: PortLease,
 }
 
 impl MediaSockets {
-    /// Binds a pair from the pool, as tokio sockets.
+    /// Binds a pair from the pool, read on the media tick ([`LineSockets`]).
     fn bind(pool: &PortPool) -> Option<MediaSockets> {
         let pair = match pool.bind_pair() {
             Ok(pair) => pair,
@@ -207,13 +207,9 @@ impl MediaSockets {
                 return None;
             }
         };
-        let tokio_socket = |socket: std::net::UdpSocket| {
-            socket.set_nonblocking(true)?;
-            UdpSocket::from_std(socket)
-        };
-        let (rtp, rtcp) = match (tokio_socket(pair.rtp), tokio_socket(pair.rtcp)) {
-            (Ok(rtp), Ok(rtcp)) => (rtp, rtcp),
-            (Err(e), _) | (_, Err(e)) => {
+        let line = match LineSockets::new(pair.rtp, pair.rtcp) {
+            Ok(line) => line,
+            Err(e) => {
                 tracing::warn!("RTP sockets: {e}");
                 return None;
             }
@@ -224,8 +220,7 @@ impl MediaSockets {
             rtcp: pair.lease.rtcp_port().unwrap_or(rtp_port.wrapping_add(1)),
         };
         Some(MediaSockets {
-            rtp,
-            rtcp,
+            line,
             ports,
             _lease: pair.lease,
         })
@@ -791,14 +786,12 @@ async fn media_task(
     driver: mpsc::UnboundedSender<DriverMessage>,
 ) {
     let (started, mut media) = timed;
-    let MediaSockets { rtp, rtcp, .. } = &sockets;
+    let mut sockets = sockets;
     let now_ms = move || started.elapsed().as_millis() as u64;
     let period = Duration::from_millis(crate::media::PTIME_MS as u64);
     // On the process's one media grid, so that calls tick together (see `hotline_media::clock`).
     let first = hotline_media::clock::next_tick(std::time::Instant::now(), period);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(first), period);
-    let mut rtp_buffer = vec![0u8; 2048];
-    let mut rtcp_buffer = vec![0u8; 2048];
     let mut commands_open = true;
     let reason = loop {
         tokio::select! {
@@ -821,29 +814,15 @@ async fn media_task(
                     }
                 }
                 let now = now_ms();
+                // The line's packets are read here too, all that came since the last tick
+                // (see `crate::line`).
+                sockets.line.receive(&mut media, now);
                 let out = media.tick(now);
-                if let Some((to, packet)) = out.rtp {
-                    let _ = rtp.send_to(&packet, to).await;
-                }
-                if let Some((to, report)) = media.poll_rtcp(now, ntp_now()) {
-                    // Muxed RTCP (a=rtcp-mux) leaves from the RTP port, as the peer expects.
-                    let socket = if media.rtcp_muxed() { rtp } else { rtcp };
-                    let _ = socket.send_to(&report, to).await;
-                }
+                sockets.line.send(&mut media, out.rtp, now, ntp_now());
                 // A slow application loses a frame rather than stalling the clock.
                 if events.try_send(PhoneEvent::Audio(out.caller_pcm)).is_err() && events.is_closed() {
                     let _ = driver.send(DriverMessage::Hangup { id: id.clone(), reason: "app.gone".into() });
                     break "app.gone".to_string();
-                }
-            }
-            received = rtp.recv_from(&mut rtp_buffer) => {
-                if let Ok((len, from)) = received {
-                    media.handle_rtp(from, &rtp_buffer[..len], now_ms());
-                }
-            }
-            received = rtcp.recv_from(&mut rtcp_buffer) => {
-                if let Ok((len, _)) = received {
-                    media.handle_rtcp(&rtcp_buffer[..len], now_ms());
                 }
             }
             message = control.recv() => match message {

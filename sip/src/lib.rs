@@ -8,13 +8,14 @@
 //!
 //! The call logic is sans-IO: [`sdp`], [`dtmf`], [`dialog::SipSession`], [`uac::CallerDialog`] and
 //! [`media::MediaSession`] and [`flood::SourceLimiter`] are plain structs fed with bytes and times. The IO layer
-//! ([`driver`]) is thin: sockets, timers and channels.
+//! ([`driver`], [`line`]) is thin: sockets, timers and channels.
 
 pub mod auth;
 pub mod dialog;
 pub mod driver;
 pub mod dtmf;
 pub mod flood;
+pub mod line;
 pub mod media;
 pub mod message;
 pub mod outbound;

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use hotline_media::ports::{PortLease, PortPool};
 
+use crate::line::LineSockets;
 use crate::media::{MediaEvent, MediaSession, PTIME_MS};
 use crate::rtp::Ssrc;
 use crate::sdp::{accept_answer, write_offer, Codec, LocalSdp, MediaPorts, SessionDescription};
@@ -150,12 +151,7 @@ pub async fn dial(
     let local = SocketAddr::new(config.advertised_ip, sip.local_addr()?.port());
     let range = (config.rtp_port_max != 0).then_some((config.rtp_port_min, config.rtp_port_max));
     let pair = PortPool::new(config.bind_ip, range).bind_pair()?;
-    let tokio_socket = |socket: std::net::UdpSocket| -> std::io::Result<UdpSocket> {
-        socket.set_nonblocking(true)?;
-        UdpSocket::from_std(socket)
-    };
-    let rtp = tokio_socket(pair.rtp)?;
-    let rtcp = tokio_socket(pair.rtcp)?;
+    let line = LineSockets::new(pair.rtp, pair.rtcp)?;
     let rtp_port = pair.lease.addr().port();
     let ports = MediaPorts {
         rtp: rtp_port,
@@ -187,8 +183,7 @@ pub async fn dial(
     let call = Call {
         config: config.clone(),
         sip,
-        rtp,
-        rtcp,
+        line,
         _lease: pair.lease,
         target,
         started: Instant::now(),
@@ -203,8 +198,7 @@ pub async fn dial(
 struct Call {
     config: OutboundConfig,
     sip: UdpSocket,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    line: LineSockets,
     _lease: PortLease,
     target: SocketAddr,
     started: Instant,
@@ -212,14 +206,17 @@ struct Call {
 }
 
 impl Call {
-    async fn run(self, mut dialog: CallerDialog, mut commands: mpsc::Receiver<OutboundCommand>) {
+    async fn run(
+        mut self,
+        mut dialog: CallerDialog,
+        mut commands: mpsc::Receiver<OutboundCommand>,
+    ) {
         let mut media: Option<MediaSession> = None;
         let mut ended: Option<OutboundEnd> = None;
         let period = Duration::from_millis(u64::from(PTIME_MS));
         let first = hotline_media::clock::next_tick(std::time::Instant::now(), period);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(first), period);
-        let (mut sip_buf, mut rtp_buf, mut rtcp_buf) =
-            (vec![0u8; 4096], vec![0u8; 2048], vec![0u8; 2048]);
+        let mut sip_buf = vec![0u8; 4096];
         let mut commands_open = true;
         loop {
             self.flush(&mut dialog).await;
@@ -276,14 +273,10 @@ impl Call {
                 _ = ticker.tick(), if media.is_some() => {
                     if let Some(m) = media.as_mut() {
                         let now = self.now_ms();
+                        // Read at the tick, as the answered calls' lines are (`crate::line`).
+                        self.line.receive(m, now);
                         let out = m.tick(now);
-                        if let Some((to, packet)) = out.rtp {
-                            let _ = self.rtp.send_to(&packet, to).await;
-                        }
-                        if let Some((to, report)) = m.poll_rtcp(now, crate::driver::ntp_now()) {
-                            let socket = if m.rtcp_muxed() { &self.rtp } else { &self.rtcp };
-                            let _ = socket.send_to(&report, to).await;
-                        }
+                        self.line.send(m, out.rtp, now, crate::driver::ntp_now());
                         // The media clock never waits on the application.
                         let _ = self.events.try_send(OutboundEvent::Audio(out.caller_pcm));
                         while let Some(event) = m.poll_event() {
@@ -298,16 +291,6 @@ impl Call {
                                 MediaEvent::Latched(_) => {}
                             }
                         }
-                    }
-                }
-                received = self.rtp.recv_from(&mut rtp_buf), if media.is_some() => {
-                    if let (Ok((len, from)), Some(m)) = (received, media.as_mut()) {
-                        m.handle_rtp(from, &rtp_buf[..len], self.now_ms());
-                    }
-                }
-                received = self.rtcp.recv_from(&mut rtcp_buf), if media.is_some() => {
-                    if let (Ok((len, _)), Some(m)) = (received, media.as_mut()) {
-                        m.handle_rtcp(&rtcp_buf[..len], self.now_ms());
                     }
                 }
                 command = commands.recv(), if commands_open => match command {
