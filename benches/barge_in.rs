@@ -52,21 +52,37 @@ fn at_level(path: &Path, rms: f32) -> Option<Vec<i16>> {
     )
 }
 
-/// A session whose bot has just started saying `bot` (one reply), waiting for an answer to
-/// `expect` (the demo flow's menu, in the words runs).
-fn saying(config: &SessionConfig, bot: &[i16], expect: Option<Grammar>) -> CallSession {
+/// A session whose bot has just started saying `bot` (one reply, whose words are `text`),
+/// waiting for an answer to `expect` (the demo flow's menu, in the words runs).
+fn saying(config: &SessionConfig, bot: &[i16], text: &str, expect: Option<Grammar>) -> CallSession {
     let mut s = CallSession::new(config.clone(), Language::En);
     s.handle_bot_turn(
         TurnId(0),
         BotTurn {
-            say: vec![Prompt::text("reply")],
+            say: vec![Prompt::text(text)],
             expect,
             ..BotTurn::default()
         },
         Duration::ZERO,
     );
-    s.handle_bot_audio(TurnId(0), bot, "reply", true, Duration::ZERO);
+    s.handle_bot_audio(TurnId(0), bot, text, true, Duration::ZERO);
     s
+}
+
+/// The transcripts of the shared recordings (`audio/index.tsv`), by file name.
+fn transcripts() -> std::collections::HashMap<String, String> {
+    let index = std::fs::read_to_string(shared_dir().join("audio/index.tsv")).unwrap_or_default();
+    index
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let file = fields.next()?;
+            let text = fields.nth(1)?;
+            let name = file.rsplit('/').next()?;
+            Some((name.to_string(), text.to_string()))
+        })
+        .collect()
 }
 
 /// One reply over an echoing line. Returns whether the bot was stopped, and, with a caller,
@@ -78,7 +94,7 @@ fn run(
     atten_db: f32,
     caller: Option<&[i16]>,
 ) -> (bool, Option<usize>) {
-    let mut s = saying(config, bot, None);
+    let mut s = saying(config, bot, "reply", None);
     let gain = 10f32.powf(-atten_db / 20.0);
     let mut line: VecDeque<i16> = std::iter::repeat_n(0, delay_ms * 16).collect();
     let voice_at = 75; // frames: 1.5 s
@@ -190,13 +206,13 @@ impl std::fmt::Display for WordsLine {
 /// final the session asks for is recognized by `whisper`, its text delivered after the compute.
 fn run_words(
     config: &SessionConfig,
-    bot: &[i16],
+    (bot, text): (&[i16], &str),
     clip: &[i16],
     expect: &Grammar,
     whisper: &mut WhisperRecognizer,
     echo: WordsLine,
 ) -> Spoken {
-    let mut s = saying(config, bot, Some(expect.clone()));
+    let mut s = saying(config, bot, text, Some(expect.clone()));
     let gain = |db: f32| 10f32.powf(-db / 20.0);
     let mut phone = match echo {
         WordsLine::Phone(db) => Some(PhoneEcho::new(gain(db))),
@@ -337,7 +353,7 @@ const SHORT_ANSWERS: &[&str] = &[
 
 /// Backchannels, stop words and short answers over the bot's replies: false barge-ins and
 /// missed interruptions.
-fn words_over_the_bot(replies: &[Vec<i16>]) {
+fn words_over_the_bot(replies: &[(Vec<i16>, String)]) {
     let Some(path) = hotline::models::resolve("tiny.en-q8_0")
         .ok()
         .filter(|p| p.is_file())
@@ -363,20 +379,24 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
         Ok("digital") => WordsLine::Digital(12.0),
         _ => WordsLine::Phone(12.0),
     };
-    // Side by side: the canceller off and on, and the misheard-backchannel rule off and at 0.3.
+    // Side by side: the canceller off and on, and the bot's words known to the judgement (as
+    // in a call) or not (the reply is called "reply": the judgement weighs the caller's words alone).
     let default = SessionConfig::default();
     // `HOTLINE_BENCH_WORDS_DEFAULT_ONLY=1` runs the defaults alone (a quicker A/B of builds).
-    let grid = [(false, 0.0), (false, 0.3), (true, 0.0), (true, 0.3)];
+    let grid = [(false, true), (true, false), (true, true)];
     let default_only = std::env::var_os("HOTLINE_BENCH_WORDS_DEFAULT_ONLY").is_some();
-    for (echo_cancel, unclear_below) in grid.into_iter().filter(|&(c, u)| {
-        !default_only || (c == default.echo_cancel && u == default.barge_in_unclear_below)
-    }) {
+    for (echo_cancel, bot_words) in grid
+        .into_iter()
+        .filter(|&(c, b)| !default_only || (c == default.echo_cancel && b))
+    {
         let config = SessionConfig {
-            barge_in_unclear_below: unclear_below,
             echo_cancel,
             ..default.clone()
         };
-        println!("echo_cancel = {echo_cancel}, barge_in_unclear_below = {unclear_below}:");
+        println!(
+            "echo_cancel = {echo_cancel}, the bot's words {}:",
+            if bot_words { "known" } else { "unknown" }
+        );
         for (kind, words) in [
             ("backchannels", BACKCHANNELS),
             ("stop words", STOP_WORDS),
@@ -384,14 +404,15 @@ fn words_over_the_bot(replies: &[Vec<i16>]) {
         ] {
             let backchannel = std::ptr::eq(words, BACKCHANNELS);
             let (mut runs, mut stopped, mut resumed, mut wrong) = (0, 0, 0, 0);
-            for (k, bot) in replies.iter().take(5).enumerate() {
+            for (k, (bot, reply)) in replies.iter().take(5).enumerate() {
+                let reply = if bot_words { reply.as_str() } else { "reply" };
                 for text in words {
                     for (voice, rate, pitch) in voices {
                         let Some(clip) = espeak(text, voice, rate, pitch, 2_500.0) else {
                             println!("espeak-ng is needed for the backchannels");
                             return;
                         };
-                        let r = run_words(&config, bot, &clip, &menu, &mut whisper, line);
+                        let r = run_words(&config, (bot, reply), &clip, &menu, &mut whisper, line);
                         runs += 1;
                         stopped += usize::from(r.stopped);
                         resumed += usize::from(r.resumed);
@@ -435,12 +456,20 @@ fn main() {
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     names.sort();
-    let voices: Vec<Vec<i16>> = names
+    let texts = transcripts();
+    let replies: Vec<(Vec<i16>, String)> = names
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "wav"))
-        .filter_map(|p| at_level(p, 2_500.0))
-        .filter(|v| v.len() > 16_000 * 2)
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            Some((
+                at_level(p, 2_500.0)?,
+                texts.get(&name).cloned().unwrap_or_default(),
+            ))
+        })
+        .filter(|(v, _)| v.len() > 16_000 * 2)
         .collect();
+    let voices: Vec<Vec<i16>> = replies.iter().map(|(v, _)| v.clone()).collect();
     println!("{} recordings as bot replies and callers", voices.len());
     for (label, margin, echo_cancel) in [
         ("echo gate (6 dB) and canceller", 6.0f32, true),
@@ -489,5 +518,5 @@ fn main() {
             pct(1.0),
         );
     }
-    words_over_the_bot(&voices);
+    words_over_the_bot(&replies);
 }

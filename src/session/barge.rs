@@ -20,6 +20,15 @@
 //! heard "billing" 0.3), so the threshold is low, and a stop word misheard as something else
 //! can still resume the bot: `cargo bench --bench barge_in` measures both sides.
 //!
+//! The echo canceller leaves the bot's voice about 14 dB down, and whisper still makes words of
+//! it: "got it" said over "...we're glad to help..." comes back "and we're got it". The bot's
+//! words are known, so [`judge`] also weighs what the caller said less the words of the
+//! sentences the bot was in when it was cut ([`OverTheBot::bot`]), the text's own echo
+//! reference: what is left, if anything, is judged as a backchannel would be. A stop word, and a
+//! word of a phrase the bot waits for, are never taken out ("okay, billing" over a bot that
+//! says "billing" still answers), and an utterance made only of the bot's words is judged
+//! whole (a caller may repeat the bot).
+//!
 //! Pure functions, no state.
 
 use crate::asr::Grammar;
@@ -94,11 +103,13 @@ const FUNCTION_WORDS_EN: &[&str] = &[
     "like", "need", "about", "do", "this", "that", "what", "how", "be", "have", "get", "so",
 ];
 
-/// What the caller said over the bot: the words and the recognizer's confidence in them.
+/// What the caller said over the bot: the words and the recognizer's confidence in them, and
+/// what the bot was saying when it was cut (the sentences around the cut; empty when unknown).
 #[derive(Debug, Clone, Copy)]
 pub struct OverTheBot<'a> {
     pub text: &'a str,
     pub confidence: Option<f32>,
+    pub bot: &'a str,
 }
 
 /// Whether what the caller said over the bot, while it waits for `expect`, was no real
@@ -110,9 +121,19 @@ pub fn judge(
     unclear_below: f32,
     language: Language,
 ) -> Option<ResumeReason> {
-    let OverTheBot { text, confidence } = said;
+    let OverTheBot {
+        text,
+        confidence,
+        bot,
+    } = said;
     if let Some(reason) = false_interruption(text, language) {
         return Some(reason);
+    }
+    if language != Language::Zh {
+        let caller = without_bot_words(text, bot, expect);
+        if let Some(reason) = caller.and_then(|c| false_interruption(&c, language)) {
+            return Some(reason);
+        }
     }
     let unclear = confidence.is_some_and(|c| c < unclear_below);
     let Some(Grammar::Phrases(phrases)) = expect.filter(|_| unclear) else {
@@ -123,6 +144,31 @@ pub fn judge(
         _ => unclear_en(text, phrases),
     };
     plain.then_some(ResumeReason::Unclear)
+}
+
+/// The English words of `text` less those of `bot` (the bot's own words, brought back by the
+/// echo), keeping stop words and the words of the phrases in `expect`. `None` when that takes
+/// nothing out, or everything.
+fn without_bot_words(text: &str, bot: &str, expect: Option<&Grammar>) -> Option<String> {
+    let bot = en_words(bot);
+    if bot.is_empty() {
+        return None;
+    }
+    let expected: Vec<String> = match expect {
+        Some(Grammar::Phrases(phrases)) => phrases.iter().flat_map(|p| en_words(p)).collect(),
+        _ => Vec::new(),
+    };
+    let words = en_words(text);
+    let kept: Vec<&String> = words
+        .iter()
+        .filter(|w| !bot.contains(w) || STOP_WORDS_EN.contains(&w.as_str()) || expected.contains(w))
+        .collect();
+    (!kept.is_empty() && kept.len() < words.len()).then(|| {
+        kept.iter()
+            .map(|w| w.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// A few English words with no stop word, none of whose content words is in `phrases`.
@@ -314,7 +360,16 @@ mod tests {
             } else {
                 Language::Zh
             };
-            judge(OverTheBot { text, confidence }, expect, 0.4, language)
+            judge(
+                OverTheBot {
+                    text,
+                    confidence,
+                    bot: "",
+                },
+                expect,
+                0.4,
+                language,
+            )
         };
         let unsure = Some(0.3);
         for text in ["I'm handsome.", "Bright.", "Solar sword", "It's fine."] {
@@ -344,7 +399,8 @@ mod tests {
             judge(
                 OverTheBot {
                     text: "Bright.",
-                    confidence: unsure
+                    confidence: unsure,
+                    bot: "",
                 },
                 Some(&menu),
                 0.0,
@@ -364,6 +420,52 @@ mod tests {
         for text in ["订单", "人工", "等一下", "我想退货可以吗"] {
             assert_eq!(judged(text, unsure, Some(&zh)), None, "{text}");
         }
+    }
+
+    /// The bot's own words, brought back by the echo in front of a backchannel, do not make it
+    /// a turn; a stop word, an expected answer, or only the bot's words still interrupt.
+    #[test]
+    fn the_bots_own_words_in_front_of_a_backchannel_are_taken_out() {
+        let menu = Grammar::Phrases(["billing", "talk to an agent"].map(String::from).to_vec());
+        let bot = "Okay, and we're glad you called. Can you tell me about your billing question?";
+        let judged = |text: &str| {
+            judge(
+                OverTheBot {
+                    text,
+                    confidence: Some(0.6),
+                    bot,
+                },
+                Some(&menu),
+                0.0,
+                Language::En,
+            )
+        };
+        for text in ["And we're got it.", "Okay, can we're sure?", "We're right."] {
+            assert_eq!(judged(text), Some(ResumeReason::Backchannel), "{text}");
+        }
+        for text in [
+            "We're, wait.",
+            "Okay, billing.",
+            "Can you tell me",
+            "Talk to an agent.",
+            "We're not sure.",
+        ] {
+            assert_eq!(judged(text), None, "{text}");
+        }
+        // Without the bot's words, the echo's words make it a turn.
+        assert_eq!(
+            judge(
+                OverTheBot {
+                    text: "And we're got it.",
+                    confidence: Some(0.6),
+                    bot: "",
+                },
+                Some(&menu),
+                0.0,
+                Language::En,
+            ),
+            None
+        );
     }
 
     #[test]

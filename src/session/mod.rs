@@ -166,6 +166,22 @@ impl Playout {
             .join(separator)
     }
 
+    /// The words of the piece being played and of the one before it: what the echo of the
+    /// last few hundred milliseconds can hold.
+    fn words_at_cut(&self, language: Language) -> String {
+        let at = self
+            .pieces
+            .iter()
+            .position(|(end, _)| *end > self.pos)
+            .unwrap_or(self.pieces.len().saturating_sub(1));
+        let separator = if language == Language::Zh { "" } else { " " };
+        self.pieces[at.saturating_sub(1)..(at + 1).min(self.pieces.len())]
+            .iter()
+            .map(|(_, text)| text.as_str())
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
     /// Where the piece being played began: a resumed reply starts its sentence again.
     fn piece_start(&self) -> usize {
         self.pieces
@@ -933,9 +949,11 @@ impl CallSession {
                 .iter()
                 .filter_map(|h| h.confidence)
                 .reduce(f32::min);
+            let bot = paused.words_at_cut(self.language);
             let said = barge::OverTheBot {
                 text: &full,
                 confidence,
+                bot: &bot,
             };
             let judged = barge::judge(
                 said,
