@@ -18,7 +18,9 @@
 //! instead of being dropped as late: for as long as nothing after it has come (an underrun: it
 //! is late, or the sender paused), and for up to the target depth when later packets have come
 //! (it may be reordered, or lost). The held time is given back as soon as the stream shows it
-//! was a pause or a loss (the next packet lies beyond the held position). A recognizer hears
+//! was a pause or a loss (the next packet lies beyond the held position). A held frame is the
+//! last frame fading, not the codec's concealment, so the decoder's state stays where the
+//! stream is and the awaited packet decodes as if it had come on time. A recognizer hears
 //! every word the caller said, as fresh as the line allows; a buffer that has grown too deep
 //! skips ahead.
 //!
@@ -354,7 +356,10 @@ impl JitterBuffer {
             if ahead.is_none() || !waited_enough {
                 self.stats.underruns += 1;
                 self.held += n;
-                return self.conceal(out, None, decoder);
+                // The last frame fades; the decoder is not asked, so that its state stays
+                // where the stream is and the awaited packet decodes as if it had come on
+                // time (libopus after its PLC fades back in over about 100 ms).
+                return self.conceal(out, None, None);
             }
         }
         if let Some(ahead) = ahead.filter(|&a| a > start) {
@@ -429,17 +434,17 @@ impl JitterBuffer {
             return Playout::Audio;
         }
         let next_at_end = next_at_end.map(<[u8]>::to_vec);
-        self.conceal(out, next_at_end.as_deref(), decoder)
+        self.conceal(out, next_at_end.as_deref(), Some(decoder))
     }
 
-    /// A frame with no audio of its own: the codec's concealment or the last frame fading out
-    /// for [`CONCEAL_FRAMES`], then silence; a long enough run with nothing buffered primes
-    /// playout again.
+    /// A frame with no audio of its own: the codec's concealment (with a `decoder`) or the
+    /// last frame fading out for [`CONCEAL_FRAMES`], then silence; a long enough run with
+    /// nothing buffered primes playout again.
     fn conceal(
         &mut self,
         out: &mut [i16],
         next: Option<&[u8]>,
-        decoder: &mut dyn PayloadDecoder,
+        decoder: Option<&mut dyn PayloadDecoder>,
     ) -> Playout {
         self.empty_run += 1;
         if self.segments.is_empty() && self.empty_run >= REPRIME_AFTER_EMPTY {
@@ -451,7 +456,7 @@ impl JitterBuffer {
         }
         self.concealed_run += 1;
         let mut scratch = Vec::new();
-        let filled = conceal_into(decoder, next, out, &mut scratch);
+        let filled = decoder.map_or(0, |d| conceal_into(d, next, out, &mut scratch));
         if filled > 0 {
             self.stats.codec_concealed_samples += filled as u64;
             self.stats.concealed_frames += 1;
@@ -763,7 +768,7 @@ mod tests {
     }
 
     /// A lost Opus packet is recovered from the next packet's FEC when that packet is already
-    /// buffered, and concealed by libopus PLC when nothing follows yet.
+    /// buffered; when nothing follows yet, the buffer waits with a fade.
     #[test]
     fn opus_loss_is_concealed_by_the_codec() {
         let payloads = opus_payloads(40);
@@ -787,15 +792,21 @@ mod tests {
         assert_eq!(kinds[13], Playout::Audio);
         assert!(rms(&heard[12].1) > 500.0, "FEC recovers the voice");
         assert_eq!(line.jb.stats().codec_concealed_samples, 320);
-        // The sender stops: libopus PLC carries on for a few frames, then silence.
+        // The sender stops: the buffer waits for it, fading the last frame out for a few
+        // frames without touching the decoder (its state stays where the stream is), then
+        // silence.
         let tail: Vec<(Playout, Vec<i16>)> = (0..8).map(|_| line.pop_frame(320)).collect();
         let concealed = tail
             .iter()
             .filter(|(k, _)| *k == Playout::Concealed)
             .count();
         assert_eq!(concealed, CONCEAL_FRAMES as usize);
+        assert!(
+            rms(&tail[0].1) > 500.0,
+            "the fade starts at the voice's level"
+        );
         assert_eq!(tail.last().map(|(k, _)| *k), Some(Playout::Silence));
-        assert!(line.jb.stats().codec_concealed_samples >= 320 * (1 + CONCEAL_FRAMES as u64));
+        assert_eq!(line.jb.stats().codec_concealed_samples, 320);
     }
 
     /// A sender far faster than playout (or a reader that stops popping) cannot grow the

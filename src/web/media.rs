@@ -143,8 +143,8 @@ mod tests {
     }
 
     /// A live call: one packet arrives per 20 ms tick, in the given order (packet indices of a
-    /// stream from `first_seq`), and one frame is played per tick; then one more frame. The
-    /// first frame is silence while the buffer primes.
+    /// stream from `first_seq`), and one frame is played per tick (the first packet plays at
+    /// once: the buffer primes on one frame); then one more frame. Nothing may be lost.
     fn play(packets: &[Vec<u8>], first_seq: u16, order: &[usize]) -> Vec<(Frame, Playout)> {
         let mut rx = WebMediaSession::new().expect("codec");
         let mut played = Vec::new();
@@ -153,9 +153,13 @@ mod tests {
             played.push(rx.next_caller_frame());
         }
         played.push(rx.next_caller_frame());
-        assert_eq!(played[0].1, Playout::Silence, "priming");
         assert_eq!(rx.counters().lost, 0);
-        played.split_off(1)
+        assert_eq!(rx.counters().late, 0);
+        played
+    }
+
+    fn audio_frames(played: &[(Frame, Playout)]) -> usize {
+        played.iter().filter(|(_, k)| *k == Playout::Audio).count()
     }
 
     #[test]
@@ -197,43 +201,44 @@ mod tests {
         assert_eq!(rx.next_caller_frame().0, Frame::silence());
     }
 
-    /// Reordered arrival plays exactly what in-order arrival plays: the stateful Opus decoder
-    /// sees the stream in timeline order.
+    /// Reordered arrival loses nothing: the buffer waits a frame for a packet that comes
+    /// after its successor, and the stateful Opus decoder sees the stream in timeline order.
     #[test]
     fn reordered_packets_play_in_sequence() {
         let packets = encoded_tone(8);
         let in_order = play(&packets, 1000, &[0, 1, 2, 3, 4, 5, 6, 7]);
-        assert!(in_order.iter().all(|(_, k)| *k == Playout::Audio));
-        assert_eq!(play(&packets, 1000, &[1, 0, 3, 2, 4, 6, 5, 7]), in_order);
+        assert_eq!(audio_frames(&in_order[..8]), 8, "{in_order:?}");
+        let reordered = play(&packets, 1000, &[0, 2, 1, 3, 5, 4, 6, 7]);
+        assert_eq!(audio_frames(&reordered), 8, "{reordered:?}");
+        assert_eq!(reordered[1].1, Playout::Concealed, "packet 1 is waited for");
+        // The waited-for packet plays exactly what it plays in order: the decoder was not
+        // asked to conceal while the buffer waited.
+        assert_eq!(reordered[2].0, in_order[1].0);
     }
 
-    /// A gap is declared lost only when its turn to play comes, once later packets wait (the
-    /// next one's FEC then fills it); a packet that comes late but before its turn is no loss.
+    /// A packet that never comes is concealed when its turn comes, and the next one plays on
+    /// time; the loss is counted once.
     #[test]
-    fn a_gap_is_declared_lost_once_later_packets_wait() {
+    fn a_lost_packet_is_concealed_and_the_next_plays_on_time() {
         let packets = encoded_tone(10);
         let mut rx = WebMediaSession::new().expect("codec");
         let mut kinds = Vec::new();
         for (tick, packet) in packets.iter().enumerate() {
-            // Packet 4 never comes; frame `tick - 1` plays at each tick (one frame of priming).
+            // Packet 4 never comes; frame `tick` plays at each tick.
             if tick != 4 {
                 rx.push_rtp(&rtp(1, tick, packet), tick as u64 * 20);
             }
-            if tick == 4 {
-                assert_eq!(rx.counters().concealed_frames, 0, "4 is not due yet");
-            }
             kinds.push(rx.next_caller_frame().1);
         }
-        kinds.push(rx.next_caller_frame().1);
-        assert_eq!(kinds[0], Playout::Silence, "priming");
-        assert_eq!(kinds[5], Playout::Concealed, "frame 4: {kinds:?}");
+        assert_eq!(kinds[0], Playout::Audio, "no priming wait");
+        assert_eq!(kinds[4], Playout::Concealed, "frame 4: {kinds:?}");
         assert_eq!(kinds.iter().filter(|k| **k == Playout::Audio).count(), 9);
         let counters = rx.counters();
         assert_eq!((counters.lost, counters.concealed_frames), (1, 1));
 
-        // Packet 2 comes after 3, yet before its turn: nothing is lost.
+        // Packet 2 comes after 3: it is waited for, and nothing is lost.
         let late = play(&packets, 1, &[0, 1, 3, 2, 4]);
-        assert!(late.iter().all(|(_, k)| *k == Playout::Audio), "{late:?}");
+        assert_eq!(audio_frames(&late), 5, "{late:?}");
     }
 
     #[test]
@@ -241,10 +246,7 @@ mod tests {
         let packets = encoded_tone(8);
         // Sequence 65534, 65535, 0, 1, ...; the timestamps cross 2^32 as well.
         let played = play(&packets, 65_534, &[0, 1, 2, 3, 4, 5, 6, 7]);
-        assert!(
-            played.iter().all(|(_, k)| *k == Playout::Audio),
-            "{played:?}"
-        );
+        assert_eq!(audio_frames(&played), 8, "{played:?}");
     }
 
     #[test]
