@@ -352,7 +352,7 @@ impl JitterBuffer {
             // it still plays when it comes) while nothing came after it (an underrun: it is
             // late, or the sender paused), or, when later audio came (it was reordered or
             // lost), for as long as the target depth allows.
-            let waited_enough = self.held >= target || self.buffered_samples() > target + n;
+            let waited_enough = self.held >= target || self.buffered_from(start) > target + n;
             if ahead.is_none() || !waited_enough {
                 self.stats.underruns += 1;
                 self.held += n;

@@ -20,14 +20,17 @@
 //! heard "billing" 0.3), so the threshold is low, and a stop word misheard as something else
 //! can still resume the bot: `cargo bench --bench barge_in` measures both sides.
 //!
-//! The echo canceller leaves the bot's voice about 14 dB down, and whisper still makes words of
-//! it: "got it" said over "...we're glad to help..." comes back "and we're got it". The bot's
-//! words are known, so [`judge`] also weighs what the caller said less the words of the
+//! The bot's echo reaches whisper too (all of it without the canceller, about 14 dB of it
+//! with), and whisper puts the bot's words in front of the caller's ("we're got it"). The
+//! bot's words are known, so [`judge`] also weighs what the caller said less the words of the
 //! sentences the bot was in when it was cut ([`OverTheBot::bot`]), the text's own echo
 //! reference: what is left, if anything, is judged as a backchannel would be. A stop word, and a
 //! word of a phrase the bot waits for, are never taken out ("okay, billing" over a bot that
 //! says "billing" still answers), and an utterance made only of the bot's words is judged
-//! whole (a caller may repeat the bot).
+//! whole (a caller may repeat the bot). It takes out words the bot said, not the near-words
+//! whisper makes of a faint residual ("we're" for "Whittemore"): in `cargo bench --bench
+//! barge_in` it cuts backchannels left stopped from 46 to 29 of 150 without the canceller, and
+//! leaves the 10 with it.
 //!
 //! Pure functions, no state.
 
