@@ -5,8 +5,10 @@
 //! The sockets are read at the tick, every datagram that has come since the last one, not as
 //! each comes. A caller frame is only due at the tick, and the jitter buffer plays a frame as
 //! soon as it is there, so reading earlier would gain no time. And a socket the runtime does
-//! not watch wakes no thread when a packet comes: a call costs one wake-up a frame (its
-//! tick, on the process's one grid, with every other call's) instead of two.
+//! not watch wakes no thread when a packet comes: the line's packets cost no wake-up of their
+//! own (the tick, on the process's one grid with every other call's, reads them). Our packets
+//! leave at the tick, or as soon as the application's frame for the tick comes (see
+//! [`MediaSession`]'s slots).
 //!
 //! Owns: the two sockets (non-blocking, never registered with the runtime) and the receive
 //! buffer. Invariants: at most [`READ_PER_TICK`] datagrams are read from a socket a tick, so a
@@ -62,6 +64,14 @@ impl LineSockets {
         }
     }
 
+    /// Sends an RTP packet, if any: the one a frame of ours made when it came
+    /// ([`MediaSession::queue_audio`]).
+    pub fn send_rtp(&self, rtp: Option<(SocketAddr, Vec<u8>)>) {
+        if let Some((to, packet)) = rtp {
+            let _ = self.rtp.send_to(&packet, to);
+        }
+    }
+
     /// Sends the tick's RTP packet, and an RTCP report when one is due (`ntp`: the wall
     /// clock as an NTP timestamp).
     pub fn send(
@@ -71,9 +81,7 @@ impl LineSockets {
         now_ms: u64,
         ntp: u64,
     ) {
-        if let Some((to, packet)) = rtp {
-            let _ = self.rtp.send_to(&packet, to);
-        }
+        self.send_rtp(rtp);
         if let Some((to, report)) = media.poll_rtcp(now_ms, ntp) {
             // Muxed RTCP (a=rtcp-mux) leaves from the RTP port, as the peer expects.
             let socket = if media.rtcp_muxed() {

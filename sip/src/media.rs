@@ -14,7 +14,15 @@
 //! bot prompts, silence and re-INVITEs), the latched remote address, and the receive side.
 //! Sans-IO: the driver calls [`MediaSession::tick`] every 20 ms of a monotonic clock and passes
 //! every datagram to [`MediaSession::handle_rtp`]; nothing here reads a clock or a socket.
-//! Invariants: each tick yields exactly one caller frame and at most one RTP packet; garbage
+//!
+//! Each tick opens one slot of outgoing audio. A frame already queued fills it at the tick. Else
+//! the slot waits for the application's frame, which is usually its answer to the caller frame
+//! this tick gave: [`MediaSession::queue_audio`] returns the packet at once, to be sent as soon
+//! as the application has made it, not a tick later. A slot still empty at the next tick goes
+//! out as silence then, so the stream never stops and the timeline stays one slot a tick; the
+//! application's late frames that follow catch up on its next silent frame, which is dropped.
+//! Invariants: each tick yields exactly one caller frame; each tick's slot yields at most one
+//! RTP packet (none while we do not send); garbage
 //! datagrams are counted and dropped without touching the call; the counters
 //! ([`MediaSession::counters`]) cover the whole call, across re-INVITEs and codec changes.
 
@@ -128,6 +136,8 @@ pub struct MediaSession {
     telephone_events: TelephoneEventReceiver,
     tones: Option<ToneDetector>,
     outbound: VecDeque<Vec<i16>>,
+    /// This tick's slot of outgoing audio waits for the application's frame.
+    slot_open: bool,
     events: VecDeque<MediaEvent>,
     last_rtp_ms: u64,
     rtp_timeout_ms: u64,
@@ -175,6 +185,7 @@ impl MediaSession {
             telephone_events: TelephoneEventReceiver::default(),
             tones,
             outbound: VecDeque::new(),
+            slot_open: false,
             events: VecDeque::new(),
             last_rtp_ms: now_ms,
             rtp_timeout_ms,
@@ -253,13 +264,26 @@ impl MediaSession {
         Ok(())
     }
 
-    /// Queues one frame of outbound PCM (at the codec's rate) to be sent on a coming tick.
-    pub fn queue_audio(&mut self, pcm: Vec<i16>) {
+    /// Queues one frame of outbound PCM (at the codec's rate). When this tick's slot waits
+    /// for it, the frame leaves now: the packet to send at once, and where. A silent frame
+    /// that would wait for a later tick is dropped: the application answers one frame a tick,
+    /// so a frame that finds no slot open means it fell behind (a tick it missed went out as
+    /// silence, and its late answers come two in one tick), and dropping silence catches up
+    /// without cutting a word; else every later frame would leave a tick late.
+    pub fn queue_audio(&mut self, pcm: Vec<i16>) -> Option<(SocketAddr, Vec<u8>)> {
+        if !self.slot_open && pcm.iter().all(|&s| s == 0) {
+            return None;
+        }
         // Keep at most a second queued: a stalled producer must not grow memory.
         if self.outbound.len() >= 50 {
             self.outbound.pop_front();
         }
         self.outbound.push_back(pcm);
+        if !self.slot_open {
+            return None;
+        }
+        self.slot_open = false;
+        self.fill_slot()
     }
 
     /// Drops queued outbound audio (a barge-in flush).
@@ -355,8 +379,20 @@ impl MediaSession {
         }
     }
 
-    /// One 20 ms step: the caller's next frame out, and our next packet.
+    /// One 20 ms step: the caller's next frame out, and a packet of ours: the last tick's slot
+    /// as silence when no frame came for it, else this tick's when a frame waits (see the
+    /// module docs).
     pub fn tick(&mut self, now_ms: u64) -> TickOutput {
+        let rtp = if self.slot_open {
+            // The application missed the last slot: silence (nothing is queued, or the frame
+            // would have filled it), and this tick's slot waits for it as well.
+            self.fill_slot()
+        } else if !self.outbound.is_empty() {
+            self.fill_slot()
+        } else {
+            self.slot_open = true;
+            None
+        };
         let n = self.frame_samples();
         let mut caller_pcm = vec![0i16; n];
         let playout = self.receive.pop(&mut caller_pcm, &mut self.codec);
@@ -376,6 +412,17 @@ impl MediaSession {
             self.timed_out = true;
             self.events.push_back(MediaEvent::Timeout);
         }
+        TickOutput {
+            caller_pcm,
+            playout,
+            rtp,
+        }
+    }
+
+    /// Fills one slot of outgoing audio with the oldest queued frame (silence when none) and
+    /// advances the timeline: the packet, unless we do not send.
+    fn fill_slot(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        let n = self.frame_samples();
         let mut pcm = self.outbound.pop_front().unwrap_or_default();
         pcm.resize(n, 0);
         let mut payload = Vec::new();
@@ -415,11 +462,7 @@ impl MediaSession {
         self.timestamp = self
             .timestamp
             .wrapping_add(self.negotiated.codec.rtp_clock_hz() * PTIME_MS / 1000);
-        TickOutput {
-            caller_pcm,
-            playout,
-            rtp,
-        }
+        rtp
     }
 
     /// An RTCP report when one is due (every 5 s); `ntp` is the wall-clock NTP timestamp.
@@ -526,7 +569,12 @@ mod tests {
                 heard += 1;
                 assert!(out.caller_pcm.iter().all(|&s| s > 4000));
             }
-            let (to, bytes) = out.rtp.unwrap();
+            // The queued frame leaves at the first tick; then the application answers each
+            // tick with silence, which leaves at once.
+            let (to, bytes) = out
+                .rtp
+                .or_else(|| media.queue_audio(vec![0; 160]))
+                .unwrap();
             assert_eq!(to, caller, "symmetric RTP");
             let p = RtpPacket::parse(&bytes).unwrap();
             assert_eq!(p.ssrc, Ssrc(1));
@@ -649,15 +697,50 @@ mod tests {
     #[test]
     fn hold_stops_sending_but_keeps_the_timeline() {
         let mut media = MediaSession::new(negotiated(None), Ssrc(1), 0, 0, 30_000, 0).unwrap();
-        assert!(media.tick(0).rtp.is_some());
+        assert!(media.tick(0).rtp.is_none(), "the slot waits for our frame");
+        assert!(media.queue_audio(vec![0; 160]).is_some());
         let mut held = negotiated(None);
         held.direction = Direction::Inactive;
         media.update(held).unwrap();
         assert!(media.tick(20).rtp.is_none());
+        assert!(media.queue_audio(vec![0; 160]).is_none(), "held: not sent");
         media.update(negotiated(None)).unwrap();
-        let (_, bytes) = media.tick(40).rtp.unwrap();
+        assert!(media.tick(40).rtp.is_none());
+        let (_, bytes) = media.queue_audio(vec![0; 160]).unwrap();
         let p = RtpPacket::parse(&bytes).unwrap();
         assert_eq!((p.sequence, p.timestamp), (1, 320));
+    }
+
+    /// Our frame for a tick leaves the moment the application makes it, not at the next tick;
+    /// a tick the application misses goes out as silence at the next one, and the stream
+    /// keeps one packet a tick on a continuous timeline.
+    #[test]
+    fn a_frame_leaves_as_soon_as_it_comes_and_a_missed_tick_is_silence() {
+        let mut media = MediaSession::new(negotiated(None), Ssrc(1), 0, 0, 30_000, 0).unwrap();
+        let parse = |rtp: Option<(SocketAddr, Vec<u8>)>| {
+            let (_, bytes) = rtp.expect("a packet");
+            let p = RtpPacket::parse(&bytes).unwrap();
+            (p.sequence, p.timestamp, p.payload[0])
+        };
+        let voice = linear_to_ulaw(3000);
+        assert!(media.tick(0).rtp.is_none());
+        assert_eq!(parse(media.queue_audio(vec![3000; 160])), (0, 0, voice));
+        // The application misses the tick at 20 ms: its slot goes out as silence at 40 ms.
+        assert!(media.tick(20).rtp.is_none());
+        assert_eq!(parse(media.tick(40).rtp), (1, 160, 0xff));
+        // The frame for 20 ms comes late: it fills the slot of 40 ms at once.
+        assert_eq!(parse(media.queue_audio(vec![3000; 160])), (2, 320, voice));
+        // Its frame for 40 ms comes in the same tick: it waits for the tick of 60 ms.
+        assert!(media.queue_audio(vec![3000; 160]).is_none());
+        assert_eq!(parse(media.tick(60).rtp), (3, 480, voice));
+        // Still one behind: the frame for 60 ms waits too, until a silent frame is dropped
+        // in its place.
+        assert!(media.queue_audio(vec![3000; 160]).is_none());
+        assert_eq!(parse(media.tick(80).rtp), (4, 640, voice));
+        assert!(media.queue_audio(vec![0; 160]).is_none(), "silence dropped");
+        // Caught up: the next frame leaves as it comes.
+        assert!(media.tick(100).rtp.is_none());
+        assert_eq!(parse(media.queue_audio(vec![0; 160])), (5, 800, 0xff));
     }
 
     #[test]
@@ -665,6 +748,7 @@ mod tests {
         let mut media = MediaSession::new(negotiated(None), Ssrc(1), 0, 0, 30_000, 0).unwrap();
         assert!(media.poll_rtcp(1_000, 0).is_none());
         media.tick(0);
+        assert!(media.queue_audio(vec![0; 160]).is_some());
         let (to, report) = media.poll_rtcp(5_000, 1).unwrap();
         assert_eq!(to.port(), 4001);
         assert_eq!(report[1], 200, "a sender report once we have sent");
@@ -723,7 +807,7 @@ mod tests {
                 bot.handle_rtp(from, &bytes, i * 20);
                 let out = bot.tick(i * 20 + 10);
                 assert_eq!(out.caller_pcm.len(), 320);
-                let (_, ours) = out.rtp.unwrap();
+                let (_, ours) = out.rtp.or_else(|| bot.queue_audio(vec![0; 320])).unwrap();
                 assert_eq!(
                     RtpPacket::parse(&ours).unwrap().timestamp,
                     5 + i as u32 * ts_step
@@ -809,7 +893,8 @@ mod tests {
         media.update(held).unwrap();
         assert_eq!(media.remote(), nat, "hold keeps the latched address");
         media.update(negotiated(None)).unwrap();
-        let (to, _) = media.tick(20).rtp.unwrap();
+        media.tick(20);
+        let (to, _) = media.queue_audio(vec![0; 160]).unwrap();
         assert_eq!(to, nat, "unhold sends to the latched address at once");
         // A re-INVITE that names a new address moves RTP there.
         let mut moved = negotiated(None);

@@ -296,7 +296,7 @@ impl Call {
                 command = commands.recv(), if commands_open => match command {
                     Some(OutboundCommand::Audio(pcm)) => {
                         if let Some(m) = media.as_mut() {
-                            m.queue_audio(pcm);
+                            self.line.send_rtp(m.queue_audio(pcm));
                         }
                     }
                     Some(OutboundCommand::HangUp) | None => {
