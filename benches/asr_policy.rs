@@ -75,6 +75,22 @@ fn policies() -> Vec<(&'static str, WhisperSettings)> {
         ("trim-6s", trim(6_000, false)),
         ("trim-6s-retry", trim(6_000, true)),
         ("trim-8s-retry", trim(8_000, true)),
+        ("trim-5s-retry", trim(5_000, true)),
+        ("trim-4s-retry", trim(4_000, true)),
+        (
+            "trim-8s-retry-prompt48",
+            WhisperSettings {
+                prompt_max_tokens: 48,
+                ..trim(8_000, true)
+            },
+        ),
+        (
+            "trim-5s-retry-prompt48",
+            WhisperSettings {
+                prompt_max_tokens: 48,
+                ..trim(5_000, true)
+            },
+        ),
         ("trim-3s-retry", trim(3_000, true)),
         ("trim-12s", trim(12_000, false)),
         (
