@@ -66,6 +66,15 @@ pub enum Grammar {
 }
 
 impl Grammar {
+    /// A phrase list in the order a recognizer's prompt takes it: shortest first (the
+    /// keywords), without duplicates. A prompt is cut to a few dozen tokens, in list order.
+    pub fn shortest_first(mut phrases: Vec<String>) -> Grammar {
+        phrases.sort();
+        phrases.dedup();
+        phrases.sort_by_key(String::len);
+        Grammar::Phrases(phrases)
+    }
+
     /// The grammar as JSGF source. A phrase list becomes
     /// `public <choice> = phrase one | phrase two;` with each phrase normalised to lower-case
     /// words (punctuation other than apostrophes dropped).

@@ -254,13 +254,13 @@ impl WhisperRecognizer {
     }
 
     /// The prompt for a phrase-list grammar: as many phrases as fit in
-    /// [`WhisperSettings::prompt_max_tokens`], shortest first, in whole phrases.
+    /// [`WhisperSettings::prompt_max_tokens`], whole, in the list's order (a list gives its
+    /// most useful phrases first: [`Grammar::shortest_first`]).
     fn prompt_tokens(&mut self, grammar: &Grammar) -> Result<Vec<i32>, AsrError> {
         if let Some(tokens) = self.prompts.get(grammar) {
             return Ok(tokens.clone());
         }
-        let mut phrases = grammar.normalized_phrases()?;
-        phrases.sort_by_key(|p| p.len());
+        let phrases = grammar.normalized_phrases()?;
         let mut prompt = String::new();
         let mut tokens = Vec::new();
         for phrase in &phrases {

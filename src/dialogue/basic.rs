@@ -128,9 +128,7 @@ impl BasicDialogue {
             phrases.extend(entry.keywords.iter().cloned());
         }
         phrases.retain(|p| p.is_ascii());
-        phrases.sort();
-        phrases.dedup();
-        Grammar::Phrases(phrases)
+        Grammar::shortest_first(phrases)
     }
 
     fn say(&self, text: &str) -> BotTurn {

@@ -1235,9 +1235,7 @@ impl FlowDialogue {
                         ),
                     }
                 }
-                phrases.sort();
-                phrases.dedup();
-                (!phrases.is_empty()).then_some(Grammar::Phrases(phrases))
+                (!phrases.is_empty()).then(|| Grammar::shortest_first(phrases))
             }
             Collect::Slot if !english => match node.slot.as_ref()?.kind.slot_type {
                 SlotType::YesNo => Some(mandarin_yes_no_phrases()),

@@ -1423,16 +1423,20 @@ impl CallSession {
     /// Asks for the final recognition of the utterance as it would end now, before the turn is
     /// known to be over; the same audio the endpoint would send, so the same words.
     /// The grammar the current utterance is recognized with: the node's, and while the
-    /// utterance has stopped the bot (its reply paused until the words are judged), also what
-    /// callers say over a bot ([`barge::said_over_the_bot`]), so that a backchannel or a stop
-    /// word comes back spelled as one. A node without a phrase list keeps its grammar.
+    /// utterance has stopped the bot (its reply paused until the words are judged), what
+    /// callers say over a bot ([`barge::said_over_the_bot`]) first, then the node's phrases, so
+    /// that a backchannel or a stop word comes back spelled as one (a recognizer's prompt
+    /// takes a list's first phrases). A node without a phrase list keeps its grammar.
     fn recognition_grammar(&self) -> Option<Grammar> {
         match (&self.expect, &self.paused) {
-            (Some(Grammar::Phrases(phrases)), Some(_)) => {
-                let mut phrases = phrases.clone();
-                for said in barge::said_over_the_bot(self.language) {
-                    if !phrases.iter().any(|p| p.eq_ignore_ascii_case(said)) {
-                        phrases.push((*said).to_string());
+            (Some(Grammar::Phrases(node)), Some(_)) => {
+                let mut phrases: Vec<String> = barge::said_over_the_bot(self.language)
+                    .iter()
+                    .map(|s| (*s).to_string())
+                    .collect();
+                for phrase in node {
+                    if !phrases.iter().any(|p| p.eq_ignore_ascii_case(phrase)) {
+                        phrases.push(phrase.clone());
                     }
                 }
                 Some(Grammar::Phrases(phrases))
