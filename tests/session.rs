@@ -962,7 +962,8 @@ fn words_over_the_bot_are_recognized_with_backchannels_and_stop_words_in_the_phr
             })
             .collect()
     };
-    // Over the bot: the menu, then what callers say over a bot.
+    // Over the bot: what callers say over a bot first (a prompt takes a list's first
+    // phrases), then the menu.
     let (h, _) = barged_in_asking(short, Some(menu.clone()));
     let over = grammars(&h);
     assert!(!over.is_empty());
@@ -970,9 +971,10 @@ fn words_over_the_bot_are_recognized_with_backchannels_and_stop_words_in_the_phr
         let Some(Grammar::Phrases(phrases)) = grammar else {
             panic!("a phrase list: {grammar:?}");
         };
-        assert_eq!(&phrases[..2], &["billing", "talk to an agent"]);
+        assert_eq!(&phrases[phrases.len() - 2..], &["billing", "talk to an agent"]);
         for said in ["uh huh", "mhm", "okay", "stop", "wait"] {
-            assert!(phrases.iter().any(|p| p == said), "{said} in {phrases:?}");
+            let at = phrases.iter().position(|p| p == said);
+            assert!(at.is_some_and(|i| i < phrases.len() - 2), "{said} first in {phrases:?}");
         }
     }
     // Once the bot has finished, an answer is recognized with the menu alone.
@@ -1131,6 +1133,35 @@ fn a_prompt_without_barge_in_plays_through_speech_and_keys() {
             ..
         }
     )));
+}
+
+/// The caller who talks over the bot's goodbye does not leave the call on a line that no longer
+/// answers: a reply that the hang-up follows plays to its end, and the call ends.
+#[test]
+fn a_goodbye_plays_through_speech_and_the_call_ends() {
+    let mut h = Harness::new(endpoint_config());
+    h.bot_says(
+        TurnId(0),
+        "Thanks for calling. Goodbye!",
+        Some(Action::Hangup {
+            reason: "bot.goodbye".into(),
+        }),
+    );
+    h.silence(300);
+    for f in speech() {
+        h.feed(&f);
+    }
+    assert!(
+        h.first("speech_start").is_none(),
+        "speech over it is not acted on"
+    );
+    h.silence(3_000);
+    let (_, end) = h.first("bot_audio_end").expect("the goodbye ended");
+    assert!(matches!(end, EventKind::BotAudioEnd { reason, .. } if reason == "done"));
+    assert!(h
+        .outputs
+        .iter()
+        .any(|(_, o)| matches!(o, SessionOutput::Hangup { .. })));
 }
 
 /// The caller says a sentence and pauses 300 ms: the one final asked for so far is the

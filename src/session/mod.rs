@@ -132,8 +132,9 @@ struct Playout {
     started_at: Duration,
     /// What to do once the audio has played.
     then: Option<Action>,
-    /// The caller cannot interrupt this reply (a flow node's `barge_in = false`): their speech
-    /// and keys are not acted on while it plays.
+    /// The caller cannot interrupt this reply (a flow node's `barge_in = false`, or a reply
+    /// followed by a hang-up or a transfer): their speech and keys are not acted on while it
+    /// plays.
     locked: bool,
 }
 
@@ -1191,10 +1192,14 @@ impl CallSession {
             }
             return;
         }
+        // A reply that the call's end or a transfer follows plays to its end: cutting it
+        // would drop what follows (the dialogue is done), and leave the caller on a line
+        // that no longer answers.
+        let locked = bot.no_barge_in || bot.action.is_some();
         self.playout = Playout {
             turn: Some(turn),
             then: bot.action,
-            locked: bot.no_barge_in,
+            locked,
             ..Playout::default()
         };
         self.no_input_at = None;
