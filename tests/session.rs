@@ -971,10 +971,16 @@ fn words_over_the_bot_are_recognized_with_backchannels_and_stop_words_in_the_phr
         let Some(Grammar::Phrases(phrases)) = grammar else {
             panic!("a phrase list: {grammar:?}");
         };
-        assert_eq!(&phrases[phrases.len() - 2..], &["billing", "talk to an agent"]);
+        assert_eq!(
+            &phrases[phrases.len() - 2..],
+            &["billing", "talk to an agent"]
+        );
         for said in ["uh huh", "mhm", "okay", "stop", "wait"] {
             let at = phrases.iter().position(|p| p == said);
-            assert!(at.is_some_and(|i| i < phrases.len() - 2), "{said} first in {phrases:?}");
+            assert!(
+                at.is_some_and(|i| i < phrases.len() - 2),
+                "{said} first in {phrases:?}"
+            );
         }
     }
     // Once the bot has finished, an answer is recognized with the menu alone.

@@ -571,10 +571,7 @@ mod tests {
             }
             // The queued frame leaves at the first tick; then the application answers each
             // tick with silence, which leaves at once.
-            let (to, bytes) = out
-                .rtp
-                .or_else(|| media.queue_audio(vec![0; 160]))
-                .unwrap();
+            let (to, bytes) = out.rtp.or_else(|| media.queue_audio(vec![0; 160])).unwrap();
             assert_eq!(to, caller, "symmetric RTP");
             let p = RtpPacket::parse(&bytes).unwrap();
             assert_eq!(p.ssrc, Ssrc(1));
