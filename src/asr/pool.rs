@@ -441,6 +441,10 @@ impl AsrPool {
 /// with 1.3 s (no retries, CER 0.286 either way), and the 8 s the English model needs would
 /// nearly triple its compute (p50 131 → 374 ms; `cargo bench --bench asr_policy`).
 const ZH_TRIM_PAD_MS: u32 = 1_280;
+/// The Mandarin model's prompt budget: Mandarin phrases take several tokens a character, and
+/// the 48-token English budget left the e-commerce flow's "订单" out of the prompt (a request
+/// for an order heard as "天堂"); the English measurement behind 48 does not hold here.
+const ZH_PROMPT_MAX_TOKENS: usize = 96;
 
 /// Loads one recognizer of the chosen engine.
 fn load(choice: &EngineChoice, config: &AsrConfig) -> Result<Box<dyn Recognizer>, AsrError> {
@@ -454,6 +458,7 @@ fn load(choice: &EngineChoice, config: &AsrConfig) -> Result<Box<dyn Recognizer>
             let en = WhisperRecognizer::new(model, settings.clone())?;
             let zh_settings = WhisperSettings {
                 trim_pad_ms: ZH_TRIM_PAD_MS,
+                prompt_max_tokens: ZH_PROMPT_MAX_TOKENS,
                 ..settings
             };
             let zh = match &choice.model_zh {

@@ -133,8 +133,7 @@ struct Playout {
     /// What to do once the audio has played.
     then: Option<Action>,
     /// The caller cannot interrupt this reply (a flow node's `barge_in = false`, or a reply
-    /// followed by a hang-up or a transfer): their speech and keys are not acted on while it
-    /// plays.
+    /// followed by a hang-up): their speech and keys are not acted on while it plays.
     locked: bool,
 }
 
@@ -1192,10 +1191,11 @@ impl CallSession {
             }
             return;
         }
-        // A reply that the call's end or a transfer follows plays to its end: cutting it
-        // would drop what follows (the dialogue is done), and leave the caller on a line
-        // that no longer answers.
-        let locked = bot.no_barge_in || bot.action.is_some();
+        // A reply that the call's end follows plays to its end: cutting it would drop the
+        // hang-up (the dialogue is done), and leave the caller on a line that no longer
+        // answers. A transfer's reply stays open: the caller's words over it go on to the
+        // dialogue.
+        let locked = bot.no_barge_in || matches!(bot.action, Some(Action::Hangup { .. }));
         self.playout = Playout {
             turn: Some(turn),
             then: bot.action,
