@@ -383,11 +383,9 @@ impl MediaSession {
     /// as silence when no frame came for it, else this tick's when a frame waits (see the
     /// module docs).
     pub fn tick(&mut self, now_ms: u64) -> TickOutput {
-        let rtp = if self.slot_open {
-            // The application missed the last slot: silence (nothing is queued, or the frame
-            // would have filled it), and this tick's slot waits for it as well.
-            self.fill_slot()
-        } else if !self.outbound.is_empty() {
+        // The application missed the last slot (it goes out as silence: a queued frame would
+        // have filled it, and this tick's slot waits as well), or a frame waits for this one.
+        let rtp = if self.slot_open || !self.outbound.is_empty() {
             self.fill_slot()
         } else {
             self.slot_open = true;
