@@ -471,45 +471,58 @@ fn main() {
         .collect();
     let voices: Vec<Vec<i16>> = replies.iter().map(|(v, _)| v.clone()).collect();
     println!("{} recordings as bot replies and callers", voices.len());
-    for (label, margin, echo_cancel) in [
+    // `HOTLINE_BENCH_MIN_SPEECH_MS=80,60` compares `barge_in_min_speech_ms` values side by side
+    // (default: the configured default alone).
+    let min_speech: Vec<u64> = std::env::var("HOTLINE_BENCH_MIN_SPEECH_MS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|m| m.trim().parse().ok()).collect())
+        .filter(|v: &Vec<u64>| !v.is_empty())
+        .unwrap_or_else(|| vec![SessionConfig::default().barge_in_min_speech_ms]);
+    let settings = [
         ("echo gate (6 dB) and canceller", 6.0f32, true),
         ("echo gate (6 dB), no canceller", 6.0, false),
         ("no echo gate", 0.0, false),
-    ] {
-        let config = SessionConfig {
-            echo_margin_db: margin,
-            echo_cancel,
-            ..SessionConfig::default()
-        };
-        let (mut false_barge, mut echo_runs) = (0, 0);
-        let (mut heard, mut talk_runs, mut frames_over) = (0, 0, Vec::new());
-        for (k, bot) in voices.iter().enumerate() {
-            let caller = &voices[(k + 1) % voices.len()];
-            for delay in [50, 120, 250] {
-                for atten in [6.0, 12.0, 20.0, 30.0] {
-                    echo_runs += 1;
-                    if run(&config, bot, delay, atten, None).0 {
-                        false_barge += 1;
-                        if std::env::var_os("HOTLINE_BENCH_VERBOSE").is_some() {
-                            println!("  false barge-in: reply {k}, echo {delay} ms, {atten} dB");
+    ];
+    for (label, margin, echo_cancel) in settings {
+        for &min_speech_ms in &min_speech {
+            let label = format!("{label}, {min_speech_ms} ms of speech");
+            let config = SessionConfig {
+                echo_margin_db: margin,
+                echo_cancel,
+                barge_in_min_speech_ms: min_speech_ms,
+                ..SessionConfig::default()
+            };
+            let (mut false_barge, mut echo_runs) = (0, 0);
+            let (mut heard, mut talk_runs, mut frames_over) = (0, 0, Vec::new());
+            for (k, bot) in voices.iter().enumerate() {
+                let caller = &voices[(k + 1) % voices.len()];
+                for delay in [50, 120, 250] {
+                    for atten in [6.0, 12.0, 20.0, 30.0] {
+                        echo_runs += 1;
+                        if run(&config, bot, delay, atten, None).0 {
+                            false_barge += 1;
+                            if std::env::var_os("HOTLINE_BENCH_VERBOSE").is_some() {
+                                println!(
+                                    "  false barge-in: reply {k}, echo {delay} ms, {atten} dB"
+                                );
+                            }
                         }
-                    }
-                    talk_runs += 1;
-                    let (stopped, over) = run(&config, bot, delay, atten, Some(caller));
-                    if stopped {
-                        heard += 1;
-                        frames_over.extend(over);
+                        talk_runs += 1;
+                        let (stopped, over) = run(&config, bot, delay, atten, Some(caller));
+                        if stopped {
+                            heard += 1;
+                            frames_over.extend(over);
+                        }
                     }
                 }
             }
-        }
-        frames_over.sort_unstable();
-        let pct = |p: f64| {
-            frames_over
-                .get(((frames_over.len() as f64 - 1.0) * p).round() as usize)
-                .map_or(0, |f| f * 20)
-        };
-        println!(
+            frames_over.sort_unstable();
+            let pct = |p: f64| {
+                frames_over
+                    .get(((frames_over.len() as f64 - 1.0) * p).round() as usize)
+                    .map_or(0, |f| f * 20)
+            };
+            println!(
             "{label}: false barge-ins on echo {false_barge}/{echo_runs} ({:.1} %); callers heard over \
              the echo {heard}/{talk_runs}; bot audio after the caller's onset p50 {} ms, p95 {} ms, max {} ms",
             100.0 * f64::from(false_barge) / f64::from(echo_runs),
@@ -517,6 +530,7 @@ fn main() {
             pct(0.95),
             pct(1.0),
         );
+        }
     }
     words_over_the_bot(&replies);
 }

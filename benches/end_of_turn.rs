@@ -302,22 +302,28 @@ fn main() {
                 &outcomes,
             );
             // The defaults: the speculative final 200 ms into a pause, the words' verdict on
-            // it, 600 ms of silence otherwise, 1.5 s for a turn judged unfinished.
-            let config = SessionConfig::default();
-            let outcomes: Vec<Outcome> = english
-                .iter()
-                .map(|t| play(t, &config, None, Some(&mut *whisper)))
-                .collect();
-            report(
-                &label,
-                &format!(
-                    "words at {} ms, else {}, max {}",
-                    config.speculative_asr_ms,
-                    config.endpoint_silence_ms,
-                    config.turn_max_silence_ms
-                ),
-                &outcomes,
-            );
+            // it, 600 ms of silence otherwise, 1.5 s for a turn judged unfinished; and the
+            // speculative final asked sooner or later than that.
+            for speculative_asr_ms in [SessionConfig::default().speculative_asr_ms, 150, 120] {
+                let config = SessionConfig {
+                    speculative_asr_ms,
+                    ..SessionConfig::default()
+                };
+                let outcomes: Vec<Outcome> = english
+                    .iter()
+                    .map(|t| play(t, &config, None, Some(&mut *whisper)))
+                    .collect();
+                report(
+                    &label,
+                    &format!(
+                        "words at {} ms, else {}, max {}",
+                        config.speculative_asr_ms,
+                        config.endpoint_silence_ms,
+                        config.turn_max_silence_ms
+                    ),
+                    &outcomes,
+                );
+            }
         }
         if let Some(model) = model.as_ref() {
             for (threshold, max_ms) in [(0.5f32, 1_500u64), (0.5, 1_000), (0.7, 1_500)] {

@@ -24,6 +24,9 @@ pub struct MediaCounters {
     /// Caller frames filled by concealment (codec PLC/FEC or a fade) because nothing was
     /// there to play.
     pub concealed_frames: u64,
+    /// Of those, frames concealed while the caller's audio due was late: the line's jitter
+    /// (or a sender that paused), as the caller's words reached the bot a frame late.
+    pub underruns: u64,
     /// RTCP packets received from the caller.
     pub rtcp_in: u64,
     /// Datagrams or payloads refused as malformed: not RTP, an unknown payload type, or a

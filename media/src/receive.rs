@@ -117,6 +117,7 @@ impl ReceiveStream {
                 .saturating_sub(self.received.received()),
             late: jitter.late,
             concealed_frames: jitter.concealed_frames,
+            underruns: jitter.underruns,
             dropped_malformed: self.malformed,
             decode_errors: jitter.decode_errors,
             ..MediaCounters::default()
@@ -164,6 +165,10 @@ mod tests {
         assert_eq!(counters.lost, 1, "packet 4 never came");
         assert_eq!(counters.dropped_malformed, 1);
         assert!(counters.concealed_frames >= 1);
+        assert_eq!(
+            counters.underruns, 1,
+            "packet 4's frame was waited for once"
+        );
         // Packet 2 arrives again, long after its turn.
         stream.receive(&packet(2, &voice), 200, &codec);
         assert_eq!(stream.counters().late, 1);

@@ -850,7 +850,7 @@ async fn media_task(
         }
     };
     let counters = media.counters();
-    tracing::info!(call = %id, %reason, rtp_in = counters.packets_in, rtp_out = counters.packets_out, lost = counters.lost, rtcp_in = counters.rtcp_in, malformed = counters.dropped_malformed, "call media ended");
+    tracing::info!(call = %id, %reason, rtp_in = counters.packets_in, rtp_out = counters.packets_out, lost = counters.lost, underruns = counters.underruns, rtcp_in = counters.rtcp_in, malformed = counters.dropped_malformed, "call media ended");
     // The line is down: the ports go back before the application hears of the hang-up.
     drop(sockets);
     let _ = events

@@ -331,6 +331,7 @@ pub fn call_media(counters: &MediaCounters) -> CallMedia {
         lost: counters.lost,
         late: counters.late,
         concealed_frames: counters.concealed_frames,
+        underruns: counters.underruns,
         rtcp_in: counters.rtcp_in,
     }
 }

@@ -214,6 +214,10 @@ pub struct CallMedia {
     pub late: u64,
     /// 20 ms frames filled by concealment because nothing was there to play.
     pub concealed_frames: u64,
+    /// Of those, frames concealed while the caller's audio due was late (the line's jitter,
+    /// or a pause of the sender). Records written before it was counted read 0.
+    #[serde(default)]
+    pub underruns: u64,
     /// RTCP packets received from the caller.
     pub rtcp_in: u64,
 }
