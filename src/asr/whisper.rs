@@ -10,8 +10,9 @@
 //! - the encoder's context is cut to the audio's length ([`audio_ctx_for`]): whisper's encoder
 //!   always works on 1500 positions (30 s) unless told otherwise, so a 3 s turn would pay for
 //!   30 s;
-//! - the decoder may emit at most [`max_tokens_for`] tokens, a generous bound on speech that
-//!   stops runaway repetition;
+//! - the decoder may emit at most [`max_tokens_for`] tokens, a generous bound on speech, and
+//!   a decode whose text starts to loop ends there ([`end_a_loop`]), instead of looping on to
+//!   that bound;
 //! - audio shorter than [`MIN_AUDIO_SAMPLES`] is padded with silence (whisper.cpp skips input
 //!   under 100 ms and is unreliable under a second).
 //!
@@ -340,6 +341,20 @@ impl WhisperRecognizer {
             }
         }
 
+        // Kept alive until `full` returns, as the interrupt's counter is.
+        let loop_stop = LoopStop {
+            eot: self.context.token_eot(),
+            n_vocab: usize::try_from(self.context.n_vocab()).unwrap_or(0),
+        };
+        // SAFETY: the callback only reads `loop_stop`, which lives until after `full`
+        // returns, and writes within the `n_vocab` logits whisper.cpp hands it.
+        unsafe {
+            params.set_filter_logits_callback(Some(end_a_loop));
+            params.set_filter_logits_callback_user_data(
+                &loop_stop as *const LoopStop as *mut std::ffi::c_void,
+            );
+        }
+
         let decoded = self.state.full(params, &self.samples_f32);
         drop(interrupt_counter);
         if decoded.is_err() && interrupt.raised() {
@@ -516,6 +531,61 @@ impl Recognizer for WhisperByLanguage {
     }
 }
 
+/// What [`end_a_loop`] needs of the model.
+struct LoopStop {
+    /// The end-of-text token: ids below it are text.
+    eot: i32,
+    /// The length of the logits array.
+    n_vocab: usize,
+}
+
+/// whisper.cpp's logits filter: once the text decoded so far ends in a loop
+/// ([`repeated_tail`]: "Yes. Yes. Yes. Yes"), only the end of text may come next. A loop runs
+/// to the token budget otherwise (27 tokens for a one-second "Yes."), the decoder's steps
+/// spent on words that [`cut_repetition`] then drops, on the worker every call shares.
+unsafe extern "C" fn end_a_loop(
+    _ctx: *mut whisper_rs::WhisperSysContext,
+    _state: *mut whisper_rs::WhisperSysState,
+    tokens: *const whisper_rs::WhisperTokenData,
+    n_tokens: std::os::raw::c_int,
+    logits: *mut f32,
+    user_data: *mut std::ffi::c_void,
+) {
+    let n = usize::try_from(n_tokens).unwrap_or(0);
+    if user_data.is_null() || logits.is_null() || tokens.is_null() || n == 0 {
+        return;
+    }
+    // SAFETY: `user_data` is the `LoopStop` kept alive by `decode` for the whole `full` call;
+    // `tokens` holds the `n_tokens` tokens this decoder has produced (whisper.cpp's sequence).
+    let (stop, tokens) = unsafe {
+        (
+            &*(user_data as *const LoopStop),
+            std::slice::from_raw_parts(tokens, n),
+        )
+    };
+    let text: Vec<i32> = tokens
+        .iter()
+        .map(|t| t.id)
+        .filter(|&id| id < stop.eot)
+        .collect();
+    if repeated_tail(&text).is_none() {
+        return;
+    }
+    let Ok(eot) = usize::try_from(stop.eot) else {
+        return;
+    };
+    if eot >= stop.n_vocab {
+        return;
+    }
+    // SAFETY: whisper.cpp passes the current step's logits, `n_vocab` of them.
+    let logits = unsafe { std::slice::from_raw_parts_mut(logits, stop.n_vocab) };
+    for (id, logit) in logits.iter_mut().enumerate() {
+        if id != eot {
+            *logit = f32::NEG_INFINITY;
+        }
+    }
+}
+
 /// whisper.cpp's abort callback: stop while a final recognition waits for this worker.
 unsafe extern "C" fn abort_when_finals_wait(user_data: *mut std::ffi::c_void) -> bool {
     if user_data.is_null() {
@@ -540,6 +610,52 @@ mod tests {
         assert_eq!(audio_ctx_for(60 * 16_000, 1_000), AUDIO_CTX_FULL);
         // Part of a position rounds up.
         assert_eq!(audio_ctx_for(16_000 * 3 + 1, 0), 151);
+    }
+
+    /// The logits `end_a_loop` leaves after `text`, on a vocabulary of 10 with end of text 8.
+    fn logits_after(text: &[i32]) -> Vec<f32> {
+        let stop = LoopStop {
+            eot: 8,
+            n_vocab: 10,
+        };
+        let tokens: Vec<whisper_rs::WhisperTokenData> = text
+            .iter()
+            .map(|&id| {
+                // SAFETY: a plain C struct of numbers; all zeros is a valid value.
+                let mut t: whisper_rs::WhisperTokenData = unsafe { std::mem::zeroed() };
+                t.id = id;
+                t
+            })
+            .collect();
+        let mut logits = vec![1.0f32; 10];
+        // SAFETY: the pointers and lengths match, as whisper.cpp's do.
+        unsafe {
+            end_a_loop(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                tokens.as_ptr(),
+                tokens.len() as std::os::raw::c_int,
+                logits.as_mut_ptr(),
+                &stop as *const LoopStop as *mut std::ffi::c_void,
+            );
+        }
+        logits
+    }
+
+    #[test]
+    fn a_loop_can_only_end() {
+        // "Yes. Yes. Yes. Yes": the loop is found, and only the end of text may follow.
+        let logits = logits_after(&[1, 2, 3, 2, 3, 2, 3]);
+        assert_eq!(logits[8], 1.0);
+        assert!(logits
+            .iter()
+            .enumerate()
+            .all(|(i, &l)| i == 8 || l == f32::NEG_INFINITY));
+        // Words, and a word said three times, go on as whisper likes.
+        assert_eq!(logits_after(&[1, 2, 3, 4]), vec![1.0; 10]);
+        assert_eq!(logits_after(&[5, 5, 5]), vec![1.0; 10]);
+        // Tokens at or above the end of text (timestamps) are not text.
+        assert_eq!(logits_after(&[1, 9, 2, 9, 3]), vec![1.0; 10]);
     }
 
     #[test]
