@@ -138,7 +138,7 @@ impl Default for SessionConfig {
             endpoint_silence_ms: 600,
             max_utterance_ms: 15_000,
             preroll_ms: 200,
-            barge_in_min_speech_ms: 60,
+            barge_in_min_speech_ms: 80,
             barge_in_grace_ms: 0,
             echo_margin_db: 6.0,
             echo_tail_ms: 300,
