@@ -39,6 +39,7 @@ fn policies() -> Vec<(&'static str, WhisperSettings)> {
         trim_audio_ctx: true,
         trim_pad_ms: pad_ms,
         runaway_retry: retry,
+        retry_loops: retry,
         ..base.clone()
     };
     vec![
@@ -109,6 +110,22 @@ fn policies() -> Vec<(&'static str, WhisperSettings)> {
             },
         ),
         ("trim-3s", trim(3_000, false)),
+        ("trim-2s", trim(2_000, false)),
+        ("trim-1s", trim(1_000, false)),
+        (
+            "trim-1s-cut",
+            WhisperSettings {
+                retry_loops: false,
+                ..trim(1_000, true)
+            },
+        ),
+        (
+            "trim-2s-cut",
+            WhisperSettings {
+                retry_loops: false,
+                ..trim(2_000, true)
+            },
+        ),
         (
             "trim-1.3s-fallback",
             WhisperSettings {

@@ -100,6 +100,11 @@ pub struct SessionConfig {
     /// sentence ends the turn at once, one that leads on ("and", a trailing comma, a digit
     /// string being given) waits up to `turn_max_silence_ms`. Needs `speculative_asr_ms`.
     pub end_on_words: bool,
+    /// With `end_on_words`: the shortest pause that a finished sentence ends. Callers pause
+    /// 300-450 ms between the sentences of one turn; a speculative final that comes back
+    /// sooner than this waits for it. `0`: the turn ends as soon as the words come back; at
+    /// or above the silence that ends the turn anyway, the words end none early.
+    pub words_min_silence_ms: u64,
     /// How often a partial transcript is requested while the caller speaks.
     pub partial_interval_ms: u64,
     /// Silence after the bot finishes before the dialogue hears "no input".
@@ -147,6 +152,7 @@ impl Default for SessionConfig {
             barge_in_unclear_below: 0.0,
             speculative_asr_ms: 200,
             end_on_words: true,
+            words_min_silence_ms: 400,
             partial_interval_ms: 2_000,
             no_input_timeout_ms: 8_000,
             end_of_turn: EndOfTurnKind::Silence,

@@ -1269,14 +1269,16 @@ fn a_speculative_final_answers_at_the_endpoint_and_is_dropped_when_the_caller_go
 }
 
 /// The words' say on a pause (`session.end_on_words`): a speculative final that reads as a
-/// finished sentence ends the turn as soon as it is back; one that leads on keeps the turn open
-/// past the fixed endpoint, up to the longest silence.
+/// finished sentence ends the turn as soon as it is back, once the pause is
+/// `words_min_silence_ms` long; one that leads on keeps the turn open past the fixed endpoint,
+/// up to the longest silence.
 #[test]
 fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
     let config = SessionConfig {
         speculative_asr_ms: 200,
         endpoint_silence_ms: 600,
         turn_max_silence_ms: 1_500,
+        words_min_silence_ms: 0,
         ..SessionConfig::default()
     };
     let ended_by = |h: &Harness| match h.first("speech_end") {
@@ -1302,6 +1304,39 @@ fn finished_words_end_the_turn_early_and_words_that_lead_on_wait_longer() {
         SessionOutput::Converse { input: CallerInput::Speech { text, .. }, .. } if text == sentence
     )));
     assert_eq!(h.all_final_requests().len(), 1, "no second recognition");
+
+    // Back before the shortest pause the words end: the turn ends when the pause reaches it,
+    // and not before.
+    let floor = SessionConfig {
+        words_min_silence_ms: 450,
+        ..config.clone()
+    };
+    let (mut h, _, turn, last_voice) = spoke_then_paused(&floor);
+    h.session
+        .handle_speculative_transcript(turn, last_voice, Some(&final_words(sentence)), h.now);
+    h.drain();
+    assert!(ended_by(&h).is_none(), "the pause is shorter than 450 ms");
+    h.silence(200);
+    let (ended, by) = ended_by(&h).expect("the words end the turn at 450 ms");
+    assert_eq!(by, Some(TurnEnd::Words));
+    assert!(
+        ended >= last_voice + Duration::from_millis(450)
+            && ended < last_voice + Duration::from_millis(600),
+        "{ended:?} {last_voice:?}"
+    );
+    // The caller going on before it voids the verdict: the next pause is judged afresh.
+    let (mut h, _, turn, last_voice) = spoke_then_paused(&floor);
+    h.session
+        .handle_speculative_transcript(turn, last_voice, Some(&final_words(sentence)), h.now);
+    h.drain();
+    for f in speech() {
+        h.feed(&f);
+    }
+    h.silence(500);
+    assert!(
+        ended_by(&h).is_none(),
+        "the words were about the last pause"
+    );
 
     // Leading on: past the fixed endpoint the turn is still open; the longest silence ends it.
     let (mut h, spoke_until, turn, last_voice) = spoke_then_paused(&config);

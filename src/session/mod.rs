@@ -292,6 +292,9 @@ pub struct CallSession {
     /// The model or the words judged the current pause unfinished: wait up to
     /// `turn_max_silence_ms`.
     turn_unsure: bool,
+    /// The words judged the current pause a finished sentence before it reached
+    /// `words_min_silence_ms`: the turn ends when it does.
+    turn_finished: bool,
     outputs: VecDeque<SessionOutput>,
     ended: bool,
     /// The transport tells us whether a transfer happened.
@@ -399,6 +402,7 @@ impl CallSession {
             turn_model: false,
             turn_asked_at: None,
             turn_unsure: false,
+            turn_finished: false,
             outputs: VecDeque::new(),
             ended: false,
             tracks_transfers: false,
@@ -1088,7 +1092,11 @@ impl CallSession {
             .is_some_and(crate::dialogue::collects_digits);
         match crate::turn::words::judge(text, self.language, digits) {
             Words::Finished if !self.turn_unsure => {
-                self.end_utterance(last_voice, now, TurnEnd::Words)
+                if now.saturating_sub(last_voice) >= self.words_min_silence() {
+                    self.end_utterance(last_voice, now, TurnEnd::Words)
+                } else {
+                    self.turn_finished = true;
+                }
             }
             Words::Unfinished => self.turn_unsure = true,
             _ => {}
@@ -1309,12 +1317,17 @@ impl CallSession {
                     // speculative final for it is void.
                     self.turn_asked_at = None;
                     self.turn_unsure = false;
+                    self.turn_finished = false;
                     if self.speculation.as_ref().is_some_and(|s| !s.ended) {
                         self.speculation = None;
                     }
                 }
                 if silence >= self.endpoint_wait() {
                     self.end_utterance(last_voice, now, TurnEnd::Silence);
+                    return;
+                }
+                if self.turn_finished && !self.turn_unsure && silence >= self.words_min_silence() {
+                    self.end_utterance(last_voice, now, TurnEnd::Words);
                     return;
                 }
                 if length >= Duration::from_millis(self.config.max_utterance_ms) {
@@ -1353,6 +1366,11 @@ impl CallSession {
         } else {
             Duration::from_millis(self.config.endpoint_silence_ms)
         }
+    }
+
+    /// The shortest pause that finished words end (`words_min_silence_ms`).
+    fn words_min_silence(&self) -> Duration {
+        Duration::from_millis(self.config.words_min_silence_ms)
     }
 
     /// Asks the end-of-turn model about the pause that began after `last_voice`.
@@ -1472,6 +1490,7 @@ impl CallSession {
         self.speech = Speech::Quiet { voiced: 0 };
         self.turn_asked_at = None;
         self.turn_unsure = false;
+        self.turn_finished = false;
         let len = self.utterance_len_at(last_voice, now);
         self.utterance.truncate(len);
         self.clock = TurnClock {
