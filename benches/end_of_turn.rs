@@ -302,11 +302,20 @@ fn main() {
                 &outcomes,
             );
             // The defaults: the speculative final 200 ms into a pause, the words' verdict on
-            // it, 600 ms of silence otherwise, 1.5 s for a turn judged unfinished; and the
-            // speculative final asked sooner or later than that.
-            for speculative_asr_ms in [SessionConfig::default().speculative_asr_ms, 150, 120] {
+            // it from 400 ms into the pause, 600 ms of silence otherwise, 1.5 s for a turn
+            // judged unfinished; and the speculative final asked sooner, or its verdict taken
+            // sooner, than that.
+            let defaults = SessionConfig::default();
+            for (speculative_asr_ms, words_min_silence_ms) in [
+                (defaults.speculative_asr_ms, defaults.words_min_silence_ms),
+                (200, 0),
+                (200, 300),
+                (200, 350),
+                (150, 400),
+            ] {
                 let config = SessionConfig {
                     speculative_asr_ms,
+                    words_min_silence_ms,
                     ..SessionConfig::default()
                 };
                 let outcomes: Vec<Outcome> = english
@@ -316,8 +325,9 @@ fn main() {
                 report(
                     &label,
                     &format!(
-                        "words at {} ms, else {}, max {}",
+                        "words at {} ms, from {} ms, else {}, max {}",
                         config.speculative_asr_ms,
+                        config.words_min_silence_ms,
                         config.endpoint_silence_ms,
                         config.turn_max_silence_ms
                     ),

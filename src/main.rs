@@ -94,6 +94,10 @@ enum Command {
         /// The server's process id: its CPU time and memory are read before and after.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Calls placed one after another before the measured ones, left out of every figure,
+        /// so that the server's first-use allocations stay out of its RSS growth per call.
+        #[arg(long, default_value_t = 0)]
+        warmup_calls: usize,
         /// The ASR model the server runs (a trained model's name or a model file), recorded in
         /// the report with whether its weights are trained or synthetic.
         #[arg(long)]
@@ -391,6 +395,7 @@ fn main() -> Result<()> {
             answer_timeout_s,
             stagger_ms,
             server_pid,
+            warmup_calls,
             asr_model,
             json,
             compare,
@@ -416,6 +421,7 @@ fn main() -> Result<()> {
                 server_pid,
                 asr_model,
                 stagger: std::time::Duration::from_millis(stagger_ms),
+                warmup_calls,
             };
             let bench = hotline::bench::Bench::prepare(options)?;
             eprint!("{}", bench.describe_turns());

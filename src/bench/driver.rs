@@ -41,6 +41,16 @@ pub async fn run(bench: &Bench) -> Result<Report, BenchError> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     progress.enable_steady_tick(Duration::from_millis(200));
+    // Warm-up calls take the numbers after the measured ones, so every call id differs.
+    for index in options.calls..options.calls + options.warmup_calls {
+        progress.set_message(format!("· warm-up call {}", index - options.calls + 1));
+        let plan = Arc::clone(&bench.plan);
+        let outcome =
+            run_call(index, plan, &bench.target, local_ip, &ProgressBar::hidden()).await?;
+        if let Some(error) = outcome.error {
+            return Err(error);
+        }
+    }
     let before = options.server_pid.map(sample).transpose()?;
     let started = Instant::now();
     let target = Arc::new(bench.target.clone());
@@ -84,6 +94,7 @@ pub async fn run(bench: &Bench) -> Result<Report, BenchError> {
             target: bench.target.text.clone(),
             concurrency: options.concurrency.min(options.calls),
             turns_per_call: turns,
+            warmup_calls: options.warmup_calls,
             wall,
             server,
             asr_model: options

@@ -110,6 +110,10 @@ pub struct BenchOptions {
     /// Call `k` starts `k × stagger` after the first, so that calls at once do not all speak
     /// in step (zero: all at once, the worst case for the recognizer).
     pub stagger: Duration,
+    /// Calls placed one after another before the measured ones and left out of every figure:
+    /// the server's first-use allocations (the recognizer's and the synthesizer's buffers,
+    /// the allocator's per-thread arenas) then stay out of its RSS growth per call.
+    pub warmup_calls: usize,
 }
 
 /// Where the calls go.

@@ -87,6 +87,8 @@ pub struct Report {
     pub concurrency: usize,
     /// Caller turns in each call.
     pub turns_per_call: usize,
+    /// Calls placed before the measured ones and left out of every figure.
+    pub warmup_calls: usize,
     /// Turns spoken, over every call.
     pub turns_spoken: usize,
     /// Turns the bot answered (the voice-to-voice samples).
@@ -114,6 +116,7 @@ pub struct RunContext {
     pub target: String,
     pub concurrency: usize,
     pub turns_per_call: usize,
+    pub warmup_calls: usize,
     pub wall: Duration,
     pub server: Option<ServerFigures>,
     pub asr_model: AsrModel,
@@ -160,6 +163,7 @@ impl Report {
             calls_failed: failed,
             concurrency: context.concurrency,
             turns_per_call: context.turns_per_call,
+            warmup_calls: context.warmup_calls,
             turns_spoken,
             turns_answered: voice_to_voice.len(),
             voice_to_voice_ms: Percentiles::of(&voice_to_voice),
@@ -249,9 +253,14 @@ impl Report {
         );
         match (self.cpu_per_call_pct, self.rss_per_call_mib) {
             (Some(cpu), Some(rss)) => {
+                let warm = match self.warmup_calls {
+                    0 => String::new(),
+                    1 => " (after a warm-up call)".to_string(),
+                    n => format!(" (after {n} warm-up calls)"),
+                };
                 let _ = writeln!(
                     out,
-                    "server: {cpu:.1} % of one core per call, {rss:+.1} MiB RSS per call"
+                    "server: {cpu:.1} % of one core per call, {rss:+.1} MiB RSS per call{warm}"
                 );
             }
             _ => out.push_str("server: not measured (give --server-pid)\n"),
@@ -390,6 +399,7 @@ mod tests {
             target: "sip:127.0.0.1:5060".into(),
             concurrency: 2,
             turns_per_call: 3,
+            warmup_calls: 0,
             wall: Duration::from_secs(20),
             server: None,
             asr_model: AsrModel::default(),
